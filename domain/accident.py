@@ -1,0 +1,381 @@
+"""Accidents (生产安全事故) and 较大涉险 near misses, as the bureau where they happened records
+them: report, supplements (补报), corrections and voids, with the grade re-derived each time."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from domain.base import Aggregate, Command, Context, Event, Reason, UpdateCommand, VoidCommand, Voided, iso, not_in_future
+from domain.codes import enterprise_id, in_subtree, region_chain
+from domain.errors import FieldError, Invalid, Refused
+from domain.fields import Count, CreditCode, DivisionCode, Name, Text, Yuan
+from domain.grading import (
+    INVESTIGATED_BY,
+    MUST_REACH,
+    NEAR_MISS_ENDANGERED,
+    NEAR_MISS_EVACUATED,
+    NEAR_MISS_TRAPPED,
+    UNIT_REPORT_DEADLINE_MS,
+    Grade,
+    grade_accident,
+    supplement_window_ms,
+)
+from domain.industries import AccidentIndustry
+
+CASUALTY_FIELDS = ("deaths", "missing", "serious_injuries")
+NEAR_MISS_FIELDS = ("endangered", "trapped", "evacuated")
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+class _Occurrence(Command):
+    enterprise_credit_code: CreditCode
+    enterprise_name: Name
+    occurred_at: AwareDatetime = Field(description="When it happened (ISO 8601 with offset).")
+    place: Text
+    division: DivisionCode = Field(description="Where it happened (GB/T 2260).")
+    industry: AccidentIndustry
+    summary: Text = Field(description="简要经过: what happened.")
+    measures_taken: Text = Field(description="已经采取的措施.")
+    reported_at: AwareDatetime = Field(description="When the unit reported it to the bureau.")
+
+
+class ReportAccident(_Occurrence):
+    deaths: Count = Field(description="死亡人数")
+    missing: Count = Field(description="下落不明人数 (counted with deaths for the grade)")
+    serious_injuries: Count = Field(description="重伤人数, acute industrial poisoning included")
+    direct_loss_yuan: Yuan = Field(description="初步估计的直接经济损失, integer yuan")
+
+
+class ReportNearMiss(_Occurrence):
+    endangered: Count = Field(default=0, description="涉险人数")
+    trapped: Count = Field(default=0, description="被困人数")
+    evacuated: Count = Field(default=0, description="紧急疏散人数")
+    environmental_pollution: bool = Field(default=False, description="造成严重环境污染")
+    facility_threat: bool = Field(default=False, description="危及重要场所和设施安全")
+    other_circumstance: Text | None = Field(default=None, description="其他较大涉险情形")
+
+
+class SupplementAccident(UpdateCommand):
+    """补报: new totals (not differences) for whatever changed."""
+
+    deaths: Count | None = None
+    missing: Count | None = None
+    serious_injuries: Count | None = None
+    direct_loss_yuan: Yuan | None = None
+    endangered: Count | None = None
+    trapped: Count | None = None
+    evacuated: Count | None = None
+    summary: Text | None = None
+    measures_taken: Text | None = None
+    note: Text | None = Field(default=None, description="What developed since the last report.")
+
+
+class CorrectAccident(UpdateCommand):
+    """A record made wrongly is corrected, with the reason; every field may be corrected."""
+
+    enterprise_credit_code: CreditCode | None = None
+    enterprise_name: Name | None = None
+    occurred_at: AwareDatetime | None = None
+    place: Text | None = None
+    division: DivisionCode | None = None
+    industry: AccidentIndustry | None = None
+    summary: Text | None = None
+    measures_taken: Text | None = None
+    reported_at: AwareDatetime | None = None
+    deaths: Count | None = None
+    missing: Count | None = None
+    serious_injuries: Count | None = None
+    direct_loss_yuan: Yuan | None = None
+    endangered: Count | None = None
+    trapped: Count | None = None
+    evacuated: Count | None = None
+    reason: str = Reason
+
+    @model_validator(mode="after")
+    def _something(self) -> CorrectAccident:
+        given = self.model_dump(exclude_none=True, exclude={"reason", "expected_version"})
+        if not given:
+            raise ValueError("the correction names no field to correct")
+        return self
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Facts(Event):
+    """Fields of the first report, common to accidents and near misses."""
+
+    enterprise_id: str
+    enterprise_credit_code: str
+    enterprise_name: str
+    occurred_at: int
+    place: str
+    division: str
+    industry: str
+    summary: str
+    measures_taken: str
+    reported_at: int
+    grade: str
+
+    def apply(self, agg: Accident) -> None:
+        agg.facts.update(self.payload())
+        agg.facts.pop("grade")
+        agg.grade = Grade.from_code(self.grade)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reported(_Facts):
+    NAME = "accident.reported/1"
+    deaths: int
+    missing: int
+    serious_injuries: int
+    direct_loss_yuan: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class NearMissReported(_Facts):
+    NAME = "accident.near_miss_reported/1"
+    endangered: int
+    trapped: int
+    evacuated: int
+    environmental_pollution: bool
+    facility_threat: bool
+    other_circumstance: str | None
+
+    def apply(self, agg: Accident) -> None:
+        super().apply(agg)
+        agg.near_miss = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Changed(Event):
+    changes: dict[str, Any]
+    grade: str
+
+    def apply(self, agg: Accident) -> None:
+        agg.facts.update(self.changes)
+        agg.grade = Grade.from_code(self.grade)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Supplemented(_Changed):
+    NAME = "accident.supplemented/1"
+    note: str | None
+
+    def apply(self, agg: Accident) -> None:
+        super().apply(agg)
+        agg.supplements += 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Corrected(_Changed):
+    NAME = "accident.corrected/1"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccidentVoided(Voided):
+    NAME = "accident.voided/1"
+
+
+# -- aggregate --------------------------------------------------------------------------------
+
+
+class Accident(Aggregate):
+    KIND = "accident"
+
+    def __init__(self, id: Any) -> None:  # noqa: A002
+        super().__init__(id)
+        self.facts: dict[str, Any] = {}
+        self.grade = Grade.GENERAL
+        self.near_miss = False
+        self.supplements = 0
+
+    # -- commands ---------------------------------------------------------------------------
+    @classmethod
+    def report(cls, cmd: ReportAccident, ctx: Context) -> Accident:
+        facts = _first_facts(cmd, ctx)
+        facts.update(
+            deaths=cmd.deaths,
+            missing=cmd.missing,
+            serious_injuries=cmd.serious_injuries,
+            direct_loss_yuan=cmd.direct_loss_yuan,
+        )
+        grade = grade_accident(cmd.deaths, cmd.missing, cmd.serious_injuries, cmd.direct_loss_yuan).grade
+        return cls.start(uuid.uuid4(), Reported, ctx, grade=grade.code, **facts)
+
+    @classmethod
+    def report_near_miss(cls, cmd: ReportNearMiss, ctx: Context) -> Accident:
+        facts = _first_facts(cmd, ctx)
+        facts.update(
+            endangered=cmd.endangered,
+            trapped=cmd.trapped,
+            evacuated=cmd.evacuated,
+            environmental_pollution=cmd.environmental_pollution,
+            facility_threat=cmd.facility_threat,
+            other_circumstance=cmd.other_circumstance,
+        )
+        _check_near_miss_criteria(facts)
+        return cls.start(uuid.uuid4(), NearMissReported, ctx, grade=Grade.NEAR_MISS.code, **facts)
+
+    def supplement(self, cmd: SupplementAccident, ctx: Context) -> None:
+        self.ensure_live()
+        fields = ("direct_loss_yuan", "summary", "measures_taken")
+        fields += NEAR_MISS_FIELDS if self.near_miss else CASUALTY_FIELDS
+        self._refuse_foreign_fields(cmd, fields)
+        changes = self._changes(cmd, fields)
+        if not changes:
+            raise Invalid.field("*", "the supplement changes nothing: give the new totals of what changed")
+        casualties = sorted(set(changes) & set(CASUALTY_FIELDS))
+        window_end = self.facts["occurred_at"] + supplement_window_ms(self.facts["industry"])
+        if casualties and ctx.now_ms > window_end:
+            days = supplement_window_ms(self.facts["industry"]) // 86_400_000
+            raise Refused(
+                f"casualty changes ({', '.join(casualties)}) are accepted within {days} days of the "
+                f"accident, that is until {iso(window_end)}; it is now {iso(ctx.now_ms)} "
+                "(493号令 Art. 13). Record the figures in the investigation instead"
+            )
+        self._trigger(Supplemented, ctx, changes=changes, grade=self._regrade(changes).code, note=cmd.note)
+
+    def correct(self, cmd: CorrectAccident, ctx: Context) -> None:
+        self.ensure_live()
+        allowed = tuple(
+            f for f in CorrectAccident.model_fields
+            if f not in ("reason", "expected_version")
+            and f not in (CASUALTY_FIELDS + ("direct_loss_yuan",) if self.near_miss else NEAR_MISS_FIELDS)
+        )
+        self._refuse_foreign_fields(cmd, allowed)
+        changes = self._changes(cmd, allowed, ctx)
+        if not changes:
+            raise Invalid.field("*", "the correction changes nothing: every value given equals the record")
+        merged = {**self.facts, **changes}
+        if "division" in changes:
+            _check_area(changes["division"], ctx)
+        if merged["reported_at"] < merged["occurred_at"]:
+            raise Invalid.field("reported_at", "the report cannot be earlier than the accident")
+        if self.near_miss:
+            _check_near_miss_criteria(merged)
+        if "enterprise_credit_code" in changes:
+            changes["enterprise_id"] = str(enterprise_id(changes["enterprise_credit_code"]))
+        self._trigger(Corrected, ctx, changes=changes, grade=self._regrade(changes).code, reason=cmd.reason)
+
+    def void(self, cmd: VoidCommand, ctx: Context) -> None:
+        self.ensure_live()
+        self._trigger(AccidentVoided, ctx, reason=cmd.reason)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _refuse_foreign_fields(self, cmd: Command, allowed: tuple[str, ...]) -> None:
+        given = cmd.model_dump(exclude_none=True, exclude={"reason", "expected_version", "note"})
+        foreign = [f for f in given if f not in allowed]
+        if foreign:
+            what = (
+                "a 较大涉险 report has no casualties or loss; if people died or were hurt, report "
+                "the accident" if self.near_miss else "an accident report has no near-miss figures"
+            )
+            raise Invalid([FieldError(f, what) for f in foreign])
+
+    def _changes(self, cmd: Command, fields: tuple[str, ...], ctx: Context | None = None) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        for field in fields:
+            value = getattr(cmd, field)
+            if value is None:
+                continue
+            if field in ("occurred_at", "reported_at"):
+                assert ctx is not None
+                value = not_in_future(ctx, field, value)
+            elif hasattr(value, "value"):
+                value = value.value
+            if value != self.facts.get(field):
+                changes[field] = value
+        return changes
+
+    def _regrade(self, changes: dict[str, Any]) -> Grade:
+        if self.near_miss:
+            return Grade.NEAR_MISS
+        f = {**self.facts, **changes}
+        return grade_accident(f["deaths"], f["missing"], f["serious_injuries"], f["direct_loss_yuan"]).grade
+
+    # -- reading ----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        f = self.facts
+        deadline = f["occurred_at"] + UNIT_REPORT_DEADLINE_MS
+        window_end = f["occurred_at"] + supplement_window_ms(f["industry"])
+        grading = None
+        if not self.near_miss:
+            g = grade_accident(f["deaths"], f["missing"], f["serious_injuries"], f["direct_loss_yuan"])
+            grading = list(g.criteria)
+        times = {k: iso(f[k]) for k in ("occurred_at", "reported_at")}
+        return {
+            "near_miss": self.near_miss,
+            **{k: v for k, v in f.items() if k not in times},
+            **times,
+            "region": region_chain(f["division"]),
+            "grade": self.grade.code,
+            "grade_label": self.grade.label,
+            "grade_criteria": grading,
+            "unit_report": {
+                "deadline": iso(deadline),
+                "late": f["reported_at"] > deadline,
+                "minutes_late": max(0, (f["reported_at"] - deadline) // 60_000),
+            },
+            "must_reach_tier": MUST_REACH[self.grade].value,
+            "investigated_by_tier": INVESTIGATED_BY[self.grade].value,
+            "supplement_window_until": iso(window_end),
+            "supplements": self.supplements,
+        }
+
+
+Reported.CREATES = Accident
+NearMissReported.CREATES = Accident
+
+
+def _check_area(division: str, ctx: Context) -> None:
+    if not in_subtree(ctx.region, division):
+        raise Invalid.field(
+            "division",
+            f"{division} is outside this node's area ({ctx.region}): an accident is reported to the "
+            "bureau of the place where it happened",
+        )
+
+
+def _first_facts(cmd: _Occurrence, ctx: Context) -> dict[str, Any]:
+    _check_area(cmd.division, ctx)
+    occurred = not_in_future(ctx, "occurred_at", cmd.occurred_at)
+    reported = not_in_future(ctx, "reported_at", cmd.reported_at)
+    if reported < occurred:
+        raise Invalid.field("reported_at", f"{iso(reported)} is earlier than occurred_at {iso(occurred)}")
+    return {
+        "enterprise_id": str(enterprise_id(cmd.enterprise_credit_code)),
+        "enterprise_credit_code": cmd.enterprise_credit_code,
+        "enterprise_name": cmd.enterprise_name,
+        "occurred_at": occurred,
+        "place": cmd.place,
+        "division": cmd.division,
+        "industry": cmd.industry.value,
+        "summary": cmd.summary,
+        "measures_taken": cmd.measures_taken,
+        "reported_at": reported,
+    }
+
+
+def _check_near_miss_criteria(f: dict[str, Any]) -> None:
+    if (
+        f["endangered"] >= NEAR_MISS_ENDANGERED
+        or f["trapped"] >= NEAR_MISS_TRAPPED
+        or f["evacuated"] >= NEAR_MISS_EVACUATED
+        or f["environmental_pollution"]
+        or f["facility_threat"]
+        or f["other_circumstance"]
+    ):
+        return
+    raise Invalid.field(
+        "*",
+        "meets no 较大涉险 criterion: needs endangered ≥ 10, trapped ≥ 3, evacuated ≥ 500, "
+        "environmental_pollution, facility_threat, or other_circumstance (总局令21号 Art. 26)",
+    )

@@ -1,0 +1,231 @@
+"""What every aggregate shares: events with stable wire names, the actor and clock of a
+command, and folding events into state.
+
+Events are frozen dataclasses whose fields are plain values (str, int, bool, None, lists and
+dicts of them); times are integer milliseconds since the epoch, UTC. Each concrete event class
+names itself with ``NAME = "kind.what/version"``, its stable wire name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Self
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from domain.errors import Invalid, Refused
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+# Every concrete event class by wire name, filled as the classes are defined.
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+def to_ms(moment: datetime) -> int:
+    """Integer milliseconds since the epoch (UTC) of an aware datetime."""
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+
+
+def iso(ms: int | None) -> str | None:
+    """ISO 8601 text (UTC, millisecond precision) of a time in milliseconds."""
+    if ms is None:
+        return None
+    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who recorded a command: a user, at a node (origin id)."""
+
+    user: str
+    node: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"user": self.user, "node": self.node}
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Everything a command needs besides its input: who, where, and when (the node's clock)."""
+
+    actor: Actor
+    now_ms: int
+    tier: str
+    region: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of all domain events. ``originator_id``/``originator_version`` place the event in
+    its aggregate's history; ``recorded_at`` is the recording node's clock."""
+
+    NAME: ClassVar[str] = ""
+    TOPIC: ClassVar[str] = ""  # read by the event store: the wire name, never a Python path
+    CREATES: ClassVar[type[Aggregate] | None] = None  # set on the event that starts an aggregate
+
+    originator_id: UUID
+    originator_version: int
+    recorded_at: int
+    actor: dict[str, str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("NAME", "")
+        if not name:
+            return
+        if name in EVENT_TYPES:
+            raise TypeError(f"event name {name!r} is used twice")
+        EVENT_TYPES[name] = cls
+        cls.TOPIC = name
+
+    @property
+    def timestamp(self) -> datetime:
+        return from_ms(self.recorded_at)
+
+    def payload(self) -> dict[str, Any]:
+        """The event's own fields, without its place in the log."""
+        common = {"originator_id", "originator_version", "recorded_at", "actor"}
+        return {k: v for k, v in vars(self).items() if k not in common}
+
+    def apply(self, aggregate: Any) -> None:
+        raise NotImplementedError
+
+
+class Aggregate:
+    """Base of event-sourced aggregates: state is the fold of the aggregate's events."""
+
+    KIND: ClassVar[str]  # "enterprise", "accident": names the aggregate in errors and URLs
+
+    def __init__(self, id: UUID) -> None:  # noqa: A002 - the aggregate's id
+        self.id = id
+        self.version = 0
+        self.created_at = 0
+        self.modified_at = 0
+        self.voided: dict[str, Any] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.pending_events: list[Event] = []
+
+    # -- recording -------------------------------------------------------------------------
+    def _trigger(self, event_class: type[Event], ctx: Context, **payload: Any) -> None:
+        event = event_class(
+            originator_id=self.id,
+            originator_version=self.version + 1,
+            recorded_at=ctx.now_ms,
+            actor=ctx.actor.as_dict(),
+            **payload,
+        )
+        self._mutate(event)
+        self.pending_events.append(event)
+
+    def _mutate(self, event: Event) -> None:
+        event.apply(self)
+        self.version = event.originator_version
+        if self.version == 1:
+            self.created_at = event.recorded_at
+        self.modified_at = event.recorded_at
+        self.history.append(
+            {
+                "version": event.originator_version,
+                "event": event.NAME,
+                "recorded_at": iso(event.recorded_at),
+                "actor": event.actor,
+            }
+        )
+
+    def collect_events(self) -> list[Event]:
+        """Hand over the events recorded since the last call (the event store's protocol)."""
+        events, self.pending_events = self.pending_events, []
+        return events
+
+    @classmethod
+    def start(cls, aggregate_id: UUID, event_class: type[Event], ctx: Context, **payload: Any) -> Self:
+        agg = cls(aggregate_id)
+        agg._trigger(event_class, ctx, **payload)
+        return agg
+
+    @staticmethod
+    def replay(events: Iterable[Event]) -> Aggregate | None:
+        """Fold stored events (of one aggregate, in version order) into its current state."""
+        agg: Aggregate | None = None
+        for event in events:
+            if agg is None:
+                if event.CREATES is None:
+                    raise ValueError(f"history starts with {event.NAME}, not a creating event")
+                agg = event.CREATES(event.originator_id)
+            agg._mutate(event)
+        return agg
+
+    # -- rules every aggregate shares --------------------------------------------------------
+    def ensure_live(self) -> None:
+        if self.voided is not None:
+            raise Refused(
+                f"{self.KIND} {self.id} was voided at {self.voided['at']} "
+                f"({self.voided['reason']}); nothing more can be recorded on it"
+            )
+
+    def view(self) -> dict[str, Any]:
+        """The aggregate as the API shows it."""
+        return {
+            "id": str(self.id),
+            "kind": self.KIND,
+            "version": self.version,
+            "created_at": iso(self.created_at),
+            "modified_at": iso(self.modified_at),
+            "voided": self.voided,
+            **self.state(),
+            "history": self.history,
+        }
+
+    def state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Voided(Event):
+    """Shared shape of the void events: the record was made in error."""
+
+    reason: str
+
+    def apply(self, aggregate: Aggregate) -> None:
+        aggregate.voided = {"at": iso(self.recorded_at), "reason": self.reason, "by": self.actor}
+
+
+# -- commands ---------------------------------------------------------------------------------
+Reason = Field(min_length=2, max_length=2000, description="Why: kept in the log with the event.")
+
+
+class Command(BaseModel):
+    """Input of one command. Strict: no type coercion, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, str_strip_whitespace=True)
+
+
+class UpdateCommand(Command):
+    """A command on an existing aggregate."""
+
+    expected_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="Refuse with 409 unless the record is still at this version "
+        "(optimistic concurrency).",
+    )
+
+
+class VoidCommand(UpdateCommand):
+    reason: str = Reason
+
+
+def not_in_future(ctx: Context, field: str, moment: AwareDatetime, slack_ms: int = 300_000) -> int:
+    """A reported time in ms, refused if it is later than the node's clock (5 minutes' slack)."""
+    ms = to_ms(moment)
+    if ms > ctx.now_ms + slack_ms:
+        raise Invalid.field(field, f"{iso(ms)} is in the future (the node's clock says {iso(ctx.now_ms)})")
+    return ms

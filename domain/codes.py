@@ -1,0 +1,121 @@
+"""Identifiers the law defines: unified social credit codes (GB 32100-2015), division codes
+(GB/T 2260), and the tiers of the supervision hierarchy."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from enum import StrEnum
+
+# GB 32100-2015: 18 characters from this alphabet (no I, O, S, V, Z); the last is a check
+# character over the first 17 with these weights, modulo 31.
+CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+# uuid5 namespace for enterprise ids: every node derives the same id from the same code.
+ENTERPRISE_NAMESPACE = uuid.UUID("6f1d5c62-6a3f-5e0e-9c1b-0a7e1d2b9c31")
+
+NATIONAL_REGION = "000000"
+
+# The 34 province-level codes of GB/T 2260 (31 mainland provinces, 台湾, 香港, 澳门).
+PROVINCE_PREFIXES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
+    "50 51 52 53 54 61 62 63 64 65 71 81 82".split()
+)
+
+
+class Tier(StrEnum):
+    COUNTY = "county"
+    CITY = "city"
+    PROVINCE = "province"
+    NATIONAL = "national"
+    BACKUP = "backup"
+
+
+def credit_code_check_character(first17: str) -> str:
+    """The check character GB 32100-2015 assigns to the first 17 characters."""
+    total = sum(
+        CREDIT_CODE_ALPHABET.index(c) * w for c, w in zip(first17, CREDIT_CODE_WEIGHTS, strict=True)
+    )
+    return CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
+
+
+def normalize_credit_code(raw: str) -> str:
+    """Return the code upper-cased, or raise ValueError saying what is wrong with it."""
+    code = raw.strip().upper()
+    if len(code) != 18:
+        raise ValueError(f"a unified social credit code has 18 characters, this one has {len(code)}")
+    bad = sorted({c for c in code if c not in CREDIT_CODE_ALPHABET})
+    if bad:
+        raise ValueError(
+            f"characters {''.join(bad)!r} cannot appear in a unified social credit code "
+            "(allowed: digits and A-Y without I, O, S, V, Z)"
+        )
+    expected = credit_code_check_character(code[:17])
+    if code[17] != expected:
+        raise ValueError(
+            f"check character is {code[17]!r} but GB 32100-2015 gives {expected!r} "
+            "for the first 17 characters: the code is mistyped"
+        )
+    return code
+
+
+def enterprise_id(credit_code: str) -> uuid.UUID:
+    return uuid.uuid5(ENTERPRISE_NAMESPACE, credit_code)
+
+
+_DIVISION = re.compile(r"^\d{6}$")
+
+
+def check_division(code: str) -> str:
+    """Return a GB/T 2260 six-digit code, or raise ValueError saying what is wrong."""
+    if not _DIVISION.match(code):
+        raise ValueError(f"a division code is six digits (GB/T 2260), got {code!r}")
+    if code[:2] not in PROVINCE_PREFIXES:
+        raise ValueError(f"{code[:2]!r} is not a province-level prefix of GB/T 2260")
+    return code
+
+
+def division_level(code: str) -> Tier:
+    """The tier whose bureau a division code names: PP0000, PPCC00 or PPCCXX."""
+    if code[2:] == "0000":
+        return Tier.PROVINCE
+    if code[4:] == "00":
+        return Tier.CITY
+    return Tier.COUNTY
+
+
+def check_region(tier: Tier, region: str) -> str:
+    """A node's region must fit its tier; raise ValueError saying what does not."""
+    if tier in (Tier.NATIONAL, Tier.BACKUP):
+        if region != NATIONAL_REGION:
+            raise ValueError(f"a {tier} node covers the whole country: its region is {NATIONAL_REGION}")
+        return region
+    check_division(region)
+    level = division_level(region)
+    if level != tier:
+        raise ValueError(f"{region} names a {level}-level division, not a {tier}")
+    return region
+
+
+def in_subtree(region: str, code: str) -> bool:
+    """True when division ``code`` lies inside the area of the bureau for ``region``."""
+    if region == NATIONAL_REGION:
+        return True
+    level = division_level(region)
+    if level == Tier.PROVINCE:
+        return code[:2] == region[:2]
+    if level == Tier.CITY:
+        return code[:4] == region[:4]
+    return code == region
+
+
+def region_chain(code: str) -> dict[str, str | None]:
+    """County, city and province codes above (and including) a division code."""
+    level = division_level(code)
+    province = code[:2] + "0000"
+    city: str | None = None
+    if level != Tier.PROVINCE and code[2:4] != "90":  # PP90XX: counties directly under a province
+        city = code[:4] + "00"
+    county = code if level == Tier.COUNTY else None
+    return {"county": county, "city": city, "province": province}

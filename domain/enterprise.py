@@ -1,0 +1,180 @@
+"""Enterprises under supervision. Registered by the node of the county where they are located;
+the id derives from the unified social credit code, so every node names them alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from domain.base import Aggregate, Command, Context, Event, Reason, UpdateCommand, VoidCommand, Voided, iso
+from domain.codes import enterprise_id, in_subtree
+from domain.errors import Invalid, Refused
+from domain.fields import CreditCode, DivisionCode, Name, Text
+from domain.industries import Industry
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+class RegisterEnterprise(Command):
+    name: Name
+    credit_code: CreditCode
+    industry: Industry
+    division: DivisionCode = Field(description="Where the enterprise is located (GB/T 2260).")
+    address: Text | None = None
+
+
+class CorrectEnterprise(UpdateCommand):
+    name: Name | None = None
+    industry: Industry | None = None
+    division: DivisionCode | None = None
+    address: Text | None = None
+    reason: str = Reason
+
+
+class CloseEnterprise(UpdateCommand):
+    reason: str = Reason
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Registered(Event):
+    NAME = "enterprise.registered/1"
+    name: str
+    credit_code: str
+    industry: str
+    division: str
+    address: str | None
+
+    def apply(self, agg: Enterprise) -> None:
+        agg.name = self.name
+        agg.credit_code = self.credit_code
+        agg.industry = self.industry
+        agg.division = self.division
+        agg.address = self.address
+
+
+@dataclass(frozen=True, kw_only=True)
+class Corrected(Event):
+    NAME = "enterprise.corrected/1"
+    changes: dict[str, Any]
+    reason: str
+
+    def apply(self, agg: Enterprise) -> None:
+        for field, value in self.changes.items():
+            setattr(agg, field, value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Closed(Event):
+    NAME = "enterprise.closed/1"
+    reason: str
+
+    def apply(self, agg: Enterprise) -> None:
+        agg.closed = {"at": iso(self.recorded_at), "reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnterpriseVoided(Voided):
+    NAME = "enterprise.voided/1"
+
+
+# -- aggregate --------------------------------------------------------------------------------
+
+
+def changed_fields(current: Any, command: Command, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The given fields of a correction whose values differ from the current state; refuses a
+    correction that changes nothing."""
+    changes = {}
+    for field in fields:
+        value = getattr(command, field)
+        if value is None:
+            continue
+        value = value.value if hasattr(value, "value") else value
+        if value != getattr(current, field):
+            changes[field] = value
+    if not changes:
+        raise Invalid.field(
+            "*", f"the correction changes nothing: give at least one of {', '.join(fields)} "
+            "with a value different from the record"
+        )
+    return changes
+
+
+class Enterprise(Aggregate):
+    KIND = "enterprise"
+
+    def __init__(self, id: Any) -> None:  # noqa: A002
+        super().__init__(id)
+        self.name = ""
+        self.credit_code = ""
+        self.industry = ""
+        self.division = ""
+        self.address: str | None = None
+        self.closed: dict[str, Any] | None = None
+
+    @staticmethod
+    def id_for(command: RegisterEnterprise) -> Any:
+        return enterprise_id(command.credit_code)
+
+    @classmethod
+    def register(cls, cmd: RegisterEnterprise, ctx: Context) -> Enterprise:
+        _check_located_here(cmd.division, ctx)
+        return cls.start(
+            enterprise_id(cmd.credit_code),
+            Registered,
+            ctx,
+            name=cmd.name,
+            credit_code=cmd.credit_code,
+            industry=cmd.industry.value,
+            division=cmd.division,
+            address=cmd.address,
+        )
+
+    def correct(self, cmd: CorrectEnterprise, ctx: Context) -> None:
+        self._ensure_open()
+        changes = changed_fields(self, cmd, ("name", "industry", "division", "address"))
+        if "division" in changes:
+            _check_located_here(changes["division"], ctx)
+        self._trigger(Corrected, ctx, changes=changes, reason=cmd.reason)
+
+    def close(self, cmd: CloseEnterprise, ctx: Context) -> None:
+        self._ensure_open()
+        self._trigger(Closed, ctx, reason=cmd.reason)
+
+    def void(self, cmd: VoidCommand, ctx: Context) -> None:
+        self.ensure_live()
+        self._trigger(EnterpriseVoided, ctx, reason=cmd.reason)
+
+    def _ensure_open(self) -> None:
+        self.ensure_live()
+        if self.closed is not None:
+            raise Refused(
+                f"enterprise {self.name} ({self.credit_code}) was closed at {self.closed['at']}; "
+                "a closed enterprise's record cannot change"
+            )
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "credit_code": self.credit_code,
+            "industry": self.industry,
+            "division": self.division,
+            "address": self.address,
+            "closed": self.closed,
+        }
+
+
+Registered.CREATES = Enterprise
+
+
+def _check_located_here(division: str, ctx: Context) -> None:
+    if not in_subtree(ctx.region, division):
+        raise Invalid.field(
+            "division",
+            f"{division} is outside this node's area ({ctx.region}): an enterprise is registered "
+            "by the node of the county where it is located",
+        )

@@ -1,0 +1,1 @@
+"""Federation: signed envelopes, keys and trust, NATS JetStream replication, audit."""

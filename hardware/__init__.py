@@ -1,0 +1,1 @@
+"""Sensor adapters: Modbus TCP, MQTT, monitoring-system file drops, site simulators."""

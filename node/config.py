@@ -1,0 +1,143 @@
+"""The node's configuration: ``node.toml`` in the node directory, parsed once into a frozen
+object. Environment variables ``ANJIAN_<SECTION>_<KEY>`` override single values (for example
+``ANJIAN_HTTP_PORT=8650``); nothing below ``node/`` reads the environment."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from domain.codes import Tier, check_region
+from node.errors import ConfigError
+
+CONFIG_FILE = "node.toml"
+USERS_FILE = "users.toml"
+ENV_PREFIX = "ANJIAN_"
+
+
+def _check_parent(url: str) -> str:
+    if not url.startswith(("nats://", "tls://")):
+        raise ValueError(f"the parent is a NATS URL (nats://host:port or tls://host:port), got {url!r}")
+    return url
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSection(_Section):
+    origin: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    tier: Tier
+    region: str
+    parent: Annotated[str, AfterValidator(_check_parent)] | None = None
+
+    @model_validator(mode="after")
+    def _region_fits_tier(self) -> NodeSection:
+        check_region(self.tier, self.region)
+        return self
+
+
+class PostgresSection(_Section):
+    dbname: str = "anjian"
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "anjian"
+    password: str = ""
+
+
+class StoreSection(_Section):
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite_path: str = "events.db"
+    postgres: PostgresSection = PostgresSection()
+
+
+class HttpSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8640, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+
+class Config(_Section):
+    directory: Path
+    node: NodeSection
+    store: StoreSection = StoreSection()
+    http: HttpSection = HttpSection()
+
+    @property
+    def sqlite_file(self) -> Path:
+        return (self.directory / self.store.sqlite_path).resolve()
+
+    @property
+    def users_file(self) -> Path:
+        return self.directory / USERS_FILE
+
+
+def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``DIR/node.toml`` with environment overrides; raise ConfigError saying what is wrong."""
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{directory} is not a node directory (no {CONFIG_FILE}); create one with "
+            f"`anjian init {directory} --tier county --region CODE`"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    _apply_overrides(data, os.environ if environ is None else environ)
+    try:
+        return Config.model_validate({**data, "directory": directory.resolve()})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in e.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        if section in ("node", "store", "http") and key:
+            target = data.setdefault(section, {})
+            if key.startswith("postgres_"):
+                target = target.setdefault("postgres", {})
+                key = key.removeprefix("postgres_")
+            target[key] = int(value) if value.isdigit() and key != "password" else value
+
+
+def render(node: NodeSection) -> str:
+    """The text of a new node.toml: every setting shown, commented where it has a default."""
+    parent = f'parent = "{node.parent}"' if node.parent else '# parent = "nats://parent-host:4222"'
+    return f"""\
+# anjian node configuration. Environment variables ANJIAN_<SECTION>_<KEY> override a value.
+
+[node]
+origin = "{node.origin}"      # stable for the node's whole life
+tier = "{node.tier}"          # county | city | province | national | backup
+region = "{node.region}"      # GB/T 2260 division code of the bureau's area
+{parent}
+
+[store]
+backend = "sqlite"            # or "postgres" (pip install 'anjian[postgres]')
+sqlite_path = "events.db"     # relative to this directory
+# [store.postgres]
+# dbname = "anjian"
+# host = "127.0.0.1"
+# port = 5432
+# user = "anjian"
+# password = ""               # better: ANJIAN_STORE_POSTGRES_PASSWORD
+
+[http]
+host = "127.0.0.1"
+port = 8640
+max_body_bytes = 1048576
+"""

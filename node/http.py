@@ -1,0 +1,228 @@
+"""The HTTP API (aiohttp): JSON under /api/v1, bearer-token users, every command of
+``domain.commands`` as a POST route, records and status as GET routes, and an OpenAPI document
+generated from the same table. Storage work runs in a single writer thread (and reads in a
+small pool), never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from domain.commands import SPECS, CommandSpec
+from domain.errors import DomainError, Invalid, Refused
+from node.errors import Conflict, NotFound
+from node.openapi import openapi_document
+from node.service import Node
+from node.users import User, digest, read_table
+
+log = logging.getLogger("anjian.http")
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+API = "/api/v1"
+PUBLIC = frozenset({f"{API}/openapi.json"})
+
+
+class Runtime:
+    """What the handlers share: the node, its threads, and the current users table."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="anjian-writer")
+        self.readers = ThreadPoolExecutor(4, thread_name_prefix="anjian-reader")
+        self.users_file: Path = node.config.users_file
+        self.users: dict[str, User] = read_table(self.users_file)
+        self.users_mtime = _mtime(self.users_file)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.writer, partial(fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.readers, partial(fn, *args, **kwargs))
+
+    async def watch_users(self, interval: float = 1.0) -> None:
+        """Pick up `anjian users add/remove` without a restart."""
+        while True:
+            await asyncio.sleep(interval)
+            mtime = await self.read(_mtime, self.users_file)
+            if mtime != self.users_mtime:
+                try:
+                    self.users = await self.read(read_table, self.users_file)
+                    self.users_mtime = mtime
+                    log.info("users reloaded: %d users", len(self.users))
+                except DomainError as e:
+                    log.error("%s; keeping the previous users", e)
+
+    def close(self) -> None:
+        self.writer.shutdown(wait=True)
+        self.readers.shutdown(wait=True)
+        self.node.close()
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+OPENAPI = web.AppKey("openapi", dict)
+USER = "anjian.user"
+
+
+def error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None,
+          headers: dict[str, str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Invalid as e:
+        fields = [{"field": f.field, "message": f.message} for f in e.errors]
+        return error(422, "invalid", "the request has invalid fields", fields)
+    except Refused as e:
+        return error(422, "refused", str(e))
+    except NotFound as e:
+        return error(404, "not_found", str(e))
+    except Conflict as e:
+        return error(409, "conflict", str(e))
+    except web.HTTPRequestEntityTooLarge as e:
+        return error(413, "too_large", f"the body is larger than the limit of {e.max_size} bytes")
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return error(e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC or not request.path.startswith(API):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="anjian"'}
+    if scheme.lower() != "bearer" or not token:
+        return error(401, "unauthenticated", "send 'Authorization: Bearer <token>' "
+                     "(a node administrator issues tokens with `anjian users add`)", headers=challenge)
+    user = request.app[RUNTIME].users.get(digest(token.strip()))
+    if user is None:
+        return error(401, "unauthenticated", "unknown or revoked token", headers=challenge)
+    if request.method not in ("GET", "HEAD") and not user.can_write():
+        return error(403, "forbidden", f"user {user.name!r} has the role {user.role.value!r}; "
+                     "recording needs the 'writer' role")
+    request[USER] = user
+    return await handler(request)
+
+
+def command_handler(spec: CommandSpec) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        rt = request.app[RUNTIME]
+        user: User = request[USER]
+        target = request.match_info.get("id")
+        result = await rt.write(rt.node.execute, spec.kind, body, user=user.name, target=target)
+        if spec.creates:
+            location = f"{API}/{result['kind']}s/{result['id']}"
+            return ok(result, status=201, headers={"Location": location})
+        return ok(result)
+
+    return handle
+
+
+def show_handler(kind: str | None) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        rt = request.app[RUNTIME]
+        return ok(await rt.read(rt.node.show, request.match_info["id"], kind))
+
+    return handle
+
+
+async def status(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    return ok(await rt.read(rt.node.status))
+
+
+async def events(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    try:
+        after = int(request.query.get("after", "0"))
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise Invalid.field("after/limit", "must be integers") from None
+    if after < 0 or not 1 <= limit <= 1000:
+        raise Invalid.field("after/limit", "after ≥ 0 and 1 ≤ limit ≤ 1000")
+    entries = await rt.read(rt.node.log.read, after, limit)
+    return ok({"after": after, "events": entries, "next": entries[-1]["position"] if entries else after})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return ok(request.app[OPENAPI])
+
+
+def make_app(node: Node) -> web.Application:
+    app = web.Application(
+        client_max_size=node.config.http.max_body_bytes,
+        middlewares=[errors_middleware, auth_middleware],
+    )
+    runtime = Runtime(node)
+    app[RUNTIME] = runtime
+    for spec in SPECS:
+        app.router.add_post(API + spec.path, command_handler(spec), name=spec.kind)
+    app.router.add_get(f"{API}/enterprises/{{id}}", show_handler("enterprise"), name="enterprise.show")
+    app.router.add_get(f"{API}/accidents/{{id}}", show_handler("accident"), name="accident.show")
+    app.router.add_get(f"{API}/records/{{id}}", show_handler(None), name="record.show")
+    app.router.add_get(f"{API}/events", events, name="events")
+    app.router.add_get(f"{API}/status", status, name="status")
+    app.router.add_get(f"{API}/openapi.json", openapi, name="openapi")
+    app[OPENAPI] = openapi_document(app)
+    app.cleanup_ctx.append(_background)
+    return app
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    runtime = app[RUNTIME]
+    watcher = asyncio.create_task(runtime.watch_users())
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    await asyncio.get_running_loop().run_in_executor(None, runtime.close)
+
+
+async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set; logs the bound address (useful with port 0)."""
+    runner = web.AppRunner(make_app(node), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    for address in runner.addresses:
+        log.info("serving %s node %s on http://%s:%s%s", node.config.node.tier.value,
+                 node.config.node.origin, address[0], address[1], API)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,103 @@
+"""The OpenAPI 3.1 document of the HTTP API, generated from the routes the server actually has
+and the command models (so the two cannot drift apart)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from domain.commands import BY_KIND
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+            },
+        }
+    },
+}
+
+READS = {
+    "enterprise.show": "Read an enterprise as it stands now, with its history.",
+    "accident.show": "Read an accident: grade, deadlines, casualties, history.",
+    "record.show": "Read any record by id.",
+    "events": "The node's log after a position (`after`, `limit` ≤ 1000).",
+    "status": "Origin, tier, region, event count and last log position.",
+    "openapi": "This document.",
+}
+
+
+def _responses(*codes: int) -> dict[str, Any]:
+    text = {
+        200: "OK", 201: "Recorded", 401: "No or unknown bearer token", 403: "Role may not write",
+        404: "No such record or kind", 409: "Version conflict or duplicate: reload and retry",
+        413: "Body over the size limit", 422: "Invalid field(s) or refused by the rules",
+    }
+    out: dict[str, Any] = {}
+    for code in codes:
+        schema = {"$ref": "#/components/schemas/Error"} if code >= 400 else {"type": "object"}
+        out[str(code)] = {"description": text[code], "content": {"application/json": {"schema": schema}}}
+    return out
+
+
+def openapi_document(app: web.Application) -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Error": ERROR}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes():
+        name = route.name
+        if name is None or route.method == "HEAD":
+            continue
+        path = route.resource.canonical if route.resource else ""
+        op: dict[str, Any] = {"operationId": name}
+        params = [p for p in ("id",) if "{" + p + "}" in path]
+        if params:
+            op["parameters"] = [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+            ]
+        if route.method == "POST":
+            spec = BY_KIND[name]
+            model = spec.model
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[model.__name__] = schema
+            op["summary"] = spec.summary
+            op["tags"] = [spec.aggregate.KIND]
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+            }
+            op["responses"] = _responses(201 if spec.creates else 200, 401, 403, 404, 409, 413, 422)
+        else:
+            op["summary"] = READS[name]
+            if name == "events":
+                op["parameters"] = [
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                ]
+            op["responses"] = _responses(200, 401, 404, 422) if name != "openapi" else _responses(200)
+        if name != "openapi":
+            op["security"] = [{"bearer": []}]
+        paths.setdefault(path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "anjian node API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

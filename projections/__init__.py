@@ -1,0 +1,1 @@
+"""Read projections of the node log (sqlite-utils): registers and statistics."""

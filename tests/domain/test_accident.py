@@ -1,0 +1,176 @@
+from datetime import timedelta
+
+import pytest
+
+from domain.accident import (
+    Accident,
+    CorrectAccident,
+    ReportAccident,
+    ReportNearMiss,
+    SupplementAccident,
+)
+from domain.base import DAY_MS, HOUR_MS, VoidCommand, to_ms
+from domain.errors import Invalid, Refused
+from tests.factories import NOW, accident, ctx, js, near_miss
+
+OCCURRED = NOW - timedelta(hours=2)
+
+
+def report(**over):
+    return Accident.report(ReportAccident.model_validate_json(js(accident(OCCURRED, **over))), ctx())
+
+
+def supplement(agg, at, **fields):
+    agg.supplement(SupplementAccident.model_validate_json(js(fields)), ctx(now=at))
+
+
+def test_a_report_derives_grade_deadlines_and_tiers():
+    a = report(deaths=2, missing=1)
+    v = a.view()
+    assert (v["grade"], v["grade_label"], v["grade_criteria"]) == ("larger", "较大", ["deaths_and_missing"])
+    assert v["must_reach_tier"] == "province" and v["investigated_by_tier"] == "city"
+    assert v["unit_report"] == {"deadline": "2026-11-29T07:00:00.000Z", "late": False, "minutes_late": 0}
+    assert v["history"][0]["actor"] == {"user": "zhang", "node": "130102"}
+    assert [e.NAME for e in a.pending_events] == ["accident.reported/1"]
+
+
+@pytest.mark.parametrize(
+    ("delay", "late", "minutes"),
+    [(timedelta(minutes=60), False, 0), (timedelta(minutes=60, milliseconds=1), True, 0),
+     (timedelta(minutes=95), True, 35)],
+)
+def test_the_one_hour_unit_deadline(delay, late, minutes):
+    a = report(reported_at=(OCCURRED + delay).isoformat())
+    assert a.view()["unit_report"]["late"] is late
+    assert a.view()["unit_report"]["minutes_late"] == minutes
+
+
+def test_a_supplement_that_raises_the_grade():
+    a = report(deaths=2)
+    assert a.grade.code == "general"
+    supplement(a, NOW + timedelta(days=3), deaths=3, note="one injured worker died in hospital")
+    assert a.grade.code == "larger" and a.version == 2 and a.supplements == 1
+    supplement(a, NOW + timedelta(days=4), missing=7)
+    assert a.grade.code == "major"
+    assert a.pending_events[-1].payload() == {"changes": {"missing": 7}, "grade": "major", "note": None}
+
+
+@pytest.mark.parametrize(
+    ("industry", "days"), [("coal_mine", 30), ("construction", 30), ("road_traffic", 7), ("fire", 7)]
+)
+def test_casualty_supplements_at_the_window_boundary(industry, days):
+    a = report(industry=industry)
+    end = OCCURRED + timedelta(days=days)
+    supplement(a, end, serious_injuries=1)  # the last moment of the window is inside it
+    with pytest.raises(Refused, match=f"within {days} days"):
+        supplement(a, end + timedelta(milliseconds=1), serious_injuries=2)
+    assert a.facts["serious_injuries"] == 1 and a.version == 2
+
+
+def test_loss_and_narrative_can_be_supplemented_after_the_window():
+    a = report()
+    supplement(a, NOW + timedelta(days=90), direct_loss_yuan=12_000_000, summary="调查后的损失估计")
+    assert a.grade.code == "larger"
+
+
+def test_supplements_that_change_nothing_are_refused():
+    a = report(deaths=1)
+    with pytest.raises(Invalid, match="changes nothing"):
+        supplement(a, NOW, deaths=1)
+    with pytest.raises(Invalid, match="changes nothing"):
+        supplement(a, NOW)
+
+
+def test_near_miss_reports_need_a_criterion_and_have_no_casualties():
+    ok = Accident.report_near_miss(ReportNearMiss.model_validate_json(js(near_miss())), ctx())
+    assert ok.grade.code == "near_miss" and ok.view()["must_reach_tier"] == "province"
+    for fields in ({"trapped": 2}, {"trapped": 0, "endangered": 9, "evacuated": 499}):
+        with pytest.raises(Invalid, match="no 较大涉险 criterion"):
+            Accident.report_near_miss(ReportNearMiss.model_validate_json(js(near_miss(**fields))), ctx())
+    for fields in ({"trapped": 0, "endangered": 10}, {"trapped": 0, "evacuated": 500},
+                   {"trapped": 0, "facility_threat": True}, {"trapped": 0, "other_circumstance": "x"}):
+        Accident.report_near_miss(ReportNearMiss.model_validate_json(js(near_miss(**fields))), ctx())
+    with pytest.raises(Invalid) as e:
+        supplement(ok, NOW, deaths=1)
+    assert e.value.errors[0].field == "deaths"
+    supplement(ok, NOW, trapped=5)
+    assert ok.grade.code == "near_miss"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("deaths", -1, "greater than or equal to 0"),
+        ("direct_loss_yuan", 12.5, "valid integer"),
+        ("direct_loss_yuan", "100", "valid integer"),
+        ("deaths", True, "valid integer"),
+        ("industry", "mining", "Input should be"),
+        ("occurred_at", "2026-11-29T06:00:00", "timezone"),
+        ("division", "13010", "six digits"),
+        ("enterprise_credit_code", "91350100M000100Y44", "check character"),
+        ("summary", "", "at least 1 character"),
+        ("grade", "general", "Extra inputs"),
+    ],
+)
+def test_every_bad_field_is_named(field, value, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as e:
+        ReportAccident.model_validate_json(js(accident(OCCURRED, **{field: value})))
+    (err,) = e.value.errors()
+    assert err["loc"] == (field,) and message in err["msg"]
+
+
+def test_times_are_checked_against_the_clock_and_each_other():
+    with pytest.raises(Invalid, match="in the future"):
+        report(occurred_at=(NOW + timedelta(hours=1)).isoformat())
+    with pytest.raises(Invalid, match="earlier than occurred_at"):
+        report(reported_at=(OCCURRED - timedelta(minutes=1)).isoformat())
+
+
+def test_an_accident_outside_the_node_area_is_refused():
+    with pytest.raises(Invalid, match="outside this node's area"):
+        report(division="130103")
+
+
+def test_corrections_re_derive_the_grade_and_keep_the_reason():
+    a = report(deaths=1)
+    cmd = CorrectAccident.model_validate_json(js({"deaths": 12, "reason": "录入错误: 12 人"}))
+    a.correct(cmd, ctx(now=NOW + timedelta(days=60)))  # corrections are not bound by the window
+    assert a.grade.code == "major"
+    assert a.pending_events[-1].payload()["reason"] == "录入错误: 12 人"
+    with pytest.raises(Invalid, match="changes nothing"):
+        a.correct(CorrectAccident.model_validate_json(js({"deaths": 12, "reason": "again"})), ctx())
+    with pytest.raises(ValueError, match="no field"):
+        CorrectAccident.model_validate_json(js({"reason": "nothing"}))
+
+
+def test_a_corrected_occurrence_time_moves_the_deadlines():
+    a = report()
+    later = OCCURRED + timedelta(minutes=30)
+    a.correct(CorrectAccident.model_validate_json(js({"occurred_at": later.isoformat(), "reason": "时间记错"})), ctx())
+    assert a.facts["occurred_at"] == to_ms(later)
+    assert a.view()["unit_report"]["deadline"] == "2026-11-29T07:30:00.000Z"
+
+
+def test_a_voided_accident_refuses_everything():
+    a = report()
+    a.void(VoidCommand.model_validate_json(js({"reason": "重复录入"})), ctx())
+    with pytest.raises(Refused, match="voided"):
+        supplement(a, NOW, deaths=1)
+    with pytest.raises(Refused, match="voided"):
+        a.void(VoidCommand.model_validate_json(js({"reason": "again"})), ctx())
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="reason"):
+        VoidCommand.model_validate_json(js({}))
+
+
+def test_replay_gives_the_same_state():
+    a = report(deaths=2)
+    supplement(a, NOW + timedelta(days=1), deaths=4)
+    events = a.collect_events()
+    b = Accident.replay(events)
+    assert b is not None and b.view() == a.view()
+    assert events[1].recorded_at - events[0].recorded_at == DAY_MS
+    assert HOUR_MS == 3_600_000
