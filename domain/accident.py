@@ -9,7 +9,18 @@ from typing import Any
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from domain.base import Aggregate, Command, Context, Event, Reason, UpdateCommand, VoidCommand, Voided, iso, not_in_future
+from domain.base import (
+    Aggregate,
+    Command,
+    Context,
+    Event,
+    Reason,
+    UpdateCommand,
+    VoidCommand,
+    Voided,
+    iso,
+    not_in_future,
+)
 from domain.codes import enterprise_id, in_subtree, region_chain
 from domain.errors import FieldError, Invalid, Refused
 from domain.fields import Count, CreditCode, DivisionCode, Name, Text, Yuan
@@ -190,7 +201,7 @@ class AccidentVoided(Voided):
 class Accident(Aggregate):
     KIND = "accident"
 
-    def __init__(self, id: Any) -> None:  # noqa: A002
+    def __init__(self, id: Any) -> None:
         super().__init__(id)
         self.facts: dict[str, Any] = {}
         self.grade = Grade.GENERAL
@@ -207,7 +218,9 @@ class Accident(Aggregate):
             serious_injuries=cmd.serious_injuries,
             direct_loss_yuan=cmd.direct_loss_yuan,
         )
-        grade = grade_accident(cmd.deaths, cmd.missing, cmd.serious_injuries, cmd.direct_loss_yuan).grade
+        grade = grade_accident(
+            cmd.deaths, cmd.missing, cmd.serious_injuries, cmd.direct_loss_yuan
+        ).grade
         return cls.start(uuid.uuid4(), Reported, ctx, grade=grade.code, **facts)
 
     @classmethod
@@ -226,34 +239,42 @@ class Accident(Aggregate):
 
     def supplement(self, cmd: SupplementAccident, ctx: Context) -> None:
         self.ensure_live()
-        fields = ("direct_loss_yuan", "summary", "measures_taken")
-        fields += NEAR_MISS_FIELDS if self.near_miss else CASUALTY_FIELDS
+        figures = NEAR_MISS_FIELDS if self.near_miss else (*CASUALTY_FIELDS, "direct_loss_yuan")
+        fields: tuple[str, ...] = ("summary", "measures_taken", *figures)
         self._refuse_foreign_fields(cmd, fields)
         changes = self._changes(cmd, fields)
         if not changes:
-            raise Invalid.field("*", "the supplement changes nothing: give the new totals of what changed")
+            raise Invalid.field(
+                "*", "the supplement changes nothing: give the new totals of what changed"
+            )
         casualties = sorted(set(changes) & set(CASUALTY_FIELDS))
         window_end = self.facts["occurred_at"] + supplement_window_ms(self.facts["industry"])
         if casualties and ctx.now_ms > window_end:
             days = supplement_window_ms(self.facts["industry"]) // 86_400_000
             raise Refused(
-                f"casualty changes ({', '.join(casualties)}) are accepted within {days} days of the "
-                f"accident, that is until {iso(window_end)}; it is now {iso(ctx.now_ms)} "
+                f"casualty changes ({', '.join(casualties)}) are accepted within {days} days "
+                f"of the accident, that is until {iso(window_end)}; it is now {iso(ctx.now_ms)} "
                 "(493号令 Art. 13). Record the figures in the investigation instead"
             )
-        self._trigger(Supplemented, ctx, changes=changes, grade=self._regrade(changes).code, note=cmd.note)
+        self._trigger(
+            Supplemented, ctx, changes=changes, grade=self._regrade(changes).code, note=cmd.note
+        )
 
     def correct(self, cmd: CorrectAccident, ctx: Context) -> None:
         self.ensure_live()
         allowed = tuple(
-            f for f in CorrectAccident.model_fields
+            f
+            for f in CorrectAccident.model_fields
             if f not in ("reason", "expected_version")
-            and f not in (CASUALTY_FIELDS + ("direct_loss_yuan",) if self.near_miss else NEAR_MISS_FIELDS)
+            and f
+            not in ((*CASUALTY_FIELDS, "direct_loss_yuan") if self.near_miss else NEAR_MISS_FIELDS)
         )
         self._refuse_foreign_fields(cmd, allowed)
         changes = self._changes(cmd, allowed, ctx)
         if not changes:
-            raise Invalid.field("*", "the correction changes nothing: every value given equals the record")
+            raise Invalid.field(
+                "*", "the correction changes nothing: every value given equals the record"
+            )
         merged = {**self.facts, **changes}
         if "division" in changes:
             _check_area(changes["division"], ctx)
@@ -263,7 +284,9 @@ class Accident(Aggregate):
             _check_near_miss_criteria(merged)
         if "enterprise_credit_code" in changes:
             changes["enterprise_id"] = str(enterprise_id(changes["enterprise_credit_code"]))
-        self._trigger(Corrected, ctx, changes=changes, grade=self._regrade(changes).code, reason=cmd.reason)
+        self._trigger(
+            Corrected, ctx, changes=changes, grade=self._regrade(changes).code, reason=cmd.reason
+        )
 
     def void(self, cmd: VoidCommand, ctx: Context) -> None:
         self.ensure_live()
@@ -276,11 +299,15 @@ class Accident(Aggregate):
         if foreign:
             what = (
                 "a 较大涉险 report has no casualties or loss; if people died or were hurt, report "
-                "the accident" if self.near_miss else "an accident report has no near-miss figures"
+                "the accident"
+                if self.near_miss
+                else "an accident report has no near-miss figures"
             )
             raise Invalid([FieldError(f, what) for f in foreign])
 
-    def _changes(self, cmd: Command, fields: tuple[str, ...], ctx: Context | None = None) -> dict[str, Any]:
+    def _changes(
+        self, cmd: Command, fields: tuple[str, ...], ctx: Context | None = None
+    ) -> dict[str, Any]:
         changes: dict[str, Any] = {}
         for field in fields:
             value = getattr(cmd, field)
@@ -299,7 +326,9 @@ class Accident(Aggregate):
         if self.near_miss:
             return Grade.NEAR_MISS
         f = {**self.facts, **changes}
-        return grade_accident(f["deaths"], f["missing"], f["serious_injuries"], f["direct_loss_yuan"]).grade
+        return grade_accident(
+            f["deaths"], f["missing"], f["serious_injuries"], f["direct_loss_yuan"]
+        ).grade
 
     # -- reading ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -308,7 +337,9 @@ class Accident(Aggregate):
         window_end = f["occurred_at"] + supplement_window_ms(f["industry"])
         grading = None
         if not self.near_miss:
-            g = grade_accident(f["deaths"], f["missing"], f["serious_injuries"], f["direct_loss_yuan"])
+            g = grade_accident(
+                f["deaths"], f["missing"], f["serious_injuries"], f["direct_loss_yuan"]
+            )
             grading = list(g.criteria)
         times = {k: iso(f[k]) for k in ("occurred_at", "reported_at")}
         return {
@@ -339,8 +370,8 @@ def _check_area(division: str, ctx: Context) -> None:
     if not in_subtree(ctx.region, division):
         raise Invalid.field(
             "division",
-            f"{division} is outside this node's area ({ctx.region}): an accident is reported to the "
-            "bureau of the place where it happened",
+            f"{division} is outside this node's area ({ctx.region}): an accident is reported "
+            "to the bureau of the place where it happened",
         )
 
 
@@ -349,7 +380,9 @@ def _first_facts(cmd: _Occurrence, ctx: Context) -> dict[str, Any]:
     occurred = not_in_future(ctx, "occurred_at", cmd.occurred_at)
     reported = not_in_future(ctx, "reported_at", cmd.reported_at)
     if reported < occurred:
-        raise Invalid.field("reported_at", f"{iso(reported)} is earlier than occurred_at {iso(occurred)}")
+        raise Invalid.field(
+            "reported_at", f"{iso(reported)} is earlier than occurred_at {iso(occurred)}"
+        )
     return {
         "enterprise_id": str(enterprise_id(cmd.enterprise_credit_code)),
         "enterprise_credit_code": cmd.enterprise_credit_code,

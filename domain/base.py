@@ -104,7 +104,7 @@ class Aggregate:
 
     KIND: ClassVar[str]  # "enterprise", "accident": names the aggregate in errors and URLs
 
-    def __init__(self, id: UUID) -> None:  # noqa: A002 - the aggregate's id
+    def __init__(self, id: UUID) -> None:
         self.id = id
         self.version = 0
         self.created_at = 0
@@ -146,7 +146,9 @@ class Aggregate:
         return events
 
     @classmethod
-    def start(cls, aggregate_id: UUID, event_class: type[Event], ctx: Context, **payload: Any) -> Self:
+    def start(
+        cls, aggregate_id: UUID, event_class: type[Event], ctx: Context, **payload: Any
+    ) -> Self:
         agg = cls(aggregate_id)
         agg._trigger(event_class, ctx, **payload)
         return agg
@@ -227,5 +229,7 @@ def not_in_future(ctx: Context, field: str, moment: AwareDatetime, slack_ms: int
     """A reported time in ms, refused if it is later than the node's clock (5 minutes' slack)."""
     ms = to_ms(moment)
     if ms > ctx.now_ms + slack_ms:
-        raise Invalid.field(field, f"{iso(ms)} is in the future (the node's clock says {iso(ctx.now_ms)})")
+        raise Invalid.field(
+            field, f"{iso(ms)} is in the future (the node's clock says {iso(ctx.now_ms)})"
+        )
     return ms

@@ -19,7 +19,7 @@ NATIONAL_REGION = "000000"
 
 # The 34 province-level codes of GB/T 2260 (31 mainland provinces, 台湾, 香港, 澳门).
 PROVINCE_PREFIXES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 "  # noqa: SIM905 - a table
     "50 51 52 53 54 61 62 63 64 65 71 81 82".split()
 )
 
@@ -44,7 +44,9 @@ def normalize_credit_code(raw: str) -> str:
     """Return the code upper-cased, or raise ValueError saying what is wrong with it."""
     code = raw.strip().upper()
     if len(code) != 18:
-        raise ValueError(f"a unified social credit code has 18 characters, this one has {len(code)}")
+        raise ValueError(
+            f"a unified social credit code has 18 characters, this one has {len(code)}"
+        )
     bad = sorted({c for c in code if c not in CREDIT_CODE_ALPHABET})
     if bad:
         raise ValueError(
@@ -89,7 +91,9 @@ def check_region(tier: Tier, region: str) -> str:
     """A node's region must fit its tier; raise ValueError saying what does not."""
     if tier in (Tier.NATIONAL, Tier.BACKUP):
         if region != NATIONAL_REGION:
-            raise ValueError(f"a {tier} node covers the whole country: its region is {NATIONAL_REGION}")
+            raise ValueError(
+                f"a {tier} node covers the whole country: its region is {NATIONAL_REGION}"
+            )
         return region
     check_division(region)
     level = division_level(region)

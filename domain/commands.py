@@ -7,7 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from domain.accident import Accident, CorrectAccident, ReportAccident, ReportNearMiss, SupplementAccident
+from domain.accident import (
+    Accident,
+    CorrectAccident,
+    ReportAccident,
+    ReportNearMiss,
+    SupplementAccident,
+)
 from domain.base import Aggregate, Command, Context, VoidCommand
 from domain.enterprise import CloseEnterprise, CorrectEnterprise, Enterprise, RegisterEnterprise
 
@@ -29,40 +35,76 @@ class CommandSpec:
 
 SPECS: tuple[CommandSpec, ...] = (
     CommandSpec(
-        "enterprise.register", "Register an enterprise located in this node's area.",
-        RegisterEnterprise, Enterprise, "/enterprises", create=Enterprise.register,
+        "enterprise.register",
+        "Register an enterprise located in this node's area.",
+        RegisterEnterprise,
+        Enterprise,
+        "/enterprises",
+        create=Enterprise.register,
     ),
     CommandSpec(
-        "enterprise.correct", "Correct an enterprise's details, with the reason.",
-        CorrectEnterprise, Enterprise, "/enterprises/{id}/corrections", update=Enterprise.correct,
+        "enterprise.correct",
+        "Correct an enterprise's details, with the reason.",
+        CorrectEnterprise,
+        Enterprise,
+        "/enterprises/{id}/corrections",
+        update=Enterprise.correct,
     ),
     CommandSpec(
-        "enterprise.close", "Record that an enterprise has closed.",
-        CloseEnterprise, Enterprise, "/enterprises/{id}/closure", update=Enterprise.close,
+        "enterprise.close",
+        "Record that an enterprise has closed.",
+        CloseEnterprise,
+        Enterprise,
+        "/enterprises/{id}/closure",
+        update=Enterprise.close,
     ),
     CommandSpec(
-        "enterprise.void", "Void an enterprise registered in error, with the reason.",
-        VoidCommand, Enterprise, "/enterprises/{id}/void", update=Enterprise.void,
+        "enterprise.void",
+        "Void an enterprise registered in error, with the reason.",
+        VoidCommand,
+        Enterprise,
+        "/enterprises/{id}/void",
+        update=Enterprise.void,
     ),
     CommandSpec(
-        "accident.report", "Report an accident (事故快报); the grade is derived by 493号令.",
-        ReportAccident, Accident, "/accidents", create=Accident.report,
+        "accident.report",
+        "Report an accident (事故快报); the grade is derived by 493号令.",
+        ReportAccident,
+        Accident,
+        "/accidents",
+        create=Accident.report,
     ),
     CommandSpec(
-        "accident.report-near-miss", "Report a 较大涉险 near miss.",
-        ReportNearMiss, Accident, "/near-misses", create=Accident.report_near_miss,
+        "accident.report-near-miss",
+        "Report a 较大涉险 near miss.",
+        ReportNearMiss,
+        Accident,
+        "/near-misses",
+        create=Accident.report_near_miss,
     ),
     CommandSpec(
-        "accident.supplement", "补报: new totals after the report; the grade is re-derived.",
-        SupplementAccident, Accident, "/accidents/{id}/supplements", update=Accident.supplement,
+        "accident.supplement",
+        "补报: new totals after the report; the grade is re-derived.",
+        SupplementAccident,
+        Accident,
+        "/accidents/{id}/supplements",
+        update=Accident.supplement,
     ),
     CommandSpec(
-        "accident.correct", "Correct an accident record made wrongly, with the reason.",
-        CorrectAccident, Accident, "/accidents/{id}/corrections", update=Accident.correct,
+        "accident.correct",
+        "Correct an accident record made wrongly, with the reason.",
+        CorrectAccident,
+        Accident,
+        "/accidents/{id}/corrections",
+        update=Accident.correct,
     ),
     CommandSpec(
-        "accident.void", "Void an accident record made in error, with the reason.",
-        VoidCommand, Accident, "/accidents/{id}/void", update=Accident.void,
+        "accident.void",
+        "Void an accident record made in error, with the reason.",
+        VoidCommand,
+        Accident,
+        "/accidents/{id}/void",
+        update=Accident.void,
     ),
 )
 

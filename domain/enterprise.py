@@ -8,7 +8,17 @@ from typing import Any
 
 from pydantic import Field
 
-from domain.base import Aggregate, Command, Context, Event, Reason, UpdateCommand, VoidCommand, Voided, iso
+from domain.base import (
+    Aggregate,
+    Command,
+    Context,
+    Event,
+    Reason,
+    UpdateCommand,
+    VoidCommand,
+    Voided,
+    iso,
+)
 from domain.codes import enterprise_id, in_subtree
 from domain.errors import Invalid, Refused
 from domain.fields import CreditCode, DivisionCode, Name, Text
@@ -98,8 +108,9 @@ def changed_fields(current: Any, command: Command, fields: tuple[str, ...]) -> d
             changes[field] = value
     if not changes:
         raise Invalid.field(
-            "*", f"the correction changes nothing: give at least one of {', '.join(fields)} "
-            "with a value different from the record"
+            "*",
+            f"the correction changes nothing: give at least one of {', '.join(fields)} "
+            "with a value different from the record",
         )
     return changes
 
@@ -107,7 +118,7 @@ def changed_fields(current: Any, command: Command, fields: tuple[str, ...]) -> d
 class Enterprise(Aggregate):
     KIND = "enterprise"
 
-    def __init__(self, id: Any) -> None:  # noqa: A002
+    def __init__(self, id: Any) -> None:
         super().__init__(id)
         self.name = ""
         self.credit_code = ""

@@ -67,7 +67,9 @@ class Grading:
     criteria: tuple[str, ...]  # which criteria reached that grade
 
 
-def grade_accident(deaths: int, missing: int, serious_injuries: int, direct_loss_yuan: int) -> Grading:
+def grade_accident(
+    deaths: int, missing: int, serious_injuries: int, direct_loss_yuan: int
+) -> Grading:
     by = {
         "deaths_and_missing": _by(deaths + missing, DEATH_BOUNDS),
         "serious_injuries": _by(serious_injuries, INJURY_BOUNDS),
@@ -102,7 +104,9 @@ SHORT_WINDOW_INDUSTRIES = frozenset({"road_traffic", "fire"})
 
 
 def supplement_window_ms(industry: str) -> int:
-    return SHORT_SUPPLEMENT_WINDOW_MS if industry in SHORT_WINDOW_INDUSTRIES else SUPPLEMENT_WINDOW_MS
+    return (
+        SHORT_SUPPLEMENT_WINDOW_MS if industry in SHORT_WINDOW_INDUSTRIES else SUPPLEMENT_WINDOW_MS
+    )
 
 
 # 较大涉险事故 criteria (总局令21号 Art. 26).

@@ -73,7 +73,11 @@ def main() -> None:
 @main.command()
 @NODE_DIR
 @click.option("--tier", type=click.Choice([t.value for t in Tier]), required=True)
-@click.option("--region", required=True, help="GB/T 2260 code of the bureau's area (000000: national, backup).")
+@click.option(
+    "--region",
+    required=True,
+    help="GB/T 2260 code of the bureau's area (000000: national, backup).",
+)
 @click.option("--parent", help="NATS URL of the parent tier, e.g. nats://city-host:4222.")
 @click.option("--origin", help="Origin id for the node's whole life (default: the region code).")
 def init(directory: Path, tier: str, region: str, parent: str | None, origin: str | None) -> None:
@@ -89,17 +93,26 @@ def init(directory: Path, tier: str, region: str, parent: str | None, origin: st
         if origin is None:
             origin = "backup" if tier == Tier.BACKUP else region
         try:
-            section = config_mod.NodeSection(origin=origin, tier=Tier(tier), region=region, parent=parent)
+            section = config_mod.NodeSection(
+                origin=origin, tier=Tier(tier), region=region, parent=parent
+            )
         except ValidationError as e:
-            msgs = [f"{'.'.join(map(str, err['loc'])) or 'region'}: "
-                    + str(err["msg"]).removeprefix("Value error, ") for err in e.errors()]
+            msgs = [
+                f"{'.'.join(map(str, err['loc'])) or 'region'}: "
+                + str(err["msg"]).removeprefix("Value error, ")
+                for err in e.errors()
+            ]
             raise ConfigError("; ".join(msgs)) from None
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / config_mod.CONFIG_FILE).write_text(config_mod.render(section), encoding="utf-8")
+        (directory / config_mod.CONFIG_FILE).write_text(
+            config_mod.render(section), encoding="utf-8"
+        )
     with open_node(directory) as node:
         emit({"directory": str(directory.resolve()), **node.status()})
-    click.echo(f"next: anjian users add {directory} NAME --role writer   (then: anjian serve {directory})",
-               err=True)
+    click.echo(
+        f"next: anjian users add {directory} NAME --role writer   (then: anjian serve {directory})",
+        err=True,
+    )
 
 
 @main.command()
@@ -112,7 +125,9 @@ def serve(directory: Path, host: str | None, port: int | None) -> None:
 
     from node.http import serve as serve_http
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     with open_node(directory) as node:
         http = node.config.http
 
@@ -132,9 +147,17 @@ def serve(directory: Path, host: str | None, port: int | None) -> None:
 @main.command()
 @NODE_DIR
 @click.argument("kind", type=click.Choice(list(BY_KIND)), metavar="KIND")
-@click.option("--json", "source", type=click.File("rb"), required=True, help="Command as JSON: a file, or - for stdin.")
+@click.option(
+    "--json",
+    "source",
+    type=click.File("rb"),
+    required=True,
+    help="Command as JSON: a file, or - for stdin.",
+)
 @click.option("--actor", default=None, help="Who records it (default: your login name).")
-@click.option("--id", "target", help="Id of the record the command acts on (or give \"id\" in the JSON).")
+@click.option(
+    "--id", "target", help='Id of the record the command acts on (or give "id" in the JSON).'
+)
 def record(directory: Path, kind: str, source: Any, actor: str | None, target: str | None) -> None:
     """Record one command without a server. KIND is one of the command kinds (`anjian kinds`).
 
@@ -185,7 +208,9 @@ def kinds(kind: str | None) -> None:
     if kind:
         emit(BY_KIND[kind].model.model_json_schema())
     else:
-        emit([{"kind": s.kind, "summary": s.summary, "http": f"POST /api/v1{s.path}"} for s in SPECS])
+        emit(
+            [{"kind": s.kind, "summary": s.summary, "http": f"POST /api/v1{s.path}"} for s in SPECS]
+        )
 
 
 @main.group()
@@ -196,7 +221,12 @@ def users() -> None:
 @users.command("add")
 @NODE_DIR
 @click.argument("name")
-@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.READER.value, show_default=True)
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.READER.value,
+    show_default=True,
+)
 def users_add(directory: Path, name: str, role: str) -> None:
     """Add a user and print their token (shown only this once)."""
     with user_errors():
@@ -218,4 +248,3 @@ def users_remove(directory: Path, name: str) -> None:
     """Remove a user; their token stops working within a second on a running server."""
     with user_errors():
         remove_user(config_mod.load(directory).users_file, name)
-

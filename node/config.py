@@ -22,7 +22,9 @@ ENV_PREFIX = "ANJIAN_"
 
 def _check_parent(url: str) -> str:
     if not url.startswith(("nats://", "tls://")):
-        raise ValueError(f"the parent is a NATS URL (nats://host:port or tls://host:port), got {url!r}")
+        raise ValueError(
+            f"the parent is a NATS URL (nats://host:port or tls://host:port), got {url!r}"
+        )
     return url
 
 
@@ -105,7 +107,7 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
         if section in ("node", "store", "http") and key:
             target = data.setdefault(section, {})
             if key.startswith("postgres_"):

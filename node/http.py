@@ -45,10 +45,14 @@ class Runtime:
         self.users_mtime = _mtime(self.users_file)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.writer, partial(fn, *args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(
+            self.writer, partial(fn, *args, **kwargs)
+        )
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.readers, partial(fn, *args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(
+            self.readers, partial(fn, *args, **kwargs)
+        )
 
     async def watch_users(self, interval: float = 1.0) -> None:
         """Pick up `anjian users add/remove` without a restart."""
@@ -78,11 +82,16 @@ def _mtime(path: Path) -> float | None:
 
 RUNTIME = web.AppKey("runtime", Runtime)
 OPENAPI = web.AppKey("openapi", dict)
-USER = "anjian.user"
+USER = web.RequestKey("user", User)
 
 
-def error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None,
-          headers: dict[str, str] | None = None) -> web.Response:
+def error(
+    status: int,
+    code: str,
+    message: str,
+    fields: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if fields:
         body["error"]["fields"] = fields
@@ -110,12 +119,25 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error(404, "not_found", str(e))
     except Conflict as e:
         return error(409, "conflict", str(e))
-    except web.HTTPRequestEntityTooLarge as e:
-        return error(413, "too_large", f"the body is larger than the limit of {e.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[RUNTIME].node.config.http.max_body_bytes
+        return error(
+            413,
+            "too_large",
+            f"the body is larger than the limit of {limit} bytes; nothing was recorded",
+        )
     except web.HTTPException as e:
         if e.status < 400:
             raise
         return error(e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        return error(
+            500,
+            "internal",
+            "internal error: nothing was recorded unless a later read "
+            "shows it; the node's log has the details",
+        )
 
 
 @web.middleware
@@ -126,14 +148,23 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     scheme, _, token = header.partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="anjian"'}
     if scheme.lower() != "bearer" or not token:
-        return error(401, "unauthenticated", "send 'Authorization: Bearer <token>' "
-                     "(a node administrator issues tokens with `anjian users add`)", headers=challenge)
+        return error(
+            401,
+            "unauthenticated",
+            "send 'Authorization: Bearer <token>' "
+            "(a node administrator issues tokens with `anjian users add`)",
+            headers=challenge,
+        )
     user = request.app[RUNTIME].users.get(digest(token.strip()))
     if user is None:
         return error(401, "unauthenticated", "unknown or revoked token", headers=challenge)
     if request.method not in ("GET", "HEAD") and not user.can_write():
-        return error(403, "forbidden", f"user {user.name!r} has the role {user.role.value!r}; "
-                     "recording needs the 'writer' role")
+        return error(
+            403,
+            "forbidden",
+            f"user {user.name!r} has the role {user.role.value!r}; "
+            "recording needs the 'writer' role",
+        )
     request[USER] = user
     return await handler(request)
 
@@ -176,7 +207,9 @@ async def events(request: web.Request) -> web.Response:
     if after < 0 or not 1 <= limit <= 1000:
         raise Invalid.field("after/limit", "after ≥ 0 and 1 ≤ limit ≤ 1000")
     entries = await rt.read(rt.node.log.read, after, limit)
-    return ok({"after": after, "events": entries, "next": entries[-1]["position"] if entries else after})
+    return ok(
+        {"after": after, "events": entries, "next": entries[-1]["position"] if entries else after}
+    )
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -192,7 +225,9 @@ def make_app(node: Node) -> web.Application:
     app[RUNTIME] = runtime
     for spec in SPECS:
         app.router.add_post(API + spec.path, command_handler(spec), name=spec.kind)
-    app.router.add_get(f"{API}/enterprises/{{id}}", show_handler("enterprise"), name="enterprise.show")
+    app.router.add_get(
+        f"{API}/enterprises/{{id}}", show_handler("enterprise"), name="enterprise.show"
+    )
     app.router.add_get(f"{API}/accidents/{{id}}", show_handler("accident"), name="accident.show")
     app.router.add_get(f"{API}/records/{{id}}", show_handler(None), name="record.show")
     app.router.add_get(f"{API}/events", events, name="events")
@@ -220,8 +255,14 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
     site = web.TCPSite(runner, host, port)
     await site.start()
     for address in runner.addresses:
-        log.info("serving %s node %s on http://%s:%s%s", node.config.node.tier.value,
-                 node.config.node.origin, address[0], address[1], API)
+        log.info(
+            "serving %s node %s on http://%s:%s%s",
+            node.config.node.tier.value,
+            node.config.node.origin,
+            address[0],
+            address[1],
+            API,
+        )
     try:
         await stop.wait()
     finally:

@@ -43,14 +43,22 @@ READS = {
 
 def _responses(*codes: int) -> dict[str, Any]:
     text = {
-        200: "OK", 201: "Recorded", 401: "No or unknown bearer token", 403: "Role may not write",
-        404: "No such record or kind", 409: "Version conflict or duplicate: reload and retry",
-        413: "Body over the size limit", 422: "Invalid field(s) or refused by the rules",
+        200: "OK",
+        201: "Recorded",
+        401: "No or unknown bearer token",
+        403: "Role may not write",
+        404: "No such record or kind",
+        409: "Version conflict or duplicate: reload and retry",
+        413: "Body over the size limit",
+        422: "Invalid field(s) or refused by the rules",
     }
     out: dict[str, Any] = {}
     for code in codes:
         schema = {"$ref": "#/components/schemas/Error"} if code >= 400 else {"type": "object"}
-        out[str(code)] = {"description": text[code], "content": {"application/json": {"schema": schema}}}
+        out[str(code)] = {
+            "description": text[code],
+            "content": {"application/json": {"schema": schema}},
+        }
     return out
 
 
@@ -66,7 +74,12 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         params = [p for p in ("id",) if "{" + p + "}" in path]
         if params:
             op["parameters"] = [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "format": "uuid"},
+                }
             ]
         if route.method == "POST":
             spec = BY_KIND[name]
@@ -78,7 +91,11 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             op["tags"] = [spec.aggregate.KIND]
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
+                    }
+                },
             }
             op["responses"] = _responses(201 if spec.creates else 200, 401, 403, 404, 409, 413, 422)
         else:
@@ -86,9 +103,15 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             if name == "events":
                 op["parameters"] = [
                     {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
                 ]
-            op["responses"] = _responses(200, 401, 404, 422) if name != "openapi" else _responses(200)
+            op["responses"] = (
+                _responses(200, 401, 404, 422) if name != "openapi" else _responses(200)
+            )
         if name != "openapi":
             op["security"] = [{"bearer": []}]
         paths.setdefault(path, {})[route.method.lower()] = op

@@ -59,8 +59,10 @@ class Node:
         node = self.config.node
         return Context(Actor(user, node.origin), self.clock(), node.tier.value, node.region)
 
-    def execute(self, kind: str, body: bytes | str, *, user: str, target: str | None = None) -> dict[str, Any]:
-        """Record one command. Raises Invalid, Refused, NotFound or Conflict; records nothing then."""
+    def execute(
+        self, kind: str, body: bytes | str, *, user: str, target: str | None = None
+    ) -> dict[str, Any]:
+        """Record one command; on Invalid, Refused, NotFound or Conflict nothing is recorded."""
         spec = BY_KIND.get(kind)
         if spec is None:
             raise NotFound(f"no command kind {kind!r}; known kinds: {', '.join(BY_KIND)}")
@@ -74,7 +76,9 @@ class Node:
         else:
             assert spec.update is not None and isinstance(command, UpdateCommand)
             if target is None:
-                raise Invalid.field("id", f"{kind} acts on an existing {spec.aggregate.KIND}: give its id")
+                raise Invalid.field(
+                    "id", f"{kind} acts on an existing {spec.aggregate.KIND}: give its id"
+                )
             agg = self.load(spec.aggregate.KIND, target)
             if command.expected_version is not None and command.expected_version != agg.version:
                 raise Conflict(
@@ -83,13 +87,18 @@ class Node:
                 )
             spec.update(agg, command, ctx)
         position = self.log.append(agg)
-        return {"id": str(agg.id), "kind": agg.KIND, "version": agg.version, "position": position,
-                "record": agg.view()}
+        return {
+            "id": str(agg.id),
+            "kind": agg.KIND,
+            "version": agg.version,
+            "position": position,
+            "record": agg.view(),
+        }
 
     def load(self, kind: str | None, raw_id: str) -> Aggregate:
         what = kind or "record"
         agg = self.log.load(parse_id(what, raw_id))
-        if agg is None or (kind is not None and agg.KIND != kind):
+        if agg is None or (kind is not None and kind != agg.KIND):
             raise NotFound(f"no {what} with id {raw_id}")
         return agg
 

@@ -4,14 +4,15 @@ wire names (``accident.reported/1``), never Python paths."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import register_topic
 
-from domain.base import EVENT_TYPES, Aggregate
+from domain.base import EVENT_TYPES, Aggregate, Event
 from node.config import Config
 from node.errors import Conflict
 
@@ -45,7 +46,7 @@ class EventLog:
         self.app: Application[UUID] = Application(env=persistence_env(config))
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
-        return Aggregate.replay(self.app.events.get(aggregate_id))
+        return Aggregate.replay(cast(Iterator[Event], self.app.events.get(aggregate_id)))
 
     def append(self, aggregate: Aggregate) -> int:
         """Store the aggregate's new events in one transaction; return the last log position."""
@@ -69,11 +70,13 @@ class EventLog:
 
     def read(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Log entries after a position, oldest first, as the API shows them."""
-        notifications = self.app.recorder.select_notifications(after, limit, inclusive_of_start=False)
+        notifications = self.app.recorder.select_notifications(
+            after, limit, inclusive_of_start=False
+        )
         mapper = self.app.mapper
         entries = []
         for n in notifications:
-            event = mapper.to_domain_event(n)
+            event = cast(Event, mapper.to_domain_event(n))
             entries.append(
                 {
                     "position": n.id,

@@ -19,7 +19,9 @@ def credit_code(serial: int, region: str = "130102") -> str:
     return first17 + credit_code_check_character(first17)
 
 
-def ctx(now: datetime = NOW, region: str = "130102", tier: str = "county", user: str = "zhang") -> Context:
+def ctx(
+    now: datetime = NOW, region: str = "130102", tier: str = "county", user: str = "zhang"
+) -> Context:
     return Context(Actor(user, region), to_ms(now), tier, region)
 
 

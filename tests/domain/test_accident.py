@@ -17,7 +17,9 @@ OCCURRED = NOW - timedelta(hours=2)
 
 
 def report(**over):
-    return Accident.report(ReportAccident.model_validate_json(js(accident(OCCURRED, **over))), ctx())
+    return Accident.report(
+        ReportAccident.model_validate_json(js(accident(OCCURRED, **over))), ctx()
+    )
 
 
 def supplement(agg, at, **fields):
@@ -27,17 +29,28 @@ def supplement(agg, at, **fields):
 def test_a_report_derives_grade_deadlines_and_tiers():
     a = report(deaths=2, missing=1)
     v = a.view()
-    assert (v["grade"], v["grade_label"], v["grade_criteria"]) == ("larger", "较大", ["deaths_and_missing"])
+    assert (v["grade"], v["grade_label"], v["grade_criteria"]) == (
+        "larger",
+        "较大",
+        ["deaths_and_missing"],
+    )
     assert v["must_reach_tier"] == "province" and v["investigated_by_tier"] == "city"
-    assert v["unit_report"] == {"deadline": "2026-11-29T07:00:00.000Z", "late": False, "minutes_late": 0}
+    assert v["unit_report"] == {
+        "deadline": "2026-11-29T07:00:00.000Z",
+        "late": False,
+        "minutes_late": 0,
+    }
     assert v["history"][0]["actor"] == {"user": "zhang", "node": "130102"}
     assert [e.NAME for e in a.pending_events] == ["accident.reported/1"]
 
 
 @pytest.mark.parametrize(
     ("delay", "late", "minutes"),
-    [(timedelta(minutes=60), False, 0), (timedelta(minutes=60, milliseconds=1), True, 0),
-     (timedelta(minutes=95), True, 35)],
+    [
+        (timedelta(minutes=60), False, 0),
+        (timedelta(minutes=60, milliseconds=1), True, 0),
+        (timedelta(minutes=95), True, 35),
+    ],
 )
 def test_the_one_hour_unit_deadline(delay, late, minutes):
     a = report(reported_at=(OCCURRED + delay).isoformat())
@@ -52,11 +65,16 @@ def test_a_supplement_that_raises_the_grade():
     assert a.grade.code == "larger" and a.version == 2 and a.supplements == 1
     supplement(a, NOW + timedelta(days=4), missing=7)
     assert a.grade.code == "major"
-    assert a.pending_events[-1].payload() == {"changes": {"missing": 7}, "grade": "major", "note": None}
+    assert a.pending_events[-1].payload() == {
+        "changes": {"missing": 7},
+        "grade": "major",
+        "note": None,
+    }
 
 
 @pytest.mark.parametrize(
-    ("industry", "days"), [("coal_mine", 30), ("construction", 30), ("road_traffic", 7), ("fire", 7)]
+    ("industry", "days"),
+    [("coal_mine", 30), ("construction", 30), ("road_traffic", 7), ("fire", 7)],
 )
 def test_casualty_supplements_at_the_window_boundary(industry, days):
     a = report(industry=industry)
@@ -86,13 +104,22 @@ def test_near_miss_reports_need_a_criterion_and_have_no_casualties():
     assert ok.grade.code == "near_miss" and ok.view()["must_reach_tier"] == "province"
     for fields in ({"trapped": 2}, {"trapped": 0, "endangered": 9, "evacuated": 499}):
         with pytest.raises(Invalid, match="no 较大涉险 criterion"):
-            Accident.report_near_miss(ReportNearMiss.model_validate_json(js(near_miss(**fields))), ctx())
-    for fields in ({"trapped": 0, "endangered": 10}, {"trapped": 0, "evacuated": 500},
-                   {"trapped": 0, "facility_threat": True}, {"trapped": 0, "other_circumstance": "x"}):
-        Accident.report_near_miss(ReportNearMiss.model_validate_json(js(near_miss(**fields))), ctx())
-    with pytest.raises(Invalid) as e:
-        supplement(ok, NOW, deaths=1)
-    assert e.value.errors[0].field == "deaths"
+            Accident.report_near_miss(
+                ReportNearMiss.model_validate_json(js(near_miss(**fields))), ctx()
+            )
+    for fields in (
+        {"trapped": 0, "endangered": 10},
+        {"trapped": 0, "evacuated": 500},
+        {"trapped": 0, "facility_threat": True},
+        {"trapped": 0, "other_circumstance": "x"},
+    ):
+        Accident.report_near_miss(
+            ReportNearMiss.model_validate_json(js(near_miss(**fields))), ctx()
+        )
+    for field in ("deaths", "missing", "serious_injuries", "direct_loss_yuan"):
+        with pytest.raises(Invalid) as e:
+            supplement(ok, NOW, **{field: 1})
+        assert e.value.errors[0].field == field
     supplement(ok, NOW, trapped=5)
     assert ok.grade.code == "near_miss"
 
@@ -148,7 +175,12 @@ def test_corrections_re_derive_the_grade_and_keep_the_reason():
 def test_a_corrected_occurrence_time_moves_the_deadlines():
     a = report()
     later = OCCURRED + timedelta(minutes=30)
-    a.correct(CorrectAccident.model_validate_json(js({"occurred_at": later.isoformat(), "reason": "时间记错"})), ctx())
+    a.correct(
+        CorrectAccident.model_validate_json(
+            js({"occurred_at": later.isoformat(), "reason": "时间记错"})
+        ),
+        ctx(),
+    )
     assert a.facts["occurred_at"] == to_ms(later)
     assert a.view()["unit_report"]["deadline"] == "2026-11-29T07:30:00.000Z"
 

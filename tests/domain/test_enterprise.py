@@ -9,7 +9,9 @@ from tests.factories import credit_code, ctx, enterprise, js
 
 
 def register(**over):
-    return Enterprise.register(RegisterEnterprise.model_validate_json(js(enterprise(**over))), ctx())
+    return Enterprise.register(
+        RegisterEnterprise.model_validate_json(js(enterprise(**over))), ctx()
+    )
 
 
 def test_registration_derives_the_id_from_the_credit_code():
@@ -23,14 +25,20 @@ def test_only_the_county_where_it_is_located_registers_it():
     with pytest.raises(Invalid, match="outside this node's area"):
         register(division="130104")
     city = Enterprise.register(
-        RegisterEnterprise.model_validate_json(js(enterprise(division="130104"))), ctx(region="130100", tier="city")
+        RegisterEnterprise.model_validate_json(js(enterprise(division="130104"))),
+        ctx(region="130100", tier="city"),
     )
     assert city.division == "130104"
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("credit_code", credit_code(1)[:-1] + "Y"), ("industry", "banking"), ("name", ""), ("division", "1301020")],
+    [
+        ("credit_code", credit_code(1)[:-1] + "Y"),
+        ("industry", "banking"),
+        ("name", ""),
+        ("division", "1301020"),
+    ],
 )
 def test_bad_fields_are_refused(field, value):
     if field == "credit_code" and value == credit_code(1):
@@ -42,24 +50,41 @@ def test_bad_fields_are_refused(field, value):
 
 def test_correct_close_void():
     e = register()
-    e.correct(CorrectEnterprise.model_validate_json(js({"name": "新名称有限公司", "reason": "更名"})), ctx())
+    e.correct(
+        CorrectEnterprise.model_validate_json(js({"name": "新名称有限公司", "reason": "更名"})),
+        ctx(),
+    )
     assert e.name == "新名称有限公司"
-    assert e.pending_events[-1].payload() == {"changes": {"name": "新名称有限公司"}, "reason": "更名"}
+    assert e.pending_events[-1].payload() == {
+        "changes": {"name": "新名称有限公司"},
+        "reason": "更名",
+    }
     with pytest.raises(Invalid, match="changes nothing"):
-        e.correct(CorrectEnterprise.model_validate_json(js({"name": "新名称有限公司", "reason": "x1"})), ctx())
+        e.correct(
+            CorrectEnterprise.model_validate_json(js({"name": "新名称有限公司", "reason": "x1"})),
+            ctx(),
+        )
     with pytest.raises(Invalid, match="outside"):
-        e.correct(CorrectEnterprise.model_validate_json(js({"division": "140102", "reason": "搬迁"})), ctx())
+        e.correct(
+            CorrectEnterprise.model_validate_json(js({"division": "140102", "reason": "搬迁"})),
+            ctx(),
+        )
     e.close(CloseEnterprise.model_validate_json(js({"reason": "关闭取缔"})), ctx())
     with pytest.raises(Refused, match="closed"):
         e.close(CloseEnterprise.model_validate_json(js({"reason": "again"})), ctx())
     with pytest.raises(Refused, match="closed"):
-        e.correct(CorrectEnterprise.model_validate_json(js({"name": "又一名称", "reason": "x1"})), ctx())
+        e.correct(
+            CorrectEnterprise.model_validate_json(js({"name": "又一名称", "reason": "x1"})), ctx()
+        )
     e.void(VoidCommand.model_validate_json(js({"reason": "登记错误"})), ctx())
     assert e.voided is not None and e.voided["reason"] == "登记错误"
     with pytest.raises(Refused, match="voided"):
         e.void(VoidCommand.model_validate_json(js({"reason": "again"})), ctx())
     assert [ev.NAME for ev in e.pending_events] == [
-        "enterprise.registered/1", "enterprise.corrected/1", "enterprise.closed/1", "enterprise.voided/1",
+        "enterprise.registered/1",
+        "enterprise.corrected/1",
+        "enterprise.closed/1",
+        "enterprise.voided/1",
     ]
 
 

@@ -18,7 +18,8 @@ def test_missing_persons_alone_count_as_deaths(missing, grade):
 
 
 @pytest.mark.parametrize(
-    ("deaths", "missing", "grade"), [(2, 1, L), (1, 1, G), (9, 1, M), (5, 4, L), (29, 1, E), (20, 9, M)]
+    ("deaths", "missing", "grade"),
+    [(2, 1, L), (1, 1, G), (9, 1, M), (5, 4, L), (29, 1, E), (20, 9, M)],
 )
 def test_missing_persons_are_added_to_deaths(deaths, missing, grade):
     assert grade_accident(deaths, missing, 0, 0).grade == grade
@@ -34,9 +35,15 @@ def test_serious_injuries_at_every_boundary(injuries, grade):
 @pytest.mark.parametrize(
     ("loss", "grade"),
     [
-        (9_999_999, G), (10_000_000, L), (10_000_001, L),
-        (49_999_999, L), (50_000_000, M), (50_000_001, M),
-        (99_999_999, M), (100_000_000, E), (100_000_001, E),
+        (9_999_999, G),
+        (10_000_000, L),
+        (10_000_001, L),
+        (49_999_999, L),
+        (50_000_000, M),
+        (50_000_001, M),
+        (99_999_999, M),
+        (100_000_000, E),
+        (100_000_001, E),
     ],
 )
 def test_direct_loss_one_yuan_either_side_of_each_threshold(loss, grade):

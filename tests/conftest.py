@@ -1,0 +1,57 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from domain.base import to_ms
+from domain.codes import Tier
+from node import config as config_mod
+from node.config import NodeSection
+from node.service import Node
+from tests.factories import NOW
+
+
+def pytest_collection_modifyitems(config, items):
+    # The README test runs the README's test command in a fresh clone; that inner run checks
+    # the command works and runs the fast domain tests only (it must not start itself again).
+    if os.environ.get("ANJIAN_README_INNER_RUN") == "1":
+        keep = [i for i in items if "/tests/domain/" in str(i.fspath)]
+        config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+        items[:] = keep
+
+
+class Clock:
+    """A settable clock for the node (milliseconds since the epoch)."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, ms: int) -> None:
+        self.now_ms += ms
+
+
+def make_node_dir(path: Path, tier: str = "county", region: str = "130102", **http: object) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    text = config_mod.render(NodeSection(origin=region, tier=Tier(tier), region=region))
+    (path / config_mod.CONFIG_FILE).write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def node_dir(tmp_path):
+    return make_node_dir(tmp_path / "county")
+
+
+@pytest.fixture
+def clock():
+    return Clock(to_ms(NOW))
+
+
+@pytest.fixture
+def node(node_dir, clock):
+    n = Node(config_mod.load(node_dir, environ={}), clock=clock)
+    yield n
+    n.close()

@@ -1,0 +1,157 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from node.cli import main
+from tests.factories import accident, enterprise, js
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args, input=None):
+        return runner.invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def county(tmp_path, run):
+    d = tmp_path / "county"
+    r = run("init", d, "--tier", "county", "--region", "130102")
+    assert r.exit_code == 0, r.output
+    return d
+
+
+def test_init_creates_a_node_and_refuses_to_overwrite(run, county):
+    assert (county / "node.toml").exists() and (county / "events.db").exists()
+    r = run("init", county, "--tier", "county", "--region", "130102")
+    assert r.exit_code == 1 and "not empty" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tier", "county", "--region", "130100"], "city-level division, not a county"),
+        (["--tier", "national", "--region", "130000"], "000000"),
+        (["--tier", "county", "--region", "1301"], "six digits"),
+        (["--tier", "county", "--region", "130102", "--parent", "http://x"], "NATS URL"),
+        (["--tier", "hamlet", "--region", "130102"], "hamlet"),
+    ],
+)
+def test_init_refuses_bad_settings(run, tmp_path, args, message):
+    r = run("init", tmp_path / "n", *args)
+    assert r.exit_code != 0 and message in r.output + r.stderr
+    assert not (tmp_path / "n" / "node.toml").exists()
+
+
+def test_record_show_status(run, county):
+    r = run(
+        "record",
+        county,
+        "enterprise.register",
+        "--json",
+        "-",
+        "--actor",
+        "zhang",
+        input=js(enterprise()),
+    )
+    assert r.exit_code == 0, r.stderr
+    r = run(
+        "record",
+        county,
+        "accident.report",
+        "--json",
+        "-",
+        "--actor",
+        "li",
+        input=js(accident(deaths=30)),
+    )
+    acc = json.loads(r.stdout)
+    assert acc["record"]["grade"] == "especially_major"
+    r = run(
+        "record",
+        county,
+        "accident.supplement",
+        "--json",
+        "-",
+        input=js({"id": acc["id"], "summary": "续报"}),
+    )
+    assert r.exit_code == 0 and json.loads(r.stdout)["version"] == 2
+    shown = json.loads(run("show", county, acc["id"]).stdout)
+    assert shown["summary"] == "续报" and shown["history"][0]["actor"]["user"] == "li"
+    status = json.loads(run("status", county).stdout)
+    assert (status["event_count"], status["last_position"], status["origin"]) == (3, 3, "130102")
+
+
+def test_record_from_a_file(run, county, tmp_path):
+    f = tmp_path / "e.json"
+    f.write_text(js(enterprise()))
+    assert run("record", county, "enterprise.register", "--json", f).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "message"),
+    [
+        ("enterprise.register", "{bad json", "not valid JSON"),
+        ("enterprise.register", "[]", "JSON object"),
+        (
+            "enterprise.register",
+            js(enterprise(credit_code="91350100M000100Y44")),
+            "check character",
+        ),
+        (
+            "accident.report",
+            js(accident(deaths=-3)),
+            "deaths: Input should be greater than or equal to 0",
+        ),
+        ("accident.supplement", js({"deaths": 1}), "give its id"),
+        ("accident.supplement", js({"id": "x", "deaths": 1}), "no accident with id 'x'"),
+    ],
+)
+def test_bad_input_is_explained_and_records_nothing(run, county, kind, body, message):
+    r = run("record", county, kind, "--json", "-", input=body)
+    assert r.exit_code == 1 and message in r.stderr
+    assert json.loads(run("status", county).stdout)["event_count"] == 0
+
+
+def test_unknown_kind_and_missing_directory(run, county, tmp_path):
+    r = run("record", county, "accident.fly", "--json", "-", input="{}")
+    assert r.exit_code == 2 and "accident.fly" in r.stderr
+    r = run("status", tmp_path / "nowhere")
+    assert r.exit_code == 1 and "not a node directory" in r.stderr
+
+
+def test_users(run, county):
+    r = run("users", "add", county, "clerk", "--role", "writer")
+    assert r.exit_code == 0 and r.stdout.startswith("ajt_")
+    assert "ajt_" not in (county / "users.toml").read_text()
+    assert (county / "users.toml").stat().st_mode & 0o077 == 0
+    assert run("users", "add", county, "clerk").exit_code == 1
+    assert run("users", "add", county, "bad name!").exit_code == 1
+    assert json.loads(run("users", "list", county).stdout) == [{"name": "clerk", "role": "writer"}]
+    assert run("users", "remove", county, "clerk").exit_code == 0
+    assert run("users", "remove", county, "clerk").exit_code == 1
+
+
+def test_kinds_lists_every_command_with_its_route(run):
+    kinds = json.loads(run("kinds").stdout)
+    assert {
+        "kind": "accident.report",
+        "summary": kinds[4]["summary"],
+        "http": "POST /api/v1/accidents",
+    } in kinds
+    schema = json.loads(run("kinds", "accident.report").stdout)
+    assert "deaths" in schema["required"]
+
+
+def test_python_dash_m_node_works(county):
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "node", "status", str(county)], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and json.loads(r.stdout)["tier"] == "county"

@@ -1,0 +1,64 @@
+import pytest
+
+from node import config as config_mod
+from node.errors import ConfigError
+from tests.conftest import make_node_dir
+
+
+def test_rendered_config_loads_and_is_frozen(node_dir):
+    cfg = config_mod.load(node_dir, environ={})
+    assert (cfg.node.origin, cfg.node.tier, cfg.node.region) == ("130102", "county", "130102")
+    assert cfg.store.backend == "sqlite" and cfg.sqlite_file == (node_dir / "events.db").resolve()
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.http.port = 1  # type: ignore[misc]
+
+
+def test_environment_overrides(node_dir):
+    cfg = config_mod.load(
+        node_dir,
+        environ={"ANJIAN_HTTP_PORT": "9001", "ANJIAN_STORE_POSTGRES_PASSWORD": "123", "OTHER": "x"},
+    )
+    assert cfg.http.port == 9001 and cfg.store.postgres.password == "123"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('tier = "county"', 'tier = "village"'), "node.tier"),
+        (
+            lambda t: t.replace('region = "130102"', 'region = "130100"'),
+            "city-level division, not a county",
+        ),
+        (lambda t: t.replace("port = 8640", "port = 70000"), "http.port"),
+        (lambda t: t + "\n[surprise]\nx = 1\n", "surprise"),
+        (
+            lambda t: t.replace("# parent = ", "parent = ").replace(
+                "nats://parent-host:4222", "http://x"
+            ),
+            "NATS URL",
+        ),
+        (lambda t: t.replace("[node]", "[node"), "not valid TOML"),
+    ],
+)
+def test_bad_configuration_says_what_is_wrong(node_dir, edit, message):
+    path = node_dir / config_mod.CONFIG_FILE
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ConfigError, match=message):
+        config_mod.load(node_dir, environ={})
+
+
+def test_a_directory_without_config(tmp_path):
+    with pytest.raises(ConfigError, match=r"not a node directory.*anjian init"):
+        config_mod.load(tmp_path, environ={})
+
+
+@pytest.mark.parametrize("tier", ["county", "city", "province", "national", "backup"])
+def test_every_example_config_loads(tmp_path, tier):
+    from pathlib import Path
+
+    example = Path(__file__).parents[2] / "config" / f"{tier}.toml"
+    target = make_node_dir(tmp_path / tier)
+    (target / config_mod.CONFIG_FILE).write_text(example.read_text())
+    assert config_mod.load(target, environ={}).node.tier == tier

@@ -1,0 +1,216 @@
+import asyncio
+from datetime import timedelta
+
+import pytest
+from blockbuster import blockbuster_ctx
+
+from node.http import make_app
+from node.users import Role, add_user, remove_user
+from tests.factories import NOW, accident, credit_code, enterprise
+
+
+@pytest.fixture
+def tokens(node):
+    path = node.config.users_file
+    return {
+        "writer": add_user(path, "clerk", Role.WRITER),
+        "reader": add_user(path, "analyst", Role.READER),
+    }
+
+
+@pytest.fixture
+async def api(aiohttp_client, node, tokens):
+    client = await aiohttp_client(make_app(node))
+
+    async def call(method, path, body=None, token="writer", **kw):
+        headers = {"Authorization": f"Bearer {tokens[token]}"} if token in tokens else {}
+        if token not in tokens and token is not None:
+            headers = {"Authorization": token}
+        resp = await client.request(method, "/api/v1" + path, json=body, headers=headers, **kw)
+        return resp.status, await resp.json(), resp
+
+    call.client = client
+    # every request of a test runs with blocking calls on the event loop turned into errors
+    with blockbuster_ctx(excluded_modules=["aiohttp.test_utils"]):
+        yield call
+
+
+async def test_record_an_enterprise_and_an_accident_and_read_the_grade(api):
+    status, body, resp = await api("POST", "/enterprises", enterprise())
+    assert status == 201 and resp.headers["Location"] == f"/api/v1/enterprises/{body['id']}"
+    status, body, resp = await api("POST", "/accidents", accident(deaths=9, missing=1))
+    assert status == 201
+    status, shown, _ = await api("GET", f"/accidents/{body['id']}", token="reader")
+    assert status == 200 and (shown["grade"], shown["grade_label"]) == ("major", "重大")
+    assert shown["history"][0]["actor"] == {"user": "clerk", "node": "130102"}
+    status, sup, _ = await api("POST", f"/accidents/{body['id']}/supplements", {"deaths": 29})
+    assert status == 200 and sup["record"]["grade"] == "especially_major" and sup["version"] == 2
+
+
+async def test_without_a_token_401_and_as_reader_403(api):
+    status, body, resp = await api("POST", "/enterprises", enterprise(), token=None)
+    assert status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await api("GET", "/status", token="Bearer nope"))[0] == 401
+    assert (await api("GET", "/status", token="Basic abc"))[0] == 401
+    status, body, _ = await api("POST", "/enterprises", enterprise(), token="reader")
+    assert status == 403 and "writer" in body["error"]["message"]
+    status, body, _ = await api("GET", "/status", token="reader")
+    assert status == 200 and body["event_count"] == 0
+
+
+async def test_invalid_bodies_get_422_with_every_field(api, tokens):
+    bad = accident(deaths=-1, direct_loss_yuan="many", extra=1)
+    status, body, _ = await api("POST", "/accidents", bad)
+    assert status == 422 and body["error"]["code"] == "invalid"
+    fields = {f["field"]: f["message"] for f in body["error"]["fields"]}
+    assert set(fields) == {"deaths", "direct_loss_yuan", "extra"}
+    assert "greater than or equal to 0" in fields["deaths"]
+    resp = await api.client.post(
+        "/api/v1/enterprises",
+        data=b"{oops",
+        headers={"Authorization": f"Bearer {tokens['writer']}"},
+    )
+    assert (
+        resp.status == 422
+        and "not valid JSON" in (await resp.json())["error"]["fields"][0]["message"]
+    )
+    assert (await api("GET", "/status"))[1]["event_count"] == 0
+
+
+async def test_refusals_get_422_with_the_reason_and_record_nothing(api, clock):
+    _, a, _ = await api("POST", "/accidents", accident())
+    clock.advance(int(timedelta(days=31).total_seconds() * 1000))
+    status, body, _ = await api("POST", f"/accidents/{a['id']}/supplements", {"deaths": 1})
+    assert (
+        status == 422
+        and body["error"]["code"] == "refused"
+        and "within 30 days" in body["error"]["message"]
+    )
+    assert (await api("GET", "/status"))[1]["event_count"] == 1
+
+
+async def test_unknown_ids_404(api):
+    for path in (
+        "/accidents/6333e143-bf7c-4588-9eb5-17c59e8638b9",
+        "/records/nope",
+        "/enterprises/1",
+    ):
+        status, body, _ = await api("GET", path)
+        assert status == 404 and body["error"]["code"] == "not_found"
+    status, _, _ = await api(
+        "POST", "/accidents/6333e143-bf7c-4588-9eb5-17c59e8638b9/void", {"reason": "错误"}
+    )
+    assert status == 404
+
+
+async def test_bodies_over_the_limit_get_413(api, node, tokens):
+    limit = node.config.http.max_body_bytes
+    import io
+    import json
+
+    resp = await api.client.post(
+        "/api/v1/enterprises",
+        data=io.BytesIO(json.dumps(enterprise(address="地" * limit)).encode()),
+        headers={"Authorization": f"Bearer {tokens['writer']}"},
+    )
+    status, body = resp.status, await resp.json()
+    assert status == 413 and str(limit) in body["error"]["message"]
+    assert (await api("GET", "/status"))[1]["event_count"] == 0
+
+
+async def test_two_concurrent_writers_one_wins_the_other_409(api):
+    _, a, _ = await api("POST", "/accidents", accident())
+    path = f"/accidents/{a['id']}/supplements"
+    results = await asyncio.gather(
+        api("POST", path, {"deaths": 1, "expected_version": 1}),
+        api("POST", path, {"deaths": 2, "expected_version": 1}),
+    )
+    statuses = sorted(r[0] for r in results)
+    assert statuses == [200, 409]
+    winner = next(r[1] for r in results if r[0] == 200)
+    loser = next(r[1] for r in results if r[0] == 409)
+    assert "reload" in loser["error"]["message"]
+    _, shown, _ = await api("GET", f"/accidents/{a['id']}")
+    assert shown["version"] == 2 and shown["deaths"] == winner["record"]["deaths"]
+
+
+async def test_duplicate_registration_409(api):
+    assert (await api("POST", "/enterprises", enterprise()))[0] == 201
+    status, body, _ = await api("POST", "/enterprises", enterprise())
+    assert status == 409 and "already exists" in body["error"]["message"]
+
+
+async def test_the_log_can_be_read_in_pages(api):
+    for i in range(3):
+        await api("POST", "/enterprises", enterprise(credit_code=credit_code(i + 10)))
+    status, page, _ = await api("GET", "/events?after=1&limit=1", token="reader")
+    assert status == 200 and [e["position"] for e in page["events"]] == [2] and page["next"] == 2
+    assert page["events"][0]["event"] == "enterprise.registered/1"
+    assert (await api("GET", "/events?limit=0"))[0] == 422
+    assert (await api("GET", "/events?after=x"))[0] == 422
+
+
+async def test_users_added_and_removed_take_effect_without_restart(api, node):
+    token = await asyncio.to_thread(add_user, node.config.users_file, "newcomer", Role.WRITER)
+    for _ in range(40):
+        await asyncio.sleep(0.1)
+        status, _, _ = await api("GET", "/status", token=f"Bearer {token}")
+        if status == 200:
+            break
+    assert status == 200
+    await asyncio.to_thread(remove_user, node.config.users_file, "newcomer")
+    for _ in range(40):
+        await asyncio.sleep(0.1)
+        status, _, _ = await api("GET", "/status", token=f"Bearer {token}")
+        if status == 401:
+            break
+    assert status == 401
+
+
+async def test_openapi_matches_the_routes(api):
+    status, doc, _ = await api("GET", "/openapi.json", token=None)
+    assert status == 200 and doc["openapi"].startswith("3.")
+    app = api.client.server.app
+    served = {
+        (r.method.lower(), r.resource.canonical)
+        for r in app.router.routes()
+        if r.method != "HEAD" and r.resource is not None
+    }
+    documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+    assert served == documented
+    from domain.commands import SPECS
+
+    ops = {op["operationId"]: op for ops in doc["paths"].values() for op in ops.values()}
+    for spec in SPECS:
+        ref = ops[spec.kind]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.rsplit("/", 1)[1] in doc["components"]["schemas"]
+    # every $ref resolves
+    import json
+
+    text = json.dumps(doc)
+    for name in {part.split('"')[0] for part in text.split("#/components/schemas/")[1:]}:
+        assert name in doc["components"]["schemas"], name
+
+
+async def test_blocking_calls_on_the_event_loop_are_detected(api):
+    """The guard used by these tests is live: a blocking call inside a handler would fail."""
+    import time
+
+    from blockbuster import BlockingError
+
+    async def blocked():
+        time.sleep(0.001)
+
+    with pytest.raises(BlockingError):
+        await blocked()
+
+
+async def test_near_miss_over_http(api):
+    body = accident()
+    for k in ("deaths", "missing", "serious_injuries", "direct_loss_yuan"):
+        body.pop(k)
+    status, rec, _ = await api("POST", "/near-misses", {**body, "evacuated": 600})
+    assert status == 201 and rec["record"]["grade"] == "near_miss"
+    status, err, _ = await api("POST", f"/accidents/{rec['id']}/supplements", {"deaths": 1})
+    assert status == 422 and err["error"]["fields"][0]["field"] == "deaths"
+    assert NOW  # the node clock is the fixture's
