@@ -65,8 +65,8 @@ class EventLog:
     def count(self) -> int:
         recorder: Any = self.app.recorder
         with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {recorder.events_table_name}")
-            return int(cursor.fetchone()[0])
+            cursor.execute(f"SELECT COUNT(*) AS n FROM {recorder.events_table_name}")
+            return int(cursor.fetchone()["n"])
 
     def read(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Log entries after a position, oldest first, as the API shows them."""

@@ -50,8 +50,43 @@ def clock():
     return Clock(to_ms(NOW))
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    from tests.servers import Postgres
+
+    server = Postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def load_config(request, node_dir):
+    """Loads the node directory's configuration for each storage backend in turn."""
+    environ: dict[str, str] = {}
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres")
+        dbname = server.create_database(
+            f"node_{request.node.name.split('[')[0][-40:]}_{id(request)}"
+        )
+        environ = {
+            "ANJIAN_STORE_BACKEND": "postgres",
+            "ANJIAN_STORE_POSTGRES_PORT": str(server.port),
+            "ANJIAN_STORE_POSTGRES_DBNAME": dbname,
+            "ANJIAN_STORE_POSTGRES_USER": "anjian",
+        }
+    return lambda: config_mod.load(node_dir, environ=environ)
+
+
 @pytest.fixture
 def node(node_dir, clock):
     n = Node(config_mod.load(node_dir, environ={}), clock=clock)
+    yield n
+    n.close()
+
+
+@pytest.fixture
+def any_node(load_config, clock):
+    """A node on each storage backend (the contract every backend must meet)."""
+    n = Node(load_config(), clock=clock)
     yield n
     n.close()

@@ -5,7 +5,6 @@ import pytest
 
 from domain.base import DAY_MS
 from domain.errors import Invalid, Refused
-from node import config as config_mod
 from node.errors import Conflict, NotFound
 from node.service import Node
 from tests.factories import NOW, accident, credit_code, enterprise, js
@@ -15,7 +14,8 @@ def count(node):
     return node.status()["event_count"]
 
 
-def test_record_and_read_back(node):
+def test_record_and_read_back(any_node):
+    node = any_node
     e = node.execute("enterprise.register", js(enterprise()), user="zhang")
     assert (e["version"], e["position"]) == (1, 1)
     a = node.execute("accident.report", js(accident(deaths=3)), user="li")
@@ -26,7 +26,7 @@ def test_record_and_read_back(node):
         "tier": "county",
         "region": "130102",
         "parent": None,
-        "store": "sqlite",
+        "store": node.config.store.backend,
         "event_count": 2,
         "last_position": 2,
         "clock": None,
@@ -45,12 +45,12 @@ def test_events_are_stored_under_their_wire_names(node):
     assert entries[1]["payload"]["grade"] == "general" and entries[1]["position"] == 2
 
 
-def test_the_log_survives_reopening(node_dir, clock):
-    first = Node(config_mod.load(node_dir, environ={}), clock=clock)
+def test_the_log_survives_reopening(load_config, clock):
+    first = Node(load_config(), clock=clock)
     a = first.execute("accident.report", js(accident()), user="zhang")
     first.execute("accident.supplement", js({"deaths": 4}), user="zhang", target=a["id"])
     first.close()
-    again = Node(config_mod.load(node_dir, environ={}), clock=clock)
+    again = Node(load_config(), clock=clock)
     assert again.show(a["id"])["grade"] == "larger"
     assert again.show(a["id"])["version"] == 2
     again.close()
@@ -75,7 +75,8 @@ def test_the_log_survives_reopening(node_dir, clock):
         ("accident.fly", "{}", None, NotFound),
     ],
 )
-def test_bad_commands_record_nothing(node, kind, body, target, error):
+def test_bad_commands_record_nothing(any_node, kind, body, target, error):
+    node = any_node
     node.execute("enterprise.register", js(enterprise()), user="zhang")
     with pytest.raises(error):
         node.execute(kind, body, user="zhang", target=target)
@@ -88,14 +89,16 @@ def test_a_command_on_the_wrong_kind_of_record_is_not_found(node):
         node.execute("accident.supplement", js({"deaths": 1}), user="zhang", target=e["id"])
 
 
-def test_registering_the_same_enterprise_twice_conflicts(node):
+def test_registering_the_same_enterprise_twice_conflicts(any_node):
+    node = any_node
     node.execute("enterprise.register", js(enterprise()), user="zhang")
     with pytest.raises(Conflict, match="already exists"):
         node.execute("enterprise.register", js(enterprise(name="另一名称")), user="li")
     assert count(node) == 1
 
 
-def test_expected_version_guards_against_lost_updates(node):
+def test_expected_version_guards_against_lost_updates(any_node):
+    node = any_node
     a = node.execute("accident.report", js(accident()), user="zhang")
     node.execute(
         "accident.supplement",
@@ -113,11 +116,11 @@ def test_expected_version_guards_against_lost_updates(node):
     assert node.show(a["id"])["deaths"] == 1
 
 
-def test_two_processes_writing_the_same_version_one_wins(node_dir, clock):
+def test_two_processes_writing_the_same_version_one_wins(load_config, clock):
     """Two writers (e.g. `anjian record` beside a running server) load the same version; the
     store's uniqueness on (id, version) lets one win and the other gets Conflict."""
-    one = Node(config_mod.load(node_dir, environ={}), clock=clock)
-    two = Node(config_mod.load(node_dir, environ={}), clock=clock)
+    one = Node(load_config(), clock=clock)
+    two = Node(load_config(), clock=clock)
     a = one.execute("accident.report", js(accident()), user="zhang")
     mine, theirs = one.load("accident", a["id"]), two.load("accident", a["id"])
     from domain.accident import SupplementAccident
@@ -144,7 +147,8 @@ def test_the_supplement_window_uses_the_node_clock(node, clock):
     assert count(node) == 2
 
 
-def test_enterprise_lifecycle_through_the_node(node):
+def test_enterprise_lifecycle_through_the_node(any_node):
+    node = any_node
     e = node.execute(
         "enterprise.register", js(enterprise(credit_code=credit_code(5))), user="zhang"
     )
