@@ -71,8 +71,8 @@ class ReportNearMiss(_Occurrence):
     other_circumstance: Text | None = Field(default=None, description="其他较大涉险情形")
 
 
-class SupplementAccident(UpdateCommand):
-    """补报: new totals (not differences) for whatever changed."""
+class _NewFigures(UpdateCommand):
+    """Fields both a supplement and a correction may carry: new totals, not differences."""
 
     deaths: Count | None = None
     missing: Count | None = None
@@ -83,10 +83,15 @@ class SupplementAccident(UpdateCommand):
     evacuated: Count | None = None
     summary: Text | None = None
     measures_taken: Text | None = None
+
+
+class SupplementAccident(_NewFigures):
+    """补报: new totals for whatever changed since the report."""
+
     note: Text | None = Field(default=None, description="What developed since the last report.")
 
 
-class CorrectAccident(UpdateCommand):
+class CorrectAccident(_NewFigures):
     """A record made wrongly is corrected, with the reason; every field may be corrected."""
 
     enterprise_credit_code: CreditCode | None = None
@@ -95,16 +100,7 @@ class CorrectAccident(UpdateCommand):
     place: Text | None = None
     division: DivisionCode | None = None
     industry: AccidentIndustry | None = None
-    summary: Text | None = None
-    measures_taken: Text | None = None
     reported_at: AwareDatetime | None = None
-    deaths: Count | None = None
-    missing: Count | None = None
-    serious_injuries: Count | None = None
-    direct_loss_yuan: Yuan | None = None
-    endangered: Count | None = None
-    trapped: Count | None = None
-    evacuated: Count | None = None
     reason: str = Reason
 
     @model_validator(mode="after")

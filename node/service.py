@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from domain.base import Actor, Aggregate, Context, UpdateCommand, iso
-from domain.commands import AGGREGATES, BY_KIND, CommandSpec
+from domain.commands import BY_KIND, CommandSpec
 from domain.errors import FieldError, Invalid
 from node.config import Config
 from node.errors import Conflict, NotFound
@@ -120,6 +120,3 @@ class Node:
 
     def close(self) -> None:
         self.log.close()
-
-
-KINDS = tuple(AGGREGATES)

@@ -60,6 +60,7 @@ def test_ci_runs_the_readme_test_command():
     assert block("test") in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.timeout(1200)  # two package installs into fresh virtualenvs
 def test_the_readme_commands_work_as_written(tmp_path):
     repo = fresh_copy(tmp_path / "anjian")
     port = free_port()
