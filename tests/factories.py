@@ -72,3 +72,19 @@ def near_miss(occurred: datetime = NOW - timedelta(hours=2), **over: Any) -> dic
 
 def js(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False)
+
+
+INSPECTORS = [{"name": "王建国", "badge": "13010001"}, {"name": "李明", "badge": "13010002"}]
+
+
+def inspection(**over: Any) -> dict[str, Any]:
+    body = {
+        "enterprise_credit_code": credit_code(1),
+        "enterprise_name": "石家庄某煤业有限公司",
+        "division": "130102",
+        "inspectors": INSPECTORS,
+        "started_at": iso(NOW - timedelta(hours=1)),
+        "subject": "2026 年度执法检查",
+    }
+    body.update(over)
+    return body

@@ -1,0 +1,400 @@
+"""The enforcement case aggregate: the rules of each step and the order of the steps."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from domain.base import Aggregate, Context, VoidCommand, iso, not_in_future, to_ms
+from domain.codes import enterprise_id, in_subtree
+from domain.enforcement.commands import (
+    EXTENSION_NOTICE_MS,
+    CloseCase,
+    CloseOutcome,
+    CorrectCase,
+    DecideExtension,
+    DecidePenalty,
+    ExecutePenalty,
+    FileCase,
+    HoldHearing,
+    NotifyPenalty,
+    OpenInspection,
+    OrderRectification,
+    PenaltyItem,
+    PenaltyType,
+    RecommendLicenceAction,
+    RecordEvidence,
+    RecordHazard,
+    Reinspect,
+    RequestExtension,
+    RequestHearing,
+    ServeDecision,
+    Stage,
+    TakeMeasure,
+    TransferCase,
+)
+from domain.enforcement.events import (
+    CaseClosed,
+    CaseCorrected,
+    CaseFiled,
+    CaseTransferred,
+    CaseVoided,
+    DecisionServed,
+    EvidenceRecorded,
+    ExtensionDecided,
+    ExtensionRequested,
+    HazardRecorded,
+    HearingHeld,
+    HearingRequested,
+    InspectionOpened,
+    LicenceActionRecommended,
+    MeasureTaken,
+    PenaltyDecided,
+    PenaltyExecuted,
+    PenaltyNotified,
+    RectificationOrdered,
+    Reinspected,
+)
+from domain.errors import Invalid, Refused
+
+# -- aggregate --------------------------------------------------------------------------------
+
+PENALTY_STAGES = (Stage.FILED, Stage.NOTIFIED, Stage.DECIDED, Stage.SERVED, Stage.EXECUTED)
+
+
+class EnforcementCase(Aggregate):
+    KIND = "case"
+
+    def __init__(self, id: Any) -> None:
+        super().__init__(id)
+        self.facts: dict[str, Any] = {}
+        self.stage = Stage.INSPECTING
+        self.hazards: list[dict[str, Any]] = []
+        self.measures: list[dict[str, Any]] = []
+        self.order: dict[str, Any] | None = None
+        self.reinspections: list[dict[str, Any]] = []
+        self.filed: dict[str, Any] | None = None
+        self.evidence: list[dict[str, Any]] = []
+        self.notice: dict[str, Any] | None = None
+        self.decision: dict[str, Any] | None = None
+        self.transfers: list[dict[str, Any]] = []
+        self.recommendations: list[dict[str, Any]] = []
+        self.closed: dict[str, Any] | None = None
+
+    # -- inspection and rectification -----------------------------------------------------------
+    @classmethod
+    def open_inspection(cls, cmd: OpenInspection, ctx: Context) -> EnforcementCase:
+        if not in_subtree(ctx.region, cmd.division):
+            raise Invalid.field(
+                "division", f"{cmd.division} is outside this node's area ({ctx.region})"
+            )
+        return cls.start(
+            uuid.uuid4(),
+            InspectionOpened,
+            ctx,
+            enterprise_id=str(enterprise_id(cmd.enterprise_credit_code)),
+            enterprise_credit_code=cmd.enterprise_credit_code,
+            enterprise_name=cmd.enterprise_name,
+            division=cmd.division,
+            inspectors=[i.model_dump() for i in cmd.inspectors],
+            started_at=not_in_future(ctx, "started_at", cmd.started_at),
+            subject=cmd.subject,
+        )
+
+    def record_hazard(self, cmd: RecordHazard, ctx: Context) -> None:
+        self._ensure_open()
+        self._ensure_before_filing(
+            "hazards are recorded during the inspection, before a case is filed"
+        )
+        self._trigger(
+            HazardRecorded,
+            ctx,
+            number=len(self.hazards) + 1,
+            hazard_class=cmd.hazard_class.value,
+            description=cmd.description,
+            rectified_on_site=cmd.rectified_on_site,
+        )
+
+    def take_measure(self, cmd: TakeMeasure, ctx: Context) -> None:
+        self._ensure_open()
+        self._check_hazard_numbers(cmd.hazards)
+        self._trigger(
+            MeasureTaken,
+            ctx,
+            measure=cmd.measure.value,
+            description=cmd.description,
+            hazards=cmd.hazards,
+        )
+
+    def order_rectification(self, cmd: OrderRectification, ctx: Context) -> None:
+        self._ensure_open()
+        if self.stage not in (Stage.INSPECTING, Stage.RECTIFIED, Stage.RECTIFICATION_FAILED):
+            raise Refused(
+                "a rectification order is given after the inspection; "
+                f"the case is {self.stage.value}"
+            )
+        self._check_hazard_numbers(cmd.hazards)
+        done = [h["number"] for h in self.hazards if h["number"] in cmd.hazards and h["rectified"]]
+        if done:
+            raise Invalid.field("hazards", f"hazards {done} are already rectified")
+        deadline = to_ms(cmd.deadline)
+        if deadline <= ctx.now_ms:
+            raise Invalid.field("deadline", f"the deadline {iso(deadline)} has already passed")
+        self._trigger(
+            RectificationOrdered,
+            ctx,
+            deadline=deadline,
+            hazards=sorted(cmd.hazards),
+            document_no=cmd.document_no,
+        )
+
+    def request_extension(self, cmd: RequestExtension, ctx: Context) -> None:
+        order = self._open_order("an extension")
+        if order["extension"] is not None:
+            raise Refused("an extension was already requested for this order")
+        latest = order["deadline"] - EXTENSION_NOTICE_MS
+        if ctx.now_ms > latest:
+            raise Refused(
+                f"an extension must be requested no later than 10 days before the deadline "
+                f"{iso(order['deadline'])}, that is by {iso(latest)}; it is now {iso(ctx.now_ms)}"
+            )
+        new_deadline = to_ms(cmd.new_deadline)
+        if new_deadline <= order["deadline"]:
+            raise Invalid.field(
+                "new_deadline", f"must be later than the current deadline {iso(order['deadline'])}"
+            )
+        self._trigger(ExtensionRequested, ctx, new_deadline=new_deadline, reason=cmd.reason)
+
+    def decide_extension(self, cmd: DecideExtension, ctx: Context) -> None:
+        order = self._open_order("an extension decision")
+        if order["extension"] is None or order["extension"]["granted"] is not None:
+            raise Refused("there is no pending extension request to decide")
+        self._trigger(ExtensionDecided, ctx, granted=cmd.granted, reason=cmd.reason)
+
+    def reinspect(self, cmd: Reinspect, ctx: Context) -> None:
+        self._open_order("a re-inspection (复查)")
+        self._trigger(
+            Reinspected,
+            ctx,
+            passed=cmd.passed,
+            findings=cmd.findings,
+            inspectors=[i.model_dump() for i in cmd.inspectors],
+        )
+
+    # -- penalty case -------------------------------------------------------------------------
+    def file_case(self, cmd: FileCase, ctx: Context) -> None:
+        self._ensure_open()
+        if self.filed is not None:
+            raise Refused(f"the case was already filed (立案) at {iso(self.filed['at'])}")
+        self._trigger(CaseFiled, ctx, violations=cmd.violations)
+
+    def record_evidence(self, cmd: RecordEvidence, ctx: Context) -> None:
+        self._ensure_stage(
+            "evidence is recorded after the case is filed and before the decision",
+            Stage.FILED,
+            Stage.NOTIFIED,
+        )
+        self._trigger(
+            EvidenceRecorded,
+            ctx,
+            evidence_type=cmd.evidence_type,
+            description=cmd.description,
+            collected_by=[i.model_dump() for i in cmd.collected_by],
+        )
+
+    def notify_penalty(self, cmd: NotifyPenalty, ctx: Context) -> None:
+        self._ensure_stage("the notice of penalty (告知) follows the filing", Stage.FILED)
+        if not self.evidence:
+            raise Refused("record the evidence (调查取证) before notifying the proposed penalty")
+        self._trigger(PenaltyNotified, ctx, penalties=_penalties(cmd.penalties), facts=cmd.facts)
+
+    def request_hearing(self, cmd: RequestHearing, ctx: Context) -> None:
+        self._ensure_stage("a hearing is requested after the notice", Stage.NOTIFIED)
+        assert self.notice is not None
+        if self.notice["hearing"] is not None:
+            raise Refused("a hearing was already requested")
+        if ctx.now_ms > self.notice["hearing_window_ends"]:
+            raise Refused(
+                "the window to request a hearing closed at "
+                f"{iso(self.notice['hearing_window_ends'])}"
+            )
+        self._trigger(HearingRequested, ctx)
+
+    def hold_hearing(self, cmd: HoldHearing, ctx: Context) -> None:
+        self._ensure_stage("a hearing is held after the notice", Stage.NOTIFIED)
+        assert self.notice is not None
+        if self.notice["hearing"] is None or self.notice["hearing"]["held"] is not None:
+            raise Refused("no hearing is pending: the party did not request one, or it was held")
+        self._trigger(HearingHeld, ctx, outcome=cmd.outcome)
+
+    def decide_penalty(self, cmd: DecidePenalty, ctx: Context) -> None:
+        self._ensure_stage("a penalty is decided after the notice (告知)", Stage.NOTIFIED)
+        assert self.notice is not None
+        hearing = self.notice["hearing"]
+        if hearing is not None and hearing["held"] is None:
+            raise Refused("the party requested a hearing: hold it before deciding")
+        if hearing is None and ctx.now_ms <= self.notice["hearing_window_ends"]:
+            raise Refused(
+                f"the party may state a defence or request a hearing until "
+                f"{iso(self.notice['hearing_window_ends'])}; decide after that"
+            )
+        self._trigger(
+            PenaltyDecided, ctx, penalties=_penalties(cmd.penalties), decision_no=cmd.decision_no
+        )
+
+    def serve_decision(self, cmd: ServeDecision, ctx: Context) -> None:
+        self._ensure_stage("a decision is served after it is made", Stage.DECIDED)
+        assert self.decision is not None
+        served = not_in_future(ctx, "served_at", cmd.served_at)
+        if served < self.decision["at"]:
+            raise Invalid.field("served_at", "a decision cannot be served before it was made")
+        self._trigger(DecisionServed, ctx, served_at=served, method=cmd.method)
+
+    def execute_penalty(self, cmd: ExecutePenalty, ctx: Context) -> None:
+        self._ensure_stage("a penalty is executed after the decision is served", Stage.SERVED)
+        self._trigger(PenaltyExecuted, ctx, note=cmd.note)
+
+    def transfer(self, cmd: TransferCase, ctx: Context) -> None:
+        self._ensure_open()
+        self._trigger(CaseTransferred, ctx, to_authority=cmd.to_authority, reason=cmd.reason)
+
+    def recommend_licence_action(self, cmd: RecommendLicenceAction, ctx: Context) -> None:
+        """A recommendation only: the suspension or revocation itself is the issuer's event."""
+        self._ensure_open()
+        self._trigger(
+            LicenceActionRecommended,
+            ctx,
+            licence_number=cmd.licence_number,
+            action=cmd.action,
+            reason=cmd.reason,
+        )
+
+    def close(self, cmd: CloseCase, ctx: Context) -> None:
+        self._ensure_open()
+        outcome = cmd.outcome
+        if self.decision is not None and self.decision["executed"] is None:
+            raise Refused(
+                f"penalty decision {self.decision['decision_no']} has not been executed; "
+                "a case closes after execution (结案)"
+            )
+        if self.stage == Stage.RECTIFYING:
+            deadline = iso(self.order["deadline"]) if self.order else None
+            raise Refused(
+                f"the rectification ordered with deadline {deadline} has not been re-inspected; "
+                "re-inspect, file a case, or transfer it first"
+            )
+        if self.stage == Stage.RECTIFICATION_FAILED and outcome != CloseOutcome.TRANSFERRED:
+            raise Refused(
+                "the re-inspection failed: file a case (立案) or transfer it before closing"
+            )
+        expected = {
+            CloseOutcome.EXECUTED: self.stage == Stage.EXECUTED,
+            CloseOutcome.RECTIFIED: self.stage == Stage.RECTIFIED,
+            CloseOutcome.NO_FINDINGS: self.stage == Stage.INSPECTING and not self.hazards_open(),
+            CloseOutcome.NO_PENALTY: self.stage in (Stage.FILED, Stage.NOTIFIED),
+            CloseOutcome.WITHDRAWN: self.stage in (Stage.FILED, Stage.NOTIFIED),
+            CloseOutcome.TRANSFERRED: bool(self.transfers),
+        }
+        if not expected[outcome]:
+            raise Refused(
+                f"outcome {outcome.value!r} does not fit a case that is {self.stage.value}"
+                + (" with open hazards" if self.hazards_open() else "")
+            )
+        self._trigger(CaseClosed, ctx, outcome=outcome.value, note=cmd.note)
+
+    def correct(self, cmd: CorrectCase, ctx: Context) -> None:
+        self.ensure_live()
+        changes = {
+            k: v
+            for k, v in (("enterprise_name", cmd.enterprise_name), ("subject", cmd.subject))
+            if v is not None and v != self.facts.get(k)
+        }
+        if not changes:
+            raise Invalid.field("*", "the correction changes nothing")
+        self._trigger(CaseCorrected, ctx, changes=changes, reason=cmd.reason)
+
+    def void(self, cmd: VoidCommand, ctx: Context) -> None:
+        self.ensure_live()
+        self._trigger(CaseVoided, ctx, reason=cmd.reason)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def hazards_open(self) -> list[int]:
+        return [h["number"] for h in self.hazards if not h["rectified"]]
+
+    def _ensure_open(self) -> None:
+        self.ensure_live()
+        if self.closed is not None:
+            raise Refused(f"the case was closed at {iso(self.closed['at'])}")
+
+    def _ensure_stage(self, rule: str, *stages: Stage) -> None:
+        self._ensure_open()
+        if self.stage not in stages:
+            raise Refused(f"{rule}; the case is {self.stage.value}")
+
+    def _ensure_before_filing(self, rule: str) -> None:
+        if self.stage in PENALTY_STAGES:
+            raise Refused(f"{rule}; the case is {self.stage.value}")
+
+    def _open_order(self, what: str) -> dict[str, Any]:
+        self._ensure_open()
+        if self.order is None:
+            raise Refused(
+                f"{what} needs a rectification order first (责令限期整改); none was given"
+            )
+        if self.stage != Stage.RECTIFYING:
+            raise Refused(
+                f"{what} needs an open rectification order; the case is {self.stage.value}"
+            )
+        return self.order
+
+    def _check_hazard_numbers(self, numbers: list[int]) -> None:
+        unknown = sorted(set(numbers) - {h["number"] for h in self.hazards})
+        if unknown:
+            raise Invalid.field(
+                "hazards",
+                f"no hazards numbered {unknown} in this case (it has {len(self.hazards)})",
+            )
+
+    def state(self) -> dict[str, Any]:
+        facts = dict(self.facts)
+        facts["started_at"] = iso(facts.get("started_at"))
+        order = None
+        if self.order is not None:
+            order = {
+                **self.order,
+                "ordered_at": iso(self.order["ordered_at"]),
+                "deadline": iso(self.order["deadline"]),
+            }
+        return {
+            **facts,
+            "stage": self.stage.value,
+            "hazards": self.hazards,
+            "open_hazards": self.hazards_open(),
+            "measures": self.measures,
+            "rectification_order": order,
+            "reinspections": [{**r, "at": iso(r["at"])} for r in self.reinspections],
+            "filed": self.filed and {**self.filed, "at": iso(self.filed["at"])},
+            "evidence": self.evidence,
+            "notice": self.notice
+            and {
+                **self.notice,
+                "at": iso(self.notice["at"]),
+                "hearing_window_ends": iso(self.notice["hearing_window_ends"]),
+            },
+            "decision": self.decision and {**self.decision, "at": iso(self.decision["at"])},
+            "fines_yuan": sum(
+                p.get("amount_yuan") or 0
+                for p in (self.decision or {}).get("penalties", [])
+                if p["type"] == PenaltyType.FINE
+            ),
+            "transfers": self.transfers,
+            "licence_recommendations": self.recommendations,
+            "closed": self.closed and {**self.closed, "at": iso(self.closed["at"])},
+        }
+
+
+InspectionOpened.CREATES = EnforcementCase
+
+
+def _penalties(items: list[PenaltyItem]) -> list[dict[str, Any]]:
+    return [{"type": p.type.value, "amount_yuan": p.amount_yuan} for p in items]

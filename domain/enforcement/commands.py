@@ -1,0 +1,213 @@
+"""What an enforcement case records: vocabularies (hazard classes, measures, penalty types,
+stages) and the command inputs."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from domain.base import DAY_MS, Command, Reason, UpdateCommand
+from domain.fields import CreditCode, DivisionCode, Name, Text, Yuan
+
+EXTENSION_NOTICE_MS = 10 * DAY_MS  # extension requested no later than 10 days before the deadline
+HEARING_WINDOW_MS = 3 * DAY_MS  # 告知: 3 days to state a defence or ask for a hearing
+
+
+class HazardClass(StrEnum):
+    GENERAL = "general"  # 一般事故隐患
+    MAJOR = "major"  # 重大事故隐患
+
+
+class Measure(StrEnum):
+    """现场处理措施."""
+
+    CORRECT_ON_SPOT = "correct_on_spot"  # 当场纠正
+    REMOVE_AT_ONCE = "remove_at_once"  # 责令立即排除
+    WITHDRAW_WORKERS = "withdraw_workers"  # 撤出作业人员
+    SUSPEND_PRODUCTION = "suspend_production"  # 责令暂时停产停业
+    STOP_CONSTRUCTION = "stop_construction"  # 停止建设 / 停止施工
+    STOP_USE = "stop_use"  # 停止使用相关设施、设备
+    SEIZE = "seize"  # 查封、扣押
+
+
+class PenaltyType(StrEnum):
+    """Penalty types (安全生产违法行为行政处罚办法 Art. 5)."""
+
+    WARNING = "warning"  # 警告
+    FINE = "fine"  # 罚款
+    ORDER_CORRECTION = "order_correction"  # 责令改正 / 限期改正 / 停止违法行为
+    CONFISCATION = "confiscation"  # 没收违法所得、非法开采的煤炭产品、采掘设备
+    SUSPEND_PRODUCTION = "suspend_production"  # 责令停产停业整顿 / 停止建设 / 停止施工
+    SUSPEND_LICENCE = "suspend_licence"  # 暂扣许可证 / 暂停执业资格
+    REVOKE_LICENCE = "revoke_licence"  # 吊销许可证 / 撤销执业资格
+    CLOSURE = "closure"  # 关闭
+    OTHER = "other"  # 其他
+
+
+MONEY_PENALTIES = frozenset({PenaltyType.FINE, PenaltyType.CONFISCATION})
+
+
+class Stage(StrEnum):
+    INSPECTING = "inspecting"
+    RECTIFYING = "rectifying"  # an order is open
+    RECTIFIED = "rectified"  # re-inspection passed
+    RECTIFICATION_FAILED = "rectification_failed"
+    FILED = "filed"  # 立案
+    NOTIFIED = "notified"  # 告知
+    DECIDED = "decided"
+    SERVED = "served"
+    EXECUTED = "executed"
+    CLOSED = "closed"
+
+
+class CloseOutcome(StrEnum):
+    NO_FINDINGS = "no_findings"  # 无问题
+    RECTIFIED = "rectified"  # 整改合格
+    EXECUTED = "executed"  # 处罚执行完毕
+    NO_PENALTY = "no_penalty"  # 不予处罚
+    WITHDRAWN = "withdrawn"  # 撤销立案
+    TRANSFERRED = "transferred"  # 移送
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+class Inspector(Command):
+    name: Name
+    badge: Annotated[str, Field(min_length=1, max_length=40, description="执法证号")]
+
+
+class OpenInspection(Command):
+    enterprise_credit_code: CreditCode
+    enterprise_name: Name
+    division: DivisionCode = Field(description="Where the inspected site is (GB/T 2260).")
+    inspectors: list[Inspector] = Field(description="At least two, with their enforcement IDs.")
+    started_at: AwareDatetime
+    subject: Text | None = Field(default=None, description="检查事项 / plan.")
+
+    @model_validator(mode="after")
+    def _two_inspectors(self) -> OpenInspection:
+        badges = [i.badge for i in self.inspectors]
+        if len(self.inspectors) < 2:
+            raise ValueError("an inspection needs at least two inspectors (执法人员不得少于两人)")
+        if len(set(badges)) != len(badges):
+            raise ValueError("the same enforcement ID is listed twice")
+        return self
+
+
+class RecordHazard(UpdateCommand):
+    hazard_class: HazardClass
+    description: Text
+    rectified_on_site: bool = False
+
+
+class TakeMeasure(UpdateCommand):
+    measure: Measure
+    description: Text
+    hazards: list[int] = Field(
+        default_factory=list, description="Numbers of the hazards concerned."
+    )
+
+
+class OrderRectification(UpdateCommand):
+    deadline: AwareDatetime
+    hazards: list[int] = Field(min_length=1, description="Numbers of the hazards to rectify.")
+    document_no: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+
+class RequestExtension(UpdateCommand):
+    new_deadline: AwareDatetime
+    reason: str = Reason
+
+
+class DecideExtension(UpdateCommand):
+    granted: bool
+    reason: str = Reason
+
+
+class Reinspect(UpdateCommand):
+    passed: bool
+    findings: Text
+    inspectors: list[Inspector] = Field(min_length=2)
+
+
+class FileCase(UpdateCommand):
+    violations: Text = Field(description="违法行为 and the provisions violated.")
+
+
+class RecordEvidence(UpdateCommand):
+    evidence_type: Annotated[
+        str, Field(min_length=1, max_length=40, description="笔录/书证/物证/视听资料...")
+    ]
+    description: Text
+    collected_by: list[Inspector] = Field(min_length=2)
+
+
+class PenaltyItem(Command):
+    type: PenaltyType
+    amount_yuan: Yuan | None = Field(default=None, description="For fines and confiscations only.")
+
+    @model_validator(mode="after")
+    def _amount(self) -> PenaltyItem:
+        if self.type in MONEY_PENALTIES and not self.amount_yuan:
+            raise ValueError(f"a {self.type.value} needs a positive amount_yuan")
+        if self.type not in MONEY_PENALTIES and self.amount_yuan is not None:
+            raise ValueError(f"a {self.type.value} carries no amount")
+        return self
+
+
+class NotifyPenalty(UpdateCommand):
+    penalties: list[PenaltyItem] = Field(min_length=1)
+    facts: Text
+
+
+class RequestHearing(UpdateCommand):
+    pass
+
+
+class HoldHearing(UpdateCommand):
+    outcome: Text
+
+
+class DecidePenalty(UpdateCommand):
+    penalties: list[PenaltyItem] = Field(min_length=1)
+    decision_no: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class ServeDecision(UpdateCommand):
+    served_at: AwareDatetime
+    method: Annotated[str, Field(min_length=1, max_length=40, description="直接/留置/邮寄/公告...")]
+
+
+class ExecutePenalty(UpdateCommand):
+    note: Text | None = None
+
+
+class TransferCase(UpdateCommand):
+    to_authority: Name = Field(description="公安机关, 司法机关, or another department.")
+    reason: str = Reason
+
+
+class RecommendLicenceAction(UpdateCommand):
+    licence_number: Annotated[str, Field(min_length=1, max_length=100)]
+    action: Annotated[str, Field(pattern="^(suspend|revoke)$")]
+    reason: str = Reason
+
+
+class CloseCase(UpdateCommand):
+    outcome: CloseOutcome
+    note: Text | None = None
+
+
+class CorrectCase(UpdateCommand):
+    enterprise_name: Name | None = None
+    subject: Text | None = None
+    reason: str = Reason
+
+    @model_validator(mode="after")
+    def _something(self) -> CorrectCase:
+        if self.enterprise_name is None and self.subject is None:
+            raise ValueError("the correction names no field to correct")
+        return self
