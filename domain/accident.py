@@ -3,11 +3,11 @@ them: report, supplements (补报), corrections and voids, with the grade re-der
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from domain.base import (
     Aggregate,
@@ -15,15 +15,17 @@ from domain.base import (
     Context,
     Event,
     Reason,
-    UpdateCommand,
+    Revision,
     VoidCommand,
     Voided,
+    changes,
     iso,
     not_in_future,
+    period_end,
 )
 from domain.codes import enterprise_id, in_subtree, region_chain
 from domain.errors import FieldError, Invalid, Refused
-from domain.fields import Count, CreditCode, DivisionCode, Name, Text, Yuan
+from domain.fields import Count, CreditCode, DivisionCode, Moment, Name, Text, Yuan
 from domain.grading import (
     INVESTIGATED_BY,
     MUST_REACH,
@@ -33,7 +35,7 @@ from domain.grading import (
     UNIT_REPORT_DEADLINE_MS,
     Grade,
     grade_accident,
-    supplement_window_ms,
+    supplement_window_days,
 )
 from domain.industries import AccidentIndustry
 
@@ -46,13 +48,13 @@ NEAR_MISS_FIELDS = ("endangered", "trapped", "evacuated")
 class _Occurrence(Command):
     enterprise_credit_code: CreditCode
     enterprise_name: Name
-    occurred_at: AwareDatetime = Field(description="When it happened (ISO 8601 with offset).")
+    occurred_at: Moment = Field(description="When it happened (ISO 8601 with offset).")
     place: Text
     division: DivisionCode = Field(description="Where it happened (GB/T 2260).")
     industry: AccidentIndustry
     summary: Text = Field(description="简要经过: what happened.")
     measures_taken: Text = Field(description="已经采取的措施.")
-    reported_at: AwareDatetime = Field(description="When the unit reported it to the bureau.")
+    reported_at: Moment = Field(description="When the unit reported it to the bureau.")
 
 
 class ReportAccident(_Occurrence):
@@ -71,7 +73,7 @@ class ReportNearMiss(_Occurrence):
     other_circumstance: Text | None = Field(default=None, description="其他较大涉险情形")
 
 
-class _NewFigures(UpdateCommand):
+class _NewFigures(Revision):
     """Fields both a supplement and a correction may carry: new totals, not differences."""
 
     deaths: Count | None = None
@@ -96,11 +98,11 @@ class CorrectAccident(_NewFigures):
 
     enterprise_credit_code: CreditCode | None = None
     enterprise_name: Name | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Moment | None = None
     place: Text | None = None
     division: DivisionCode | None = None
     industry: AccidentIndustry | None = None
-    reported_at: AwareDatetime | None = None
+    reported_at: Moment | None = None
     reason: str = Reason
 
     @model_validator(mode="after")
@@ -217,7 +219,7 @@ class Accident(Aggregate):
         grade = grade_accident(
             cmd.deaths, cmd.missing, cmd.serious_injuries, cmd.direct_loss_yuan
         ).grade
-        return cls.start(uuid.uuid4(), Reported, ctx, grade=grade.code, **facts)
+        return cls.start(ctx.new_id(), Reported, ctx, grade=grade.code, **facts)
 
     @classmethod
     def report_near_miss(cls, cmd: ReportNearMiss, ctx: Context) -> Accident:
@@ -231,7 +233,7 @@ class Accident(Aggregate):
             other_circumstance=cmd.other_circumstance,
         )
         _check_near_miss_criteria(facts)
-        return cls.start(uuid.uuid4(), NearMissReported, ctx, grade=Grade.NEAR_MISS.code, **facts)
+        return cls.start(ctx.new_id(), NearMissReported, ctx, grade=Grade.NEAR_MISS.code, **facts)
 
     def supplement(self, cmd: SupplementAccident, ctx: Context) -> None:
         self.ensure_live()
@@ -243,15 +245,7 @@ class Accident(Aggregate):
             raise Invalid.field(
                 "*", "the supplement changes nothing: give the new totals of what changed"
             )
-        casualties = sorted(set(changes) & set(CASUALTY_FIELDS))
-        window_end = self.facts["occurred_at"] + supplement_window_ms(self.facts["industry"])
-        if casualties and ctx.now_ms > window_end:
-            days = supplement_window_ms(self.facts["industry"]) // 86_400_000
-            raise Refused(
-                f"casualty changes ({', '.join(casualties)}) are accepted within {days} days "
-                f"of the accident, that is until {iso(window_end)}; it is now {iso(ctx.now_ms)} "
-                "(493号令 Art. 13). Record the figures in the investigation instead"
-            )
+        self._check_casualty_window(changes, ctx)
         self._trigger(
             Supplemented, ctx, changes=changes, grade=self._regrade(changes).code, note=cmd.note
         )
@@ -271,6 +265,7 @@ class Accident(Aggregate):
             raise Invalid.field(
                 "*", "the correction changes nothing: every value given equals the record"
             )
+        self._check_casualty_window(changes, ctx)
         merged = {**self.facts, **changes}
         if "division" in changes:
             _check_area(changes["division"], ctx)
@@ -289,6 +284,24 @@ class Accident(Aggregate):
         self._trigger(AccidentVoided, ctx, reason=cmd.reason)
 
     # -- helpers ----------------------------------------------------------------------------
+    def supplement_window_end(self) -> int:
+        days = supplement_window_days(self.facts["industry"])
+        return period_end(self.facts["occurred_at"], days)
+
+    def _check_casualty_window(self, changes: dict[str, Any], ctx: Context) -> None:
+        """493号令 Art. 13: casualty changes count within 30 days of the accident (7 for road
+        traffic and fire); after that the figures are final, by supplement or by correction."""
+        casualties = sorted(set(changes) & set(CASUALTY_FIELDS))
+        end = self.supplement_window_end()
+        if casualties and ctx.now_ms >= end:
+            days = supplement_window_days(self.facts["industry"])
+            raise Refused(
+                f"casualty changes ({', '.join(casualties)}) are accepted within {days} days of "
+                f"the accident, that is before {iso(end)} (24:00 China time of the last day); "
+                f"it is now {iso(ctx.now_ms)} (493号令 Art. 13). Record the figures in the "
+                "investigation"
+            )
+
     def _refuse_foreign_fields(self, cmd: Command, allowed: tuple[str, ...]) -> None:
         given = cmd.model_dump(exclude_none=True, exclude={"reason", "expected_version", "note"})
         foreign = [f for f in given if f not in allowed]
@@ -304,19 +317,14 @@ class Accident(Aggregate):
     def _changes(
         self, cmd: Command, fields: tuple[str, ...], ctx: Context | None = None
     ) -> dict[str, Any]:
-        changes: dict[str, Any] = {}
+        proposed: dict[str, Any] = {}
         for field in fields:
             value = getattr(cmd, field)
-            if value is None:
-                continue
-            if field in ("occurred_at", "reported_at"):
+            if value is not None and field in ("occurred_at", "reported_at"):
                 assert ctx is not None
                 value = not_in_future(ctx, field, value)
-            elif hasattr(value, "value"):
-                value = value.value
-            if value != self.facts.get(field):
-                changes[field] = value
-        return changes
+            proposed[field] = value.value if isinstance(value, Enum) else value
+        return changes(self.facts, proposed)
 
     def _regrade(self, changes: dict[str, Any]) -> Grade:
         if self.near_miss:
@@ -330,7 +338,7 @@ class Accident(Aggregate):
     def state(self) -> dict[str, Any]:
         f = self.facts
         deadline = f["occurred_at"] + UNIT_REPORT_DEADLINE_MS
-        window_end = f["occurred_at"] + supplement_window_ms(f["industry"])
+        window_end = self.supplement_window_end()
         grading = None
         if not self.near_miss:
             g = grade_accident(
@@ -349,7 +357,9 @@ class Accident(Aggregate):
             "unit_report": {
                 "deadline": iso(deadline),
                 "late": f["reported_at"] > deadline,
-                "minutes_late": max(0, (f["reported_at"] - deadline) // 60_000),
+                "minutes_late": max(
+                    0, -((deadline - f["reported_at"]) // 60_000)
+                ),  # started minutes
             },
             "must_reach_tier": MUST_REACH[self.grade].value,
             "investigated_by_tier": INVESTIGATED_BY[self.grade].value,

@@ -9,8 +9,8 @@ names itself with ``NAME = "kind.what/version"``, its stable wire name.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from domain.errors import Invalid, Refused
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
+CHINA = timezone(timedelta(hours=8), "CST")  # legal periods count days in China Standard Time
 
 # Every concrete event class by wire name, filled as the classes are defined.
 EVENT_TYPES: dict[str, type[Event]] = {}
@@ -41,6 +42,19 @@ def iso(ms: int | None) -> str | None:
     return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def period_end(start_ms: int, days: int) -> int:
+    """The instant a period of ``days`` days counted from ``start_ms`` ends, by the law's way of
+    counting (民法典 Art. 201: the day it starts is not counted; the last day ends at 24:00),
+    in China Standard Time. Something is within the period while its time is before this."""
+    start_day = from_ms(start_ms).astimezone(CHINA).date()
+    return to_ms(datetime.combine(start_day + timedelta(days=days + 1), time(0), CHINA))
+
+
+def changes(current: Mapping[str, Any], proposed: Mapping[str, Any]) -> dict[str, Any]:
+    """The proposed values (None: not given) that differ from the current ones."""
+    return {k: v for k, v in proposed.items() if v is not None and v != current.get(k)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Actor:
     """Who recorded a command: a user, at a node (origin id)."""
@@ -60,6 +74,7 @@ class Context:
     now_ms: int
     tier: str
     region: str
+    new_id: Callable[[], UUID]  # ids of new records come from the application, not the domain
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -103,6 +118,7 @@ class Aggregate:
     """Base of event-sourced aggregates: state is the fold of the aggregate's events."""
 
     KIND: ClassVar[str]  # "enterprise", "accident": names the aggregate in errors and URLs
+    HISTORY_LIMIT: ClassVar[int | None] = None  # keep only the latest entries in the view
 
     def __init__(self, id: UUID) -> None:
         self.id = id
@@ -126,6 +142,8 @@ class Aggregate:
         self.pending_events.append(event)
 
     def _mutate(self, event: Event) -> None:
+        if event.CREATES is not None:
+            self.voided = None  # registered again after a void (ids derived from codes)
         event.apply(self)
         self.version = event.originator_version
         if self.version == 1:
@@ -139,6 +157,8 @@ class Aggregate:
                 "actor": event.actor,
             }
         )
+        if self.HISTORY_LIMIT and len(self.history) > self.HISTORY_LIMIT:
+            del self.history[0]
 
     def collect_events(self) -> list[Event]:
         """Hand over the events recorded since the last call (the event store's protocol)."""
@@ -166,6 +186,15 @@ class Aggregate:
         return agg
 
     # -- rules every aggregate shares --------------------------------------------------------
+    def register_again(self, fresh: Aggregate) -> None:
+        """Append the creating event of ``fresh`` (same id) to this voided record: an enterprise
+        or a site registered in error and voided can be registered again under its code."""
+        assert self.voided is not None and fresh.id == self.id
+        (event,) = fresh.collect_events()
+        again = dataclasses.replace(event, originator_version=self.version + 1)
+        self._mutate(again)
+        self.pending_events.append(again)
+
     def ensure_live(self) -> None:
         if self.voided is not None:
             raise Refused(
@@ -218,6 +247,16 @@ class UpdateCommand(Command):
         ge=1,
         description="Refuse with 409 unless the record is still at this version "
         "(optimistic concurrency).",
+    )
+
+
+class Revision(Command):
+    """A command that replaces values of an existing record (a supplement's new totals, a
+    correction): it must name the version it revises, so that of two clerks revising the same
+    record at once one wins and the other is told to reload (409), never silently overwritten."""
+
+    expected_version: int = Field(
+        ge=1, description="The version of the record you read (from its `version`); required."
     )
 
 

@@ -14,12 +14,14 @@ from domain.base import (
     Context,
     Event,
     Reason,
+    Revision,
     UpdateCommand,
     VoidCommand,
     Voided,
+    changes,
     iso,
 )
-from domain.codes import enterprise_id, in_subtree
+from domain.codes import enterprise_id
 from domain.errors import Invalid, Refused
 from domain.fields import CreditCode, DivisionCode, Name, Text
 from domain.industries import Industry
@@ -35,7 +37,7 @@ class RegisterEnterprise(Command):
     address: Text | None = None
 
 
-class CorrectEnterprise(UpdateCommand):
+class CorrectEnterprise(Revision):
     name: Name | None = None
     industry: Industry | None = None
     division: DivisionCode | None = None
@@ -95,26 +97,6 @@ class EnterpriseVoided(Voided):
 # -- aggregate --------------------------------------------------------------------------------
 
 
-def changed_fields(current: Any, command: Command, fields: tuple[str, ...]) -> dict[str, Any]:
-    """The given fields of a correction whose values differ from the current state; refuses a
-    correction that changes nothing."""
-    changes = {}
-    for field in fields:
-        value = getattr(command, field)
-        if value is None:
-            continue
-        value = value.value if hasattr(value, "value") else value
-        if value != getattr(current, field):
-            changes[field] = value
-    if not changes:
-        raise Invalid.field(
-            "*",
-            f"the correction changes nothing: give at least one of {', '.join(fields)} "
-            "with a value different from the record",
-        )
-    return changes
-
-
 class Enterprise(Aggregate):
     KIND = "enterprise"
 
@@ -147,10 +129,17 @@ class Enterprise(Aggregate):
 
     def correct(self, cmd: CorrectEnterprise, ctx: Context) -> None:
         self._ensure_open()
-        changes = changed_fields(self, cmd, ("name", "industry", "division", "address"))
-        if "division" in changes:
-            _check_located_here(changes["division"], ctx)
-        self._trigger(Corrected, ctx, changes=changes, reason=cmd.reason)
+        fields = ("name", "industry", "division", "address")
+        changed = changes(self.state(), cmd.model_dump(include=set(fields), mode="json"))
+        if not changed:
+            raise Invalid.field(
+                "*",
+                f"the correction changes nothing: give at least one of "
+                f"{', '.join(fields)} with a value different from the record",
+            )
+        if "division" in changed:
+            _check_located_here(changed["division"], ctx)
+        self._trigger(Corrected, ctx, changes=changed, reason=cmd.reason)
 
     def close(self, cmd: CloseEnterprise, ctx: Context) -> None:
         self._ensure_open()
@@ -183,9 +172,11 @@ Registered.CREATES = Enterprise
 
 
 def _check_located_here(division: str, ctx: Context) -> None:
-    if not in_subtree(ctx.region, division):
+    """One writing origin per enterprise: the node of the county where it is located (or of a
+    city without counties, such as 东莞 441900, whose own code is the location)."""
+    if ctx.tier not in ("county", "city") or division != ctx.region:
         raise Invalid.field(
             "division",
-            f"{division} is outside this node's area ({ctx.region}): an enterprise is registered "
-            "by the node of the county where it is located",
+            f"an enterprise is registered by the node of the county where it is located "
+            f"({division}); this is the {ctx.tier} node of {ctx.region}",
         )

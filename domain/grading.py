@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from domain.base import DAY_MS, HOUR_MS
+from domain.base import HOUR_MS
 from domain.codes import Tier
 
 
@@ -98,15 +98,15 @@ INVESTIGATED_BY = {
 }
 
 UNIT_REPORT_DEADLINE_MS = HOUR_MS  # Art. 9: the unit head reports within 1 hour
-SUPPLEMENT_WINDOW_MS = 30 * DAY_MS  # Art. 13
-SHORT_SUPPLEMENT_WINDOW_MS = 7 * DAY_MS  # Art. 13: road traffic and fire
+SUPPLEMENT_WINDOW_DAYS = 30  # Art. 13: 自事故发生之日起30日内
+SHORT_SUPPLEMENT_WINDOW_DAYS = 7  # Art. 13: road traffic and fire
 SHORT_WINDOW_INDUSTRIES = frozenset({"road_traffic", "fire"})
 
 
-def supplement_window_ms(industry: str) -> int:
-    return (
-        SHORT_SUPPLEMENT_WINDOW_MS if industry in SHORT_WINDOW_INDUSTRIES else SUPPLEMENT_WINDOW_MS
-    )
+def supplement_window_days(industry: str) -> int:
+    if industry in SHORT_WINDOW_INDUSTRIES:
+        return SHORT_SUPPLEMENT_WINDOW_DAYS
+    return SUPPLEMENT_WINDOW_DAYS
 
 
 # 较大涉险事故 criteria (总局令21号 Art. 26).

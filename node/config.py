@@ -5,6 +5,7 @@ object. Environment variables ``ANJIAN_<SECTION>_<KEY>`` override single values 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,16 +21,20 @@ USERS_FILE = "users.toml"
 ENV_PREFIX = "ANJIAN_"
 
 
+_NATS_URL = re.compile(r"^(nats|tls)://[A-Za-z0-9.-]+(:\d{1,5})?/?$")
+
+
 def _check_parent(url: str) -> str:
-    if not url.startswith(("nats://", "tls://")):
-        raise ValueError(
-            f"the parent is a NATS URL (nats://host:port or tls://host:port), got {url!r}"
-        )
+    match = _NATS_URL.match(url)
+    if not match or (match.group(2) and not 0 < int(match.group(2)[1:]) < 65536):
+        raise ValueError(f"the parent is a NATS URL such as nats://city-host:4222, got {url!r}")
     return url
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True
+    )  # lax: "8640" from the environment is a port
 
 
 class NodeSection(_Section):
@@ -113,7 +118,7 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             if key.startswith("postgres_"):
                 target = target.setdefault("postgres", {})
                 key = key.removeprefix("postgres_")
-            target[key] = int(value) if value.isdigit() and key != "password" else value
+            target[key] = value  # text: the schema converts what must be a number
 
 
 def render(node: NodeSection) -> str:

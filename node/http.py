@@ -204,8 +204,8 @@ async def events(request: web.Request) -> web.Response:
         limit = int(request.query.get("limit", "100"))
     except ValueError:
         raise Invalid.field("after/limit", "must be integers") from None
-    if after < 0 or not 1 <= limit <= 1000:
-        raise Invalid.field("after/limit", "after ≥ 0 and 1 ≤ limit ≤ 1000")
+    if not 0 <= after < 2**62 or not 1 <= limit <= 1000:
+        raise Invalid.field("after/limit", "0 ≤ after < 2^62 and 1 ≤ limit ≤ 1000")
     entries = await rt.read(rt.node.log.read, after, limit)
     return ok(
         {"after": after, "events": entries, "next": entries[-1]["position"] if entries else after}

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import ValidationError
 
-from domain.base import Actor, Aggregate, Context, UpdateCommand, iso
+from domain.base import Actor, Aggregate, Context, iso
 from domain.commands import BY_KIND, CommandSpec
 from domain.errors import FieldError, Invalid
 from node.config import Config
@@ -57,7 +57,7 @@ class Node:
 
     def context(self, user: str) -> Context:
         node = self.config.node
-        return Context(Actor(user, node.origin), self.clock(), node.tier.value, node.region)
+        return Context(Actor(user, node.origin), self.clock(), node.tier.value, node.region, uuid4)
 
     def execute(
         self, kind: str, body: bytes | str, *, user: str, target: str | None = None
@@ -72,18 +72,24 @@ class Node:
             agg = spec.create(command, ctx)
             existing = self.log.load(agg.id)
             if existing is not None:
-                raise Conflict(f"{agg.KIND} {agg.id} already exists (version {existing.version})")
+                if existing.voided is None:
+                    raise Conflict(
+                        f"{agg.KIND} {agg.id} already exists (version {existing.version})"
+                    )
+                existing.register_again(agg)
+                agg = existing
         else:
-            assert spec.update is not None and isinstance(command, UpdateCommand)
+            assert spec.update is not None
             if target is None:
                 raise Invalid.field(
                     "id", f"{kind} acts on an existing {spec.aggregate.KIND}: give its id"
                 )
             agg = self.load(spec.aggregate.KIND, target)
-            if command.expected_version is not None and command.expected_version != agg.version:
+            expected = getattr(command, "expected_version", None)
+            if expected is not None and expected != agg.version:
                 raise Conflict(
-                    f"{agg.KIND} {agg.id} is at version {agg.version}, not "
-                    f"{command.expected_version}: it changed since you read it; reload and retry"
+                    f"{agg.KIND} {agg.id} is at version {agg.version}, not {expected}: "
+                    "it changed since you read it; reload and retry"
                 )
             spec.update(agg, command, ctx)
         position = self.log.append(agg)

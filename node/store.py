@@ -4,17 +4,18 @@ wire names (``accident.reported/1``), never Python paths."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 from eventsourcing.utils import register_topic
 
 from domain.base import EVENT_TYPES, Aggregate, Event
 from node.config import Config
-from node.errors import Conflict
+from node.errors import ConfigError, Conflict
 
 for _name, _cls in EVENT_TYPES.items():
     register_topic(_name, _cls)
@@ -43,7 +44,11 @@ class EventLog:
     """Loads aggregates by folding their events and appends new events atomically."""
 
     def __init__(self, config: Config) -> None:
-        self.app: Application[UUID] = Application(env=persistence_env(config))
+        try:
+            self.app: Application[UUID] = Application(env=persistence_env(config))
+        except (PersistenceError, OSError, sqlite3.Error) as e:
+            where = config.sqlite_file if config.store.backend == "sqlite" else "PostgreSQL"
+            raise ConfigError(f"cannot open the event store ({where}): {e}") from None
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         return Aggregate.replay(cast(Iterator[Event], self.app.events.get(aggregate_id)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ def credit_code(serial: int, region: str = "130102") -> str:
 def ctx(
     now: datetime = NOW, region: str = "130102", tier: str = "county", user: str = "zhang"
 ) -> Context:
-    return Context(Actor(user, region), to_ms(now), tier, region)
+    return Context(Actor(user, region), to_ms(now), tier, region, uuid.uuid4)
 
 
 def iso(moment: datetime) -> str:

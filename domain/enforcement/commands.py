@@ -6,10 +6,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from domain.base import DAY_MS, Command, Reason, UpdateCommand
-from domain.fields import CreditCode, DivisionCode, Name, Text, Yuan
+from domain.base import DAY_MS, Command, Reason, Revision, UpdateCommand
+from domain.fields import CreditCode, DivisionCode, Moment, Name, Text, Yuan
 
 EXTENSION_NOTICE_MS = 10 * DAY_MS  # extension requested no later than 10 days before the deadline
 HEARING_WINDOW_MS = 3 * DAY_MS  # 告知: 3 days to state a defence or ask for a hearing
@@ -84,7 +84,7 @@ class OpenInspection(Command):
     enterprise_name: Name
     division: DivisionCode = Field(description="Where the inspected site is (GB/T 2260).")
     inspectors: list[Inspector] = Field(description="At least two, with their enforcement IDs.")
-    started_at: AwareDatetime
+    started_at: Moment
     subject: Text | None = Field(default=None, description="检查事项 / plan.")
 
     @model_validator(mode="after")
@@ -112,13 +112,13 @@ class TakeMeasure(UpdateCommand):
 
 
 class OrderRectification(UpdateCommand):
-    deadline: AwareDatetime
+    deadline: Moment
     hazards: list[int] = Field(min_length=1, description="Numbers of the hazards to rectify.")
     document_no: Annotated[str, Field(min_length=1, max_length=100)] | None = None
 
 
 class RequestExtension(UpdateCommand):
-    new_deadline: AwareDatetime
+    new_deadline: Moment
     reason: str = Reason
 
 
@@ -177,7 +177,7 @@ class DecidePenalty(UpdateCommand):
 
 
 class ServeDecision(UpdateCommand):
-    served_at: AwareDatetime
+    served_at: Moment
     method: Annotated[str, Field(min_length=1, max_length=40, description="直接/留置/邮寄/公告...")]
 
 
@@ -201,7 +201,7 @@ class CloseCase(UpdateCommand):
     note: Text | None = None
 
 
-class CorrectCase(UpdateCommand):
+class CorrectCase(Revision):
     enterprise_name: Name | None = None
     subject: Text | None = None
     reason: str = Reason

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -9,7 +9,7 @@ from domain.accident import (
     ReportNearMiss,
     SupplementAccident,
 )
-from domain.base import DAY_MS, HOUR_MS, VoidCommand, to_ms
+from domain.base import CHINA, DAY_MS, HOUR_MS, VoidCommand, to_ms
 from domain.errors import Invalid, Refused
 from tests.factories import NOW, accident, ctx, js, near_miss
 
@@ -23,7 +23,13 @@ def report(**over):
 
 
 def supplement(agg, at, **fields):
-    agg.supplement(SupplementAccident.model_validate_json(js(fields)), ctx(now=at))
+    body = {"expected_version": agg.version, **fields}
+    agg.supplement(SupplementAccident.model_validate_json(js(body)), ctx(now=at))
+
+
+def correct(agg, at=NOW, **fields):
+    body = {"expected_version": agg.version, **fields}
+    agg.correct(CorrectAccident.model_validate_json(js(body)), ctx(now=at))
 
 
 def test_a_report_derives_grade_deadlines_and_tiers():
@@ -48,7 +54,7 @@ def test_a_report_derives_grade_deadlines_and_tiers():
     ("delay", "late", "minutes"),
     [
         (timedelta(minutes=60), False, 0),
-        (timedelta(minutes=60, milliseconds=1), True, 0),
+        (timedelta(minutes=60, milliseconds=1), True, 1),
         (timedelta(minutes=95), True, 35),
     ],
 )
@@ -77,12 +83,27 @@ def test_a_supplement_that_raises_the_grade():
     [("coal_mine", 30), ("construction", 30), ("road_traffic", 7), ("fire", 7)],
 )
 def test_casualty_supplements_at_the_window_boundary(industry, days):
+    """自事故发生之日起N日内: the accident's day (China time) is not counted and the last day
+    runs to 24:00. OCCURRED is 2026-11-29 14:00 +08:00, so 30 days end at 2026-12-30 24:00."""
     a = report(industry=industry)
-    end = OCCURRED + timedelta(days=days)
-    supplement(a, end, serious_injuries=1)  # the last moment of the window is inside it
+    end = datetime(2026, 11, 29, tzinfo=CHINA) + timedelta(days=days + 1)
+    supplement(a, end - timedelta(milliseconds=1), serious_injuries=1)  # last moment: inside
     with pytest.raises(Refused, match=f"within {days} days"):
-        supplement(a, end + timedelta(milliseconds=1), serious_injuries=2)
+        supplement(a, end, serious_injuries=2)
     assert a.facts["serious_injuries"] == 1 and a.version == 2
+    with pytest.raises(Refused, match=f"within {days} days"):
+        correct(a, end, deaths=1, reason="补录死亡人数")  # a correction cannot reopen the window
+    assert a.version == 2
+
+
+def test_the_window_counts_china_days_for_a_late_evening_accident():
+    """23:30 on 1 March China time is 15:30 UTC: the window still starts from 1 March."""
+    occurred = datetime(2026, 3, 1, 23, 30, tzinfo=CHINA)
+    a = Accident.report(
+        ReportAccident.model_validate_json(js(accident(occurred))),
+        ctx(now=occurred + timedelta(hours=2)),
+    )
+    assert a.view()["supplement_window_until"] == "2026-03-31T16:00:00.000Z"  # 4-01 00:00 +08
 
 
 def test_loss_and_narrative_can_be_supplemented_after_the_window():
@@ -133,6 +154,9 @@ def test_near_miss_reports_need_a_criterion_and_have_no_casualties():
         ("deaths", True, "valid integer"),
         ("industry", "mining", "Input should be"),
         ("occurred_at", "2026-11-29T06:00:00", "timezone"),
+        ("occurred_at", "0001-01-01T00:30:00+01:00", "1970-2099"),
+        ("reported_at", "1900-01-01T00:00:00+08:00", "1970-2099"),
+        ("occurred_at", "9999-12-31T23:00:00-05:00", "1970-2099"),
         ("division", "13010", "six digits"),
         ("enterprise_credit_code", "91350100M000100Y44", "check character"),
         ("summary", "", "at least 1 character"),
@@ -162,25 +186,22 @@ def test_an_accident_outside_the_node_area_is_refused():
 
 def test_corrections_re_derive_the_grade_and_keep_the_reason():
     a = report(deaths=1)
-    cmd = CorrectAccident.model_validate_json(js({"deaths": 12, "reason": "录入错误: 12 人"}))
-    a.correct(cmd, ctx(now=NOW + timedelta(days=60)))  # corrections are not bound by the window
+    correct(a, NOW + timedelta(days=3), deaths=12, reason="录入错误: 12 人")
     assert a.grade.code == "major"
     assert a.pending_events[-1].payload()["reason"] == "录入错误: 12 人"
+    correct(a, NOW + timedelta(days=60), direct_loss_yuan=2, place="二号井", reason="地点录错")
     with pytest.raises(Invalid, match="changes nothing"):
-        a.correct(CorrectAccident.model_validate_json(js({"deaths": 12, "reason": "again"})), ctx())
+        correct(a, deaths=12, reason="again")
     with pytest.raises(ValueError, match="no field"):
-        CorrectAccident.model_validate_json(js({"reason": "nothing"}))
+        CorrectAccident.model_validate_json(js({"reason": "nothing", "expected_version": 1}))
+    with pytest.raises(ValueError, match="expected_version"):
+        CorrectAccident.model_validate_json(js({"reason": "no version", "deaths": 1}))
 
 
 def test_a_corrected_occurrence_time_moves_the_deadlines():
     a = report()
     later = OCCURRED + timedelta(minutes=30)
-    a.correct(
-        CorrectAccident.model_validate_json(
-            js({"occurred_at": later.isoformat(), "reason": "时间记错"})
-        ),
-        ctx(),
-    )
+    correct(a, occurred_at=later.isoformat(), reason="时间记错")
     assert a.facts["occurred_at"] == to_ms(later)
     assert a.view()["unit_report"]["deadline"] == "2026-11-29T07:30:00.000Z"
 

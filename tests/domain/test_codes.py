@@ -12,13 +12,10 @@ from domain.codes import (
 )
 from tests.factories import credit_code
 
-# The worked example widely quoted with GB 32100-2015, then codes built by the test factory.
-REAL = [
-    "91350100M000100Y43",
-    credit_code(7),
-    credit_code(123456, "650102"),
-    credit_code(99, "419001"),
-]
+# Codes published on real registrations (the worked example quoted with GB 32100-2015 and two
+# Shenzhen enterprises), then codes built by the test factory.
+PUBLISHED = ["91350100M000100Y43", "914403001922038216", "9144030071526726XG"]
+REAL = [*PUBLISHED, credit_code(7), credit_code(123456, "650102"), credit_code(99, "419001")]
 
 
 @pytest.mark.parametrize("code", REAL)

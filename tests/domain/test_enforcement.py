@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -17,14 +18,16 @@ class Case:
 
     def __init__(self, **over):
         self.now = T0
-        self.agg = EnforcementCase.open_inspection(c.OpenInspection.model_validate_json(js(inspection(**over))), ctx())
+        self.agg = EnforcementCase.open_inspection(
+            c.OpenInspection.model_validate_json(js(inspection(**over))), ctx()
+        )
 
     def at(self, days: float):
         self.now = T0 + int(days * DAY_MS)
         return self
 
     def do(self, command_method: str, model: type, /, **body):
-        context = Context(Actor("zhang", "130102"), self.now, "county", "130102")
+        context = Context(Actor("zhang", "130102"), self.now, "county", "130102", uuid.uuid4)
         getattr(self.agg, command_method)(model.model_validate_json(js(body)), context)
         return self
 
@@ -40,21 +43,58 @@ def deadline(days: float) -> str:
 def test_the_whole_lifecycle_from_inspection_to_closing():
     k = Case()
     k.do("record_hazard", c.RecordHazard, hazard_class="major", description="瓦斯抽采不达标")
-    k.do("record_hazard", c.RecordHazard, hazard_class="general", description="灭火器过期", rectified_on_site=True)
-    k.do("take_measure", c.TakeMeasure, measure="suspend_production", description="责令暂时停产", hazards=[1])
-    k.do("order_rectification", c.OrderRectification, deadline=deadline(30), hazards=[1], document_no="冀安监责改〔2026〕1号")
-    k.at(15).do("request_extension", c.RequestExtension, new_deadline=deadline(45), reason="设备到货延迟")
+    k.do(
+        "record_hazard",
+        c.RecordHazard,
+        hazard_class="general",
+        description="灭火器过期",
+        rectified_on_site=True,
+    )
+    k.do(
+        "take_measure",
+        c.TakeMeasure,
+        measure="suspend_production",
+        description="责令暂时停产",
+        hazards=[1],
+    )
+    k.do(
+        "order_rectification",
+        c.OrderRectification,
+        deadline=deadline(30),
+        hazards=[1],
+        document_no="冀安监责改〔2026〕1号",
+    )
+    k.at(15).do(
+        "request_extension", c.RequestExtension, new_deadline=deadline(45), reason="设备到货延迟"
+    )
     k.at(16).do("decide_extension", c.DecideExtension, granted=True, reason="理由成立")
     assert k.agg.order["deadline"] == T0 + 45 * DAY_MS
     k.at(46).do("reinspect", c.Reinspect, passed=False, findings="仍未整改", inspectors=INSPECTORS)
     assert k.stage == "rectification_failed"
-    k.at(47).do("file_case", c.FileCase, violations="未按期整改重大事故隐患 (安全生产法第一百零二条)")
-    k.do("record_evidence", c.RecordEvidence, evidence_type="询问笔录", description="询问矿长", collected_by=INSPECTORS)
-    k.at(50).do("notify_penalty", c.NotifyPenalty, penalties=[{"type": "fine", "amount_yuan": 50000}], facts="事实")
+    k.at(47).do(
+        "file_case", c.FileCase, violations="未按期整改重大事故隐患 (安全生产法第一百零二条)"
+    )
+    k.do(
+        "record_evidence",
+        c.RecordEvidence,
+        evidence_type="询问笔录",
+        description="询问矿长",
+        collected_by=INSPECTORS,
+    )
+    k.at(50).do(
+        "notify_penalty",
+        c.NotifyPenalty,
+        penalties=[{"type": "fine", "amount_yuan": 50000}],
+        facts="事实",
+    )
     k.at(51).do("request_hearing", c.RequestHearing)
     k.at(55).do("hold_hearing", c.HoldHearing, outcome="维持")
-    k.at(56).do("decide_penalty", c.DecidePenalty, decision_no="冀安监罚〔2026〕8号",
-                penalties=[{"type": "fine", "amount_yuan": 50000}, {"type": "suspend_production"}])
+    k.at(56).do(
+        "decide_penalty",
+        c.DecidePenalty,
+        decision_no="冀安监罚〔2026〕8号",
+        penalties=[{"type": "fine", "amount_yuan": 50000}, {"type": "suspend_production"}],
+    )
     k.at(57).do("serve_decision", c.ServeDecision, served_at=deadline(57), method="直接送达")
     k.at(70).do("execute_penalty", c.ExecutePenalty, note="罚款已缴纳")
     k.at(71).do("close", c.CloseCase, outcome="executed")
@@ -62,7 +102,9 @@ def test_the_whole_lifecycle_from_inspection_to_closing():
     assert view["stage"] == "closed" and view["fines_yuan"] == 50000
     assert view["open_hazards"] == [1]  # never passed re-inspection: still open, penalised
     names = [e.NAME for e in k.agg.pending_events]
-    assert names[0] == "case.inspection_opened/1" and names[-1] == "case.closed/1" and len(names) == 17
+    assert (
+        names[0] == "case.inspection_opened/1" and names[-1] == "case.closed/1" and len(names) == 17
+    )
 
 
 def test_an_inspection_with_a_passed_reinspection_closes_as_rectified():
@@ -81,48 +123,116 @@ def test_an_inspection_without_findings_closes():
 @pytest.mark.parametrize(
     ("steps", "command", "message"),
     [
-        ([], ("reinspect", c.Reinspect, {"passed": True, "findings": "x", "inspectors": INSPECTORS}),
-         "needs a rectification order first"),
-        ([], ("request_extension", c.RequestExtension, {"new_deadline": deadline(40), "reason": "原因说明"}),
-         "needs a rectification order first"),
-        ([], ("order_rectification", c.OrderRectification, {"deadline": deadline(10), "hazards": [3]}),
-         "no hazards numbered [3]"),
-        ([], ("notify_penalty", c.NotifyPenalty, {"penalties": [{"type": "warning"}], "facts": "f"}),
-         "follows the filing"),
-        ([], ("decide_penalty", c.DecidePenalty, {"penalties": [{"type": "warning"}], "decision_no": "1"}),
-         "after the notice"),
+        (
+            [],
+            ("reinspect", c.Reinspect, {"passed": True, "findings": "x", "inspectors": INSPECTORS}),
+            "needs a rectification order first",
+        ),
+        (
+            [],
+            (
+                "request_extension",
+                c.RequestExtension,
+                {"new_deadline": deadline(40), "reason": "原因说明"},
+            ),
+            "needs a rectification order first",
+        ),
+        (
+            [],
+            (
+                "order_rectification",
+                c.OrderRectification,
+                {"deadline": deadline(10), "hazards": [3]},
+            ),
+            "no hazards numbered [3]",
+        ),
+        (
+            [],
+            ("notify_penalty", c.NotifyPenalty, {"penalties": [{"type": "warning"}], "facts": "f"}),
+            "follows the filing",
+        ),
+        (
+            [],
+            (
+                "decide_penalty",
+                c.DecidePenalty,
+                {"penalties": [{"type": "warning"}], "decision_no": "1"},
+            ),
+            "after the notice",
+        ),
         ([], ("execute_penalty", c.ExecutePenalty, {}), "after the decision is served"),
         ([], ("close", c.CloseCase, {"outcome": "executed"}), "does not fit"),
         (["hazard"], ("close", c.CloseCase, {"outcome": "no_findings"}), "with open hazards"),
-        (["hazard", "order"], ("close", c.CloseCase, {"outcome": "rectified"}), "has not been re-inspected"),
-        (["file"], ("notify_penalty", c.NotifyPenalty, {"penalties": [{"type": "warning"}], "facts": "f"}),
-         "record the evidence"),
+        (
+            ["hazard", "order"],
+            ("close", c.CloseCase, {"outcome": "rectified"}),
+            "has not been re-inspected",
+        ),
+        (
+            ["file"],
+            ("notify_penalty", c.NotifyPenalty, {"penalties": [{"type": "warning"}], "facts": "f"}),
+            "record the evidence",
+        ),
         (["file"], ("file_case", c.FileCase, {"violations": "again"}), "already filed"),
-        (["file"], ("record_hazard", c.RecordHazard, {"hazard_class": "general", "description": "d"}),
-         "before a case is filed"),
-        (["file", "evidence", "notify"],
-         ("decide_penalty", c.DecidePenalty, {"penalties": [{"type": "warning"}], "decision_no": "1"}),
-         "may state a defence or request a hearing until"),
-        (["file", "evidence", "notify"], ("hold_hearing", c.HoldHearing, {"outcome": "o"}), "no hearing is pending"),
-        (["file", "evidence", "notify", "decide"], ("close", c.CloseCase, {"outcome": "executed"}),
-         "has not been executed"),
-        (["file", "evidence", "notify", "decide"], ("close", c.CloseCase, {"outcome": "no_penalty"}),
-         "has not been executed"),
-        (["file", "evidence", "notify", "decide"], ("execute_penalty", c.ExecutePenalty, {}),
-         "after the decision is served"),
+        (
+            ["file"],
+            ("record_hazard", c.RecordHazard, {"hazard_class": "general", "description": "d"}),
+            "before a case is filed",
+        ),
+        (
+            ["file", "evidence", "notify"],
+            (
+                "decide_penalty",
+                c.DecidePenalty,
+                {"penalties": [{"type": "warning"}], "decision_no": "1"},
+            ),
+            "may state a defence or request a hearing until",
+        ),
+        (
+            ["file", "evidence", "notify"],
+            ("hold_hearing", c.HoldHearing, {"outcome": "o"}),
+            "no hearing is pending",
+        ),
+        (
+            ["file", "evidence", "notify", "decide"],
+            ("close", c.CloseCase, {"outcome": "executed"}),
+            "has not been executed",
+        ),
+        (
+            ["file", "evidence", "notify", "decide"],
+            ("close", c.CloseCase, {"outcome": "no_penalty"}),
+            "has not been executed",
+        ),
+        (
+            ["file", "evidence", "notify", "decide"],
+            ("execute_penalty", c.ExecutePenalty, {}),
+            "after the decision is served",
+        ),
     ],
 )
 def test_illegal_transitions_are_refused_with_the_rule(steps, command, message):
     k = Case()
     setups = {
-        "hazard": lambda: k.do("record_hazard", c.RecordHazard, hazard_class="major", description="隐患"),
-        "order": lambda: k.do("order_rectification", c.OrderRectification, deadline=deadline(30), hazards=[1]),
+        "hazard": lambda: k.do(
+            "record_hazard", c.RecordHazard, hazard_class="major", description="隐患"
+        ),
+        "order": lambda: k.do(
+            "order_rectification", c.OrderRectification, deadline=deadline(30), hazards=[1]
+        ),
         "file": lambda: k.do("file_case", c.FileCase, violations="违法"),
-        "evidence": lambda: k.do("record_evidence", c.RecordEvidence, evidence_type="书证", description="d",
-                                 collected_by=INSPECTORS),
-        "notify": lambda: k.do("notify_penalty", c.NotifyPenalty, penalties=[{"type": "warning"}], facts="f"),
-        "decide": lambda: k.at(4).do("decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}],
-                                     decision_no="1"),
+        "evidence": lambda: k.do(
+            "record_evidence",
+            c.RecordEvidence,
+            evidence_type="书证",
+            description="d",
+            collected_by=INSPECTORS,
+        ),
+        "notify": lambda: k.do(
+            "notify_penalty", c.NotifyPenalty, penalties=[{"type": "warning"}], facts="f"
+        ),
+        "decide": lambda: k.at(4).do(
+            "decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1"
+        ),
     }
     for step in steps:
         setups[step]()
@@ -138,8 +248,12 @@ def test_extension_must_be_requested_ten_days_before_the_deadline():
     k.do("record_hazard", c.RecordHazard, hazard_class="major", description="隐患")
     k.do("order_rectification", c.OrderRectification, deadline=deadline(30), hazards=[1])
     with pytest.raises(Refused, match="no later than 10 days before the deadline"):
-        k.at(20 + 1 / DAY_MS).do("request_extension", c.RequestExtension, new_deadline=deadline(40), reason="原因说明")
-    k.at(20).do("request_extension", c.RequestExtension, new_deadline=deadline(40), reason="原因说明")
+        k.at(20 + 1 / DAY_MS).do(
+            "request_extension", c.RequestExtension, new_deadline=deadline(40), reason="原因说明"
+        )
+    k.at(20).do(
+        "request_extension", c.RequestExtension, new_deadline=deadline(40), reason="原因说明"
+    )
     with pytest.raises(Refused, match="already requested"):
         k.do("request_extension", c.RequestExtension, new_deadline=deadline(41), reason="原因说明")
     k.do("decide_extension", c.DecideExtension, granted=False, reason="理由不成立")
@@ -149,13 +263,28 @@ def test_extension_must_be_requested_ten_days_before_the_deadline():
 def test_a_hearing_request_after_the_window_is_refused_and_the_decision_waits_for_the_window():
     k = Case()
     k.do("file_case", c.FileCase, violations="违法")
-    k.do("record_evidence", c.RecordEvidence, evidence_type="书证", description="d", collected_by=INSPECTORS)
-    k.do("notify_penalty", c.NotifyPenalty, penalties=[{"type": "fine", "amount_yuan": 3000}], facts="f")
+    k.do(
+        "record_evidence",
+        c.RecordEvidence,
+        evidence_type="书证",
+        description="d",
+        collected_by=INSPECTORS,
+    )
+    k.do(
+        "notify_penalty",
+        c.NotifyPenalty,
+        penalties=[{"type": "fine", "amount_yuan": 3000}],
+        facts="f",
+    )
     with pytest.raises(Refused, match="closed at"):
         k.at(3 + 1 / DAY_MS).do("request_hearing", c.RequestHearing)
     with pytest.raises(Refused, match="decide after that"):
-        k.at(3).do("decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1")
-    k.at(3 + 1 / DAY_MS).do("decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1")
+        k.at(3).do(
+            "decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1"
+        )
+    k.at(3 + 1 / DAY_MS).do(
+        "decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1"
+    )
 
 
 @pytest.mark.parametrize(
@@ -178,24 +307,44 @@ def test_an_inspection_needs_two_distinct_inspectors_and_a_local_site():
     with pytest.raises(ValidationError, match="at least two inspectors"):
         c.OpenInspection.model_validate_json(js(inspection(inspectors=INSPECTORS[:1])))
     with pytest.raises(ValidationError, match="listed twice"):
-        c.OpenInspection.model_validate_json(js(inspection(inspectors=[INSPECTORS[0], INSPECTORS[0]])))
+        c.OpenInspection.model_validate_json(
+            js(inspection(inspectors=[INSPECTORS[0], INSPECTORS[0]]))
+        )
     with pytest.raises(Invalid, match="outside this node's area"):
         Case(division="130104")
 
 
 def test_transfer_recommendation_correction_void():
     k = Case()
-    k.do("recommend_licence_action", c.RecommendLicenceAction, licence_number="（冀）MK安许证字〔2024〕0012",
-         action="suspend", reason="重大隐患未整改")
+    k.do(
+        "recommend_licence_action",
+        c.RecommendLicenceAction,
+        licence_number="（冀）MK安许证字〔2024〕0012",
+        action="suspend",
+        reason="重大隐患未整改",
+    )
     with pytest.raises(ValidationError):
-        c.RecommendLicenceAction.model_validate_json(js({"licence_number": "x", "action": "burn", "reason": "ab"}))
-    k.do("transfer", c.TransferCase, to_authority="石家庄市公安局长安分局", reason="涉嫌重大责任事故罪")
-    k.do("correct", c.CorrectCase, enterprise_name="更正后的名称", reason="名称录入错误")
+        c.RecommendLicenceAction.model_validate_json(
+            js({"licence_number": "x", "action": "burn", "reason": "ab"})
+        )
+    k.do(
+        "transfer",
+        c.TransferCase,
+        to_authority="石家庄市公安局长安分局",
+        reason="涉嫌重大责任事故罪",
+    )
+    k.do(
+        "correct",
+        c.CorrectCase,
+        enterprise_name="更正后的名称",
+        reason="名称录入错误",
+        expected_version=k.agg.version,
+    )
     assert k.agg.facts["enterprise_name"] == "更正后的名称"
     k.do("close", c.CloseCase, outcome="transferred")
     with pytest.raises(Refused, match="closed"):
         k.do("transfer", c.TransferCase, to_authority="x", reason="again")
     k.do("void", VoidCommand, reason="重复录入")
     with pytest.raises(Refused, match="voided"):
-        k.do("correct", c.CorrectCase, subject="x", reason="again")
+        k.do("correct", c.CorrectCase, subject="x", reason="again", expected_version=k.agg.version)
     assert EnforcementCase.replay(k.agg.collect_events()).view() == k.agg.view()

@@ -22,13 +22,16 @@ def test_registration_derives_the_id_from_the_credit_code():
 
 
 def test_only_the_county_where_it_is_located_registers_it():
-    with pytest.raises(Invalid, match="outside this node's area"):
+    """One writing origin per enterprise (DESIGN §3): the county node, never a tier above."""
+    with pytest.raises(Invalid, match="registered by the node of the county"):
         register(division="130104")
-    city = Enterprise.register(
-        RegisterEnterprise.model_validate_json(js(enterprise(division="130104"))),
-        ctx(region="130100", tier="city"),
-    )
-    assert city.division == "130104"
+    cmd = RegisterEnterprise.model_validate_json(js(enterprise(division="130104")))
+    for region, tier in (("130100", "city"), ("130000", "province"), ("000000", "national")):
+        with pytest.raises(Invalid, match=f"this is the {tier} node"):
+            Enterprise.register(cmd, ctx(region=region, tier=tier))
+    # a city without counties (东莞) is the bureau where its enterprises are located
+    dongguan = RegisterEnterprise.model_validate_json(js(enterprise(division="441900")))
+    assert Enterprise.register(dongguan, ctx(region="441900", tier="city")).division == "441900"
 
 
 @pytest.mark.parametrize(
@@ -48,34 +51,28 @@ def test_bad_fields_are_refused(field, value):
     assert e.value.errors()[0]["loc"] == (field,)
 
 
+def correct(e, **body):
+    body = {"expected_version": e.version, **body}
+    e.correct(CorrectEnterprise.model_validate_json(js(body)), ctx())
+
+
 def test_correct_close_void():
     e = register()
-    e.correct(
-        CorrectEnterprise.model_validate_json(js({"name": "新名称有限公司", "reason": "更名"})),
-        ctx(),
-    )
+    correct(e, **{"name": "新名称有限公司", "reason": "更名"})
     assert e.name == "新名称有限公司"
     assert e.pending_events[-1].payload() == {
         "changes": {"name": "新名称有限公司"},
         "reason": "更名",
     }
     with pytest.raises(Invalid, match="changes nothing"):
-        e.correct(
-            CorrectEnterprise.model_validate_json(js({"name": "新名称有限公司", "reason": "x1"})),
-            ctx(),
-        )
-    with pytest.raises(Invalid, match="outside"):
-        e.correct(
-            CorrectEnterprise.model_validate_json(js({"division": "140102", "reason": "搬迁"})),
-            ctx(),
-        )
+        correct(e, **{"name": "新名称有限公司", "reason": "x1"})
+    with pytest.raises(Invalid, match="node of the county where it is located"):
+        correct(e, **{"division": "140102", "reason": "搬迁"})
     e.close(CloseEnterprise.model_validate_json(js({"reason": "关闭取缔"})), ctx())
     with pytest.raises(Refused, match="closed"):
         e.close(CloseEnterprise.model_validate_json(js({"reason": "again"})), ctx())
     with pytest.raises(Refused, match="closed"):
-        e.correct(
-            CorrectEnterprise.model_validate_json(js({"name": "又一名称", "reason": "x1"})), ctx()
-        )
+        correct(e, **{"name": "又一名称", "reason": "x1"})
     e.void(VoidCommand.model_validate_json(js({"reason": "登记错误"})), ctx())
     assert e.voided is not None and e.voided["reason"] == "登记错误"
     with pytest.raises(Refused, match="voided"):

@@ -38,13 +38,15 @@ def test_init_creates_a_node_and_refuses_to_overwrite(run, county):
         (["--tier", "national", "--region", "130000"], "000000"),
         (["--tier", "county", "--region", "1301"], "six digits"),
         (["--tier", "county", "--region", "130102", "--parent", "http://x"], "NATS URL"),
+        (["--tier", "county", "--region", "130102", "--parent", 'nats://a"b'], "NATS URL"),
+        (["--tier", "county", "--region", "130102", "--parent", "nats://"], "NATS URL"),
         (["--tier", "hamlet", "--region", "130102"], "hamlet"),
     ],
 )
 def test_init_refuses_bad_settings(run, tmp_path, args, message):
     r = run("init", tmp_path / "n", *args)
     assert r.exit_code != 0 and message in r.output + r.stderr
-    assert not (tmp_path / "n" / "node.toml").exists()
+    assert not (tmp_path / "n").exists()  # nothing left behind: init can simply be run again
 
 
 def test_record_show_status(run, county):
@@ -77,7 +79,7 @@ def test_record_show_status(run, county):
         "accident.supplement",
         "--json",
         "-",
-        input=js({"id": acc["id"], "summary": "续报"}),
+        input=js({"id": acc["id"], "summary": "续报", "expected_version": 1}),
     )
     assert r.exit_code == 0 and json.loads(r.stdout)["version"] == 2
     shown = json.loads(run("show", county, acc["id"]).stdout)
@@ -107,8 +109,13 @@ def test_record_from_a_file(run, county, tmp_path):
             js(accident(deaths=-3)),
             "deaths: Input should be greater than or equal to 0",
         ),
-        ("accident.supplement", js({"deaths": 1}), "give its id"),
-        ("accident.supplement", js({"id": "x", "deaths": 1}), "no accident with id 'x'"),
+        ("accident.supplement", js({"deaths": 1, "expected_version": 1}), "give its id"),
+        ("accident.supplement", js({"id": "x", "deaths": 1}), "expected_version: Field required"),
+        (
+            "accident.supplement",
+            js({"id": "x", "deaths": 1, "expected_version": 1}),
+            "no accident with id 'x'",
+        ),
     ],
 )
 def test_bad_input_is_explained_and_records_nothing(run, county, kind, body, message):

@@ -62,3 +62,20 @@ def test_every_example_config_loads(tmp_path, tier):
     target = make_node_dir(tmp_path / tier)
     (target / config_mod.CONFIG_FILE).write_text(example.read_text())
     assert config_mod.load(target, environ={}).node.tier == tier
+
+
+def test_digit_only_overrides_stay_text_where_text_is_expected(node_dir):
+    cfg = config_mod.load(
+        node_dir, environ={"ANJIAN_NODE_ORIGIN": "130102", "ANJIAN_STORE_POSTGRES_DBNAME": "2024"}
+    )
+    assert cfg.node.origin == "130102" and cfg.store.postgres.dbname == "2024"
+    with pytest.raises(ConfigError, match=r"http\.port"):
+        config_mod.load(node_dir, environ={"ANJIAN_HTTP_PORT": "eighty"})
+
+
+def test_a_corrupt_event_store_is_a_clear_error(node_dir):
+    from node.service import Node
+
+    (node_dir / "events.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ConfigError, match="cannot open the event store"):
+        Node(config_mod.load(node_dir, environ={}))

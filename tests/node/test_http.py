@@ -6,7 +6,7 @@ from blockbuster import blockbuster_ctx
 
 from node.http import make_app
 from node.users import Role, add_user, remove_user
-from tests.factories import NOW, accident, credit_code, enterprise
+from tests.factories import accident, credit_code, enterprise
 
 
 @pytest.fixture
@@ -43,7 +43,9 @@ async def test_record_an_enterprise_and_an_accident_and_read_the_grade(api):
     status, shown, _ = await api("GET", f"/accidents/{body['id']}", token="reader")
     assert status == 200 and (shown["grade"], shown["grade_label"]) == ("major", "重大")
     assert shown["history"][0]["actor"] == {"user": "clerk", "node": "130102"}
-    status, sup, _ = await api("POST", f"/accidents/{body['id']}/supplements", {"deaths": 29})
+    status, sup, _ = await api(
+        "POST", f"/accidents/{body['id']}/supplements", {"deaths": 29, "expected_version": 1}
+    )
     assert status == 200 and sup["record"]["grade"] == "especially_major" and sup["version"] == 2
 
 
@@ -80,7 +82,9 @@ async def test_invalid_bodies_get_422_with_every_field(api, tokens):
 async def test_refusals_get_422_with_the_reason_and_record_nothing(api, clock):
     _, a, _ = await api("POST", "/accidents", accident())
     clock.advance(int(timedelta(days=31).total_seconds() * 1000))
-    status, body, _ = await api("POST", f"/accidents/{a['id']}/supplements", {"deaths": 1})
+    status, body, _ = await api(
+        "POST", f"/accidents/{a['id']}/supplements", {"deaths": 1, "expected_version": 1}
+    )
     assert (
         status == 422
         and body["error"]["code"] == "refused"
@@ -127,6 +131,9 @@ async def test_two_concurrent_writers_one_wins_the_other_409(api):
     )
     statuses = sorted(r[0] for r in results)
     assert statuses == [200, 409]
+    # a revision that does not say which version it revises is refused outright
+    status, body, _ = await api("POST", path, {"deaths": 3})
+    assert status == 422 and body["error"]["fields"][0]["field"] == "expected_version"
     winner = next(r[1] for r in results if r[0] == 200)
     loser = next(r[1] for r in results if r[0] == 409)
     assert "reload" in loser["error"]["message"]
@@ -211,6 +218,30 @@ async def test_near_miss_over_http(api):
         body.pop(k)
     status, rec, _ = await api("POST", "/near-misses", {**body, "evacuated": 600})
     assert status == 201 and rec["record"]["grade"] == "near_miss"
-    status, err, _ = await api("POST", f"/accidents/{rec['id']}/supplements", {"deaths": 1})
+    status, err, _ = await api(
+        "POST", f"/accidents/{rec['id']}/supplements", {"deaths": 1, "expected_version": 1}
+    )
     assert status == 422 and err["error"]["fields"][0]["field"] == "deaths"
-    assert NOW  # the node clock is the fixture's
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["0001-01-01T00:30:00+01:00", "9999-12-31T23:00:00-05:00", "1900-01-01T00:00:00+08:00"],
+)
+async def test_implausible_times_get_422_and_nothing_is_recorded(api, moment):
+    status, body, _ = await api("POST", "/accidents", accident(occurred_at=moment))
+    assert status == 422 and body["error"]["fields"][0]["field"] == "occurred_at"
+    _, a, _ = await api("POST", "/accidents", accident())
+    status, body, _ = await api(
+        "POST",
+        f"/accidents/{a['id']}/corrections",
+        {"occurred_at": moment, "reason": "typo fix", "expected_version": 1},
+    )
+    assert status == 422
+    assert (await api("GET", f"/accidents/{a['id']}"))[1]["version"] == 1
+    assert (await api("GET", "/status"))[1]["event_count"] == 1
+
+
+async def test_a_huge_log_position_is_refused_not_a_crash(api):
+    status, body, _ = await api("GET", "/events?after=9223372036854775808")
+    assert status == 422 and "after" in body["error"]["fields"][0]["field"]

@@ -1,13 +1,18 @@
 import sqlite3
-from datetime import timedelta
+from datetime import datetime
 
 import pytest
 
-from domain.base import DAY_MS
+from domain.base import CHINA, to_ms
 from domain.errors import Invalid, Refused
 from node.errors import Conflict, NotFound
 from node.service import Node
-from tests.factories import NOW, accident, credit_code, enterprise, js
+from tests.factories import accident, credit_code, enterprise, js
+
+
+def sup(version, **fields):
+    """A supplement body revising ``version``."""
+    return js({"expected_version": version, **fields})
 
 
 def count(node):
@@ -48,7 +53,12 @@ def test_events_are_stored_under_their_wire_names(node):
 def test_the_log_survives_reopening(load_config, clock):
     first = Node(load_config(), clock=clock)
     a = first.execute("accident.report", js(accident()), user="zhang")
-    first.execute("accident.supplement", js({"deaths": 4}), user="zhang", target=a["id"])
+    first.execute(
+        "accident.supplement",
+        sup(1, deaths=4),
+        user="zhang",
+        target=a["id"],
+    )
     first.close()
     again = Node(load_config(), clock=clock)
     assert again.show(a["id"])["grade"] == "larger"
@@ -64,13 +74,14 @@ def test_the_log_survives_reopening(load_config, clock):
         ("enterprise.register", "{not json", None, Invalid),
         ("enterprise.register", "[1, 2]", None, Invalid),
         ("accident.report", js(accident(deaths=-1)), None, Invalid),
-        ("accident.supplement", js({"deaths": 1}), "not-a-uuid", NotFound),
+        ("accident.supplement", sup(1, deaths=1), "not-a-uuid", NotFound),
         (
             "accident.supplement",
-            js({"deaths": 1}),
+            sup(1, deaths=1),
             "6333e143-bf7c-4588-9eb5-17c59e8638b9",
             NotFound,
         ),
+        ("accident.supplement", sup(1, deaths=1), None, Invalid),
         ("accident.supplement", js({"deaths": 1}), None, Invalid),
         ("accident.fly", "{}", None, NotFound),
     ],
@@ -86,7 +97,12 @@ def test_bad_commands_record_nothing(any_node, kind, body, target, error):
 def test_a_command_on_the_wrong_kind_of_record_is_not_found(node):
     e = node.execute("enterprise.register", js(enterprise()), user="zhang")
     with pytest.raises(NotFound, match="no accident"):
-        node.execute("accident.supplement", js({"deaths": 1}), user="zhang", target=e["id"])
+        node.execute(
+            "accident.supplement",
+            sup(1, deaths=1),
+            user="z",
+            target=e["id"],
+        )
 
 
 def test_registering_the_same_enterprise_twice_conflicts(any_node):
@@ -102,21 +118,21 @@ def test_expected_version_guards_against_lost_updates(any_node):
     a = node.execute("accident.report", js(accident()), user="zhang")
     node.execute(
         "accident.supplement",
-        js({"deaths": 1, "expected_version": 1}),
+        sup(1, deaths=1),
         user="zhang",
         target=a["id"],
     )
     with pytest.raises(Conflict, match="at version 2, not 1"):
         node.execute(
             "accident.supplement",
-            js({"deaths": 2, "expected_version": 1}),
+            sup(1, deaths=2),
             user="li",
             target=a["id"],
         )
     assert node.show(a["id"])["deaths"] == 1
 
 
-def test_two_processes_writing_the_same_version_one_wins(load_config, clock):
+def test_two_store_connections_writing_the_same_version_one_wins(load_config, clock):
     """Two writers (e.g. `anjian record` beside a running server) load the same version; the
     store's uniqueness on (id, version) lets one win and the other gets Conflict."""
     one = Node(load_config(), clock=clock)
@@ -125,8 +141,14 @@ def test_two_processes_writing_the_same_version_one_wins(load_config, clock):
     mine, theirs = one.load("accident", a["id"]), two.load("accident", a["id"])
     from domain.accident import SupplementAccident
 
-    mine.supplement(SupplementAccident.model_validate_json(js({"deaths": 1})), one.context("zhang"))
-    theirs.supplement(SupplementAccident.model_validate_json(js({"deaths": 5})), two.context("li"))
+    mine.supplement(
+        SupplementAccident.model_validate_json(sup(1, deaths=1)),
+        one.context("zhang"),
+    )
+    theirs.supplement(
+        SupplementAccident.model_validate_json(sup(1, deaths=5)),
+        two.context("li"),
+    )
     one.log.append(mine)
     with pytest.raises(Conflict, match="someone else"):
         two.log.append(theirs)
@@ -137,14 +159,29 @@ def test_two_processes_writing_the_same_version_one_wins(load_config, clock):
 
 def test_the_supplement_window_uses_the_node_clock(node, clock):
     a = node.execute("accident.report", js(accident(industry="fire")), user="zhang")
-    occurred = NOW - timedelta(hours=2)
-    clock.now_ms += 7 * DAY_MS - 2 * 3_600_000  # exactly occurred + 7 days
-    node.execute("accident.supplement", js({"deaths": 1}), user="zhang", target=a["id"])
+    # occurred 2026-11-29 14:00 China time: 7 days run to 2026-12-06 24:00 China time
+    clock.now_ms = to_ms(datetime(2026, 12, 7, tzinfo=CHINA)) - 1
+    node.execute("accident.supplement", sup(1, deaths=1), user="z", target=a["id"])
     clock.advance(1)
     with pytest.raises(Refused, match="within 7 days"):
-        node.execute("accident.supplement", js({"deaths": 2}), user="zhang", target=a["id"])
-    assert node.show(a["id"])["occurred_at"] == occurred.isoformat().replace("+00:00", ".000Z")
+        node.execute(
+            "accident.supplement",
+            sup(2, deaths=2),
+            user="z",
+            target=a["id"],
+        )
     assert count(node) == 2
+
+
+def test_a_voided_enterprise_can_be_registered_again(node):
+    e = node.execute("enterprise.register", js(enterprise()), user="zhang")
+    node.execute("enterprise.void", js({"reason": "登记错误"}), user="zhang", target=e["id"])
+    again = node.execute("enterprise.register", js(enterprise(name="重新登记")), user="li")
+    assert again["id"] == e["id"] and again["version"] == 3
+    shown = node.show(e["id"])
+    assert shown["voided"] is None and shown["name"] == "重新登记"
+    with pytest.raises(Conflict, match="already exists"):
+        node.execute("enterprise.register", js(enterprise()), user="li")
 
 
 def test_enterprise_lifecycle_through_the_node(any_node):
@@ -154,15 +191,19 @@ def test_enterprise_lifecycle_through_the_node(any_node):
     )
     node.execute(
         "enterprise.correct",
-        js({"address": "新地址", "reason": "地址变更"}),
+        js({"address": "新地址", "reason": "地址变更", "expected_version": 1}),
         user="li",
         target=e["id"],
     )
     node.execute("enterprise.close", js({"reason": "依法关闭"}), user="li", target=e["id"])
     with pytest.raises(Refused, match="closed"):
         node.execute(
-            "enterprise.correct", js({"name": "X公司", "reason": "更名"}), user="li", target=e["id"]
+            "enterprise.correct",
+            js({"name": "X公司", "reason": "更名", "expected_version": 3}),
+            user="li",
+            target=e["id"],
         )
+    assert count(node) == 3
     shown = node.show(e["id"])
     assert shown["address"] == "新地址" and shown["closed"]["reason"] == "依法关闭"
     assert [h["event"] for h in shown["history"]] == [
