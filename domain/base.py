@@ -119,6 +119,7 @@ class Aggregate:
 
     KIND: ClassVar[str]  # "enterprise", "accident": names the aggregate in errors and URLs
     HISTORY_LIMIT: ClassVar[int | None] = None  # keep only the latest entries in the view
+    CACHED: ClassVar[bool] = False  # the application may keep it in memory between commands
 
     def __init__(self, id: UUID) -> None:
         self.id = id

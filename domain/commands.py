@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from domain.accident import (
-    Accident,
-    CorrectAccident,
-    ReportAccident,
-    ReportNearMiss,
-    SupplementAccident,
-)
-from domain.base import Aggregate, Command, Context, VoidCommand
-from domain.enterprise import CloseEnterprise, CorrectEnterprise, Enterprise, RegisterEnterprise
+from domain import accident as acc
+from domain import enterprise as ent
+from domain.base import Aggregate, Command, VoidCommand
+from domain.enforcement import commands as case
+from domain.enforcement.case import EnforcementCase
+from domain.sensors import site
 
 
 @dataclass(frozen=True)
@@ -25,88 +21,309 @@ class CommandSpec:
     model: type[Command]
     aggregate: type[Aggregate]
     path: str  # under /api/v1; "{id}" when the command acts on an existing record
-    create: Callable[[Any, Context], Aggregate] | None = None
-    update: Callable[[Any, Any, Context], None] | None = None
+    create: Callable[..., Aggregate] | None = None  # (command, ctx[, fact])
+    update: Callable[..., None] | None = None  # (aggregate, command, ctx[, fact])
+    needs: str | None = None  # a fact the application looks up for the rule (see node.service)
 
     @property
     def creates(self) -> bool:
         return self.create is not None
 
 
+def _on(
+    aggregate: type[Aggregate], base: str, specs: list[tuple[str, str, type[Command], str, str]]
+) -> tuple[CommandSpec, ...]:
+    """Commands on existing records: (kind, summary, model, path segment, method name)."""
+    return tuple(
+        CommandSpec(
+            kind,
+            summary,
+            model,
+            aggregate,
+            f"{base}/{{id}}/{segment}",
+            update=getattr(aggregate, method),
+        )
+        for kind, summary, model, segment, method in specs
+    )
+
+
+E, A, C, S = ent.Enterprise, acc.Accident, EnforcementCase, site.Site
+
 SPECS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "enterprise.register",
-        "Register an enterprise located in this node's area.",
-        RegisterEnterprise,
-        Enterprise,
+        "Register an enterprise located in this county.",
+        ent.RegisterEnterprise,
+        E,
         "/enterprises",
-        create=Enterprise.register,
+        create=E.register,
     ),
-    CommandSpec(
-        "enterprise.correct",
-        "Correct an enterprise's details, with the reason.",
-        CorrectEnterprise,
-        Enterprise,
-        "/enterprises/{id}/corrections",
-        update=Enterprise.correct,
-    ),
-    CommandSpec(
-        "enterprise.close",
-        "Record that an enterprise has closed.",
-        CloseEnterprise,
-        Enterprise,
-        "/enterprises/{id}/closure",
-        update=Enterprise.close,
-    ),
-    CommandSpec(
-        "enterprise.void",
-        "Void an enterprise registered in error, with the reason.",
-        VoidCommand,
-        Enterprise,
-        "/enterprises/{id}/void",
-        update=Enterprise.void,
+    *_on(
+        E,
+        "/enterprises",
+        [
+            (
+                "enterprise.correct",
+                "Correct an enterprise's details, with the reason.",
+                ent.CorrectEnterprise,
+                "corrections",
+                "correct",
+            ),
+            (
+                "enterprise.close",
+                "Record that an enterprise has closed.",
+                ent.CloseEnterprise,
+                "closure",
+                "close",
+            ),
+            (
+                "enterprise.void",
+                "Void an enterprise registered in error, with the reason.",
+                VoidCommand,
+                "void",
+                "void",
+            ),
+        ],
     ),
     CommandSpec(
         "accident.report",
         "Report an accident (事故快报); the grade is derived by 493号令.",
-        ReportAccident,
-        Accident,
+        acc.ReportAccident,
+        A,
         "/accidents",
-        create=Accident.report,
+        create=A.report,
     ),
     CommandSpec(
         "accident.report-near-miss",
         "Report a 较大涉险 near miss.",
-        ReportNearMiss,
-        Accident,
+        acc.ReportNearMiss,
+        A,
         "/near-misses",
-        create=Accident.report_near_miss,
+        create=A.report_near_miss,
+    ),
+    *_on(
+        A,
+        "/accidents",
+        [
+            (
+                "accident.supplement",
+                "补报: new totals after the report; the grade is re-derived.",
+                acc.SupplementAccident,
+                "supplements",
+                "supplement",
+            ),
+            (
+                "accident.correct",
+                "Correct an accident record made wrongly, with the reason.",
+                acc.CorrectAccident,
+                "corrections",
+                "correct",
+            ),
+            (
+                "accident.void",
+                "Void an accident record made in error, with the reason.",
+                VoidCommand,
+                "void",
+                "void",
+            ),
+        ],
     ),
     CommandSpec(
-        "accident.supplement",
-        "补报: new totals after the report; the grade is re-derived.",
-        SupplementAccident,
-        Accident,
-        "/accidents/{id}/supplements",
-        update=Accident.supplement,
+        "case.open-inspection",
+        "Open an inspection (检查) by at least two inspectors.",
+        case.OpenInspection,
+        C,
+        "/cases",
+        create=C.open_inspection,
+    ),
+    *_on(
+        C,
+        "/cases",
+        [
+            (
+                "case.record-hazard",
+                "Record a hazard found (一般 / 重大隐患).",
+                case.RecordHazard,
+                "hazards",
+                "record_hazard",
+            ),
+            (
+                "case.take-measure",
+                "Record an on-site measure (现场处理措施).",
+                case.TakeMeasure,
+                "measures",
+                "take_measure",
+            ),
+            (
+                "case.order-rectification",
+                "Order rectification by a deadline (责令限期整改).",
+                case.OrderRectification,
+                "rectification-orders",
+                "order_rectification",
+            ),
+            (
+                "case.request-extension",
+                "The enterprise asks to extend the deadline (≥ 10 days before).",
+                case.RequestExtension,
+                "extension-requests",
+                "request_extension",
+            ),
+            (
+                "case.decide-extension",
+                "Grant or refuse the extension.",
+                case.DecideExtension,
+                "extension-decisions",
+                "decide_extension",
+            ),
+            (
+                "case.reinspect",
+                "Re-inspection (复查): passed or failed.",
+                case.Reinspect,
+                "reinspections",
+                "reinspect",
+            ),
+            ("case.file", "File a penalty case (立案).", case.FileCase, "filing", "file_case"),
+            (
+                "case.record-evidence",
+                "Record evidence (调查取证) by at least two officers.",
+                case.RecordEvidence,
+                "evidence",
+                "record_evidence",
+            ),
+            (
+                "case.notify-penalty",
+                "Notice of the proposed penalty (告知), opening the hearing window.",
+                case.NotifyPenalty,
+                "penalty-notices",
+                "notify_penalty",
+            ),
+            (
+                "case.request-hearing",
+                "The party requests a hearing (听证) within the window.",
+                case.RequestHearing,
+                "hearing-requests",
+                "request_hearing",
+            ),
+            (
+                "case.hold-hearing",
+                "Record the hearing held.",
+                case.HoldHearing,
+                "hearings",
+                "hold_hearing",
+            ),
+            (
+                "case.decide-penalty",
+                "Decide the penalty (行政处罚决定).",
+                case.DecidePenalty,
+                "decisions",
+                "decide_penalty",
+            ),
+            (
+                "case.serve-decision",
+                "Serve the decision (送达).",
+                case.ServeDecision,
+                "service",
+                "serve_decision",
+            ),
+            (
+                "case.execute-penalty",
+                "Record the penalty executed (执行).",
+                case.ExecutePenalty,
+                "execution",
+                "execute_penalty",
+            ),
+            (
+                "case.transfer",
+                "Transfer the case to another authority (移送).",
+                case.TransferCase,
+                "transfers",
+                "transfer",
+            ),
+            (
+                "case.recommend-licence-action",
+                "Recommend the issuer suspend or revoke a licence.",
+                case.RecommendLicenceAction,
+                "licence-recommendations",
+                "recommend_licence_action",
+            ),
+            (
+                "case.close",
+                "Close the case (结案) with its outcome.",
+                case.CloseCase,
+                "closure",
+                "close",
+            ),
+            (
+                "case.correct",
+                "Correct the case record, with the reason.",
+                case.CorrectCase,
+                "corrections",
+                "correct",
+            ),
+            (
+                "case.void",
+                "Void a case recorded in error, with the reason.",
+                VoidCommand,
+                "void",
+                "void",
+            ),
+        ],
     ),
     CommandSpec(
-        "accident.correct",
-        "Correct an accident record made wrongly, with the reason.",
-        CorrectAccident,
-        Accident,
-        "/accidents/{id}/corrections",
-        update=Accident.correct,
+        "sensor.register-site",
+        "Register a monitoring site (mine, tailings dam, plant).",
+        site.RegisterSite,
+        S,
+        "/sites",
+        create=S.register,
     ),
-    CommandSpec(
-        "accident.void",
-        "Void an accident record made in error, with the reason.",
-        VoidCommand,
-        Accident,
-        "/accidents/{id}/void",
-        update=Accident.void,
+    *_on(
+        S,
+        "/sites",
+        [
+            (
+                "sensor.register-point",
+                "Register a monitoring point; thresholds default by location.",
+                site.RegisterPoint,
+                "points",
+                "register_point",
+            ),
+            (
+                "sensor.change-thresholds",
+                "Change a point's thresholds, with the reason.",
+                site.ChangeThresholds,
+                "thresholds",
+                "change_thresholds",
+            ),
+            (
+                "sensor.retire-point",
+                "Retire a monitoring point, with the reason.",
+                site.RetirePoint,
+                "retirements",
+                "retire_point",
+            ),
+            (
+                "sensor.correct-site",
+                "Correct a site's details, with the reason.",
+                site.CorrectSite,
+                "corrections",
+                "correct",
+            ),
+            (
+                "sensor.void-site",
+                "Void a site registered in error, with the reason.",
+                VoidCommand,
+                "void",
+                "void",
+            ),
+        ],
     ),
 )
 
 BY_KIND = {spec.kind: spec for spec in SPECS}
 AGGREGATES: dict[str, type[Aggregate]] = {spec.aggregate.KIND: spec.aggregate for spec in SPECS}
+COLLECTIONS: dict[str, str] = {}  # kind → URL collection, named by its first creating command
+for _spec in SPECS:
+    if _spec.creates:
+        COLLECTIONS.setdefault(_spec.aggregate.KIND, _spec.path.split("/")[1])
+assert len(BY_KIND) == len(SPECS), "a command kind is listed twice"

@@ -214,6 +214,39 @@ def kinds(kind: str | None) -> None:
 
 
 @main.group()
+def readings() -> None:
+    """Raw sensor readings: the local store (not the log) and what is derived from it."""
+
+
+@readings.command("ingest")
+@NODE_DIR
+@click.argument("site")
+@click.option(
+    "--json", "source", type=click.File("rb"), required=True, help="Batch as JSON: a file, or -."
+)
+@click.option("--actor", default=None, help="Who records the derived events (default: your login).")
+def readings_ingest(directory: Path, site: str, source: Any, actor: str | None) -> None:
+    """Take a batch {"readings": [{"point", "t", "value", "status"}]} for SITE (its code).
+
+    \b
+    Example:
+      echo '{"readings": [{"point": "CH4-01", "t": "2026-11-29T08:00:00+08:00", "value": 0.42}]}' |
+        anjian readings ingest ./county 130102B001 --json -
+    """
+    raw = source.read()
+    with open_node(directory) as node:
+        emit(node.ingest(site, raw, user=actor or getpass.getuser()))
+
+
+@readings.command("prune")
+@NODE_DIR
+def readings_prune(directory: Path) -> None:
+    """Drop raw readings older than [readings] retention_days (the log is never touched)."""
+    with open_node(directory) as node:
+        emit(node.prune_readings())
+
+
+@main.group()
 def users() -> None:
     """Manage the API's users and their bearer tokens."""
 

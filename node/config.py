@@ -69,11 +69,22 @@ class HttpSection(_Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
 
+class ReadingsSection(_Section):
+    path: str = "readings.db"
+    retention_days: int = Field(default=92, ge=1)  # AQ 6201: real-time values ≥ 3 months
+    max_batch: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
 class Config(_Section):
     directory: Path
     node: NodeSection
     store: StoreSection = StoreSection()
     http: HttpSection = HttpSection()
+    readings: ReadingsSection = ReadingsSection()
+
+    @property
+    def readings_file(self) -> Path:
+        return (self.directory / self.readings.path).resolve()
 
     @property
     def sqlite_file(self) -> Path:
@@ -113,7 +124,7 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         if not name.startswith(ENV_PREFIX):
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
-        if section in ("node", "store", "http") and key:
+        if section in ("node", "store", "http", "readings") and key:
             target = data.setdefault(section, {})
             if key.startswith("postgres_"):
                 target = target.setdefault("postgres", {})
@@ -147,4 +158,9 @@ sqlite_path = "events.db"     # relative to this directory
 host = "127.0.0.1"
 port = 8640
 max_body_bytes = 1048576
+
+[readings]                    # raw sensor readings: local only, never in the log
+path = "readings.db"
+retention_days = 92           # AQ 6201: real-time values kept at least 3 months
+max_batch = 10000             # readings per batch
 """

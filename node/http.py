@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from domain.commands import SPECS, CommandSpec
+from domain.commands import COLLECTIONS, SPECS, CommandSpec
 from domain.errors import DomainError, Invalid, Refused
 from node.errors import Conflict, NotFound
 from node.openapi import openapi_document
@@ -66,6 +66,14 @@ class Runtime:
                     log.info("users reloaded: %d users", len(self.users))
                 except DomainError as e:
                     log.error("%s; keeping the previous users", e)
+
+    async def retention(self, interval: float = 3600.0) -> None:
+        """Drop raw readings past their retention period, hourly (the log is never touched)."""
+        while True:
+            result = await self.write(self.node.prune_readings)
+            if result["pruned"]:
+                log.info("pruned %d raw readings older than %s", result["pruned"], result["before"])
+            await asyncio.sleep(interval)
 
     def close(self) -> None:
         self.writer.shutdown(wait=True)
@@ -177,7 +185,7 @@ def command_handler(spec: CommandSpec) -> Handler:
         target = request.match_info.get("id")
         result = await rt.write(rt.node.execute, spec.kind, body, user=user.name, target=target)
         if spec.creates:
-            location = f"{API}/{result['kind']}s/{result['id']}"
+            location = f"{API}/{COLLECTIONS[result['kind']]}/{result['id']}"
             return ok(result, status=201, headers={"Location": location})
         return ok(result)
 
@@ -190,6 +198,14 @@ def show_handler(kind: str | None) -> Handler:
         return ok(await rt.read(rt.node.show, request.match_info["id"], kind))
 
     return handle
+
+
+async def readings(request: web.Request) -> web.Response:
+    body = await request.read()
+    rt = request.app[RUNTIME]
+    user: User = request[USER]
+    result = await rt.write(rt.node.ingest, request.match_info["site"], body, user=user.name)
+    return ok(result)
 
 
 async def status(request: web.Request) -> web.Response:
@@ -240,11 +256,15 @@ def make_app(node: Node) -> web.Application:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
-    watcher = asyncio.create_task(runtime.watch_users())
+    recovered = await runtime.write(runtime.node.recover_readings)
+    if recovered:
+        log.info("derived readings left pending at the last stop for sites %s", recovered)
+    tasks = [asyncio.create_task(runtime.watch_users()), asyncio.create_task(runtime.retention())]
     yield
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await asyncio.get_running_loop().run_in_executor(None, runtime.close)
 
 

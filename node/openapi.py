@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from domain.commands import BY_KIND
+from domain.sensors.site import ReadingBatch
 
 ERROR = {
     "type": "object",
@@ -34,6 +35,10 @@ ERROR = {
 READS = {
     "enterprise.show": "Read an enterprise as it stands now, with its history.",
     "accident.show": "Read an accident: grade, deadlines, casualties, history.",
+    "case.show": "Read an enforcement case: stage, hazards, orders, penalties.",
+    "licence.show": "Read a licence: status, number, validity, renewal.",
+    "investigation.show": "Read an accident investigation: deadlines and state.",
+    "site.show": "Read a monitoring site (by id or site code): points, active alarms.",
     "record.show": "Read any record by id.",
     "events": "The node's log after a position (`after`, `limit` ≤ 1000).",
     "status": "Origin, tier, region, event count and last log position.",
@@ -81,7 +86,27 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
                     "schema": {"type": "string", "format": "uuid"},
                 }
             ]
-        if route.method == "POST":
+        if name == "sensor.readings":
+            schemas["ReadingBatch"] = ReadingBatch.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            schemas.update(schemas["ReadingBatch"].pop("$defs", {}))
+            op["parameters"] = [
+                {"name": "site", "in": "path", "required": True, "schema": {"type": "string"}}
+            ]
+            op["summary"] = (
+                "A batch of raw readings: stored locally (not in the log); alarms, power cuts "
+                "and closed 5-minute summaries are derived into the log."
+            )
+            op["tags"] = ["site"]
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ReadingBatch"}}
+                },
+            }
+            op["responses"] = _responses(200, 401, 403, 404, 409, 413, 422)
+        elif route.method == "POST":
             spec = BY_KIND[name]
             model = spec.model
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -1,20 +1,26 @@
-"""The node as a library: record any command by kind, read records back, report status.
-Synchronous; the HTTP server calls it from its writer thread, the CLI calls it directly."""
+"""The node as a library: record any command by kind, take batches of sensor readings, read
+records back, report status. Synchronous; the HTTP server calls it from its writer thread, the
+CLI calls it directly."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from domain.base import Actor, Aggregate, Context, iso
-from domain.commands import BY_KIND, CommandSpec
+from domain.accident import Accident
+from domain.base import DAY_MS, Actor, Aggregate, Context, iso
+from domain.commands import BY_KIND
 from domain.errors import FieldError, Invalid
+from domain.sensors.readings import window_of
+from domain.sensors.site import ReadingBatch, Site, site_id
 from node.config import Config
 from node.errors import Conflict, NotFound
+from node.readings import ReadingsStore
 from node.store import EventLog
 
 
@@ -22,10 +28,10 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def parse_command(spec: CommandSpec, body: bytes | str) -> Any:
-    """Validate a JSON body against the command's model; Invalid names every bad field."""
+def parse(model: type[BaseModel], body: bytes | str) -> Any:
+    """Validate a JSON body against a model; Invalid names every bad field."""
     try:
-        return spec.model.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as e:
         raise Invalid([_field_error(err) for err in e.errors()]) from None
 
@@ -54,11 +60,14 @@ class Node:
         self.config = config
         self.clock = clock
         self.log = EventLog(config)
+        self.readings = ReadingsStore(config.readings_file)
+        self._cache: dict[UUID, Aggregate] = {}  # aggregates marked CACHED (monitoring sites)
 
     def context(self, user: str) -> Context:
         node = self.config.node
         return Context(Actor(user, node.origin), self.clock(), node.tier.value, node.region, uuid4)
 
+    # -- commands -------------------------------------------------------------------------------
     def execute(
         self, kind: str, body: bytes | str, *, user: str, target: str | None = None
     ) -> dict[str, Any]:
@@ -66,10 +75,11 @@ class Node:
         spec = BY_KIND.get(kind)
         if spec is None:
             raise NotFound(f"no command kind {kind!r}; known kinds: {', '.join(BY_KIND)}")
-        command = parse_command(spec, body)
+        command = parse(spec.model, body)
         ctx = self.context(user)
+        facts = () if spec.needs is None else (self._fact(spec.needs, command, target),)
         if spec.create is not None:
-            agg = spec.create(command, ctx)
+            agg = spec.create(command, ctx, *facts)
             existing = self.log.load(agg.id)
             if existing is not None:
                 if existing.voided is None:
@@ -78,21 +88,28 @@ class Node:
                     )
                 existing.register_again(agg)
                 agg = existing
-        else:
-            assert spec.update is not None
-            if target is None:
-                raise Invalid.field(
-                    "id", f"{kind} acts on an existing {spec.aggregate.KIND}: give its id"
-                )
-            agg = self.load(spec.aggregate.KIND, target)
-            expected = getattr(command, "expected_version", None)
-            if expected is not None and expected != agg.version:
-                raise Conflict(
-                    f"{agg.KIND} {agg.id} is at version {agg.version}, not {expected}: "
-                    "it changed since you read it; reload and retry"
-                )
-            spec.update(agg, command, ctx)
-        position = self.log.append(agg)
+            return self._save(agg)
+        assert spec.update is not None
+        if target is None:
+            raise Invalid.field(
+                "id", f"{kind} acts on an existing {spec.aggregate.KIND}: give its id"
+            )
+        agg = self.load(spec.aggregate.KIND, target)
+        expected = getattr(command, "expected_version", None)
+        if expected is not None and expected != agg.version:
+            raise Conflict(
+                f"{agg.KIND} {agg.id} is at version {agg.version}, not {expected}: "
+                "it changed since you read it; reload and retry"
+            )
+        with self._evict_on_error(agg):
+            spec.update(agg, command, ctx, *facts)
+            return self._save(agg)
+
+    def _save(self, agg: Aggregate) -> dict[str, Any]:
+        with self._evict_on_error(agg):
+            position = self.log.append(agg)
+        if agg.CACHED:
+            self._cache[agg.id] = agg
         return {
             "id": str(agg.id),
             "kind": agg.KIND,
@@ -101,14 +118,128 @@ class Node:
             "record": agg.view(),
         }
 
+    @contextmanager
+    def _evict_on_error(self, agg: Aggregate) -> Iterator[None]:
+        """A command that fails half-way must not leave its changes in the cached aggregate."""
+        try:
+            yield
+        except BaseException:
+            self._cache.pop(agg.id, None)
+            raise
+
+    def _fact(self, need: str, command: Any, target: str | None) -> Any:
+        """Facts a rule needs from other records of this node."""
+        if need == "accident":
+            accident = self.load("accident", str(command.accident_id))
+            assert isinstance(accident, Accident)
+            return {
+                "id": str(accident.id),
+                "grade": accident.grade.code,
+                "voided": accident.voided is not None,
+                "occurred_at": accident.facts["occurred_at"],
+                "division": accident.facts["division"],
+            }
+        if need == "fatal_accidents":
+            assert target is not None
+            licence = self.load("licence", target)
+            return self.fatal_accidents(licence.facts["enterprise_id"])  # type: ignore[attr-defined]
+        raise AssertionError(need)
+
+    def fatal_accidents(self, enterprise: str) -> list[dict[str, Any]]:
+        """Accidents with deaths or missing persons at an enterprise, as they stand now."""
+        found = []
+        for accident_id in self.log.accidents_of(enterprise):
+            a = self.log.load(accident_id)
+            if (
+                isinstance(a, Accident)
+                and a.voided is None
+                and not a.near_miss
+                and a.facts["enterprise_id"] == enterprise
+                and a.facts["deaths"] + a.facts["missing"] > 0
+            ):
+                found.append(
+                    {
+                        "id": str(a.id),
+                        "occurred_at": a.facts["occurred_at"],
+                        "deaths": a.facts["deaths"],
+                        "missing": a.facts["missing"],
+                    }
+                )
+        return found
+
+    # -- sensor readings --------------------------------------------------------------------------
+    def ingest(self, site_code: str, body: bytes | str, *, user: str) -> dict[str, Any]:
+        """Take a batch of raw readings: store them (the local readings store, not the log),
+        then derive alarms, power cuts and closed 5-minute summaries into the log."""
+        batch = parse(ReadingBatch, body)
+        if len(batch.readings) > self.config.readings.max_batch:
+            raise Invalid.field("readings", f"at most {self.config.readings.max_batch} per batch")
+        site = self._site(site_code)
+        ctx = self.context(user)
+        rows = site.accept(batch, ctx)
+        stored = self.readings.append(site_code, rows, ctx.now_ms)
+        derived = self.derive(site_code, user)
+        return {"site": site_code, "stored": stored, **derived}
+
+    def derive(self, site_code: str, user: str = "anjian") -> dict[str, Any]:
+        """Derive the site's events from every stored reading not yet derived. Safe to repeat:
+        after a crash between storing and deriving, the next call picks the readings up, and
+        the site's state skips what its events already reflect."""
+        site = self._site(site_code)
+        ctx = self.context(user)
+        pending = self.readings.after(site_code, self.readings.marked(site_code))
+        if not pending:
+            return {"events": [], "position": None}
+        with self._evict_on_error(site):
+            site.observe(pending, ctx)
+            latest = window_of(max(r.t for r in pending))
+            for start in self.readings.windows(site_code, site.summarized_until, latest):
+                site.summarize(start, self.readings.window(site_code, start), ctx)
+            names = [e.NAME for e in site.pending_events]
+            position = self._save(site)["position"] if names else None
+        self.readings.mark(site_code, pending[-1].id)
+        return {"events": names, "position": position}
+
+    def recover_readings(self) -> list[str]:
+        """At start-up: derive what a crash left stored but not derived."""
+        sites = self.readings.pending_sites()
+        for code in sites:
+            self.derive(code)
+        return sites
+
+    def prune_readings(self, now_ms: int | None = None) -> dict[str, Any]:
+        cutoff = (
+            self.clock() if now_ms is None else now_ms
+        ) - self.config.readings.retention_days * DAY_MS
+        return {"pruned": self.readings.prune(cutoff), "before": iso(cutoff)}
+
+    def _site(self, code: str) -> Site:
+        site = self._load_by_id(site_id(code))
+        if not isinstance(site, Site):
+            raise NotFound(f"no monitoring site {code!r}: register it with sensor.register-site")
+        return site
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _load_by_id(self, aggregate_id: UUID) -> Aggregate | None:
+        cached = self._cache.get(aggregate_id)
+        if cached is not None:
+            self.log.catch_up(cached)  # events written by another process since
+            return cached
+        agg = self.log.load(aggregate_id)
+        if agg is not None and agg.CACHED:
+            self._cache[agg.id] = agg
+        return agg
+
     def load(self, kind: str | None, raw_id: str) -> Aggregate:
         what = kind or "record"
-        agg = self.log.load(parse_id(what, raw_id))
+        agg = self._load_by_id(parse_id(what, raw_id))
         if agg is None or (kind is not None and kind != agg.KIND):
             raise NotFound(f"no {what} with id {raw_id}")
         return agg
 
     def show(self, raw_id: str, kind: str | None = None) -> dict[str, Any]:
+        if kind == "site" and not _is_uuid(raw_id):
+            return self._site(raw_id).view()  # sites may also be named by their code
         return self.load(kind, raw_id).view()
 
     def status(self) -> dict[str, Any]:
@@ -121,8 +252,18 @@ class Node:
             "store": self.config.store.backend,
             "event_count": self.log.count(),
             "last_position": self.log.last_position(),
+            "raw_readings": self.readings.count(),
             "clock": iso(self.clock()),
         }
 
     def close(self) -> None:
         self.log.close()
+        self.readings.close()
+
+
+def _is_uuid(raw: str) -> bool:
+    try:
+        UUID(raw)
+    except ValueError:
+        return False
+    return True

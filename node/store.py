@@ -53,6 +53,29 @@ class EventLog:
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         return Aggregate.replay(cast(Iterator[Event], self.app.events.get(aggregate_id)))
 
+    def catch_up(self, aggregate: Aggregate) -> None:
+        """Apply events recorded since the aggregate was loaded (by another process)."""
+        for event in cast(Iterator[Event], self.app.events.get(aggregate.id, gt=aggregate.version)):
+            aggregate._mutate(event)
+
+    def accidents_of(self, enterprise_id: str) -> list[UUID]:
+        """Ids of accidents whose report or a correction named this enterprise."""
+        topics = ["accident.reported/1", "accident.corrected/1"]
+        found: dict[UUID, None] = {}
+        after = 0
+        while page := self.app.recorder.select_notifications(
+            after, 1000, topics=topics, inclusive_of_start=False
+        ):
+            for n in page:
+                event = cast(Event, self.app.mapper.to_domain_event(n))
+                named = getattr(event, "enterprise_id", None) or event.payload().get(
+                    "changes", {}
+                ).get("enterprise_id")
+                if named == enterprise_id:
+                    found[UUID(str(n.originator_id))] = None
+            after = page[-1].id
+        return list(found)
+
     def append(self, aggregate: Aggregate) -> int:
         """Store the aggregate's new events in one transaction; return the last log position."""
         try:

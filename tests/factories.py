@@ -89,3 +89,19 @@ def inspection(**over: Any) -> dict[str, Any]:
     }
     body.update(over)
     return body
+
+
+SITE_CODE = "130102B0012"
+
+
+def site(**over: Any) -> dict[str, Any]:
+    body = {
+        "site_code": SITE_CODE,
+        "name": "某煤矿一号井",
+        "kind": "coal_mine",
+        "enterprise_credit_code": credit_code(1),
+        "enterprise_name": "石家庄某煤业有限公司",
+        "division": "130102",
+    }
+    body.update(over)
+    return body

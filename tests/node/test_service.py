@@ -34,6 +34,7 @@ def test_record_and_read_back(any_node):
         "store": node.config.store.backend,
         "event_count": 2,
         "last_position": 2,
+        "raw_readings": 0,
         "clock": None,
     }
 

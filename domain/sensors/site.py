@@ -1,0 +1,513 @@
+"""A monitoring site (a mine, a tailings dam, a hazardous-chemical installation) with its points;
+the alarms, power cuts and 5-minute summaries derived from its raw readings are its events."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.base import (
+    Aggregate,
+    Command,
+    Context,
+    Event,
+    Reason,
+    Revision,
+    UpdateCommand,
+    VoidCommand,
+    Voided,
+    iso,
+    to_ms,
+)
+from domain.codes import enterprise_id, in_subtree
+from domain.errors import FieldError, Invalid, Refused
+from domain.fields import CreditCode, DivisionCode, Moment, Name
+from domain.sensors.readings import WINDOW_MS, Reading, digest, statistics, window_of
+from domain.sensors.thresholds import (
+    UNITS,
+    Location,
+    SensorType,
+    Thresholds,
+    default_thresholds,
+    scaled,
+    unscaled,
+)
+
+SITE_NAMESPACE = uuid.UUID("2b7e0c4e-7f53-5b8e-a1d4-3c9f6e2a8b10")
+Code = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
+FUTURE_SLACK_MS = 300_000
+Level = Annotated[str | int, Field(description='A value in the point\'s unit, e.g. "1.5".')]
+
+
+def site_id(code: str) -> uuid.UUID:
+    return uuid.uuid5(SITE_NAMESPACE, code)
+
+
+class SiteKind(StrEnum):
+    COAL_MINE = "coal_mine"  # 煤矿安全监控系统
+    NON_COAL_MINE = "non_coal_mine"
+    TAILINGS_DAM = "tailings_dam"  # 尾矿库在线监测
+    HAZARDOUS_CHEMICALS = "hazardous_chemicals"  # 重大危险源监测预警
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+class RegisterSite(Command):
+    site_code: Code = Field(description="矿井编码 or the monitoring system's site code.")
+    name: Name
+    kind: SiteKind
+    enterprise_credit_code: CreditCode
+    enterprise_name: Name
+    division: DivisionCode
+
+
+class ThresholdInput(Command):
+    alarm: Level | None = None
+    power_cut: Level | None = None
+    restore: Level | None = None
+    lower: bool = Field(default=False, description="Lower limits (alarm at or below), e.g. O2.")
+
+
+class RegisterPoint(UpdateCommand):
+    point_code: Code = Field(description="测点编码")
+    sensor_type: SensorType
+    location: Location | None = Field(default=None, description="设置地点 (required for methane).")
+    place: Name | None = Field(default=None, description="安装位置 as written on site.")
+    thresholds: ThresholdInput | None = Field(
+        default=None, description="Omit for the defaults: the methane table by location, CO 24 ppm."
+    )
+
+
+class ChangeThresholds(Revision):
+    point_code: Code
+    thresholds: ThresholdInput
+    reason: str = Reason
+
+
+class RetirePoint(UpdateCommand):
+    point_code: Code
+    reason: str = Reason
+
+
+class CorrectSite(Revision):
+    name: Name | None = None
+    enterprise_name: Name | None = None
+    reason: str = Reason
+
+    @model_validator(mode="after")
+    def _something(self) -> CorrectSite:
+        if self.name is None and self.enterprise_name is None:
+            raise ValueError("the correction names no field to correct")
+        return self
+
+
+class RawReading(BaseModel):
+    """One raw reading as a monitoring system sends it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    point: Code
+    t: Annotated[int, Field(ge=0, lt=4_102_444_800_000)] | Moment = Field(
+        description="Milliseconds since the epoch (UTC), or ISO 8601 with offset."
+    )
+    value: Decimal = Field(description="In the point's unit, e.g. 0.75 (%CH4).")
+    status: int = Field(default=0, ge=0, le=255, description="Status bits (DOMAIN.md §4.3).")
+
+
+class ReadingBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    readings: list[RawReading] = Field(min_length=1)
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteRegistered(Event):
+    NAME = "sensor.site_registered/1"
+    site_code: str
+    name: str
+    kind: str
+    enterprise_id: str
+    enterprise_credit_code: str
+    enterprise_name: str
+    division: str
+
+    def apply(self, agg: Site) -> None:
+        agg.facts.update(self.payload())
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointRegistered(Event):
+    NAME = "sensor.point_registered/1"
+    point: str
+    sensor_type: str
+    location: str | None
+    place: str | None
+    unit: str
+    scale: int
+    thresholds: dict[str, Any]
+
+    def apply(self, agg: Site) -> None:
+        agg.points[self.point] = {
+            "sensor_type": self.sensor_type,
+            "location": self.location,
+            "place": self.place,
+            "unit": self.unit,
+            "scale": self.scale,
+            "thresholds": self.thresholds,
+            "retired": None,
+            "alarm": None,
+            "power_cut": None,
+            "last_reading_id": 0,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThresholdsChanged(Event):
+    NAME = "sensor.thresholds_changed/1"
+    point: str
+    thresholds: dict[str, Any]
+    reason: str
+
+    def apply(self, agg: Site) -> None:
+        agg.points[self.point]["thresholds"] = self.thresholds
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointRetired(Event):
+    NAME = "sensor.point_retired/1"
+    point: str
+    reason: str
+
+    def apply(self, agg: Site) -> None:
+        agg.points[self.point]["retired"] = {"at": self.recorded_at, "reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Excursion(Event):
+    point: str
+    t: int
+    value: int
+    reading_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmRaised(_Excursion):
+    NAME = "sensor.alarm_raised/1"
+    threshold: int
+
+    def apply(self, agg: Site) -> None:
+        p = agg.points[self.point]
+        p["alarm"] = {"since": self.t, "value": self.value}
+        p["last_reading_id"] = self.reading_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmCleared(_Excursion):
+    NAME = "sensor.alarm_cleared/1"
+    raised_at: int
+
+    def apply(self, agg: Site) -> None:
+        p = agg.points[self.point]
+        p["alarm"] = None
+        p["last_reading_id"] = self.reading_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerCut(_Excursion):
+    NAME = "sensor.power_cut/1"
+    threshold: int
+
+    def apply(self, agg: Site) -> None:
+        p = agg.points[self.point]
+        p["power_cut"] = {"since": self.t, "value": self.value}
+        p["last_reading_id"] = self.reading_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerRestored(_Excursion):
+    NAME = "sensor.power_restored/1"
+    cut_at: int
+
+    def apply(self, agg: Site) -> None:
+        p = agg.points[self.point]
+        p["power_cut"] = None
+        p["last_reading_id"] = self.reading_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class SummaryRecorded(Event):
+    NAME = "sensor.summary_recorded/1"
+    window_start: int
+    window_end: int
+    reading_count: int
+    points: list[dict[str, Any]]
+    raw_sha256: str
+    first_reading_id: int
+    last_reading_id: int
+
+    def apply(self, agg: Site) -> None:
+        agg.summarized_until = self.window_end
+        agg.summaries += 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteCorrected(Event):
+    NAME = "sensor.site_corrected/1"
+    changes: dict[str, Any]
+    reason: str
+
+    def apply(self, agg: Site) -> None:
+        agg.facts.update(self.changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteVoided(Voided):
+    NAME = "sensor.site_voided/1"
+
+
+# -- aggregate --------------------------------------------------------------------------------
+
+
+class Site(Aggregate):
+    KIND = "site"
+    CACHED = True  # loaded for every readings batch: the node keeps it in memory
+    HISTORY_LIMIT = 100  # a site records thousands of summaries; the view keeps the latest
+
+    def __init__(self, id: Any) -> None:
+        super().__init__(id)
+        self.facts: dict[str, Any] = {}
+        self.points: dict[str, dict[str, Any]] = {}
+        self.summarized_until = 0  # end of the last summarized window: earlier readings are closed
+        self.summaries = 0
+
+    @classmethod
+    def register(cls, cmd: RegisterSite, ctx: Context) -> Site:
+        if not in_subtree(ctx.region, cmd.division):
+            raise Invalid.field(
+                "division", f"{cmd.division} is outside this node's area ({ctx.region})"
+            )
+        return cls.start(
+            site_id(cmd.site_code),
+            SiteRegistered,
+            ctx,
+            site_code=cmd.site_code,
+            name=cmd.name,
+            kind=cmd.kind.value,
+            enterprise_id=str(enterprise_id(cmd.enterprise_credit_code)),
+            enterprise_credit_code=cmd.enterprise_credit_code,
+            enterprise_name=cmd.enterprise_name,
+            division=cmd.division,
+        )
+
+    def register_point(self, cmd: RegisterPoint, ctx: Context) -> None:
+        self.ensure_live()
+        if cmd.point_code in self.points:
+            raise Refused(
+                f"point {cmd.point_code} is already registered at site {self.facts['site_code']}"
+            )
+        if cmd.sensor_type == SensorType.METHANE and cmd.location is None:
+            raise Invalid.field(
+                "location", "a methane point needs its location (设置地点): it sets the thresholds"
+            )
+        unit = UNITS[cmd.sensor_type]
+        if cmd.thresholds is None:
+            thresholds = default_thresholds(cmd.sensor_type, cmd.location)
+        else:
+            thresholds = _thresholds(cmd.thresholds, unit.scale)
+        self._trigger(
+            PointRegistered,
+            ctx,
+            point=cmd.point_code,
+            sensor_type=cmd.sensor_type.value,
+            location=cmd.location.value if cmd.location else None,
+            place=cmd.place,
+            unit=unit.unit,
+            scale=unit.scale,
+            thresholds=thresholds._asdict(),
+        )
+
+    def change_thresholds(self, cmd: ChangeThresholds, ctx: Context) -> None:
+        point = self._live_point(cmd.point_code)
+        thresholds = _thresholds(cmd.thresholds, point["scale"])._asdict()
+        if thresholds == point["thresholds"]:
+            raise Invalid.field("thresholds", "the thresholds are unchanged")
+        self._trigger(
+            ThresholdsChanged, ctx, point=cmd.point_code, thresholds=thresholds, reason=cmd.reason
+        )
+
+    def retire_point(self, cmd: RetirePoint, ctx: Context) -> None:
+        self._live_point(cmd.point_code)
+        self._trigger(PointRetired, ctx, point=cmd.point_code, reason=cmd.reason)
+
+    def correct(self, cmd: CorrectSite, ctx: Context) -> None:
+        self.ensure_live()
+        changes = {
+            k: v
+            for k, v in (("name", cmd.name), ("enterprise_name", cmd.enterprise_name))
+            if v is not None and v != self.facts[k]
+        }
+        if not changes:
+            raise Invalid.field("*", "the correction changes nothing")
+        self._trigger(SiteCorrected, ctx, changes=changes, reason=cmd.reason)
+
+    def void(self, cmd: VoidCommand, ctx: Context) -> None:
+        self.ensure_live()
+        self._trigger(SiteVoided, ctx, reason=cmd.reason)
+
+    # -- readings -----------------------------------------------------------------------------
+    def accept(self, batch: ReadingBatch, ctx: Context) -> list[tuple[str, int, int, int]]:
+        """The batch as rows for the readings store — (point, t, scaled value, status), sorted
+        by time — or Invalid naming every reading that cannot be taken (nothing is stored):
+        unknown or retired points, bad values, times in the future or in a window already
+        summarized."""
+        self.ensure_live()
+        rows, errors = [], []
+        for i, r in enumerate(batch.readings):
+            where = f"readings.{i}"
+            p = self.points.get(r.point)
+            t = r.t if isinstance(r.t, int) else to_ms(r.t)
+            if p is None:
+                errors.append(FieldError(f"{where}.point", f"no point {r.point!r} at this site"))
+                continue
+            if p["retired"] is not None:
+                errors.append(FieldError(f"{where}.point", f"point {r.point} is retired"))
+                continue
+            if t > ctx.now_ms + FUTURE_SLACK_MS:
+                errors.append(FieldError(f"{where}.t", f"{iso(t)} is in the future"))
+            elif t < self.summarized_until:
+                errors.append(
+                    FieldError(
+                        f"{where}.t",
+                        f"{iso(t)} falls in a 5-minute window already summarized "
+                        f"(until {iso(self.summarized_until)}): readings arrive in time order",
+                    )
+                )
+            try:
+                rows.append((r.point, t, scaled(r.value, p["scale"]), r.status))
+            except ValueError as e:
+                errors.append(FieldError(f"{where}.value", str(e)))
+        if errors:
+            raise Invalid(errors)
+        return sorted(rows, key=lambda row: (row[1], row[0]))
+
+    def observe(self, readings: list[Reading], ctx: Context) -> None:
+        """Derive alarms and power cuts from stored readings, in store order. A reading already
+        reflected in the point's events (after a crash and restart) is skipped."""
+        for r in readings:
+            p = self.points.get(r.point)
+            if (
+                p is None
+                or p["retired"] is not None
+                or r.id <= p["last_reading_id"]
+                or not r.usable
+            ):
+                continue
+            th = Thresholds(**p["thresholds"])
+            sign = -1 if th.lower else 1  # lower limits (O2): mirror every comparison
+            v = sign * r.value
+            common = {"point": r.point, "t": r.t, "value": r.value, "reading_id": r.id}
+            if p["power_cut"] is not None and th.restore is not None and v < sign * th.restore:
+                self._trigger(PowerRestored, ctx, cut_at=p["power_cut"]["since"], **common)
+            if p["alarm"] is not None and (th.alarm is None or v < sign * th.alarm):
+                self._trigger(AlarmCleared, ctx, raised_at=p["alarm"]["since"], **common)
+            if p["alarm"] is None and th.alarm is not None and v >= sign * th.alarm:
+                self._trigger(AlarmRaised, ctx, threshold=th.alarm, **common)
+            if p["power_cut"] is None and th.power_cut is not None and v >= sign * th.power_cut:
+                self._trigger(PowerCut, ctx, threshold=th.power_cut, **common)
+
+    def summarize(self, window_start: int, readings: list[Reading], ctx: Context) -> bool:
+        """Record the summary of one closed window; False (nothing recorded) if it already is."""
+        if window_start < self.summarized_until or not readings:
+            return False
+        if window_start % WINDOW_MS or any(window_of(r.t) != window_start for r in readings):
+            raise ValueError("readings outside the window given")
+        self._trigger(
+            SummaryRecorded,
+            ctx,
+            window_start=window_start,
+            window_end=window_start + WINDOW_MS,
+            reading_count=len(readings),
+            points=statistics(readings),
+            raw_sha256=digest(readings),
+            first_reading_id=readings[0].id,
+            last_reading_id=readings[-1].id,
+        )
+        return True
+
+    # -- reading --------------------------------------------------------------------------------
+    def _live_point(self, code: str) -> dict[str, Any]:
+        self.ensure_live()
+        p = self.points.get(code)
+        if p is None:
+            raise Invalid.field(
+                "point_code", f"no point {code!r} at site {self.facts['site_code']}"
+            )
+        if p["retired"] is not None:
+            raise Refused(f"point {code} was retired at {iso(p['retired']['at'])}")
+        return p
+
+    def state(self) -> dict[str, Any]:
+        def show(p: dict[str, Any]) -> dict[str, Any]:
+            scale = p["scale"]
+            th = {
+                k: (unscaled(v, scale) if isinstance(v, int) and k != "lower" else v)
+                for k, v in p["thresholds"].items()
+            }
+            excursion = {
+                k: p[k] and {"since": iso(p[k]["since"]), "value": unscaled(p[k]["value"], scale)}
+                for k in ("alarm", "power_cut")
+            }
+            return {
+                **p,
+                "thresholds": th,
+                **excursion,
+                "retired": p["retired"] and {**p["retired"], "at": iso(p["retired"]["at"])},
+            }
+
+        return {
+            **self.facts,
+            "points": {code: show(p) for code, p in sorted(self.points.items())},
+            "active_alarms": sorted(c for c, p in self.points.items() if p["alarm"]),
+            "active_power_cuts": sorted(c for c, p in self.points.items() if p["power_cut"]),
+            "summarized_until": iso(self.summarized_until) if self.summarized_until else None,
+            "summaries": self.summaries,
+        }
+
+
+SiteRegistered.CREATES = Site
+
+
+def _thresholds(given: ThresholdInput, scale: int) -> Thresholds:
+    try:
+        values = {
+            k: None if getattr(given, k) is None else scaled(getattr(given, k), scale)
+            for k in ("alarm", "power_cut", "restore")
+        }
+    except ValueError as e:
+        raise Invalid.field("thresholds", str(e)) from None
+    th = Thresholds(lower=given.lower, **values)
+    if th.power_cut is not None and th.restore is None:
+        raise Invalid.field(
+            "thresholds.restore", "a power-cut level needs its restore level (复电)"
+        )
+    sign = -1 if th.lower else 1
+    if th.power_cut is not None and th.alarm is not None and sign * th.power_cut < sign * th.alarm:
+        raise Invalid.field(
+            "thresholds.power_cut", "the power-cut level must not come before the alarm level"
+        )
+    if (
+        th.power_cut is not None
+        and th.restore is not None
+        and sign * th.restore > sign * th.power_cut
+    ):
+        raise Invalid.field(
+            "thresholds.restore", "the restore level must not be beyond the power-cut level"
+        )
+    return th
