@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from domain import accident as acc
 from domain import enterprise as ent
+from domain import investigation as inv
+from domain import licence as lic
 from domain.base import Aggregate, Command, VoidCommand
 from domain.enforcement import commands as case
 from domain.enforcement.case import EnforcementCase
@@ -48,6 +50,7 @@ def _on(
 
 
 E, A, C, S = ent.Enterprise, acc.Accident, EnforcementCase, site.Site
+L, INV = lic.Licence, inv.Investigation
 
 SPECS: tuple[CommandSpec, ...] = (
     CommandSpec(
@@ -263,6 +266,170 @@ SPECS: tuple[CommandSpec, ...] = (
             (
                 "case.void",
                 "Void a case recorded in error, with the reason.",
+                VoidCommand,
+                "void",
+                "void",
+            ),
+        ],
+    ),
+    CommandSpec(
+        "licence.apply",
+        "Application for a safety production licence (issuer's node).",
+        lic.ApplyLicence,
+        L,
+        "/licences",
+        create=L.apply_for,
+    ),
+    *_on(
+        L,
+        "/licences",
+        [
+            (
+                "licence.accept",
+                "Accept the application (受理).",
+                lic.AcceptLicence,
+                "acceptance",
+                "accept",
+            ),
+            (
+                "licence.issue",
+                "Issue the licence: number kept verbatim, valid 3 years.",
+                lic.IssueLicence,
+                "issue",
+                "issue",
+            ),
+            (
+                "licence.refuse",
+                "Refuse the licence with written reasons.",
+                lic.RefuseLicence,
+                "refusal",
+                "refuse",
+            ),
+            (
+                "licence.apply-renewal",
+                "Renewal applied for (from 3 months before expiry).",
+                lic.ApplyRenewal,
+                "renewal-applications",
+                "apply_renewal",
+            ),
+            (
+                "licence.suspend",
+                "Suspend (暂扣) the licence.",
+                lic.SuspendLicence,
+                "suspension",
+                "suspend",
+            ),
+            (
+                "licence.reinstate",
+                "Reinstate a suspended licence.",
+                lic.ReinstateLicence,
+                "reinstatement",
+                "reinstate",
+            ),
+            (
+                "licence.revoke",
+                "Revoke (吊销) the licence.",
+                lic.RevokeLicence,
+                "revocation",
+                "revoke",
+            ),
+            (
+                "licence.cancel",
+                "Cancel (注销) the licence.",
+                lic.CancelLicence,
+                "cancellation",
+                "cancel",
+            ),
+            (
+                "licence.expire",
+                "Record that the licence has expired.",
+                lic.ExpireLicence,
+                "expiry",
+                "expire",
+            ),
+            (
+                "licence.correct",
+                "Correct the licence record, with the reason.",
+                lic.CorrectLicence,
+                "corrections",
+                "correct",
+            ),
+            (
+                "licence.void",
+                "Void a licence recorded in error, with the reason.",
+                VoidCommand,
+                "void",
+                "void",
+            ),
+        ],
+    ),
+    CommandSpec(
+        "licence.extend",
+        "Extend 3 years without review: refused after a fatal accident.",
+        lic.ExtendLicence,
+        L,
+        "/licences/{id}/extension",
+        update=L.extend,
+        needs="fatal_accidents",
+    ),
+    CommandSpec(
+        "investigation.open",
+        "Open the investigation of an accident (the grade's tier).",
+        inv.OpenInvestigation,
+        INV,
+        "/investigations",
+        create=INV.open,
+        needs="accident",
+    ),
+    *_on(
+        INV,
+        "/investigations",
+        [
+            (
+                "investigation.extend-report",
+                "Extend the report deadline (at most 60 more days).",
+                inv.ExtendReport,
+                "report-extensions",
+                "extend_report",
+            ),
+            (
+                "investigation.submit-report",
+                "Record the investigation report submitted.",
+                inv.SubmitReport,
+                "report",
+                "submit_report",
+            ),
+            (
+                "investigation.extend-reply",
+                "Extend the reply deadline (特别重大 only, ≤ 30 days).",
+                inv.ExtendReply,
+                "reply-extensions",
+                "extend_reply",
+            ),
+            (
+                "investigation.record-reply",
+                "Record the government's reply (批复).",
+                inv.RecordReply,
+                "reply",
+                "record_reply",
+            ),
+            (
+                "investigation.close",
+                "Close the investigation.",
+                inv.CloseInvestigation,
+                "closure",
+                "close",
+            ),
+            (
+                "investigation.correct",
+                "Correct the investigation record, with the reason.",
+                inv.CorrectInvestigation,
+                "corrections",
+                "correct",
+            ),
+            (
+                "investigation.void",
+                "Void an investigation recorded in error.",
                 VoidCommand,
                 "void",
                 "void",

@@ -16,6 +16,7 @@ from domain.accident import Accident
 from domain.base import DAY_MS, Actor, Aggregate, Context, iso
 from domain.commands import BY_KIND
 from domain.errors import FieldError, Invalid
+from domain.licence import Licence
 from domain.sensors.readings import window_of
 from domain.sensors.site import ReadingBatch, Site, site_id
 from node.config import Config
@@ -142,7 +143,8 @@ class Node:
         if need == "fatal_accidents":
             assert target is not None
             licence = self.load("licence", target)
-            return self.fatal_accidents(licence.facts["enterprise_id"])  # type: ignore[attr-defined]
+            assert isinstance(licence, Licence)
+            return self.fatal_accidents(licence.enterprise_id)
         raise AssertionError(need)
 
     def fatal_accidents(self, enterprise: str) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -40,10 +42,23 @@ def persistence_env(config: Config) -> dict[str, str]:
     }
 
 
+def _check_sqlite(path: Path) -> None:
+    """Refuse a file that is not an SQLite database before the event store opens it."""
+    if not path.exists():
+        return
+    try:
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as e:
+        raise ConfigError(f"cannot open the event store ({path}): {e}") from None
+
+
 class EventLog:
     """Loads aggregates by folding their events and appends new events atomically."""
 
     def __init__(self, config: Config) -> None:
+        if config.store.backend == "sqlite":
+            _check_sqlite(config.sqlite_file)
         try:
             self.app: Application[UUID] = Application(env=persistence_env(config))
         except (PersistenceError, OSError, sqlite3.Error) as e:

@@ -1,0 +1,529 @@
+"""Accident investigations (事故调查) of 《生产安全事故报告和调查处理条例》 (国务院令第493号):
+opened by the tier the grade assigns (Art. 19), the report due within 60 days of the accident
+and extendable to at most 120 (Art. 29), the government's reply (批复) due within 15 days of
+receiving the report, 30 for 特别重大, which alone may be extended to at most 60 (Art. 32), then
+closed. Days are counted as the law counts them (domain.base.period_end: the start day is not
+counted, the last ends at 24:00 China time); a deadline is met by a time before it.
+
+The application passes the accident as it stands at this node; the investigation keeps the
+grade and time of occurrence it was opened with. Late flags compare recorded times with the
+deadlines, never the clock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from domain.base import (
+    Aggregate,
+    Command,
+    Context,
+    Event,
+    Reason,
+    Revision,
+    UpdateCommand,
+    VoidCommand,
+    Voided,
+    changes,
+    iso,
+    not_in_future,
+    period_end,
+    to_ms,
+)
+from domain.codes import in_subtree
+from domain.errors import Invalid, Refused
+from domain.fields import Moment, Name, Text
+from domain.grading import INVESTIGATED_BY, Grade
+
+# uuid5 namespace for investigation ids: one investigation per accident and region, so that
+# after a regrade moves an accident to another tier two nodes never create the same aggregate.
+INVESTIGATION_NAMESPACE = uuid.UUID("3b0e7f52-1c7d-5a94-8e2f-7d41c6a0b5e9")
+
+REPORT_DAYS = 60  # Art. 29: 自事故发生之日起60日内
+REPORT_MAX_DAYS = 120  # Art. 29: extended by at most 60 more
+REPLY_DAYS = 15  # Art. 32: 自收到事故调查报告之日起15日内
+REPLY_DAYS_ESPECIALLY_MAJOR = 30  # Art. 32
+REPLY_MAX_DAYS = 60  # Art. 32: especially major only, extended by at most 30 more
+
+Members = list[Name]
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+class OpenInvestigation(Command):
+    accident_id: uuid.UUID = Field(description="The accident investigated (its record's id).")
+    leader: Name = Field(description="调查组组长.")
+    members: Members = Field(default_factory=list, max_length=100, description="调查组成员.")
+
+
+class ExtendReport(UpdateCommand):
+    """Extend the report deadline (Art. 29), at most to the end of the 120th day after the
+    accident's day (24:00 China time)."""
+
+    until: Moment = Field(
+        description="The new deadline, an instant the report must come before (ISO 8601 with "
+        "offset; the end of a day is 00:00 of the next, e.g. 2026-05-11T00:00:00+08:00)."
+    )
+    reason: str = Reason
+
+
+class SubmitReport(UpdateCommand):
+    """调查报告 submitted to the government that ordered the investigation."""
+
+    submitted_at: Moment = Field(description="When the report was submitted.")
+    summary: Text = Field(description="事故原因, 性质与责任认定: what the report concludes.")
+
+
+class ExtendReply(UpdateCommand):
+    """Extend the reply deadline of a 特别重大 accident by at most 30 days (Art. 32)."""
+
+    until: Moment = Field(
+        description="The new deadline, an instant the reply must come before (ISO 8601 with "
+        "offset; the end of a day is 00:00 of the next)."
+    )
+    reason: str = Reason
+
+
+class RecordReply(UpdateCommand):
+    """批复: the government's reply to the report."""
+
+    replied_at: Moment = Field(description="When the government replied.")
+    summary: Text = Field(description="What the reply decided.")
+
+
+class CloseInvestigation(UpdateCommand):
+    note: Text | None = None
+
+
+CORRECTABLE = ("leader", "members", "submitted_at", "report_summary", "replied_at", "reply_summary")
+
+
+class CorrectInvestigation(Revision):
+    """A record made wrongly is corrected, with the reason: the values given replace the
+    recorded ones, so the correction names the version it revises."""
+
+    leader: Name | None = None
+    members: Members | None = Field(default=None, max_length=100)
+    submitted_at: Moment | None = None
+    report_summary: Text | None = None
+    replied_at: Moment | None = None
+    reply_summary: Text | None = None
+    reason: str = Reason
+
+    @model_validator(mode="after")
+    def _something(self) -> CorrectInvestigation:
+        given = self.model_dump(exclude_none=True, exclude={"reason", "expected_version"})
+        if not given:
+            raise ValueError("the correction names no field to correct")
+        return self
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Opened(Event):
+    NAME = "investigation.opened/1"
+    accident_id: str
+    grade: str
+    occurred_at: int
+    division: str
+    tier: str
+    leader: str
+    members: list[str]
+
+    def apply(self, agg: Investigation) -> None:
+        agg.accident_id = self.accident_id
+        agg.grade = Grade.from_code(self.grade)
+        agg.occurred_at = self.occurred_at
+        agg.division = self.division
+        agg.tier = self.tier
+        agg.leader = self.leader
+        agg.members = list(self.members)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportExtended(Event):
+    NAME = "investigation.report_extended/1"
+    until: int
+    reason: str
+
+    def apply(self, agg: Investigation) -> None:
+        agg.report_extensions.append(
+            {"until": self.until, "reason": self.reason, "at": self.recorded_at}
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportSubmitted(Event):
+    NAME = "investigation.report_submitted/1"
+    submitted_at: int
+    summary: str
+
+    def apply(self, agg: Investigation) -> None:
+        agg.submitted_at = self.submitted_at
+        agg.report_summary = self.summary
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplyExtended(Event):
+    NAME = "investigation.reply_extended/1"
+    until: int
+    reason: str
+
+    def apply(self, agg: Investigation) -> None:
+        agg.reply_extensions.append(
+            {"until": self.until, "reason": self.reason, "at": self.recorded_at}
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replied(Event):
+    NAME = "investigation.replied/1"
+    replied_at: int
+    summary: str
+
+    def apply(self, agg: Investigation) -> None:
+        agg.replied_at = self.replied_at
+        agg.reply_summary = self.summary
+
+
+@dataclass(frozen=True, kw_only=True)
+class Closed(Event):
+    NAME = "investigation.closed/1"
+    note: str | None
+
+    def apply(self, agg: Investigation) -> None:
+        agg.closed = {"at": iso(self.recorded_at), "note": self.note}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Corrected(Event):
+    NAME = "investigation.corrected/1"
+    changes: dict[str, Any]
+    reason: str
+
+    def apply(self, agg: Investigation) -> None:
+        for field, value in self.changes.items():
+            setattr(agg, field, list(value) if isinstance(value, list) else value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvestigationVoided(Voided):
+    NAME = "investigation.voided/1"
+
+
+# -- aggregate --------------------------------------------------------------------------------
+
+
+class Investigation(Aggregate):
+    KIND = "investigation"
+
+    def __init__(self, id: Any) -> None:
+        super().__init__(id)
+        self.accident_id = ""
+        self.grade = Grade.GENERAL
+        self.occurred_at = 0
+        self.division = ""
+        self.tier = ""
+        self.leader = ""
+        self.members: list[str] = []
+        self.report_extensions: list[dict[str, Any]] = []
+        self.submitted_at: int | None = None
+        self.report_summary: str | None = None
+        self.reply_extensions: list[dict[str, Any]] = []
+        self.replied_at: int | None = None
+        self.reply_summary: str | None = None
+        self.closed: dict[str, Any] | None = None
+
+    @staticmethod
+    def id_for(accident_id: uuid.UUID | str, region: str) -> uuid.UUID:
+        """The id of the investigation of ``accident_id`` opened by the node of ``region``."""
+        return uuid.uuid5(INVESTIGATION_NAMESPACE, f"{uuid.UUID(str(accident_id))}:{region}")
+
+    # -- commands ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, cmd: OpenInvestigation, ctx: Context, accident: dict[str, Any]) -> Investigation:
+        """Open the investigation of ``accident`` as it stands at this node: {"id", "grade"
+        (a grade code), "occurred_at" (ms), "division", "voided"}."""
+        if accident["id"] != str(cmd.accident_id):
+            raise Invalid.field(
+                "accident_id", f"{cmd.accident_id} is not the accident given ({accident['id']})"
+            )
+        grade = Grade.from_code(accident["grade"])
+        which = f"accident {accident['id']}"
+        if grade == Grade.NEAR_MISS:
+            raise Refused(
+                f"{which} is a 较大涉险 near miss, not an accident: 493号令 Art. 19 investigations "
+                "are of accidents; if people died or were hurt, report it as an accident"
+            )
+        if accident["voided"]:
+            raise Refused(f"{which} was voided: a voided record is not investigated")
+        tier = INVESTIGATED_BY[grade]
+        if ctx.tier != tier:
+            raise Refused(
+                f"{which} is {grade.label} ({grade.code}): a {grade.label} accident is "
+                f"investigated by the {tier.value} government (493号令 Art. 19), and this is a "
+                f"{ctx.tier} node"
+            )
+        if not in_subtree(ctx.region, accident["division"]):
+            raise Refused(
+                f"{which} happened in {accident['division']}, outside this node's area "
+                f"({ctx.region}): it is investigated by the {tier.value} government of the place "
+                "where it happened (493号令 Art. 19)"
+            )
+        return cls.start(
+            cls.id_for(cmd.accident_id, ctx.region),
+            Opened,
+            ctx,
+            accident_id=str(cmd.accident_id),
+            grade=grade.code,
+            occurred_at=accident["occurred_at"],
+            division=accident["division"],
+            tier=tier.value,
+            leader=cmd.leader,
+            members=list(cmd.members),
+        )
+
+    def extend_report(self, cmd: ExtendReport, ctx: Context) -> None:
+        self._guard(ctx)
+        if self.submitted_at is not None:
+            raise Refused(
+                f"the report was submitted at {iso(self.submitted_at)}: its deadline can no "
+                "longer be extended"
+            )
+        until = to_ms(cmd.until)
+        if until <= self.report_due():
+            raise Invalid.field(
+                "until",
+                f"{iso(until)} is not later than the current deadline {iso(self.report_due())}",
+            )
+        limit = self.report_limit()
+        if until > limit:
+            raise Refused(
+                f"the report deadline can be extended to at most {REPORT_MAX_DAYS} days from "
+                f"the accident, that is {iso(limit)} (24:00 China time of the last day); "
+                f"{iso(until)} is later (493号令 Art. 29: {REPORT_DAYS} days, extended by at "
+                f"most {REPORT_MAX_DAYS - REPORT_DAYS})"
+            )
+        self._trigger(ReportExtended, ctx, until=until, reason=cmd.reason)
+
+    def submit_report(self, cmd: SubmitReport, ctx: Context) -> None:
+        self._guard(ctx)
+        if self.submitted_at is not None:
+            raise Refused(
+                f"the report was already submitted at {iso(self.submitted_at)}; correct it "
+                "instead if that record is wrong"
+            )
+        at = self._time(ctx, "submitted_at", cmd.submitted_at, self.occurred_at, "the accident")
+        self._trigger(ReportSubmitted, ctx, submitted_at=at, summary=cmd.summary)
+
+    def extend_reply(self, cmd: ExtendReply, ctx: Context) -> None:
+        self._guard(ctx)
+        if self.grade != Grade.ESPECIALLY_MAJOR:
+            raise Refused(
+                f"the reply to a {self.grade.label} accident's report is due within {REPLY_DAYS} "
+                f"days and cannot be extended: only 特别重大 accidents allow an extension "
+                "(493号令 Art. 32)"
+            )
+        submitted = self._need_report("extend the reply deadline")
+        if self.replied_at is not None:
+            raise Refused(f"the reply was recorded at {iso(self.replied_at)}: nothing to extend")
+        until = to_ms(cmd.until)
+        due = self.reply_due()
+        assert due is not None
+        if until <= due:
+            raise Invalid.field(
+                "until", f"{iso(until)} is not later than the current deadline {iso(due)}"
+            )
+        limit = self._reply_limit(submitted)
+        if until > limit:
+            raise Refused(
+                f"the reply to a 特别重大 accident's report can be extended by at most "
+                f"{REPLY_MAX_DAYS - REPLY_DAYS_ESPECIALLY_MAJOR} days, to {iso(limit)} (24:00 "
+                f"China time of the {REPLY_MAX_DAYS}th day); {iso(until)} is later "
+                "(493号令 Art. 32)"
+            )
+        self._trigger(ReplyExtended, ctx, until=until, reason=cmd.reason)
+
+    def record_reply(self, cmd: RecordReply, ctx: Context) -> None:
+        self._guard(ctx)
+        submitted = self._need_report("record the reply (批复)")
+        if self.replied_at is not None:
+            raise Refused(
+                f"the reply was already recorded at {iso(self.replied_at)}; correct it instead "
+                "if that record is wrong"
+            )
+        at = self._time(ctx, "replied_at", cmd.replied_at, submitted, "the report")
+        self._trigger(Replied, ctx, replied_at=at, summary=cmd.summary)
+
+    def close(self, cmd: CloseInvestigation, ctx: Context) -> None:
+        self._guard(ctx)
+        if self.replied_at is None:
+            raise Refused(
+                "an investigation is closed after the government's reply (批复) to its report "
+                f"(493号令 Art. 32); {self._stage()}"
+            )
+        self._trigger(Closed, ctx, note=cmd.note)
+
+    def correct(self, cmd: CorrectInvestigation, ctx: Context) -> None:
+        self._guard(ctx)
+        proposed: dict[str, Any] = {f: getattr(cmd, f) for f in CORRECTABLE}
+        for field, value in proposed.items():
+            if value is None:
+                continue
+            if getattr(self, field) is None:
+                what = "report" if field in ("submitted_at", "report_summary") else "reply"
+                raise Invalid.field(field, f"no {what} was recorded yet: nothing to correct")
+            if field in ("submitted_at", "replied_at"):
+                proposed[field] = not_in_future(ctx, field, value)
+        found = changes({f: getattr(self, f) for f in CORRECTABLE}, proposed)
+        if not found:
+            raise Invalid.field(
+                "*", "the correction changes nothing: every value given equals the record"
+            )
+        submitted = found.get("submitted_at", self.submitted_at)
+        replied = found.get("replied_at", self.replied_at)
+        if submitted is not None and submitted < self.occurred_at:
+            raise Invalid.field(
+                "submitted_at",
+                f"{iso(submitted)} is earlier than the accident ({iso(self.occurred_at)})",
+            )
+        if replied is not None and submitted is not None and replied < submitted:
+            raise Invalid.field(
+                "replied_at", f"{iso(replied)} is earlier than the report ({iso(submitted)})"
+            )
+        if "submitted_at" in found and self.reply_extensions:
+            limit = self._reply_limit(found["submitted_at"])
+            if self.reply_extensions[-1]["until"] > limit:
+                raise Refused(
+                    f"with the report submitted at {iso(submitted)}, the reply deadline "
+                    f"extended to {iso(self.reply_extensions[-1]['until'])} would exceed the "
+                    f"limit {iso(limit)} (493号令 Art. 32)"
+                )
+        self._trigger(Corrected, ctx, changes=found, reason=cmd.reason)
+
+    def void(self, cmd: VoidCommand, ctx: Context) -> None:
+        self._guard(ctx, closed_too=True)
+        self._trigger(InvestigationVoided, ctx, reason=cmd.reason)
+
+    # -- rules ------------------------------------------------------------------------------
+    def _guard(self, ctx: Context, closed_too: bool = False) -> None:
+        """Live, owned by this tier, and (unless ``closed_too``, as for a void) not closed."""
+        self.ensure_live()
+        if ctx.tier != self.tier:
+            raise Refused(
+                f"investigation {self.id} belongs to the {self.tier} node that opened it "
+                f"(493号令 Art. 19); this is a {ctx.tier} node"
+            )
+        if self.closed is not None and not closed_too:
+            raise Refused(
+                f"investigation {self.id} was closed at {self.closed['at']}; nothing more can "
+                "be recorded on it"
+            )
+
+    def _need_report(self, action: str) -> int:
+        if self.submitted_at is None:
+            raise Refused(f"cannot {action}: {self._stage()}")
+        return self.submitted_at
+
+    def _stage(self) -> str:
+        if self.submitted_at is None:
+            return f"the report is not submitted yet (due {iso(self.report_due())})"
+        return f"the report was submitted, the reply is not recorded (due {iso(self.reply_due())})"
+
+    def _time(self, ctx: Context, field: str, moment: datetime, after: int, what: str) -> int:
+        ms = not_in_future(ctx, field, moment)
+        if ms < after:
+            raise Invalid.field(field, f"{iso(ms)} is earlier than {what} ({iso(after)})")
+        return ms
+
+    # -- deadlines --------------------------------------------------------------------------
+    def report_due(self) -> int:
+        """The report is in time while submitted before this (Art. 29: within 60 days of the
+        accident, or the extended deadline)."""
+        if self.report_extensions:
+            return int(self.report_extensions[-1]["until"])
+        return period_end(self.occurred_at, REPORT_DAYS)
+
+    def report_limit(self) -> int:
+        return period_end(self.occurred_at, REPORT_MAX_DAYS)
+
+    def reply_due(self) -> int | None:
+        if self.submitted_at is None:
+            return None
+        if self.reply_extensions:
+            return int(self.reply_extensions[-1]["until"])
+        return period_end(self.submitted_at, self._reply_days())
+
+    def _reply_days(self) -> int:
+        if self.grade == Grade.ESPECIALLY_MAJOR:
+            return REPLY_DAYS_ESPECIALLY_MAJOR
+        return REPLY_DAYS
+
+    def _reply_limit(self, submitted: int) -> int:
+        return period_end(submitted, REPLY_MAX_DAYS)
+
+    # -- reading ----------------------------------------------------------------------------
+    def status(self) -> str:
+        if self.closed is not None:
+            return "closed"
+        if self.replied_at is not None:
+            return "replied"
+        if self.submitted_at is not None:
+            return "reported"
+        return "investigating"
+
+    def state(self) -> dict[str, Any]:
+        report_due, reply_due = self.report_due(), self.reply_due()
+        especially_major = self.grade == Grade.ESPECIALLY_MAJOR
+        return {
+            "status": self.status(),
+            "accident_id": self.accident_id,
+            "grade": self.grade.code,
+            "grade_label": self.grade.label,
+            "tier": self.tier,
+            "division": self.division,
+            "occurred_at": iso(self.occurred_at),
+            "leader": self.leader,
+            "members": self.members,
+            "report": {
+                "due": iso(report_due),
+                "extendable_to": iso(self.report_limit()),
+                "extensions": _shown(self.report_extensions),
+                "submitted_at": iso(self.submitted_at),
+                "late": None if self.submitted_at is None else self.submitted_at >= report_due,
+                "summary": self.report_summary,
+            },
+            "reply": {
+                "due": iso(reply_due),
+                "extendable_to": (
+                    iso(self._reply_limit(self.submitted_at))
+                    if especially_major and self.submitted_at is not None
+                    else None
+                ),
+                "extensions": _shown(self.reply_extensions),
+                "replied_at": iso(self.replied_at),
+                "late": (
+                    None
+                    if self.replied_at is None or reply_due is None
+                    else self.replied_at >= reply_due
+                ),
+                "summary": self.reply_summary,
+            },
+            "closed": self.closed,
+        }
+
+
+Opened.CREATES = Investigation
+
+
+def _shown(extensions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"until": iso(e["until"]), "reason": e["reason"], "at": iso(e["at"])} for e in extensions
+    ]
