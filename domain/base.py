@@ -205,6 +205,17 @@ class Aggregate:
 
     def view(self) -> dict[str, Any]:
         """The aggregate as the API shows it."""
+        state = self.state()
+        clash = state.keys() & {
+            "id",
+            "kind",
+            "version",
+            "created_at",
+            "modified_at",
+            "voided",
+            "history",
+        }
+        assert not clash, f"{self.KIND} state hides the record's own fields {clash}"
         return {
             "id": str(self.id),
             "kind": self.KIND,
@@ -212,7 +223,7 @@ class Aggregate:
             "created_at": iso(self.created_at),
             "modified_at": iso(self.modified_at),
             "voided": self.voided,
-            **self.state(),
+            **state,
             "history": self.history,
         }
 

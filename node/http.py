@@ -241,10 +241,9 @@ def make_app(node: Node) -> web.Application:
     app[RUNTIME] = runtime
     for spec in SPECS:
         app.router.add_post(API + spec.path, command_handler(spec), name=spec.kind)
-    app.router.add_get(
-        f"{API}/enterprises/{{id}}", show_handler("enterprise"), name="enterprise.show"
-    )
-    app.router.add_get(f"{API}/accidents/{{id}}", show_handler("accident"), name="accident.show")
+    app.router.add_post(f"{API}/sites/{{site}}/readings", readings, name="sensor.readings")
+    for kind, collection in COLLECTIONS.items():
+        app.router.add_get(f"{API}/{collection}/{{id}}", show_handler(kind), name=f"{kind}.show")
     app.router.add_get(f"{API}/records/{{id}}", show_handler(None), name="record.show")
     app.router.add_get(f"{API}/events", events, name="events")
     app.router.add_get(f"{API}/status", status, name="status")

@@ -98,7 +98,7 @@ def site(**over: Any) -> dict[str, Any]:
     body = {
         "site_code": SITE_CODE,
         "name": "某煤矿一号井",
-        "kind": "coal_mine",
+        "site_type": "coal_mine",
         "enterprise_credit_code": credit_code(1),
         "enterprise_name": "石家庄某煤业有限公司",
         "division": "130102",

@@ -61,7 +61,7 @@ class SiteKind(StrEnum):
 class RegisterSite(Command):
     site_code: Code = Field(description="矿井编码 or the monitoring system's site code.")
     name: Name
-    kind: SiteKind
+    site_type: SiteKind
     enterprise_credit_code: CreditCode
     enterprise_name: Name
     division: DivisionCode
@@ -132,7 +132,7 @@ class SiteRegistered(Event):
     NAME = "sensor.site_registered/1"
     site_code: str
     name: str
-    kind: str
+    site_type: str
     enterprise_id: str
     enterprise_credit_code: str
     enterprise_name: str
@@ -299,7 +299,7 @@ class Site(Aggregate):
             ctx,
             site_code=cmd.site_code,
             name=cmd.name,
-            kind=cmd.kind.value,
+            site_type=cmd.site_type.value,
             enterprise_id=str(enterprise_id(cmd.enterprise_credit_code)),
             enterprise_credit_code=cmd.enterprise_credit_code,
             enterprise_name=cmd.enterprise_name,

@@ -87,7 +87,9 @@ def test_the_readme_commands_work_as_written(tmp_path):
                 time.sleep(0.5)
         else:
             pytest.fail("the README's run command did not start a node in time")
-        tour = block("tour").replace("127.0.0.1:8640", f"127.0.0.1:{port}")
+        tour = (
+            block("tour").replace("127.0.0.1:8640", f"127.0.0.1:{port}") + "\necho $TOKEN > token"
+        )
         result = subprocess.run(
             ["bash", "-c", tour],
             cwd=repo,
@@ -99,6 +101,21 @@ def test_the_readme_commands_work_as_written(tmp_path):
         assert result.returncode == 0, result.stderr
         printed = result.stdout.strip().splitlines()[-2:]
         assert printed == block("output", "").splitlines()  # what the README says it prints
+        sensors = subprocess.run(
+            [
+                "bash",
+                "-c",
+                "TOKEN=$(cat token)\n"
+                + block("sensors").replace("127.0.0.1:8640", f"127.0.0.1:{port}"),
+            ],
+            cwd=repo,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sensors.returncode == 0, sensors.stderr
+        assert sensors.stdout.strip().splitlines() == block("sensors-output", "").splitlines()
     finally:
         os.killpg(run.pid, signal.SIGTERM)
         output = run.communicate(timeout=30)[0]

@@ -245,3 +245,27 @@ async def test_implausible_times_get_422_and_nothing_is_recorded(api, moment):
 async def test_a_huge_log_position_is_refused_not_a_crash(api):
     status, body, _ = await api("GET", "/events?after=9223372036854775808")
     assert status == 422 and "after" in body["error"]["fields"][0]["field"]
+
+
+async def test_every_record_kind_is_readable_and_readings_are_taken(api):
+    from domain.commands import COLLECTIONS, SPECS
+    from tests.factories import SITE_CODE, site
+
+    names = {r.name for r in api.client.server.app.router.routes()}
+    assert {s.kind for s in SPECS} | {f"{k}.show" for k in COLLECTIONS} | {
+        "sensor.readings"
+    } <= names
+    status, s, resp = await api("POST", "/sites", site())
+    assert status == 201 and resp.headers["Location"] == f"/api/v1/sites/{s['id']}"
+    point = {"point_code": "CO-1", "sensor_type": "co"}
+    assert (await api("POST", f"/sites/{s['id']}/points", point))[0] == 200
+    batch = {"readings": [{"point": "CO-1", "t": "2026-11-29T07:00:00+00:00", "value": 25}]}
+    status, r, _ = await api("POST", f"/sites/{SITE_CODE}/readings", batch)
+    assert status == 200 and r["events"] == ["sensor.alarm_raised/1"] and r["stored"] == 1
+    status, shown, _ = await api("GET", f"/sites/{SITE_CODE}", token="reader")
+    assert status == 200 and shown["kind"] == "site" and shown["active_alarms"] == ["CO-1"]
+    status, body, _ = await api(
+        "POST", f"/sites/{SITE_CODE}/readings", {"readings": [{"point": "X", "t": 1, "value": 1}]}
+    )
+    assert status == 422 and body["error"]["fields"][0]["field"] == "readings.0.point"
+    assert (await api("POST", "/sites/NOSUCH/readings", batch))[0] == 404
