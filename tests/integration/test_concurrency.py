@@ -34,16 +34,19 @@ def test_two_cli_processes_revising_one_accident(tmp_path):
                 "--json",
                 "-",
                 "--actor",
-                f"clerk{deaths}",
+                f"clerk{n}",
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for deaths in (1, 2)
+        for n in (1, 2)
     ]
-    bodies = [js({"id": a["id"], "deaths": d, "expected_version": 1}) for d in (1, 2)]
+    # loss figures: a supplement the 30-day casualty window never closes, whatever the date
+    bodies = [
+        js({"id": a["id"], "direct_loss_yuan": n * 1000, "expected_version": 1}) for n in (1, 2)
+    ]
     outcomes = [p.communicate(b, timeout=60) for p, b in zip(procs, bodies, strict=True)]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 1], outcomes
@@ -54,6 +57,7 @@ def test_two_cli_processes_revising_one_accident(tmp_path):
     )
     node = Node(config_mod.load(directory, environ={}))
     shown = node.show(a["id"])
-    assert shown["version"] == 2 and shown["deaths"] == winner["record"]["deaths"]
+    assert shown["version"] == 2
+    assert shown["direct_loss_yuan"] == winner["record"]["direct_loss_yuan"]
     assert node.status()["event_count"] == 2
     node.close()

@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -162,3 +163,23 @@ def test_python_dash_m_node_works(county):
         [sys.executable, "-m", "node", "status", str(county)], capture_output=True, text=True
     )
     assert r.returncode == 0 and json.loads(r.stdout)["tier"] == "county"
+
+
+def test_readings_through_the_cli(run, county):
+    from tests.factories import SITE_CODE, site
+
+    s = json.loads(
+        run("record", county, "sensor.register-site", "--json", "-", input=js(site())).stdout
+    )
+    point = js({"id": s["id"], "point_code": "CO-1", "sensor_type": "co"})
+    assert run("record", county, "sensor.register-point", "--json", "-", input=point).exit_code == 0
+    hour_ago = int(time.time() * 1000) - 3_600_000  # the CLI runs on the wall clock
+    batch = js({"readings": [{"point": "CO-1", "t": hour_ago, "value": 30}]})
+    r = run("readings", "ingest", county, SITE_CODE, "--json", "-", input=batch)
+    assert r.exit_code == 0 and json.loads(r.stdout)["events"] == ["sensor.alarm_raised/1"]
+    bad = js({"readings": [{"point": "CO-1", "t": hour_ago, "value": "high"}]})
+    r = run("readings", "ingest", county, SITE_CODE, "--json", "-", input=bad)
+    assert r.exit_code == 1 and "readings.0.value" in r.stderr
+    pruned = json.loads(run("readings", "prune", county).stdout)
+    assert pruned["pruned"] == 0  # an hour old: within the 92 days
+    assert json.loads(run("status", county).stdout)["raw_readings"] == 1
