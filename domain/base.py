@@ -196,6 +196,18 @@ class Aggregate:
         self._mutate(again)
         self.pending_events.append(again)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The state as plain data, for a local snapshot (a cache of the log's fold)."""
+        state = {k: v for k, v in vars(self).items() if k != "pending_events"}
+        state["id"] = str(self.id)
+        return state
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> Aggregate:
+        agg = cls.__new__(cls)
+        agg.__dict__.update(state, id=UUID(state["id"]), pending_events=[])
+        return agg
+
     def ensure_live(self) -> None:
         if self.voided is not None:
             raise Refused(

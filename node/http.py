@@ -67,6 +67,16 @@ class Runtime:
                 except DomainError as e:
                     log.error("%s; keeping the previous users", e)
 
+    async def close_windows(self, interval: float = 30.0) -> None:
+        """Derive every site now and then: readings a crash left pending, and summaries of
+        windows that closed with no batch since."""
+        while True:
+            try:
+                await self.write(self.node.derive_all)
+            except DomainError as e:
+                log.error("deriving sensor events: %s", e)
+            await asyncio.sleep(interval)
+
     async def retention(self, interval: float = 3600.0) -> None:
         """Drop raw readings past their retention period, hourly (the log is never touched)."""
         while True:
@@ -255,10 +265,11 @@ def make_app(node: Node) -> web.Application:
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
-    recovered = await runtime.write(runtime.node.recover_readings)
-    if recovered:
-        log.info("derived readings left pending at the last stop for sites %s", recovered)
-    tasks = [asyncio.create_task(runtime.watch_users()), asyncio.create_task(runtime.retention())]
+    tasks = [
+        asyncio.create_task(runtime.watch_users()),
+        asyncio.create_task(runtime.retention()),
+        asyncio.create_task(runtime.close_windows()),
+    ]
     yield
     for task in tasks:
         task.cancel()

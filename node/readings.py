@@ -21,10 +21,17 @@ CREATE TABLE IF NOT EXISTS readings (
     status INTEGER NOT NULL,
     received_at INTEGER NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS readings_once ON readings (site, point, t);
 CREATE INDEX IF NOT EXISTS readings_site_t ON readings (site, t);
 CREATE INDEX IF NOT EXISTS readings_site_id ON readings (site, id);
 CREATE INDEX IF NOT EXISTS readings_t ON readings (t);
 CREATE TABLE IF NOT EXISTS derived (site TEXT PRIMARY KEY, through_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS latest (
+    site TEXT NOT NULL, point TEXT NOT NULL, t INTEGER NOT NULL, PRIMARY KEY (site, point)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL
+);
 """
 
 
@@ -38,12 +45,13 @@ class ReadingsStore:
         self._db.executescript(SCHEMA)
 
     def append(self, site: str, rows: Iterable[tuple[str, int, int, int]], received_at: int) -> int:
-        """Store a batch in one transaction; returns how many rows were stored."""
+        """Store a batch in one transaction; returns how many rows were new (a reading of a
+        point at a time already stored, e.g. a retried batch, is kept once)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cursor = self._db.executemany(
-                    "INSERT INTO readings (site, point, t, value, status, received_at)"
+                    "INSERT OR IGNORE INTO readings (site, point, t, value, status, received_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     [(site, p, t, v, s, received_at) for p, t, v, s in rows],
                 )
@@ -93,22 +101,51 @@ class ReadingsStore:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def mark(self, site: str, through_id: int) -> None:
+    def mark(self, site: str, through_id: int, latest: dict[str, int]) -> None:
+        """Record what has been derived: readings up to an id, and each point's latest time."""
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
                 "INSERT INTO derived (site, through_id) VALUES (?, ?)"
                 " ON CONFLICT (site) DO UPDATE SET through_id = excluded.through_id",
                 (site, through_id),
             )
+            self._db.executemany(
+                "INSERT INTO latest (site, point, t) VALUES (?, ?, ?)"
+                " ON CONFLICT (site, point) DO UPDATE SET t = excluded.t",
+                [(site, p, t) for p, t in latest.items()],
+            )
+            self._db.execute("COMMIT")
 
-    def pending_sites(self) -> list[str]:
-        """Sites with readings stored but not yet derived (after a crash)."""
+    def latest(self, site: str) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT r.site FROM readings r LEFT JOIN derived d ON d.site = r.site"
-                " GROUP BY r.site HAVING MAX(r.id) > COALESCE(MAX(d.through_id), 0)"
+                "SELECT point, t FROM latest WHERE site = ?", (site,)
             ).fetchall()
+        return dict(rows)
+
+    def sites(self) -> list[str]:
+        """Every site with readings stored."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT site FROM readings ORDER BY 1").fetchall()
         return [r[0] for r in rows]
+
+    # -- local snapshots of large aggregates (a cache of the log, never a source of truth) --
+    def snapshot(self, aggregate_id: str) -> tuple[str, int, str] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT kind, version, state FROM snapshots WHERE id = ?", (aggregate_id,)
+            ).fetchone()
+        return None if row is None else (row[0], int(row[1]), row[2])
+
+    def save_snapshot(self, aggregate_id: str, kind: str, version: int, state: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO snapshots (id, kind, version, state) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE"
+                " SET version = excluded.version, state = excluded.state",
+                (aggregate_id, kind, version, state),
+            )
 
     def prune(self, before_t: int) -> int:
         """Drop readings older than ``before_t`` (retention). The event log is not touched."""

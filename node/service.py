@@ -4,6 +4,7 @@ CLI calls it directly."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from domain.accident import Accident
 from domain.base import DAY_MS, Actor, Aggregate, Context, iso
-from domain.commands import BY_KIND
+from domain.commands import AGGREGATES, BY_KIND
 from domain.errors import FieldError, Invalid
 from domain.licence import Licence
 from domain.sensors.readings import window_of
@@ -23,6 +24,9 @@ from node.config import Config
 from node.errors import Conflict, NotFound
 from node.readings import ReadingsStore
 from node.store import EventLog
+
+WINDOW_GRACE_MS = 60_000  # a 5-minute window closes a minute after its end (stragglers)
+SNAPSHOT_EVERY = 100  # events between local snapshots of large aggregates
 
 
 def wall_clock_ms() -> int:
@@ -107,10 +111,15 @@ class Node:
             return self._save(agg)
 
     def _save(self, agg: Aggregate) -> dict[str, Any]:
+        saved = list(agg.pending_events)
         with self._evict_on_error(agg):
             position = self.log.append(agg)
         if agg.CACHED:
             self._cache[agg.id] = agg
+            if agg.version // SNAPSHOT_EVERY != (agg.version - len(saved)) // SNAPSHOT_EVERY:
+                self.readings.save_snapshot(
+                    str(agg.id), agg.KIND, agg.version, json.dumps(agg.snapshot())
+                )
         return {
             "id": str(agg.id),
             "kind": agg.KIND,
@@ -172,7 +181,8 @@ class Node:
     # -- sensor readings --------------------------------------------------------------------------
     def ingest(self, site_code: str, body: bytes | str, *, user: str) -> dict[str, Any]:
         """Take a batch of raw readings: store them (the local readings store, not the log),
-        then derive alarms, power cuts and closed 5-minute summaries into the log."""
+        then derive alarms, power cuts and the summaries of closed 5-minute windows into the
+        log. A retried batch is stored once."""
         batch = parse(ReadingBatch, body)
         if len(batch.readings) > self.config.readings.max_batch:
             raise Invalid.field("readings", f"at most {self.config.readings.max_batch} per batch")
@@ -180,34 +190,48 @@ class Node:
         ctx = self.context(user)
         rows = site.accept(batch, ctx)
         stored = self.readings.append(site_code, rows, ctx.now_ms)
-        derived = self.derive(site_code, user)
-        return {"site": site_code, "stored": stored, **derived}
+        late = sum(1 for _, t, _, _ in rows if t < site.summarized_until)
+        try:
+            derived = self.derive(site_code, user)
+        except Conflict:  # another process wrote to the site meanwhile: derive again, once
+            self._cache.pop(site.id, None)
+            derived = self.derive(site_code, user)
+        return {
+            "site": site_code,
+            "stored": stored,
+            "duplicates": len(rows) - stored,
+            "late": late,
+            **derived,
+        }
 
     def derive(self, site_code: str, user: str = "anjian") -> dict[str, Any]:
-        """Derive the site's events from every stored reading not yet derived. Safe to repeat:
-        after a crash between storing and deriving, the next call picks the readings up, and
-        the site's state skips what its events already reflect."""
+        """Derive the site's events: alarms and power cuts from every stored reading not yet
+        derived, and a summary for each window that has closed by the node's clock (its end
+        plus a grace for stragglers). Safe to repeat: after a crash between storing and
+        deriving the next call picks the readings up, and nothing already in the log is
+        recorded again."""
         site = self._site(site_code)
         ctx = self.context(user)
         pending = self.readings.after(site_code, self.readings.marked(site_code))
-        if not pending:
+        closed_before = window_of(ctx.now_ms - WINDOW_GRACE_MS)
+        windows = self.readings.windows(site_code, site.summarized_until, closed_before)
+        if not pending and not windows:
             return {"events": [], "position": None}
+        latest = self.readings.latest(site_code)
         with self._evict_on_error(site):
-            site.observe(pending, ctx)
-            latest = window_of(max(r.t for r in pending))
-            for start in self.readings.windows(site_code, site.summarized_until, latest):
+            site.observe(pending, ctx, latest)
+            for start in windows:
                 site.summarize(start, self.readings.window(site_code, start), ctx)
             names = [e.NAME for e in site.pending_events]
             position = self._save(site)["position"] if names else None
-        self.readings.mark(site_code, pending[-1].id)
+        if pending:
+            self.readings.mark(site_code, pending[-1].id, latest)
         return {"events": names, "position": position}
 
-    def recover_readings(self) -> list[str]:
-        """At start-up: derive what a crash left stored but not derived."""
-        sites = self.readings.pending_sites()
-        for code in sites:
-            self.derive(code)
-        return sites
+    def derive_all(self) -> dict[str, list[str]]:
+        """Derive every site with readings: at start-up (what a crash left pending) and
+        periodically (windows that closed since the last batch)."""
+        return {code: self.derive(code)["events"] for code in self.readings.sites()}
 
     def prune_readings(self, now_ms: int | None = None) -> dict[str, Any]:
         cutoff = (
@@ -227,9 +251,21 @@ class Node:
         if cached is not None:
             self.log.catch_up(cached)  # events written by another process since
             return cached
-        agg = self.log.load(aggregate_id)
+        agg = self._from_snapshot(aggregate_id) or self.log.load(aggregate_id)
         if agg is not None and agg.CACHED:
             self._cache[agg.id] = agg
+        return agg
+
+    def _from_snapshot(self, aggregate_id: UUID) -> Aggregate | None:
+        """Large aggregates (sites) start from a local snapshot and catch up with the log."""
+        found = self.readings.snapshot(str(aggregate_id))
+        if found is None:
+            return None
+        kind, version, state = found
+        if version > self.log.version_of(aggregate_id):  # the log was restored to before it
+            return None
+        agg: Aggregate = AGGREGATES[kind].restore(json.loads(state))
+        self.log.catch_up(agg)
         return agg
 
     def load(self, kind: str | None, raw_id: str) -> Aggregate:

@@ -68,6 +68,11 @@ class EventLog:
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         return Aggregate.replay(cast(Iterator[Event], self.app.events.get(aggregate_id)))
 
+    def version_of(self, aggregate_id: UUID) -> int:
+        """The version of the aggregate's last stored event (0 if none)."""
+        last = list(self.app.events.get(aggregate_id, desc=True, limit=1))
+        return int(last[0].originator_version) if last else 0
+
     def catch_up(self, aggregate: Aggregate) -> None:
         """Apply events recorded since the aggregate was loaded (by another process)."""
         for event in cast(Iterator[Event], self.app.events.get(aggregate.id, gt=aggregate.version)):

@@ -364,9 +364,8 @@ class Site(Aggregate):
     # -- readings -----------------------------------------------------------------------------
     def accept(self, batch: ReadingBatch, ctx: Context) -> list[tuple[str, int, int, int]]:
         """The batch as rows for the readings store — (point, t, scaled value, status), sorted
-        by time — or Invalid naming every reading that cannot be taken (nothing is stored):
-        unknown or retired points, bad values, times in the future or in a window already
-        summarized."""
+        by time — or Invalid naming every reading that cannot be taken (then nothing is
+        stored): unknown or retired points, values that are not numbers, future times."""
         self.ensure_live()
         rows, errors = [], []
         for i, r in enumerate(batch.readings):
@@ -381,14 +380,6 @@ class Site(Aggregate):
                 continue
             if t > ctx.now_ms + FUTURE_SLACK_MS:
                 errors.append(FieldError(f"{where}.t", f"{iso(t)} is in the future"))
-            elif t < self.summarized_until:
-                errors.append(
-                    FieldError(
-                        f"{where}.t",
-                        f"{iso(t)} falls in a 5-minute window already summarized "
-                        f"(until {iso(self.summarized_until)}): readings arrive in time order",
-                    )
-                )
             try:
                 rows.append((r.point, t, scaled(r.value, p["scale"]), r.status))
             except ValueError as e:
@@ -397,17 +388,22 @@ class Site(Aggregate):
             raise Invalid(errors)
         return sorted(rows, key=lambda row: (row[1], row[0]))
 
-    def observe(self, readings: list[Reading], ctx: Context) -> None:
-        """Derive alarms and power cuts from stored readings, in store order. A reading already
-        reflected in the point's events (after a crash and restart) is skipped."""
-        for r in readings:
+    def observe(self, readings: list[Reading], ctx: Context, latest: dict[str, int]) -> None:
+        """Derive alarms and power cuts from stored readings in time order. ``latest`` holds
+        each point's latest reading time derived so far and is advanced here: a reading older
+        than that arrived late and is history, not the point's current state. A reading
+        already reflected in the point's events (after a crash and restart) is skipped."""
+        for r in sorted(readings, key=lambda r: (r.t, r.id)):
             p = self.points.get(r.point)
             if (
                 p is None
                 or p["retired"] is not None
                 or r.id <= p["last_reading_id"]
-                or not r.usable
+                or r.t < latest.get(r.point, r.t)
             ):
+                continue
+            latest[r.point] = r.t
+            if not r.usable:
                 continue
             th = Thresholds(**p["thresholds"])
             sign = -1 if th.lower else 1  # lower limits (O2): mirror every comparison
@@ -474,8 +470,12 @@ class Site(Aggregate):
         return {
             **self.facts,
             "points": {code: show(p) for code, p in sorted(self.points.items())},
-            "active_alarms": sorted(c for c, p in self.points.items() if p["alarm"]),
-            "active_power_cuts": sorted(c for c, p in self.points.items() if p["power_cut"]),
+            "active_alarms": sorted(
+                c for c, p in self.points.items() if p["alarm"] and not p["retired"]
+            ),
+            "active_power_cuts": sorted(
+                c for c, p in self.points.items() if p["power_cut"] and not p["retired"]
+            ),
             "summarized_until": iso(self.summarized_until) if self.summarized_until else None,
             "summaries": self.summaries,
         }

@@ -85,19 +85,24 @@ class Location(StrEnum):
 
 def scaled(value: str | int | float | Decimal, scale: int) -> int:
     """A reading in its unit as an integer at ``scale``, rounded half-even; ValueError if it
-    is not a finite number."""
+    is not a finite number or too large to record."""
     try:
         d = Decimal(str(value))
+        if not d.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        if abs(d) >= LIMIT:
+            raise ValueError(f"{value!r} is beyond what a sensor reads (|value| < 10^12)")
+        return int(d.scaleb(scale).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
     except InvalidOperation:
         raise ValueError(f"{value!r} is not a number") from None
-    if not d.is_finite():
-        raise ValueError(f"{value!r} is not a finite number")
-    return int(d.scaleb(scale).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def unscaled(value: int, scale: int) -> str:
     """The decimal text of a scaled integer (7500 at scale 4 → '0.7500')."""
     return str(Decimal(value).scaleb(-scale))
+
+
+LIMIT = Decimal(10) ** 12  # no sensor reads beyond this in its unit
 
 
 class Thresholds(NamedTuple):

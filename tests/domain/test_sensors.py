@@ -25,7 +25,7 @@ class Feed:
     """Readings for one point, with store ids, fed one at a time."""
 
     def __init__(self, s: Site, point: str) -> None:
-        self.site, self.point, self.next_id = s, point, 1
+        self.site, self.point, self.next_id, self.latest = s, point, 1, {}
 
     def __call__(self, *values: str) -> list[str]:
         readings = []
@@ -35,7 +35,7 @@ class Feed:
                 Reading(self.next_id, self.point, T0 + self.next_id * 1000, scaled(v, scale))
             )
             self.next_id += 1
-        self.site.observe(readings, ctx())
+        self.site.observe(readings, ctx(), self.latest)
         return [e.NAME.split(".")[1].split("/")[0] for e in self.site.collect_events()]
 
 
@@ -99,6 +99,7 @@ def test_calibration_and_faulty_readings_raise_nothing():
     s.observe(
         [Reading(1, "CH4", T0, 30000, status=4), Reading(2, "CH4", T0 + 1, 30000, status=128)],
         ctx(),
+        {},
     )
     assert s.collect_events() == []
 
@@ -106,9 +107,9 @@ def test_calibration_and_faulty_readings_raise_nothing():
 def test_readings_already_reflected_in_events_are_skipped_after_a_restart():
     s = new_site({"point_code": "CH4", "sensor_type": "methane", "location": "working_face"})
     batch = [Reading(1, "CH4", T0, 16000), Reading(2, "CH4", T0 + 1000, 5000)]
-    s.observe(batch, ctx())
+    s.observe(batch, ctx(), {})
     first = [e.NAME for e in s.collect_events()]
-    s.observe(batch, ctx())  # the same stored readings derived again
+    s.observe(batch, ctx(), {})  # the same stored readings derived again (after a crash)
     assert len(first) == 4 and s.collect_events() == []
 
 
@@ -140,21 +141,22 @@ def test_summary_statistics_and_digest():
 def test_batches_are_checked_before_anything_is_stored():
     s = new_site({"point_code": "CH4", "sensor_type": "methane", "location": "working_face"})
     s.summarized_until = T0
-    batch = ReadingBatch.model_validate_json(
-        js(
-            {
-                "readings": [
-                    {"point": "CH4", "t": T0 + 5, "value": 0.5},
-                    {"point": "XX", "t": T0 + 6, "value": 0.5},
-                    {"point": "CH4", "t": T0 - 1, "value": 0.5},
-                    {"point": "CH4", "t": to_ms(NOW) + 3_600_000, "value": 0.5},
-                ]
-            }
-        )
-    )
+    readings = [
+        {"point": "CH4", "t": T0 + 5, "value": 0.5},
+        {"point": "XX", "t": T0 + 6, "value": 0.5},
+        {"point": "CH4", "t": T0 - 1, "value": 0.5},  # late for a summarized window: taken
+        {"point": "CH4", "t": to_ms(NOW) + 3_600_000, "value": 0.5},
+        {"point": "CH4", "t": T0 + 7, "value": "1e400"},
+        {"point": "CH4", "t": T0 + 8, "value": 1e20},
+    ]
     with pytest.raises(Invalid) as e:
-        s.accept(batch, ctx())
-    assert [f.field for f in e.value.errors] == ["readings.1.point", "readings.2.t", "readings.3.t"]
+        s.accept(ReadingBatch.model_validate_json(js({"readings": readings})), ctx())
+    assert [f.field for f in e.value.errors] == [
+        "readings.1.point",
+        "readings.3.t",
+        "readings.4.value",
+        "readings.5.value",
+    ]
     ok = ReadingBatch.model_validate_json(
         js(
             {
@@ -171,6 +173,34 @@ def test_batches_are_checked_before_anything_is_stored():
     ]  # sorted; half-even
 
 
+def test_a_late_reading_is_history_not_the_current_state():
+    s = new_site({"point_code": "CH4", "sensor_type": "methane", "location": "working_face"})
+    latest: dict = {}
+    s.observe([Reading(1, "CH4", T0 + 20_000, 3000)], ctx(), latest)
+    s.observe([Reading(2, "CH4", T0 + 10_000, 16000)], ctx(), latest)  # arrives after, older
+    assert s.collect_events() == [] and latest == {"CH4": T0 + 20_000}
+    s.observe(
+        [Reading(4, "CH4", T0 + 31_000, 3000), Reading(3, "CH4", T0 + 30_000, 16000)], ctx(), latest
+    )
+    names = [e.NAME for e in s.collect_events()]  # one batch is taken in time order
+    assert names == [
+        "sensor.alarm_raised/1",
+        "sensor.power_cut/1",
+        "sensor.power_restored/1",
+        "sensor.alarm_cleared/1",
+    ]
+
+
+def test_a_retired_point_has_no_active_alarm():
+    from domain.sensors.site import RetirePoint
+
+    s = new_site({"point_code": "CH4", "sensor_type": "methane", "location": "working_face"})
+    s.observe([Reading(1, "CH4", T0, 16000)], ctx(), {})
+    retire = {"point_code": "CH4", "reason": "传感器拆除"}
+    s.retire_point(RetirePoint.model_validate_json(js(retire)), ctx())
+    assert s.view()["active_alarms"] == [] and s.view()["active_power_cuts"] == []
+
+
 def test_values_are_rounded_half_even_in_the_point_scale():
     assert (
         scaled("0.75", 4) == 7500
@@ -179,6 +209,9 @@ def test_values_are_rounded_half_even_in_the_point_scale():
     )
     with pytest.raises(ValueError, match="finite"):
         scaled("Infinity", 4)
+    for bad in ("1e400", "1e20", "abc"):
+        with pytest.raises(ValueError):
+            scaled(bad, 4)
 
 
 def test_point_rules():

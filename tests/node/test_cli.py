@@ -176,7 +176,10 @@ def test_readings_through_the_cli(run, county):
     hour_ago = int(time.time() * 1000) - 3_600_000  # the CLI runs on the wall clock
     batch = js({"readings": [{"point": "CO-1", "t": hour_ago, "value": 30}]})
     r = run("readings", "ingest", county, SITE_CODE, "--json", "-", input=batch)
-    assert r.exit_code == 0 and json.loads(r.stdout)["events"] == ["sensor.alarm_raised/1"]
+    assert r.exit_code == 0 and json.loads(r.stdout)["events"] == [
+        "sensor.alarm_raised/1",
+        "sensor.summary_recorded/1",  # an hour ago: its window has closed
+    ]
     bad = js({"readings": [{"point": "CO-1", "t": hour_ago, "value": "high"}]})
     r = run("readings", "ingest", county, SITE_CODE, "--json", "-", input=bad)
     assert r.exit_code == 1 and "readings.0.value" in r.stderr

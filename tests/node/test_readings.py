@@ -1,8 +1,9 @@
 """Raw readings through the node: the local store, derived events in the log, summaries that
-prove the stored readings, crash recovery without doubles, and retention."""
+prove the stored readings, windows closed by the node's clock, retries and late readings,
+crash recovery without doubles, snapshots, and retention."""
 
 import hashlib
-import json
+import sqlite3
 
 import pytest
 
@@ -12,7 +13,8 @@ from domain.sensors.readings import WINDOW_MS
 from node.errors import NotFound
 from tests.factories import NOW, SITE_CODE, js, site
 
-T0 = to_ms(NOW) - to_ms(NOW) % WINDOW_MS - 3 * WINDOW_MS  # three windows before the clock
+NOW_MS = to_ms(NOW)  # 08:00:00 on the node's clock: the window 07:55–08:00 is still open
+T0 = NOW_MS - 3 * WINDOW_MS  # 07:45: windows 07:45 and 07:50 have closed
 
 
 @pytest.fixture
@@ -30,15 +32,21 @@ def batch(*readings):
     return js({"readings": [{"point": p, "t": t, "value": v} for p, t, v in readings]})
 
 
-def events(node):
-    return [e["event"] for e in node.log.read(0, 1000)]
+def summaries(node):
+    return [
+        e["payload"] for e in node.log.read(0, 1000) if e["event"] == "sensor.summary_recorded/1"
+    ]
 
 
 def test_readings_go_to_the_store_and_alarms_to_the_log(node, mine):
     before = node.status()["event_count"]
     r = node.ingest(
         SITE_CODE,
-        batch(("CH4-01", T0, 0.3), ("CO-01", T0 + 10, 5), ("CH4-01", T0 + 10_000, 1.6)),
+        batch(
+            ("CH4-01", NOW_MS - 30_000, 0.3),
+            ("CO-01", NOW_MS - 20_000, 5),
+            ("CH4-01", NOW_MS - 10_000, 1.6),
+        ),
         user="gw",
     )
     assert r["stored"] == 3 and r["events"] == ["sensor.alarm_raised/1", "sensor.power_cut/1"]
@@ -50,21 +58,23 @@ def test_readings_go_to_the_store_and_alarms_to_the_log(node, mine):
     )
 
 
-def test_each_closed_window_gets_one_summary_whose_hash_matches_the_store(node, mine):
-    node.ingest(
+def test_a_window_is_summarized_once_it_has_closed_and_its_hash_matches_the_store(
+    node, mine, clock
+):
+    r = node.ingest(
         SITE_CODE,
-        batch(("CH4-01", T0 + 1, 0.31), ("CO-01", T0 + 2, 3), ("CH4-01", T0 + 3, 0.35)),
+        batch(
+            ("CH4-01", T0 + 1, 0.31),
+            ("CO-01", T0 + 2, 3),
+            ("CH4-01", T0 + 3, 0.35),
+            ("CH4-01", T0 + 60_000, 0.40),
+        ),
         user="gw",
     )
-    assert (
-        node.ingest(SITE_CODE, batch(("CH4-01", T0 + 60_000, 0.40)), user="gw")["events"] == []
-    )  # same window
-    r = node.ingest(
-        SITE_CODE, batch(("CH4-01", T0 + 2 * WINDOW_MS, 0.2)), user="gw"
-    )  # skips a window
-    assert r["events"] == ["sensor.summary_recorded/1"]
-    (summary,) = [e for e in node.log.read(0, 1000) if e["event"] == "sensor.summary_recorded/1"]
-    p = summary["payload"]
+    assert r["events"] == ["sensor.summary_recorded/1"]  # 07:45–07:50 ended over a minute ago
+    open_window = NOW_MS - WINDOW_MS + 1
+    assert node.ingest(SITE_CODE, batch(("CH4-01", open_window, 0.2)), user="gw")["events"] == []
+    (p,) = summaries(node)
     assert (p["window_start"], p["window_end"], p["reading_count"]) == (T0, T0 + WINDOW_MS, 4)
     assert p["points"][0] == {
         "point": "CH4-01",
@@ -74,46 +84,78 @@ def test_each_closed_window_gets_one_summary_whose_hash_matches_the_store(node, 
         "mean": 3533,
         "max": 4000,
     }
-    # an investigator recomputes the hash from the raw store alone
-    import sqlite3
-
+    # a late reading for the closed window is stored, and the summary stays provable:
+    assert node.ingest(SITE_CODE, batch(("CO-01", T0 + 5, 4)), user="gw")["late"] == 1
     db = sqlite3.connect(node.config.readings_file)
     rows = db.execute(
-        "SELECT point, t, value, status FROM readings"
-        " WHERE site = ? AND t >= ? AND t < ? ORDER BY id",
-        (SITE_CODE, p["window_start"], p["window_end"]),
+        "SELECT point, t, value, status FROM readings WHERE site = ? AND t >= ? AND t < ?"
+        " AND id BETWEEN ? AND ? ORDER BY id",
+        (
+            SITE_CODE,
+            p["window_start"],
+            p["window_end"],
+            p["first_reading_id"],
+            p["last_reading_id"],
+        ),
     ).fetchall()
-    assert (
-        hashlib.sha256(
-            b"".join(f"{a}\t{b}\t{c}\t{d}\n".encode() for a, b, c, d in rows)
-        ).hexdigest()
-        == p["raw_sha256"]
-    )
-    # a reading for the summarized window is refused, nothing stored
-    with pytest.raises(Invalid, match="already summarized"):
-        node.ingest(SITE_CODE, batch(("CH4-01", T0 + 5, 0.3)), user="gw")
-    assert node.status()["raw_readings"] == 5
+    lines = b"".join(f"{a}\t{b}\t{c}\t{d}\n".encode() for a, b, c, d in rows)
+    assert len(rows) == 4 and hashlib.sha256(lines).hexdigest() == p["raw_sha256"]
+    # the open window closes by the clock alone, when the node derives its sites
+    clock.advance(WINDOW_MS + 60_000)
+    assert node.derive_all() == {SITE_CODE: ["sensor.summary_recorded/1"]}
+    assert [s["window_start"] for s in summaries(node)] == [T0, NOW_MS - WINDOW_MS]
+
+
+def test_an_early_reading_does_not_close_the_window_for_the_others(node, mine):
+    ahead = NOW_MS + 240_000  # a device clock four minutes ahead (within the allowed skew)
+    node.ingest(SITE_CODE, batch(("CH4-01", ahead, 0.2)), user="gw")
+    r = node.ingest(SITE_CODE, batch(("CO-01", NOW_MS - 1000, 30)), user="gw")
+    assert r["late"] == 0 and r["events"] == ["sensor.alarm_raised/1"]
+    assert summaries(node) == []
+
+
+def test_a_retried_batch_is_stored_once(node, mine):
+    body = batch(("CH4-01", T0, 0.3), ("CH4-01", T0 + 1000, 0.4))
+    assert node.ingest(SITE_CODE, body, user="gw")["stored"] == 2
+    again = node.ingest(SITE_CODE, body, user="gw")
+    assert (again["stored"], again["duplicates"]) == (0, 2)
+    assert summaries(node)[0]["reading_count"] == 2 and node.status()["raw_readings"] == 2
 
 
 def test_a_crash_between_storing_and_deriving_is_recovered_once(node, mine):
     node.readings.append(
         SITE_CODE, [("CH4-01", T0, 16000, 0), ("CH4-01", T0 + WINDOW_MS, 100, 0)], 0
     )
-    assert node.recover_readings() == [SITE_CODE]
-    derived = [
-        e for e in events(node) if e.startswith("sensor.") and "point" not in e and "site" not in e
-    ]
-    assert derived == [
-        "sensor.alarm_raised/1",
-        "sensor.power_cut/1",
-        "sensor.power_restored/1",
-        "sensor.alarm_cleared/1",
-        "sensor.summary_recorded/1",
-    ]
-    node.readings.mark(SITE_CODE, 0)  # as if the crash came after the log write, before the mark
+    assert node.derive_all() == {
+        SITE_CODE: [
+            "sensor.alarm_raised/1",
+            "sensor.power_cut/1",
+            "sensor.power_restored/1",
+            "sensor.alarm_cleared/1",
+            "sensor.summary_recorded/1",
+            "sensor.summary_recorded/1",
+        ]
+    }
+    node.readings.mark(
+        SITE_CODE, 0, {}
+    )  # as if the crash came after the log write, before the mark
     node._cache.clear()
     assert node.derive(SITE_CODE)["events"] == []  # nothing doubled
-    assert node.recover_readings() == []
+    assert node.derive_all() == {SITE_CODE: []}
+
+
+def test_a_large_site_starts_from_its_local_snapshot(node, mine, node_dir, clock):
+    from node import config as config_mod
+    from node.service import SNAPSHOT_EVERY, Node
+
+    for i in range(SNAPSHOT_EVERY // 2 + 1):  # two events per round: alarm raised, cleared
+        t = T0 + 2 * i * 1000
+        node.ingest(SITE_CODE, batch(("CO-01", t, 30), ("CO-01", t + 1000, 1)), user="gw")
+    kind, version, _ = node.readings.snapshot(mine)
+    assert kind == "site" and version >= SNAPSHOT_EVERY
+    other = Node(config_mod.load(node_dir, environ={}), clock=clock)
+    assert other.show(mine) == node.show(mine)  # snapshot plus the events after it
+    other.close()
 
 
 def test_retention_drops_old_readings_and_never_touches_the_log(node, mine, clock):
@@ -132,6 +174,7 @@ def test_bad_batches_store_nothing(node, mine):
     for body, field in [
         (batch(("NOPE", T0, 0.1)), "readings.0.point"),
         (batch(("CH4-01", T0, "abc")), "readings.0.value"),
+        (batch(("CH4-01", T0, 1e20)), "readings.0.value"),
         (js({"readings": []}), "readings"),
         (
             js({"readings": [{"point": "CH4-01", "t": T0, "value": 1, "extra": 1}]}),
@@ -155,13 +198,9 @@ def test_a_registration_written_by_another_process_is_seen_by_the_cached_site(
 
     node.ingest(SITE_CODE, batch(("CH4-01", T0, 0.1)), user="gw")  # the site is now cached
     other = Node(config_mod.load(node_dir, environ={}), clock=clock)
-    other.execute(
-        "sensor.register-point",
-        js({"point_code": "CO-02", "sensor_type": "co"}),
-        user="li",
-        target=mine,
-    )
+    point = js({"point_code": "CO-02", "sensor_type": "co"})
+    other.execute("sensor.register-point", point, user="li", target=mine)
     other.close()
-    r = node.ingest(SITE_CODE, batch(("CO-02", T0 + 1, 30)), user="gw")
+    r = node.ingest(SITE_CODE, batch(("CO-02", NOW_MS - 1000, 30)), user="gw")
     assert r["events"] == ["sensor.alarm_raised/1"]
-    assert json.loads(json.dumps(node.show(mine)))["points"]["CO-02"]["alarm"]["value"] == "30.0"
+    assert node.show(mine)["points"]["CO-02"]["alarm"]["value"] == "30.0"
