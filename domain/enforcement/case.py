@@ -203,7 +203,11 @@ class EnforcementCase(Aggregate):
         )
 
     def notify_penalty(self, cmd: NotifyPenalty, ctx: Context) -> None:
-        self._ensure_stage("the notice of penalty (告知) follows the filing", Stage.FILED)
+        """A new notice before the decision replaces the last one and opens a new window."""
+        self._ensure_stage(
+            "the notice of penalty (告知) follows the filing", Stage.FILED, Stage.NOTIFIED
+        )
+        _check_penalty_powers(cmd.penalties, ctx)
         if not self.evidence:
             raise Refused("record the evidence (调查取证) before notifying the proposed penalty")
         self._trigger(PenaltyNotified, ctx, penalties=_penalties(cmd.penalties), facts=cmd.facts)
@@ -238,6 +242,8 @@ class EnforcementCase(Aggregate):
                 f"the party may state a defence or request a hearing until "
                 f"{iso(self.notice['hearing_window_ends'])}; decide after that"
             )
+        _check_penalty_powers(cmd.penalties, ctx)
+        _check_within_notice(cmd.penalties, self.notice["penalties"])
         self._trigger(
             PenaltyDecided, ctx, penalties=_penalties(cmd.penalties), decision_no=cmd.decision_no
         )
@@ -277,6 +283,9 @@ class EnforcementCase(Aggregate):
                 f"penalty decision {self.decision['decision_no']} has not been executed; "
                 "a case closes after execution (结案)"
             )
+        if outcome == CloseOutcome.TRANSFERRED and self.transfers:
+            self._trigger(CaseClosed, ctx, outcome=outcome.value, note=cmd.note)
+            return  # handed to another authority, whatever stage the case had reached
         if self.stage == Stage.RECTIFYING:
             deadline = iso(self.order["deadline"]) if self.order else None
             raise Refused(
@@ -289,7 +298,7 @@ class EnforcementCase(Aggregate):
             )
         expected = {
             CloseOutcome.EXECUTED: self.stage == Stage.EXECUTED,
-            CloseOutcome.RECTIFIED: self.stage == Stage.RECTIFIED,
+            CloseOutcome.RECTIFIED: self.stage == Stage.RECTIFIED and not self.hazards_open(),
             CloseOutcome.NO_FINDINGS: self.stage == Stage.INSPECTING and not self.hazards_open(),
             CloseOutcome.NO_PENALTY: self.stage in (Stage.FILED, Stage.NOTIFIED),
             CloseOutcome.WITHDRAWN: self.stage in (Stage.FILED, Stage.NOTIFIED),
@@ -394,6 +403,41 @@ class EnforcementCase(Aggregate):
 
 
 InspectionOpened.CREATES = EnforcementCase
+
+
+def _check_penalty_powers(items: list[PenaltyItem], ctx: Context) -> None:
+    """Suspending or revoking a licence is the issuer's decision (DESIGN §3): a county or city
+    bureau recommends it instead (case.recommend-licence-action)."""
+    issuer_only = {PenaltyType.SUSPEND_LICENCE, PenaltyType.REVOKE_LICENCE}
+    if ctx.tier in ("county", "city") and any(p.type in issuer_only for p in items):
+        raise Refused(
+            "suspending or revoking a licence is decided by the issuing authority's node; a "
+            f"{ctx.tier} bureau records a recommendation to the issuer instead"
+        )
+
+
+def _check_within_notice(items: list[PenaltyItem], noticed: list[dict[str, Any]]) -> None:
+    """The decision may not be heavier than the notice (告知): no penalty type that was not
+    noticed, no amount above the noticed one. A heavier penalty needs a new notice."""
+    ceiling: dict[str, int] = {}
+    for n in noticed:
+        ceiling[n["type"]] = ceiling.get(n["type"], 0) + (n["amount_yuan"] or 0)
+    decided: dict[str, int] = {}
+    for item in items:
+        decided[item.type.value] = decided.get(item.type.value, 0) + (item.amount_yuan or 0)
+    lightest = {PenaltyType.WARNING.value, PenaltyType.ORDER_CORRECTION.value}
+    for kind, amount in decided.items():
+        if kind in lightest:
+            continue  # never heavier than what was noticed
+        if kind not in ceiling:
+            raise Refused(
+                f"{kind} was not in the notice of penalty (告知): give a new notice first"
+            )
+        if amount > ceiling[kind]:
+            raise Refused(
+                f"{kind} of {amount} yuan is more than the {ceiling[kind]} yuan noticed: "
+                "a heavier penalty needs a new notice (告知) and hearing window"
+            )
 
 
 def _penalties(items: list[PenaltyItem]) -> list[dict[str, Any]]:

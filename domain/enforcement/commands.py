@@ -6,13 +6,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from domain.base import DAY_MS, Command, Reason, Revision, UpdateCommand
 from domain.fields import CreditCode, DivisionCode, Moment, Name, Text, Yuan
 
 EXTENSION_NOTICE_MS = 10 * DAY_MS  # extension requested no later than 10 days before the deadline
-HEARING_WINDOW_MS = 3 * DAY_MS  # 告知: 3 days to state a defence or ask for a hearing
+HEARING_DAYS = 3  # 告知: 3 days, counted as the law counts days, to ask for a hearing
 
 
 class HazardClass(StrEnum):
@@ -79,22 +79,29 @@ class Inspector(Command):
     badge: Annotated[str, Field(min_length=1, max_length=40, description="执法证号")]
 
 
+def _two_officers(officers: list[Inspector]) -> list[Inspector]:
+    badges = [i.badge for i in officers]
+    if len(set(badges)) != len(badges):
+        raise ValueError("the same enforcement ID is listed twice")
+    if len(officers) < 2:
+        raise ValueError("at least two enforcement officers (执法人员不得少于两人)")
+    return officers
+
+
+Officers = Annotated[
+    list[Inspector],
+    AfterValidator(_two_officers),
+    Field(description="At least two distinct officers, with their enforcement IDs."),
+]
+
+
 class OpenInspection(Command):
     enterprise_credit_code: CreditCode
     enterprise_name: Name
     division: DivisionCode = Field(description="Where the inspected site is (GB/T 2260).")
-    inspectors: list[Inspector] = Field(description="At least two, with their enforcement IDs.")
+    inspectors: Officers
     started_at: Moment
     subject: Text | None = Field(default=None, description="检查事项 / plan.")
-
-    @model_validator(mode="after")
-    def _two_inspectors(self) -> OpenInspection:
-        badges = [i.badge for i in self.inspectors]
-        if len(self.inspectors) < 2:
-            raise ValueError("an inspection needs at least two inspectors (执法人员不得少于两人)")
-        if len(set(badges)) != len(badges):
-            raise ValueError("the same enforcement ID is listed twice")
-        return self
 
 
 class RecordHazard(UpdateCommand):
@@ -130,7 +137,7 @@ class DecideExtension(UpdateCommand):
 class Reinspect(UpdateCommand):
     passed: bool
     findings: Text
-    inspectors: list[Inspector] = Field(min_length=2)
+    inspectors: Officers
 
 
 class FileCase(UpdateCommand):
@@ -142,7 +149,7 @@ class RecordEvidence(UpdateCommand):
         str, Field(min_length=1, max_length=40, description="笔录/书证/物证/视听资料...")
     ]
     description: Text
-    collected_by: list[Inspector] = Field(min_length=2)
+    collected_by: Officers
 
 
 class PenaltyItem(Command):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from domain.base import Event, Voided
-from domain.enforcement.commands import HEARING_WINDOW_MS, Stage
+from domain.base import Event, Voided, period_end
+from domain.enforcement.commands import HEARING_DAYS, Stage
 
 if TYPE_CHECKING:
     from domain.enforcement.case import EnforcementCase
@@ -162,7 +162,7 @@ class PenaltyNotified(Event):
         agg.notice = {
             "at": self.recorded_at,
             "penalties": self.penalties,
-            "hearing_window_ends": self.recorded_at + HEARING_WINDOW_MS,
+            "hearing_window_ends": period_end(self.recorded_at, HEARING_DAYS),
             "hearing": None,
         }
         agg.stage = Stage.NOTIFIED

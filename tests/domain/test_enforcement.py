@@ -84,7 +84,7 @@ def test_the_whole_lifecycle_from_inspection_to_closing():
     k.at(50).do(
         "notify_penalty",
         c.NotifyPenalty,
-        penalties=[{"type": "fine", "amount_yuan": 50000}],
+        penalties=[{"type": "fine", "amount_yuan": 50000}, {"type": "suspend_production"}],
         facts="事实",
     )
     k.at(51).do("request_hearing", c.RequestHearing)
@@ -260,7 +260,7 @@ def test_extension_must_be_requested_ten_days_before_the_deadline():
     assert k.agg.order["deadline"] == T0 + 30 * DAY_MS
 
 
-def test_a_hearing_request_after_the_window_is_refused_and_the_decision_waits_for_the_window():
+def notified(*penalties):
     k = Case()
     k.do("file_case", c.FileCase, violations="违法")
     k.do(
@@ -270,21 +270,96 @@ def test_a_hearing_request_after_the_window_is_refused_and_the_decision_waits_fo
         description="d",
         collected_by=INSPECTORS,
     )
+    k.do("notify_penalty", c.NotifyPenalty, penalties=list(penalties), facts="f")
+    return k
+
+
+# The notice is given at 16:00 China time on 29 November: the 3 days are 30 Nov, 1 and 2 Dec,
+# and the window closes at 24:00 China time on 2 December, 3 days and 8 hours later.
+WINDOW_END = 3 + 8 / 24
+
+
+def test_the_hearing_window_counts_days_as_the_law_does():
+    k = notified({"type": "fine", "amount_yuan": 3000})
+    assert k.agg.view()["notice"]["hearing_window_ends"] == "2026-12-02T16:00:00.000Z"
+    with pytest.raises(Refused, match="closed at"):
+        k.at(WINDOW_END + 1 / DAY_MS).do("request_hearing", c.RequestHearing)
+    with pytest.raises(Refused, match="decide after that"):
+        k.at(WINDOW_END).do(
+            "decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1"
+        )
+    k.at(WINDOW_END - 1 / DAY_MS).do(
+        "request_hearing", c.RequestHearing
+    )  # 23:59:59.999 on the last day
+
+
+def test_the_decision_is_no_heavier_than_the_notice():
+    k = notified({"type": "fine", "amount_yuan": 20000})
+    k.at(WINDOW_END + 1)
+    for penalties, message in (
+        ([{"type": "fine", "amount_yuan": 50000}], "more than the 20000 yuan noticed"),
+        (
+            [{"type": "fine", "amount_yuan": 20000}, {"type": "closure"}],
+            "closure was not in the notice",
+        ),
+    ):
+        with pytest.raises(Refused, match=message):
+            k.do("decide_penalty", c.DecidePenalty, penalties=penalties, decision_no="1")
     k.do(
         "notify_penalty",
         c.NotifyPenalty,
-        penalties=[{"type": "fine", "amount_yuan": 3000}],
-        facts="f",
+        penalties=[{"type": "fine", "amount_yuan": 50000}],
+        facts="加重",
     )
-    with pytest.raises(Refused, match="closed at"):
-        k.at(3 + 1 / DAY_MS).do("request_hearing", c.RequestHearing)
-    with pytest.raises(Refused, match="decide after that"):
-        k.at(3).do(
-            "decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1"
+    with pytest.raises(Refused, match="decide after that"):  # a new notice, a new window
+        k.do(
+            "decide_penalty",
+            c.DecidePenalty,
+            penalties=[{"type": "fine", "amount_yuan": 50000}],
+            decision_no="1",
         )
-    k.at(3 + 1 / DAY_MS).do(
-        "decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1"
+    k.at(WINDOW_END + 6).do(
+        "decide_penalty",
+        c.DecidePenalty,
+        penalties=[{"type": "fine", "amount_yuan": 45000}, {"type": "warning"}],
+        decision_no="1",
     )
+
+
+def test_a_county_recommends_licence_suspension_instead_of_deciding_it():
+    k = Case()
+    k.do("file_case", c.FileCase, violations="违法")
+    with pytest.raises(Refused, match="recommendation to the issuer"):
+        k.do("notify_penalty", c.NotifyPenalty, penalties=[{"type": "revoke_licence"}], facts="f")
+
+
+def test_closing_as_rectified_needs_every_hazard_rectified():
+    k = Case()
+    k.do("record_hazard", c.RecordHazard, hazard_class="major", description="瓦斯超限")
+    k.do("record_hazard", c.RecordHazard, hazard_class="major", description="通风系统不合理")
+    k.do("order_rectification", c.OrderRectification, deadline=deadline(10), hazards=[1])
+    k.at(11).do("reinspect", c.Reinspect, passed=True, findings="1号已整改", inspectors=INSPECTORS)
+    with pytest.raises(Refused, match="with open hazards"):
+        k.do("close", c.CloseCase, outcome="rectified")
+
+
+def test_a_transferred_case_closes_whatever_its_stage():
+    k = Case()
+    k.do("record_hazard", c.RecordHazard, hazard_class="major", description="隐患")
+    k.do("order_rectification", c.OrderRectification, deadline=deadline(30), hazards=[1])
+    k.do("transfer", c.TransferCase, to_authority="公安机关", reason="涉嫌犯罪")
+    k.do("close", c.CloseCase, outcome="transferred")
+    assert k.stage == "closed"
+
+
+def test_reinspection_and_evidence_need_two_distinct_officers():
+    same = [INSPECTORS[0], INSPECTORS[0]]
+    with pytest.raises(ValidationError, match="listed twice"):
+        c.Reinspect.model_validate_json(js({"passed": True, "findings": "f", "inspectors": same}))
+    with pytest.raises(ValidationError, match="listed twice"):
+        c.RecordEvidence.model_validate_json(
+            js({"evidence_type": "书证", "description": "d", "collected_by": same})
+        )
 
 
 @pytest.mark.parametrize(
@@ -304,7 +379,7 @@ def test_bad_penalties_are_refused(penalty, message):
 
 
 def test_an_inspection_needs_two_distinct_inspectors_and_a_local_site():
-    with pytest.raises(ValidationError, match="at least two inspectors"):
+    with pytest.raises(ValidationError, match="at least two enforcement officers"):
         c.OpenInspection.model_validate_json(js(inspection(inspectors=INSPECTORS[:1])))
     with pytest.raises(ValidationError, match="listed twice"):
         c.OpenInspection.model_validate_json(
