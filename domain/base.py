@@ -127,6 +127,7 @@ class Aggregate:
         self.created_at = 0
         self.modified_at = 0
         self.voided: dict[str, Any] | None = None
+        self.origin = ""  # the node that created it: the only one that records on it
         self.history: list[dict[str, Any]] = []
         self.pending_events: list[Event] = []
 
@@ -149,6 +150,7 @@ class Aggregate:
         self.version = event.originator_version
         if self.version == 1:
             self.created_at = event.recorded_at
+            self.origin = event.actor["node"]
         self.modified_at = event.recorded_at
         self.history.append(
             {
@@ -235,6 +237,7 @@ class Aggregate:
             "created_at": iso(self.created_at),
             "modified_at": iso(self.modified_at),
             "voided": self.voided,
+            "origin": self.origin,
             **state,
             "history": self.history,
         }

@@ -499,6 +499,11 @@ class Licence(Aggregate):
         if "number" in found:
             found["number_parsed"] = parse_licence_number(found["number"])
         if "valid_from" in found:
+            if self.extensions:
+                raise Refused(
+                    "the licence has been extended: its validity now runs from the extension, "
+                    "so the issue date can no longer be corrected"
+                )
             found["valid_until"] = add_years(found["valid_from"], VALIDITY_YEARS)
         self._trigger(Corrected, ctx, changes=found, reason=cmd.reason)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from domain.accident import Accident
 from domain.base import DAY_MS, Actor, Aggregate, Context, iso
 from domain.commands import AGGREGATES, BY_KIND
-from domain.errors import FieldError, Invalid
+from domain.errors import FieldError, Invalid, Refused
 from domain.licence import Licence
 from domain.sensors.readings import window_of
 from domain.sensors.site import ReadingBatch, Site, site_id
@@ -81,6 +81,10 @@ class Node:
         if spec is None:
             raise NotFound(f"no command kind {kind!r}; known kinds: {', '.join(BY_KIND)}")
         command = parse(spec.model, body)
+        if spec.update is not None and target is None:
+            raise Invalid.field(
+                "id", f"{kind} acts on an existing {spec.aggregate.KIND}: give its id"
+            )
         ctx = self.context(user)
         facts = () if spec.needs is None else (self._fact(spec.needs, command, target),)
         if spec.create is not None:
@@ -94,12 +98,13 @@ class Node:
                 existing.register_again(agg)
                 agg = existing
             return self._save(agg)
-        assert spec.update is not None
-        if target is None:
-            raise Invalid.field(
-                "id", f"{kind} acts on an existing {spec.aggregate.KIND}: give its id"
-            )
+        assert spec.update is not None and target is not None
         agg = self.load(spec.aggregate.KIND, target)
+        if agg.origin != self.config.node.origin:
+            raise Refused(
+                f"{agg.KIND} {agg.id} belongs to node {agg.origin}, which alone records on it "
+                "(one writing origin per record); record your own record that refers to it"
+            )
         expected = getattr(command, "expected_version", None)
         if expected is not None and expected != agg.version:
             raise Conflict(

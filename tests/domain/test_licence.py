@@ -286,6 +286,12 @@ def test_an_extension_adds_three_years_and_a_new_renewal_window():
     assert v["valid_until"] == iso(to_ms(datetime(2032, 5, 1, tzinfo=CHINA)))
     assert v["renewal_opens"] == iso(to_ms(datetime(2032, 2, 1, tzinfo=CHINA)))
     assert v["renewal_applied_at"] is None and len(v["extensions"]) == 1
+    with pytest.raises(Refused, match=r"no longer be corrected"):
+        lic.correct(
+            correction(lic, valid_from=VALID_FROM.isoformat(), reason="签发日期录错"),
+            at(RENEWAL_OPENS + timedelta(days=11)),
+        )
+    assert lic.view()["valid_until"] == iso(to_ms(datetime(2032, 5, 1, tzinfo=CHINA)))
     with pytest.raises(Refused, match=r"no renewal application"):
         lic.extend(cmd(ExtendLicence), at(RENEWAL_OPENS), [])
 

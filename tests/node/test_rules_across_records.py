@@ -94,3 +94,34 @@ def test_an_investigation_is_opened_by_the_tier_the_grade_assigns(tmp_path):
             "investigation.open", js({"accident_id": "nope", "leader": "王组长"}), user="z"
         )
     county.close()
+
+
+def test_only_the_node_that_created_a_record_records_on_it(tmp_path):
+    """A replica (here: the same store opened as another origin) is read, never written."""
+    now = datetime(2026, 11, 29, 8, tzinfo=UTC)
+    province = node_at(tmp_path, "province", "130000", now)
+    lic = issued_licence(province)
+    province.close()
+    directory = tmp_path / "province-130000"
+    national = Node(
+        config_mod.load(
+            directory,
+            environ={
+                "ANJIAN_NODE_ORIGIN": "000000",
+                "ANJIAN_NODE_TIER": "national",
+                "ANJIAN_NODE_REGION": "000000",
+            },
+        ),
+        clock=Clock(to_ms(now)),
+    )
+    assert national.show(lic)["origin"] == "130000"
+    with pytest.raises(Refused, match="belongs to node 130000"):
+        national.execute("licence.suspend", js({"reason": "重大隐患"}), user="x", target=lic)
+    national.close()
+
+
+def test_a_command_on_a_record_without_its_id_is_a_clear_error(tmp_path):
+    province = node_at(tmp_path, "province", "130000", ISSUED)
+    with pytest.raises(Invalid, match="give its id"):
+        province.execute("licence.extend", "{}", user="li")
+    province.close()
