@@ -152,3 +152,30 @@ def verify_consistency(
         raise VerificationError("bad_consistency_proof", "the proof is shorter than needed")
     if fr != root1 or sr != root2:
         raise VerificationError("bad_consistency_proof", "the proof does not lead to both roots")
+
+
+class CompactRange:
+    """The roots of the perfect subtrees covering leaves 0..size-1 (largest first): enough to
+    append a leaf and to compute the tree hash in O(log size), without the leaves."""
+
+    def __init__(self, size: int = 0, peaks: Sequence[bytes] = ()) -> None:
+        if len(peaks) != bin(size).count("1"):
+            raise ValueError(f"{len(peaks)} peaks do not describe a tree of {size} leaves")
+        self.size = size
+        self.peaks = list(peaks)
+
+    def append(self, leaf: bytes) -> None:
+        node, size = leaf, self.size
+        while size & 1:  # merge equal-sized subtrees, as in a binary counter
+            node = node_hash(self.peaks.pop(), node)
+            size >>= 1
+        self.peaks.append(node)
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self.peaks:
+            return EMPTY_ROOT
+        node = self.peaks[-1]
+        for peak in reversed(self.peaks[:-1]):
+            node = node_hash(peak, node)
+        return node

@@ -22,6 +22,7 @@ from domain.commands import BY_KIND, SPECS
 from domain.errors import DomainError, Invalid
 from node import config as config_mod
 from node.errors import ConfigError
+from node.keys import generate_node_key
 from node.service import Node
 from node.users import Role, add_user, list_users, remove_user
 
@@ -107,6 +108,7 @@ def init(directory: Path, tier: str, region: str, parent: str | None, origin: st
         (directory / config_mod.CONFIG_FILE).write_text(
             config_mod.render(section), encoding="utf-8"
         )
+        generate_node_key(directory)
     with open_node(directory) as node:
         emit({"directory": str(directory.resolve()), **node.status()})
     click.echo(

@@ -18,6 +18,8 @@ from node.errors import ConfigError
 
 CONFIG_FILE = "node.toml"
 USERS_FILE = "users.toml"
+KEY_FILE = "node.key"  # the node's Ed25519 private key (0600)
+PUBLIC_KEY_FILE = "node.pub"
 ENV_PREFIX = "ANJIAN_"
 
 
@@ -93,6 +95,14 @@ class Config(_Section):
     @property
     def users_file(self) -> Path:
         return self.directory / USERS_FILE
+
+    @property
+    def key_file(self) -> Path:
+        return self.directory / KEY_FILE
+
+    @property
+    def public_key_file(self) -> Path:
+        return self.directory / PUBLIC_KEY_FILE
 
 
 def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:

@@ -16,8 +16,10 @@ from eventsourcing.persistence import IntegrityError, PersistenceError
 from eventsourcing.utils import register_topic
 
 from domain.base import EVENT_TYPES, Aggregate, Event
+from federation.errors import FederationError
 from node.config import Config
 from node.errors import ConfigError, Conflict
+from node.signedlog import KEY_FILE, ORIGIN
 
 for _name, _cls in EVENT_TYPES.items():
     register_topic(_name, _cls)
@@ -25,15 +27,18 @@ for _name, _cls in EVENT_TYPES.items():
 
 def persistence_env(config: Config) -> dict[str, str]:
     store = config.store
+    signing = {KEY_FILE: str(config.key_file), ORIGIN: config.node.origin}
     if store.backend == "sqlite":
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "node.signedlog:SignedSQLiteFactory",
             "SQLITE_DBNAME": str(config.sqlite_file),
             "SQLITE_LOCK_TIMEOUT": "30",
+            **signing,
         }
     pg = store.postgres
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        **signing,
+        "PERSISTENCE_MODULE": "node.signedlog_pg:SignedPostgresFactory",
         "POSTGRES_DBNAME": pg.dbname,
         "POSTGRES_HOST": pg.host,
         "POSTGRES_PORT": str(pg.port),
@@ -57,11 +62,16 @@ class EventLog:
     """Loads aggregates by folding their events and appends new events atomically."""
 
     def __init__(self, config: Config) -> None:
+        if not config.key_file.exists():
+            raise ConfigError(
+                f"{config.key_file} is missing: the node signs every event it records; "
+                f"create the key with `anjian keys generate {config.directory}`"
+            )
         if config.store.backend == "sqlite":
             _check_sqlite(config.sqlite_file)
         try:
             self.app: Application[UUID] = Application(env=persistence_env(config))
-        except (PersistenceError, OSError, sqlite3.Error) as e:
+        except (PersistenceError, OSError, sqlite3.Error, FederationError) as e:
             where = config.sqlite_file if config.store.backend == "sqlite" else "PostgreSQL"
             raise ConfigError(f"cannot open the event store ({where}): {e}") from None
 

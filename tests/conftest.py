@@ -7,6 +7,7 @@ from domain.base import to_ms
 from domain.codes import Tier
 from node import config as config_mod
 from node.config import NodeSection
+from node.keys import generate_node_key
 from node.service import Node
 from tests.factories import NOW
 
@@ -37,6 +38,7 @@ def make_node_dir(path: Path, tier: str = "county", region: str = "130102", **ht
     path.mkdir(parents=True, exist_ok=True)
     text = config_mod.render(NodeSection(origin=region, tier=Tier(tier), region=region))
     (path / config_mod.CONFIG_FILE).write_text(text, encoding="utf-8")
+    generate_node_key(path)
     return path
 
 

@@ -1,0 +1,135 @@
+"""The envelope (DESIGN.md §4): one signed, chained record per event an origin recorded.
+
+Its canonical msgpack bytes are kept verbatim. The signature covers every field but ``sig``;
+the chain hash (``prev`` of the next envelope) and the Merkle leaf cover the whole envelope,
+signature included."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from federation.canonical import decode, encode
+from federation.errors import VerificationError
+from federation.suite import SUITES, SigningKey
+
+LAYOUT = 1
+GENESIS = bytes(32)  # ``prev`` of an origin's first envelope
+FIELDS = {
+    "v",
+    "origin",
+    "seq",
+    "prev",
+    "at",
+    "type",
+    "aggregate",
+    "version",
+    "actor",
+    "payload",
+    "suite",
+    "key",
+    "sig",
+}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    origin: str
+    seq: int
+    prev: bytes
+    at: int
+    type: str
+    aggregate: str
+    version: int
+    actor: dict[str, str]
+    payload: dict[str, Any]
+    suite: str
+    key: str
+    sig: bytes
+    raw: bytes
+
+    @property
+    def hash(self) -> bytes:
+        return hashlib.sha256(self.raw).digest()
+
+    def signed_bytes(self) -> bytes:
+        body = decode(self.raw)
+        del body["sig"]
+        return encode(body)
+
+
+def seal(
+    key: SigningKey,
+    *,
+    origin: str,
+    seq: int,
+    prev: bytes,
+    at: int,
+    type: str,
+    aggregate: str,
+    version: int,
+    actor: dict[str, str],
+    payload: dict[str, Any],
+) -> bytes:
+    """The canonical bytes of a new signed envelope."""
+    body = {
+        "v": LAYOUT,
+        "origin": origin,
+        "seq": seq,
+        "prev": prev,
+        "at": at,
+        "type": type,
+        "aggregate": aggregate,
+        "version": version,
+        "actor": actor,
+        "payload": payload,
+        "suite": key.suite,
+        "key": key.key_id,
+    }
+    body["sig"] = key.sign(encode(body))
+    return encode(body)
+
+
+def _fail(message: str) -> VerificationError:
+    return VerificationError("malformed_envelope", message)
+
+
+def parse(raw: bytes) -> Envelope:
+    """Strictly decode an envelope (canonical bytes, exact fields and types); no signature
+    check here (that needs the key, see federation.verify)."""
+    body = decode(raw)
+    if not isinstance(body, dict) or set(body) != FIELDS:
+        got = sorted(body) if isinstance(body, dict) else type(body).__name__
+        raise _fail(f"fields are {got}, expected {sorted(FIELDS)}")
+    if body["v"] != LAYOUT:
+        raise _fail(f"layout {body['v']!r} is not {LAYOUT}")
+    expect = {
+        "origin": str,
+        "seq": int,
+        "prev": bytes,
+        "at": int,
+        "type": str,
+        "aggregate": str,
+        "version": int,
+        "actor": dict,
+        "payload": dict,
+        "suite": str,
+        "key": str,
+        "sig": bytes,
+    }
+    for field, kind in expect.items():
+        if not isinstance(body[field], kind) or isinstance(body[field], bool):
+            raise _fail(f"{field} is {type(body[field]).__name__}, not {kind.__name__}")
+    if body["seq"] < 1 or body["version"] < 1 or len(body["prev"]) != 32:
+        raise _fail("seq and version start at 1; prev is 32 bytes")
+    if body["suite"] not in SUITES:
+        raise VerificationError("unknown_suite", f"signature suite {body['suite']!r} is not known")
+    return Envelope(**{k: body[k] for k in expect}, raw=raw)
+
+
+def check_signature(env: Envelope, public: bytes) -> None:
+    if not SUITES[env.suite].verify(public, env.signed_bytes(), env.sig):
+        raise VerificationError(
+            "bad_signature", f"{env.origin}:{env.seq} is not signed by key {env.key}"
+        )
