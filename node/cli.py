@@ -20,7 +20,11 @@ from pydantic import ValidationError
 from domain.codes import Tier
 from domain.commands import BY_KIND, SPECS
 from domain.errors import DomainError, Invalid
+from federation.errors import FederationError
+from federation.suite import key_id, load_public
+from federation.verify import Grant, Trust
 from node import config as config_mod
+from node.audit import audit_node
 from node.errors import ConfigError
 from node.keys import generate_node_key
 from node.service import Node
@@ -213,6 +217,77 @@ def kinds(kind: str | None) -> None:
         emit(
             [{"kind": s.kind, "summary": s.summary, "http": f"POST /api/v1{s.path}"} for s in SPECS]
         )
+
+
+@main.group()
+def keys() -> None:
+    """The node's signing key."""
+
+
+@keys.command("generate")
+@NODE_DIR
+def keys_generate(directory: Path) -> None:
+    """Create the node's Ed25519 key (node.key, 0600) and node.pub, if it has none."""
+    with user_errors():
+        config_mod.load(directory)
+        key = generate_node_key(directory)
+        emit({"key_id": key.key_id, "public_key_file": str(directory / config_mod.PUBLIC_KEY_FILE)})
+
+
+@main.group()
+def audit() -> None:
+    """Verify a node's signed log: who recorded what, with which key, nothing changed."""
+
+
+@audit.command("verify")
+@NODE_DIR
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The node's public key (PEM), pinned by the auditor.",
+)
+@click.option(
+    "--fast", is_flag=True, help="Authenticate by checkpoints; skip per-event signatures."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit_verify(directory: Path, key_file: Path, fast: bool, as_json: bool) -> None:
+    """Verify every envelope, the chain, the sequence, the checkpoints, and that every stored
+    event matches its envelope. Exit 0 when everything holds; otherwise 1, with the first
+    failure per origin.
+
+    \b
+    Example:
+      anjian audit verify ./county --key county.pub
+    """
+    with user_errors():
+        config = config_mod.load(directory)
+        try:
+            public = load_public(key_file)
+        except FederationError as e:
+            raise ConfigError(str(e)) from None
+        trust = Trust([Grant(config.node.origin, public, key_id(public))])
+        with click.progressbar(
+            length=0, label="verifying", file=sys.stderr, hidden=as_json or not sys.stderr.isatty()
+        ) as bar:
+            report = audit_node(config, trust, signatures=not fast, progress=bar.update)
+    if as_json:
+        emit(report)
+    else:
+        for o in report["origins"]:
+            click.echo(
+                f"{o['origin']}: {o['envelopes']} envelopes, {o['checkpoints']} checkpoints,"
+                f" root {o['root'][:16]}…"
+            )
+        for f in report["failures"]:
+            click.echo(
+                f"FAILED {f['origin']} at sequence {f['seq']}: {f['reason']}: {f['message']}",
+                err=True,
+            )
+        if report["ok"]:
+            click.echo(f"ok: {report['events_checked']} events verified ({report['signatures']})")
+    sys.exit(0 if report["ok"] else 1)
 
 
 @main.group()

@@ -77,6 +77,12 @@ class Runtime:
                 log.error("deriving sensor events: %s", e)
             await asyncio.sleep(interval)
 
+    async def checkpoints(self, interval: float = 1.0) -> None:
+        """Sign a checkpoint every second while the log grows (and at stop, in Node.close)."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.write(self.node.checkpoint)
+
     async def retention(self, interval: float = 3600.0) -> None:
         """Drop raw readings past their retention period, hourly (the log is never touched)."""
         while True:
@@ -269,6 +275,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(runtime.watch_users()),
         asyncio.create_task(runtime.retention()),
         asyncio.create_task(runtime.close_windows()),
+        asyncio.create_task(runtime.checkpoints()),
     ]
     yield
     for task in tasks:

@@ -20,6 +20,8 @@ from domain.errors import FieldError, Invalid, Refused
 from domain.licence import Licence
 from domain.sensors.readings import window_of
 from domain.sensors.site import ReadingBatch, Site, site_id
+from federation.checkpoint import sign_checkpoint
+from federation.suite import load_key
 from node.config import Config
 from node.errors import Conflict, NotFound
 from node.readings import ReadingsStore
@@ -27,6 +29,7 @@ from node.store import EventLog
 
 WINDOW_GRACE_MS = 60_000  # a 5-minute window closes a minute after its end (stragglers)
 SNAPSHOT_EVERY = 100  # events between local snapshots of large aggregates
+CHECKPOINT_EVERY = 1000  # events between checkpoints at the latest
 
 
 def wall_clock_ms() -> int:
@@ -65,7 +68,9 @@ class Node:
         self.config = config
         self.clock = clock
         self.log = EventLog(config)
+        self.key = load_key(config.key_file)
         self.readings = ReadingsStore(config.readings_file)
+        self._closed = False
         self._cache: dict[UUID, Aggregate] = {}  # aggregates marked CACHED (monitoring sites)
 
     def context(self, user: str) -> Context:
@@ -119,6 +124,8 @@ class Node:
         saved = list(agg.pending_events)
         with self._evict_on_error(agg):
             position = self.log.append(agg)
+        if position % CHECKPOINT_EVERY < len(saved):  # crossed a multiple of 1,000 events
+            self.checkpoint()
         if agg.CACHED:
             self._cache[agg.id] = agg
             if agg.version // SNAPSHOT_EVERY != (agg.version - len(saved)) // SNAPSHOT_EVERY:
@@ -299,9 +306,27 @@ class Node:
             "clock": iso(self.clock()),
         }
 
+    # -- checkpoints --------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Sign a checkpoint of this node's log if it grew since the last one (every second
+        while serving, every 1,000 events, and at every stop)."""
+        size, root = self.log.tree()
+        if size == 0 or size <= self.log.last_checkpoint_size():
+            return None
+        cp = sign_checkpoint(self.key, self.config.node.origin, size, root)
+        self.log.add_checkpoint(size, root, cp.text)
+        return {"size": size, "root": root.hex()}
+
     def close(self) -> None:
-        self.log.close()
-        self.readings.close()
+        """Sign the closing checkpoint and release the stores; later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.checkpoint()
+        finally:
+            self.log.close()
+            self.readings.close()
 
 
 def _is_uuid(raw: str) -> bool:

@@ -17,6 +17,7 @@ from eventsourcing.utils import register_topic
 
 from domain.base import EVENT_TYPES, Aggregate, Event
 from federation.errors import FederationError
+from federation.merkle import CompactRange
 from node.config import Config
 from node.errors import ConfigError, Conflict
 from node.signedlog import KEY_FILE, ORIGIN
@@ -69,6 +70,8 @@ class EventLog:
             )
         if config.store.backend == "sqlite":
             _check_sqlite(config.sqlite_file)
+        self.origin = config.node.origin
+        self.placeholder = "?" if config.store.backend == "sqlite" else "%s"
         try:
             self.app: Application[UUID] = Application(env=persistence_env(config))
         except (PersistenceError, OSError, sqlite3.Error, FederationError) as e:
@@ -147,6 +150,54 @@ class EventLog:
                 }
             )
         return entries
+
+    # -- the signed log ---------------------------------------------------------------------
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        recorder: Any = self.app.recorder
+        if self.placeholder != "?":
+            sql = sql.replace("?", self.placeholder)
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+    def envelopes(
+        self, after: int = 0, limit: int = 1000, origin: str | None = None
+    ) -> list[bytes]:
+        """Envelope bytes of one origin (default: this node's) in sequence order."""
+        rows = self._query(
+            "SELECT raw FROM envelopes WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (origin or self.origin, after, limit),
+        )
+        return [bytes(r["raw"]) for r in rows]
+
+    def tree(self) -> tuple[int, bytes]:
+        """Size and root of this node's Merkle tree of envelopes."""
+        rows = self._query("SELECT size, peaks FROM merkle WHERE origin = ?", (self.origin,))
+        if not rows:
+            return 0, CompactRange().root()
+        peaks = bytes(rows[0]["peaks"])
+        tree = CompactRange(
+            int(rows[0]["size"]), [peaks[i : i + 32] for i in range(0, len(peaks), 32)]
+        )
+        return tree.size, tree.root()
+
+    def checkpoints(self, origin: str | None = None) -> list[str]:
+        rows = self._query(
+            "SELECT note FROM checkpoints WHERE origin = ? ORDER BY size", (origin or self.origin,)
+        )
+        return [str(r["note"]) for r in rows]
+
+    def last_checkpoint_size(self) -> int:
+        rows = self._query(
+            "SELECT MAX(size) AS n FROM checkpoints WHERE origin = ?", (self.origin,)
+        )
+        return int(rows[0]["n"] or 0)
+
+    def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        recorder: Any = self.app.recorder
+        sql = "INSERT INTO checkpoints (origin, size, root, note) VALUES (?, ?, ?, ?)"
+        with recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql.replace("?", self.placeholder), (self.origin, size, root, note))
 
     def close(self) -> None:
         self.app.close()

@@ -1,0 +1,180 @@
+"""The verification library that receivers, the backup centre and auditors share: strict
+decoding, signatures, chain continuity, gapless sequence, checkpoint roots and signatures,
+and whether the key was valid at that position. Every failure has a named reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from federation.checkpoint import parse_checkpoint, verify_checkpoint
+from federation.envelope import GENESIS, Envelope, check_signature, parse
+from federation.errors import VerificationError
+from federation.merkle import CompactRange, leaf_hash
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Key ``key_id`` may sign for ``origin`` from ``from_seq`` up to ``until_seq`` (inclusive;
+    None: not revoked)."""
+
+    origin: str
+    public: bytes
+    key_id: str
+    from_seq: int = 1
+    until_seq: int | None = None
+    suite: str = "ed25519"
+
+
+@dataclass
+class Trust:
+    grants: list[Grant] = field(default_factory=list)
+
+    def key_for(self, origin: str, key_id: str, seq: int) -> bytes:
+        """The public key if ``key_id`` was valid for ``origin`` at ``seq``; else why not."""
+        mine = [g for g in self.grants if g.origin == origin and g.key_id == key_id]
+        if not mine:
+            raise VerificationError(
+                "unknown_key", f"key {key_id} is not certified for origin {origin}"
+            )
+        for g in mine:
+            if seq >= g.from_seq and (g.until_seq is None or seq <= g.until_seq):
+                return g.public
+        bounds = ", ".join(f"{g.from_seq}..{g.until_seq or ''}" for g in mine)
+        raise VerificationError(
+            "revoked_key",
+            f"key {key_id} of origin {origin} is not valid at sequence {seq} ({bounds})",
+        )
+
+    def keys_of(self, origin: str) -> list[Grant]:
+        return [g for g in self.grants if g.origin == origin]
+
+
+@dataclass(frozen=True)
+class Failure:
+    origin: str
+    seq: int
+    reason: str
+    message: str
+
+
+@dataclass
+class OriginReport:
+    origin: str
+    envelopes: int = 0
+    checkpoints: int = 0
+    root: bytes = b""
+    failure: Failure | None = None
+    hashes: list[bytes] = field(default_factory=list)  # leaf hashes, for proofs
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def verify_origin(
+    origin: str,
+    raws: Iterable[bytes],
+    checkpoints: Iterable[str],
+    trust: Trust,
+    *,
+    signatures: bool = True,
+    on_envelope: Callable[[Envelope], None] | None = None,
+) -> OriginReport:
+    """Check one origin's envelopes in order, and its checkpoints against them. Stops at the
+    first failure, which the report names with the sequence where it happened."""
+    report = OriginReport(origin)
+    notes = {}
+    for text in checkpoints:
+        try:
+            cp, _ = parse_checkpoint(text)
+        except VerificationError as e:
+            report.failure = Failure(origin, 0, e.reason, str(e))
+            return report
+        notes[cp.size] = text
+    tree = CompactRange()
+    prev = GENESIS
+    seq = 0
+    try:
+        for raw in raws:
+            seq += 1
+            try:
+                env = parse(raw)
+            except VerificationError as e:
+                raise _at(seq, e) from None
+            if env.origin != origin:
+                raise _at(
+                    seq, VerificationError("wrong_origin", f"an envelope of origin {env.origin}")
+                )
+            if env.seq != seq:
+                reason = "sequence_gap" if env.seq > seq else "out_of_order"
+                raise _at(
+                    seq, VerificationError(reason, f"expected sequence {seq}, found {env.seq}")
+                )
+            if env.prev != prev:
+                raise _at(
+                    seq,
+                    VerificationError(
+                        "broken_chain", "prev is not the hash of the envelope before"
+                    ),
+                )
+            try:
+                public = trust.key_for(origin, env.key, seq)
+                if signatures:
+                    check_signature(env, public)
+            except VerificationError as e:
+                raise _at(seq, e) from None
+            prev = env.hash
+            leaf = leaf_hash(raw)
+            tree.append(leaf)
+            report.hashes.append(leaf)
+            report.envelopes = seq
+            if on_envelope is not None:
+                on_envelope(env)
+            if seq in notes:
+                _check_note(origin, notes.pop(seq), tree.root(), trust, seq)
+                report.checkpoints += 1
+        if 0 in notes:
+            notes.pop(0)
+        if notes:
+            size = min(notes)
+            raise _at(
+                report.envelopes + 1,
+                VerificationError(
+                    "truncated",
+                    f"a checkpoint covers {size} envelopes; only {report.envelopes} are here",
+                ),
+            )
+    except _Positioned as p:
+        report.failure = Failure(origin, p.seq, p.error.reason, str(p.error))
+    report.root = tree.root()
+    return report
+
+
+def _check_note(origin: str, text: str, root: bytes, trust: Trust, seq: int) -> None:
+    errors = []
+    for grant in trust.keys_of(origin):
+        try:
+            cp = verify_checkpoint(text, grant.public, grant.suite)
+        except VerificationError as e:
+            errors.append(e)
+            continue
+        if cp.root != root:
+            raise _at(
+                seq,
+                VerificationError(
+                    "checkpoint_mismatch",
+                    f"the signed root at size {seq} differs from the envelopes",
+                ),
+            )
+        return
+    raise _at(seq, errors[0] if errors else VerificationError("unknown_key", f"no key of {origin}"))
+
+
+class _Positioned(Exception):
+    def __init__(self, seq: int, error: VerificationError) -> None:
+        self.seq, self.error = seq, error
+
+
+def _at(seq: int, error: VerificationError) -> _Positioned:
+    return _Positioned(seq, error)
