@@ -294,6 +294,7 @@ class Node:
 
     def status(self) -> dict[str, Any]:
         node = self.config.node
+        tree = self.log.tree()
         return {
             "origin": node.origin,
             "tier": node.tier.value,
@@ -303,6 +304,12 @@ class Node:
             "event_count": self.log.count(),
             "last_position": self.log.last_position(),
             "raw_readings": self.readings.count(),
+            "signed_log": {
+                "key_id": self.key.key_id,
+                "envelopes": tree[0],
+                "root": tree[1].hex(),
+                "last_checkpoint": self.log.last_checkpoint_size(),
+            },
             "clock": iso(self.clock()),
         }
 

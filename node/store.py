@@ -124,10 +124,8 @@ class EventLog:
         return int(self.app.recorder.max_notification_id() or 0)
 
     def count(self) -> int:
-        recorder: Any = self.app.recorder
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(f"SELECT COUNT(*) AS n FROM {recorder.events_table_name}")
-            return int(cursor.fetchone()["n"])
+        table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
+        return int(self._query(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])
 
     def read(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Log entries after a position, oldest first, as the API shows them."""
