@@ -1,0 +1,214 @@
+"""The key hierarchy (DESIGN.md §5): certifications and revocations, signed documents in
+canonical msgpack, and the trust they add up to under one national root key.
+
+The root certifies the national, backup and provincial nodes' keys; every other node's key is
+certified by a node whose area contains it (a province for its cities and counties, a city for
+its counties). A revocation names the last sequence the key was valid for, so validity is
+judged by log position, never by clocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from domain.codes import NATIONAL_REGION, in_subtree
+from federation.canonical import decode, encode
+from federation.errors import VerificationError
+from federation.suite import SUITES, SigningKey, key_id
+from federation.verify import Grant, Trust
+
+ROOT = "root"
+ROOT_TIERS = ("national", "backup", "province")
+
+
+@dataclass(frozen=True)
+class Document:
+    kind: str  # "certification" | "revocation"
+    body: dict[str, Any]
+    raw: bytes
+
+    @property
+    def certifier(self) -> str:
+        return str(self.body["certifier"]["origin"])
+
+
+def certify(
+    certifier: SigningKey,
+    certifier_origin: str,
+    *,
+    origin: str,
+    region: str,
+    tier: str,
+    public: bytes,
+    from_seq: int = 1,
+    at: int = 0,
+) -> bytes:
+    body = {
+        "doc": "certification",
+        "v": 1,
+        "subject": {
+            "origin": origin,
+            "region": region,
+            "tier": tier,
+            "key": public,
+            "suite": "ed25519",
+        },
+        "from_seq": from_seq,
+        "at": at,
+        "certifier": {"origin": certifier_origin, "key": certifier.key_id},
+    }
+    body["sig"] = certifier.sign(encode(body))
+    return encode(body)
+
+
+def revoke(
+    certifier: SigningKey,
+    certifier_origin: str,
+    *,
+    origin: str,
+    key: str,
+    last_seq: int,
+    at: int = 0,
+) -> bytes:
+    body = {
+        "doc": "revocation",
+        "v": 1,
+        "subject": {"origin": origin, "key": key},
+        "last_seq": last_seq,
+        "at": at,
+        "certifier": {"origin": certifier_origin, "key": certifier.key_id},
+    }
+    body["sig"] = certifier.sign(encode(body))
+    return encode(body)
+
+
+def parse_document(raw: bytes) -> Document:
+    body = decode(raw)
+    if not isinstance(body, dict) or body.get("doc") not in ("certification", "revocation"):
+        raise VerificationError("malformed_document", "not a certification or revocation")
+    try:
+        body["certifier"]["origin"], body["certifier"]["key"], body["subject"]["origin"]
+        if not isinstance(body["sig"], bytes):
+            raise TypeError
+    except (KeyError, TypeError):
+        raise VerificationError(
+            "malformed_document", "fields missing or of the wrong type"
+        ) from None
+    return Document(body["doc"], body, raw)
+
+
+def _signed_part(doc: Document) -> bytes:
+    body = dict(doc.body)
+    del body["sig"]
+    return encode(body)
+
+
+def build_trust(
+    root_public: bytes, documents: list[bytes]
+) -> tuple[Trust, list[VerificationError]]:
+    """The grants that chain to the root key, and why each other document was refused."""
+    trust = Trust()
+    problems: list[VerificationError] = []
+    regions: dict[str, str] = {ROOT: NATIONAL_REGION}
+    pending = []
+    for raw in documents:
+        try:
+            pending.append(parse_document(raw))
+        except VerificationError as e:
+            problems.append(e)
+    progress = True
+    while pending and progress:  # certifications may arrive in any order: settle to a fixpoint
+        progress = False
+        for doc in list(pending):
+            signer = _signer(doc, root_public, trust)
+            if signer is None:
+                continue
+            pending.remove(doc)
+            progress = True
+            if not SUITES["ed25519"].verify(signer, _signed_part(doc), doc.body["sig"]):
+                problems.append(
+                    VerificationError(
+                        "bad_document_signature", f"a {doc.kind} by {doc.certifier} does not verify"
+                    )
+                )
+                continue
+            if doc.kind == "certification":
+                problem = _check_subtree(doc, regions)
+                if problem:
+                    problems.append(problem)
+                    continue
+                s = doc.body["subject"]
+                regions[s["origin"]] = s["region"]
+                trust.grants.append(
+                    Grant(s["origin"], s["key"], key_id(s["key"]), int(doc.body["from_seq"]))
+                )
+            else:
+                _apply_revocation(doc, trust, regions, problems)
+    for doc in pending:
+        problems.append(
+            VerificationError(
+                "unknown_certifier", f"a {doc.kind} by {doc.certifier}, whose key is not certified"
+            )
+        )
+    return trust, problems
+
+
+def _signer(doc: Document, root_public: bytes, trust: Trust) -> bytes | None:
+    c = doc.body["certifier"]
+    if c["origin"] == ROOT:
+        return root_public if c["key"] == key_id(root_public) else None
+    for g in trust.keys_of(c["origin"]):
+        if g.key_id == c["key"]:
+            return g.public
+    return None
+
+
+def _check_subtree(doc: Document, regions: dict[str, str]) -> VerificationError | None:
+    s, certifier = doc.body["subject"], doc.certifier
+    if certifier == ROOT:
+        if s["tier"] not in ROOT_TIERS:
+            return VerificationError(
+                "out_of_subtree",
+                f"the root certifies national, backup and provincial keys, "
+                f"not the {s['tier']} {s['origin']}",
+            )
+        return None
+    region = regions.get(certifier)
+    if region is None or s["region"] == region or not in_subtree(region, s["region"]):
+        return VerificationError(
+            "out_of_subtree",
+            f"{certifier} (area {region}) may not certify {s['origin']} (area {s['region']})",
+        )
+    return None
+
+
+def _apply_revocation(
+    doc: Document, trust: Trust, regions: dict[str, str], problems: list[VerificationError]
+) -> None:
+    s = doc.body["subject"]
+    subject_region = regions.get(s["origin"])
+    revoker_region = regions.get(doc.certifier)
+    if doc.certifier != ROOT and (
+        subject_region is None
+        or revoker_region is None
+        or revoker_region == subject_region
+        or not in_subtree(revoker_region, subject_region)
+    ):
+        problems.append(
+            VerificationError(
+                "out_of_subtree", f"{doc.certifier} may not revoke keys of {s['origin']}"
+            )
+        )
+        return
+    for i, g in enumerate(trust.grants):
+        if g.origin == s["origin"] and g.key_id == s["key"]:
+            last = int(doc.body["last_seq"])
+            trust.grants[i] = Grant(
+                g.origin, g.public, g.key_id, g.from_seq, min(last, g.until_seq or last), g.suite
+            )
+            return
+    problems.append(
+        VerificationError(
+            "unknown_key", f"a revocation of {s['origin']} key {s['key']}, which is not certified"
+        )
+    )
