@@ -97,6 +97,10 @@ def parse_document(raw: bytes) -> Document:
     return Document(body["doc"], body, raw)
 
 
+def verify_document(doc: Document, public: bytes) -> bool:
+    return SUITES["ed25519"].verify(public, _signed_part(doc), doc.body["sig"])
+
+
 def _signed_part(doc: Document) -> bytes:
     body = dict(doc.body)
     del body["sig"]
@@ -116,34 +120,30 @@ def build_trust(
             pending.append(parse_document(raw))
         except VerificationError as e:
             problems.append(e)
-    progress = True
-    while pending and progress:  # certifications may arrive in any order: settle to a fixpoint
-        progress = False
-        for doc in list(pending):
-            signer = _signer(doc, root_public, trust)
-            if signer is None:
-                continue
-            pending.remove(doc)
-            progress = True
-            if not SUITES["ed25519"].verify(signer, _signed_part(doc), doc.body["sig"]):
-                problems.append(
-                    VerificationError(
-                        "bad_document_signature", f"a {doc.kind} by {doc.certifier} does not verify"
-                    )
-                )
-                continue
-            if doc.kind == "certification":
-                problem = _check_subtree(doc, regions)
-                if problem:
-                    problems.append(problem)
+    # certifications first, to a fixpoint (they may arrive in any order), then revocations
+    for kind in ("certification", "revocation"):
+        waiting = [d for d in pending if d.kind == kind]
+        progress = True
+        while waiting and progress:
+            progress = False
+            for doc in list(waiting):
+                signer = _signer(doc, root_public, trust)
+                if signer is None:
                     continue
-                s = doc.body["subject"]
-                regions[s["origin"]] = s["region"]
-                trust.grants.append(
-                    Grant(s["origin"], s["key"], key_id(s["key"]), int(doc.body["from_seq"]))
-                )
-            else:
-                _apply_revocation(doc, trust, regions, problems)
+                waiting.remove(doc)
+                pending.remove(doc)
+                progress = True
+                if not verify_document(doc, signer):
+                    problems.append(
+                        VerificationError(
+                            "bad_document_signature",
+                            f"a {doc.kind} by {doc.certifier} does not verify",
+                        )
+                    )
+                elif kind == "certification":
+                    _apply_certification(doc, trust, regions, problems)
+                else:
+                    _apply_revocation(doc, trust, regions, problems)
     for doc in pending:
         problems.append(
             VerificationError(
@@ -151,6 +151,18 @@ def build_trust(
             )
         )
     return trust, problems
+
+
+def _apply_certification(
+    doc: Document, trust: Trust, regions: dict[str, str], problems: list[VerificationError]
+) -> None:
+    problem = _check_subtree(doc, regions)
+    if problem:
+        problems.append(problem)
+        return
+    s = doc.body["subject"]
+    regions[s["origin"]] = s["region"]
+    trust.grants.append(Grant(s["origin"], s["key"], key_id(s["key"]), int(doc.body["from_seq"])))
 
 
 def _signer(doc: Document, root_public: bytes, trust: Trust) -> bytes | None:

@@ -4,6 +4,7 @@ the log or the store is named. Reads the SQLite store read-only; needs no privat
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from collections.abc import Callable
@@ -24,6 +25,19 @@ def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     return db
+
+
+def key_documents(config: Config) -> list[bytes]:
+    """Key documents in the node's trust chain directory and recorded in its log (read-only)."""
+    docs = [p.read_bytes() for p in sorted(config.trust_dir.glob("*.doc"))]
+    if config.store.backend == "sqlite" and config.sqlite_file.exists():
+        with closing(_connect(config.sqlite_file)) as db:
+            for (state,) in db.execute(
+                "SELECT state FROM stored_events"
+                " WHERE topic = 'keys.document_recorded/1' ORDER BY rowid"
+            ):
+                docs.append(base64.b64decode(json.loads(state)["document"]))
+    return docs
 
 
 def audit_node(

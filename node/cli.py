@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import hashlib
 import json
 import logging
 import signal
@@ -17,14 +18,15 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from domain.codes import Tier
+from domain.codes import NATIONAL_REGION, Tier, in_subtree
 from domain.commands import BY_KIND, SPECS
 from domain.errors import DomainError, Invalid
 from federation.errors import FederationError
-from federation.suite import key_id, load_public
+from federation.keys import ROOT, ROOT_TIERS, build_trust, certify, revoke
+from federation.suite import SigningKey, key_id, load_key, load_public, public_pem, save_key
 from federation.verify import Grant, Trust
 from node import config as config_mod
-from node.audit import audit_node
+from node.audit import audit_node, key_documents
 from node.errors import ConfigError
 from node.keys import generate_node_key
 from node.service import Node
@@ -234,6 +236,219 @@ def keys_generate(directory: Path) -> None:
         emit({"key_id": key.key_id, "public_key_file": str(directory / config_mod.PUBLIC_KEY_FILE)})
 
 
+def _signer(directory: Path | None, root_key: Path | None) -> tuple[Any, str, str]:
+    """(key, origin, region) of who signs: a node directory's key, or the offline root key."""
+    if (directory is None) == (root_key is None):
+        raise ConfigError("give the certifier: a node directory, or --root-key for the root")
+    try:
+        if root_key is not None:
+            return load_key(root_key), ROOT, NATIONAL_REGION
+        assert directory is not None
+        config = config_mod.load(directory)
+        return load_key(config.key_file), config.node.origin, config.node.region
+    except FederationError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _record_if_node(directory: Path | None, doc: bytes) -> None:
+    if directory is not None:
+        with open_node(directory) as node:
+            node.record_key_document(doc, getpass.getuser())
+
+
+@keys.command("root-init")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+def keys_root_init(out: Path) -> None:
+    """Create the national root key pair, offline: OUT/root.key (0600) and OUT/root.pub."""
+    with user_errors():
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / "root.key").exists():
+            raise ConfigError(f"{out / 'root.key'} exists")
+        key = SigningKey.generate()
+        save_key(key, out / "root.key")
+        (out / "root.pub").write_bytes(public_pem(key.public))
+        emit({"key_id": key.key_id, "public_key_file": str(out / "root.pub")})
+
+
+@keys.command("certify")
+@click.argument("directory", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--root-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign with the offline root key instead of a node's key.",
+)
+@click.option("--origin", required=True)
+@click.option("--region", required=True)
+@click.option("--tier", required=True, type=click.Choice([t.value for t in Tier]))
+@click.option(
+    "--public",
+    "public_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option("--from-seq", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def keys_certify(
+    directory: Path | None,
+    root_key: Path | None,
+    origin: str,
+    region: str,
+    tier: str,
+    public_file: Path,
+    from_seq: int,
+    out: Path,
+) -> None:
+    """Certify a key of the tier below, inside the certifier's own area. From a node
+    directory the certification is also recorded in that node's log.
+
+    \b
+    Example (a province certifies one of its counties):
+      anjian keys certify ./province --origin 130102 --region 130102 --tier county \\
+        --public county.pub --out 130102.cert
+    """
+    with user_errors():
+        key, signer, signer_region = _signer(directory, root_key)
+        try:
+            public = load_public(public_file)
+        except FederationError as e:
+            raise ConfigError(str(e)) from None
+        if signer == ROOT and tier not in ROOT_TIERS:
+            raise ConfigError(
+                f"the root certifies national, backup and provincial keys, not a {tier}"
+            )
+        if signer != ROOT and (region == signer_region or not in_subtree(signer_region, region)):
+            raise ConfigError(f"{region} is outside the certifier's area {signer_region}")
+        doc = certify(
+            key, signer, origin=origin, region=region, tier=tier, public=public, from_seq=from_seq
+        )
+        _record_if_node(directory, doc)
+        out.write_bytes(doc)
+        emit(
+            {
+                "certification": str(out),
+                "origin": origin,
+                "key_id": key_id(public),
+                "from_seq": from_seq,
+            }
+        )
+
+
+@keys.command("revoke")
+@click.argument("directory", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--root-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--origin", required=True)
+@click.option("--key-id", "revoked", required=True, help="The key id to revoke.")
+@click.option(
+    "--last-seq",
+    required=True,
+    type=click.IntRange(min=0),
+    help="The last sequence of the origin the key stays valid for.",
+)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def keys_revoke(
+    directory: Path | None,
+    root_key: Path | None,
+    origin: str,
+    revoked: str,
+    last_seq: int,
+    out: Path,
+) -> None:
+    """Revoke a key from a log position on (by its certifier, or the root)."""
+    with user_errors():
+        key, signer, _ = _signer(directory, root_key)
+        doc = revoke(key, signer, origin=origin, key=revoked, last_seq=last_seq)
+        _record_if_node(directory, doc)
+        out.write_bytes(doc)
+        emit({"revocation": str(out), "origin": origin, "key_id": revoked, "last_seq": last_seq})
+
+
+@keys.command("install")
+@NODE_DIR
+@click.argument(
+    "documents",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--root-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def keys_install(directory: Path, documents: tuple[Path, ...], root_key: Path) -> None:
+    """Install the node's trust chain (its certification and its certifiers' up to the root).
+    Installing a certification of a key prepared by `anjian keys rotate` switches the node to
+    it (restart a running node)."""
+    with user_errors():
+        config = config_mod.load(directory)
+        try:
+            root = load_public(root_key)
+        except FederationError as e:
+            raise ConfigError(str(e)) from None
+        trust_dir = config.trust_dir
+        present = sorted(trust_dir.glob("*.doc")) if trust_dir.exists() else []
+        raws = [p.read_bytes() for p in present] + [p.read_bytes() for p in documents]
+        trust, problems = build_trust(root, raws)
+        if problems:
+            raise ConfigError("; ".join(str(p) for p in problems))
+        trust_dir.mkdir(exist_ok=True)
+        (trust_dir / "root.pub").write_bytes(public_pem(root))
+        for p in documents:
+            raw = p.read_bytes()
+            (trust_dir / f"{hashlib.sha256(raw).hexdigest()[:16]}.doc").write_bytes(raw)
+        switched = _switch_to_next_key(config, trust)
+        mine = [g for g in trust.keys_of(config.node.origin)]
+        emit(
+            {
+                "installed": len(documents),
+                "own_keys": [
+                    {"key_id": g.key_id, "from_seq": g.from_seq, "until_seq": g.until_seq}
+                    for g in mine
+                ],
+                "switched_to": switched,
+            }
+        )
+
+
+def _switch_to_next_key(config: config_mod.Config, trust: Trust) -> str | None:
+    nxt = config.directory / "node.key.next"
+    if not nxt.exists():
+        return None
+    try:
+        new = load_key(nxt)
+    except FederationError as e:
+        raise ConfigError(str(e)) from None
+    if not any(g.key_id == new.key_id for g in trust.keys_of(config.node.origin)):
+        return None
+    old = load_key(config.key_file)
+    config.key_file.rename(config.directory / f"node.key.{old.key_id}.retired")
+    nxt.rename(config.key_file)
+    config.public_key_file.write_bytes(public_pem(new.public))
+    return new.key_id
+
+
+@keys.command("rotate")
+@NODE_DIR
+def keys_rotate(directory: Path) -> None:
+    """Prepare a new node key (node.key.next): give node.pub.next and the printed from_seq
+    to the certifier, then install its certification (and the old key's revocation)."""
+    with open_node(directory) as node:
+        nxt = directory / "node.key.next"
+        if nxt.exists():
+            raise ConfigError(f"{nxt} already exists: install its certification first")
+        key = SigningKey.generate()
+        save_key(key, nxt)
+        (directory / "node.pub.next").write_bytes(public_pem(key.public))
+        size = node.status()["signed_log"]["envelopes"]
+        emit(
+            {
+                "public_key_file": str(directory / "node.pub.next"),
+                "key_id": key.key_id,
+                "from_seq": size + 1,
+                "old_key_id": node.key.key_id,
+                "old_last_seq": size,
+            }
+        )
+
+
 @main.group()
 def audit() -> None:
     """Verify a node's signed log: who recorded what, with which key, nothing changed."""
@@ -242,36 +457,51 @@ def audit() -> None:
 @audit.command("verify")
 @NODE_DIR
 @click.option(
+    "--root-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The national root public key: every key must chain to it.",
+)
+@click.option(
     "--key",
     "key_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="The node's public key (PEM), pinned by the auditor.",
+    help="Or pin the node's own public key (PEM) instead of the hierarchy.",
 )
 @click.option(
     "--fast", is_flag=True, help="Authenticate by checkpoints; skip per-event signatures."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def audit_verify(directory: Path, key_file: Path, fast: bool, as_json: bool) -> None:
-    """Verify every envelope, the chain, the sequence, the checkpoints, and that every stored
-    event matches its envelope. Exit 0 when everything holds; otherwise 1, with the first
-    failure per origin.
+def audit_verify(
+    directory: Path, root_key: Path | None, key_file: Path | None, fast: bool, as_json: bool
+) -> None:
+    """Verify every envelope, the chain, the sequence, the checkpoints, each key's validity at
+    its position, and that every stored event matches its envelope. Exit 0 when everything
+    holds; otherwise 1, with the first failure per origin.
 
     \b
     Example:
-      anjian audit verify ./county --key county.pub
+      anjian audit verify ./county --root-key root.pub
     """
     with user_errors():
         config = config_mod.load(directory)
+        if (root_key is None) == (key_file is None):
+            raise ConfigError("give --root-key (the hierarchy) or --key (one pinned node key)")
         try:
-            public = load_public(key_file)
+            if key_file is not None:
+                public = load_public(key_file)
+                trust = Trust([Grant(config.node.origin, public, key_id(public))])
+                refused: list[str] = []
+            else:
+                assert root_key is not None
+                trust, problems = build_trust(load_public(root_key), key_documents(config))
+                refused = [str(p) for p in problems]
         except FederationError as e:
             raise ConfigError(str(e)) from None
-        trust = Trust([Grant(config.node.origin, public, key_id(public))])
         with click.progressbar(
             length=0, label="verifying", file=sys.stderr, hidden=as_json or not sys.stderr.isatty()
         ) as bar:
             report = audit_node(config, trust, signatures=not fast, progress=bar.update)
+        report["refused_documents"] = refused
     if as_json:
         emit(report)
     else:

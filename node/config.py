@@ -104,6 +104,15 @@ class Config(_Section):
     def public_key_file(self) -> Path:
         return self.directory / PUBLIC_KEY_FILE
 
+    @property
+    def trust_dir(self) -> Path:
+        """The node's trust chain: key documents up to the root, and root.pub."""
+        return self.directory / "trust"
+
+    @property
+    def root_key_file(self) -> Path:
+        return self.trust_dir / "root.pub"
+
 
 def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read ``DIR/node.toml`` with environment overrides; raise ConfigError saying what is wrong."""

@@ -4,6 +4,7 @@ CLI calls it directly."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -17,11 +18,14 @@ from domain.accident import Accident
 from domain.base import DAY_MS, Actor, Aggregate, Context, iso
 from domain.commands import AGGREGATES, BY_KIND
 from domain.errors import FieldError, Invalid, Refused
+from domain.keys import KeyRegister, RecordKeyDocument, register_id
 from domain.licence import Licence
 from domain.sensors.readings import window_of
 from domain.sensors.site import ReadingBatch, Site, site_id
 from federation.checkpoint import sign_checkpoint
-from federation.suite import load_key
+from federation.errors import FederationError
+from federation.keys import ROOT, parse_document, verify_document
+from federation.suite import key_id, load_key, load_public
 from node.config import Config
 from node.errors import Conflict, NotFound
 from node.readings import ReadingsStore
@@ -312,6 +316,44 @@ class Node:
             },
             "clock": iso(self.clock()),
         }
+
+    # -- key documents ------------------------------------------------------------------------
+    def record_key_document(self, raw: bytes, user: str) -> dict[str, Any]:
+        """Record a certification or revocation this node (or, at the national centre, the
+        root) signed, in this node's log, after checking the signature."""
+        try:
+            doc = parse_document(raw)
+        except FederationError as e:
+            raise Invalid.field("document", str(e)) from None
+        signer = doc.body["certifier"]
+        if signer["origin"] == self.config.node.origin and signer["key"] == self.key.key_id:
+            public = self.key.public
+        elif signer["origin"] == ROOT and self.config.root_key_file.exists():
+            public = load_public(self.config.root_key_file)
+        else:
+            raise Refused(
+                f"a {doc.kind} signed by {signer['origin']} is recorded in that signer's log "
+                "(root documents in the national centre's, with trust/root.pub installed)"
+            )
+        if not verify_document(doc, public):
+            raise Invalid.field("document", f"the {doc.kind} does not verify with its signer's key")
+        subject = doc.body["subject"]
+        subject_key = subject["key"] if doc.kind == "revocation" else key_id(subject["key"])
+        command = RecordKeyDocument.model_validate(
+            {
+                "kind": doc.kind,
+                "subject_origin": subject["origin"],
+                "subject_key": subject_key,
+                "document": base64.b64encode(raw).decode(),
+            }
+        )
+        ctx = self.context(user)
+        register = self.log.load(register_id(self.config.node.origin))
+        if register is None:
+            register = KeyRegister.open(ctx)
+        assert isinstance(register, KeyRegister)
+        register.record(command, ctx)
+        return self._save(register)
 
     # -- checkpoints --------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any] | None:

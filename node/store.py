@@ -15,6 +15,8 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError
 from eventsourcing.utils import register_topic
 
+import domain.commands  # defines every event type before the registration below
+import domain.keys  # noqa: F401
 from domain.base import EVENT_TYPES, Aggregate, Event
 from federation.errors import FederationError
 from federation.merkle import CompactRange
@@ -148,6 +150,17 @@ class EventLog:
                 }
             )
         return entries
+
+    def read_topic(self, topic: str) -> list[dict[str, Any]]:
+        """The payloads of every stored event of one type, in log order."""
+        found, after = [], 0
+        while page := self.app.recorder.select_notifications(
+            after, 1000, topics=[topic], inclusive_of_start=False
+        ):
+            for n in page:
+                found.append(cast(Event, self.app.mapper.to_domain_event(n)).payload())
+            after = page[-1].id
+        return found
 
     # -- the signed log ---------------------------------------------------------------------
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
