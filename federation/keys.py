@@ -162,6 +162,7 @@ def _apply_certification(
         return
     s = doc.body["subject"]
     regions[s["origin"]] = s["region"]
+    trust.regions[s["origin"]] = s["region"]
     trust.grants.append(Grant(s["origin"], s["key"], key_id(s["key"]), int(doc.body["from_seq"])))
 
 

@@ -29,6 +29,7 @@ class Grant:
 @dataclass
 class Trust:
     grants: list[Grant] = field(default_factory=list)
+    regions: dict[str, str] = field(default_factory=dict)  # certified area of each origin
 
     def key_for(self, origin: str, key_id: str, seq: int) -> bytes:
         """The public key if ``key_id`` was valid for ``origin`` at ``seq``; else why not."""

@@ -52,12 +52,11 @@ def audit_node(
     with closing(_connect(config.sqlite_file)) as db:
         origins = [r[0] for r in db.execute("SELECT DISTINCT origin FROM envelopes ORDER BY 1")]
         reports: list[OriginReport] = []
-        own: dict[tuple[str, int], Envelope] = {}
+        signed: dict[tuple[str, int], Envelope] = {}  # every origin's, by aggregate and version
         for origin in origins:
 
-            def seen(env: Envelope, origin: str = origin) -> None:
-                if origin == config.node.origin:
-                    own[(env.aggregate, env.version)] = env
+            def seen(env: Envelope) -> None:
+                signed[(env.aggregate, env.version)] = env
                 if progress is not None:
                     progress(1)
 
@@ -76,8 +75,8 @@ def audit_node(
             reports.append(
                 verify_origin(origin, raws, notes, trust, signatures=signatures, on_envelope=seen)
             )
-        own_ok = all(r.ok for r in reports if r.origin == config.node.origin)
-        store_failure = _check_store(db, own, config.node.origin) if own_ok else None
+        all_ok = all(r.ok for r in reports)
+        store_failure = _check_store(db, signed, config.node.origin) if all_ok else None
     failures = [r.failure for r in reports if r.failure] + (
         [store_failure] if store_failure else []
     )
@@ -101,7 +100,8 @@ def audit_node(
 def _check_store(
     db: sqlite3.Connection, own: dict[tuple[str, int], Envelope], origin: str
 ) -> Failure | None:
-    """Every stored event of this node has its envelope with the same content, and back."""
+    """Every stored event (recorded here or imported) has its envelope with the same content,
+    and every envelope its stored event."""
     seen = set()
     for row in db.execute(
         "SELECT originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid"

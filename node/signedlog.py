@@ -17,7 +17,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 
-from federation.envelope import GENESIS, seal
+from federation.envelope import GENESIS, parse, seal
 from federation.merkle import CompactRange, leaf_hash
 from federation.suite import SigningKey, load_key
 
@@ -37,7 +37,8 @@ TABLES = (
 
 
 class EnvelopeWriter:
-    """Seals the envelopes of newly stored events of this node's own origin."""
+    """Seals the envelopes of events this node records, and files the verified envelopes of
+    events imported from other origins, advancing each origin's Merkle tree."""
 
     def __init__(self, key: SigningKey, origin: str, placeholder: str) -> None:
         self.key, self.origin, self.p = key, origin, placeholder
@@ -47,51 +48,55 @@ class EnvelopeWriter:
         execute: Callable[[str, tuple[Any, ...]], Any],
         fetchone: Callable[[], Any],
         stored_events: Sequence[StoredEvent],
+        imported: Sequence[bytes] | None = None,
     ) -> None:
+        """``imported``: the envelopes of ``stored_events`` when they came from another
+        origin (verified, next in that origin's sequence); otherwise seal new ones."""
         p = self.p
-        execute(f"SELECT size, peaks FROM merkle WHERE origin = {p}", (self.origin,))
+        origin = self.origin if imported is None else parse(imported[0]).origin
+        execute(f"SELECT size, peaks FROM merkle WHERE origin = {p}", (origin,))
         row = fetchone()
         size, peaks = (int(row["size"]), bytes(row["peaks"])) if row else (0, b"")
         tree = CompactRange(size, [peaks[i : i + 32] for i in range(0, len(peaks), 32)])
         prev = GENESIS
         if size:
-            execute(
-                f"SELECT hash FROM envelopes WHERE origin = {p} AND seq = {p}", (self.origin, size)
-            )
+            execute(f"SELECT hash FROM envelopes WHERE origin = {p} AND seq = {p}", (origin, size))
             prev = bytes(fetchone()["hash"])
-        rows = []
-        for s in stored_events:
-            state = json.loads(s.state)
-            at, actor = state.pop("recorded_at"), state.pop("actor")
-            raw = seal(
-                self.key,
-                origin=self.origin,
-                seq=tree.size + 1,
-                prev=prev,
-                at=at,
-                type=s.topic,
-                aggregate=str(s.originator_id),
-                version=s.originator_version,
-                actor=actor,
-                payload=state,
-            )
+        raws = list(imported) if imported is not None else []
+        if imported is None:
+            for s in stored_events:
+                state = json.loads(s.state)
+                at, actor = state.pop("recorded_at"), state.pop("actor")
+                raw = seal(
+                    self.key,
+                    origin=origin,
+                    seq=tree.size + len(raws) + 1,
+                    prev=prev,
+                    at=at,
+                    type=s.topic,
+                    aggregate=str(s.originator_id),
+                    version=s.originator_version,
+                    actor=actor,
+                    payload=state,
+                )
+                raws.append(raw)
+                prev = hashlib.sha256(raw).digest()
+        for raw in raws:
             tree.append(leaf_hash(raw))
-            prev = hashlib.sha256(raw).digest()
-            rows.append((self.origin, tree.size, prev, raw))
-        for r in rows:
             execute(
-                f"INSERT INTO envelopes (origin, seq, hash, raw) VALUES ({p}, {p}, {p}, {p})", r
+                f"INSERT INTO envelopes (origin, seq, hash, raw) VALUES ({p}, {p}, {p}, {p})",
+                (origin, tree.size, hashlib.sha256(raw).digest(), raw),
             )
         blob = b"".join(tree.peaks)
         if size:
             execute(
                 f"UPDATE merkle SET size = {p}, peaks = {p} WHERE origin = {p}",
-                (tree.size, blob, self.origin),
+                (tree.size, blob, origin),
             )
         else:
             execute(
                 f"INSERT INTO merkle (origin, size, peaks) VALUES ({p}, {p}, {p})",
-                (self.origin, tree.size, blob),
+                (origin, tree.size, blob),
             )
 
 
@@ -113,7 +118,7 @@ class SignedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         ids = super()._insert_events(c, stored_events, **kwargs)
-        self.writer.append(c.execute, c.fetchone, stored_events)
+        self.writer.append(c.execute, c.fetchone, stored_events, kwargs.get("imported"))
         return ids
 
 

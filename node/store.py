@@ -163,6 +163,17 @@ class EventLog:
         return found
 
     # -- the signed log ---------------------------------------------------------------------
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._query(sql, params)
+
+    def write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """One statement in its own committed transaction (import bookkeeping)."""
+        recorder: Any = self.app.recorder
+        if self.placeholder != "?":
+            sql = sql.replace("?", self.placeholder)
+        with recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute(sql, params)
+
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         recorder: Any = self.app.recorder
         if self.placeholder != "?":

@@ -1,0 +1,139 @@
+"""Verified import without NATS: envelopes of three counties fed to their city in shuffled
+order, with duplicates, a gap filled later and forgeries mixed in, are applied exactly once
+in each origin's order, and every forgery is quarantined with its reason."""
+
+import random
+
+from federation.bundle import pack, unpack
+from federation.canonical import decode, encode
+from federation.envelope import parse, seal
+from federation.keys import ROOT, build_trust, certify
+from federation.suite import SigningKey, load_key, load_public, public_pem
+from node import config as config_mod
+from node.audit import audit_node
+from node.importer import Importer
+from node.service import Node
+from tests.conftest import make_node_dir
+from tests.factories import credit_code, enterprise, js
+
+COUNTIES = ("130102", "130104", "130105")
+
+
+def setup(tmp_path, clock):
+    root, province = SigningKey.generate(), SigningKey.generate()
+    city_dir = make_node_dir(tmp_path / "city", tier="city", region="130100")
+    city_pub = load_public(city_dir / "node.pub")
+    docs = [
+        certify(
+            root, ROOT, origin="130000", region="130000", tier="province", public=province.public
+        ),
+        certify(province, "130000", origin="130100", region="130100", tier="city", public=city_pub),
+    ]
+    city_key = load_key(city_dir / "node.key")
+    logs = {}
+    for n, origin in enumerate(COUNTIES):
+        d = make_node_dir(tmp_path / origin, tier="county", region=origin)
+        docs.append(
+            certify(
+                city_key,
+                "130100",
+                origin=origin,
+                region=origin,
+                tier="county",
+                public=load_public(d / "node.pub"),
+            )
+        )
+        node = Node(config_mod.load(d, environ={}), clock=clock)
+        for i in range(4 + n):
+            node.execute(
+                "enterprise.register",
+                js(enterprise(credit_code=credit_code(100 * n + i, origin), division=origin)),
+                user="clerk",
+            )
+        node.close()
+        node = Node(config_mod.load(d, environ={}), clock=clock)
+        logs[origin] = (node.log.envelopes(0, 100), node.log.checkpoints())
+        node.close()
+    # a county of another city, properly certified by the province: outside this city's area
+    other = SigningKey.generate()
+    docs.append(
+        certify(
+            province, "130000", origin="130203", region="130203", tier="county", public=other.public
+        )
+    )
+    trust = city_dir / "trust"
+    trust.mkdir()
+    (trust / "root.pub").write_bytes(public_pem(root.public))
+    for i, doc in enumerate(docs):
+        (trust / f"{i}.doc").write_bytes(doc)
+    return city_dir, logs, other
+
+
+def forge(raw, key, **change):
+    env = parse(raw)
+    fields = dict(
+        origin=env.origin,
+        seq=env.seq,
+        prev=env.prev,
+        at=env.at,
+        type=env.type,
+        aggregate=env.aggregate,
+        version=env.version,
+        actor=env.actor,
+        payload=env.payload,
+    )
+    fields.update(change)
+    return seal(key, **fields)
+
+
+def test_shuffled_duplicated_gapped_and_forged_imports(tmp_path, clock):
+    city_dir, logs, outsider = setup(tmp_path, clock)
+    a, b, c = COUNTIES
+    rng = random.Random(7)
+    altered = decode(logs[a][0][1])
+    altered["payload"] = {**altered["payload"], "name": "篡改后的名称"}
+    forgeries = [
+        encode(altered),  # a:2 with its payload changed after signing
+        forge(logs[b][0][3], SigningKey.generate()),  # b:4 signed by a key nobody certified
+        forge(logs[c][0][0], outsider, origin="130203", seq=1, prev=bytes(32)),  # outside the city
+        b"\x92\x01\x02",  # not an envelope
+    ]
+    withheld = logs[a][0][2]  # a:3 arrives later: a gap
+    first = [e for o in COUNTIES for e in logs[o][0] if e != withheld]
+    first += rng.sample(first, 5) + forgeries  # duplicates and forgeries
+    rng.shuffle(first)
+    checkpoints = [n for o in COUNTIES for n in logs[o][1]]
+
+    city = Node(config_mod.load(city_dir, environ={}), clock=clock)
+    importer = Importer(city)
+    items = list(
+        unpack(
+            pack(
+                [("envelope", e) for e in first] + [("checkpoint", n.encode()) for n in checkpoints]
+            )
+        )
+    )
+    one = importer.take(items)
+    assert one["held"] == {a: {"applied": 2, "pending": 1}}  # a:4 waits for a:3
+    assert one["applied"] == 2 + 5 + 6
+    assert sorted((q["origin"], q["seq"], q["reason"]) for q in one["quarantined"]) == [
+        ("130102", 2, "bad_signature"),
+        ("130104", 4, "unknown_key"),
+        ("130203", 1, "out_of_subtree"),
+        ("?", 0, "malformed_envelope"),
+    ]
+
+    two = importer.take([("envelope", withheld), ("envelope", logs[b][0][0])])
+    assert two["applied"] == 2 and two["duplicates"] == 1 and two["held"] == {}
+    for origin in COUNTIES:  # byte-identical to what each county signed, each exactly once
+        assert city.log.envelopes(0, 100, origin) == logs[origin][0]
+    assert city.status()["event_count"] == sum(len(logs[o][0]) for o in COUNTIES)
+    city.close()
+
+    trust, _ = build_trust(
+        load_public(city_dir / "trust" / "root.pub"),
+        [p.read_bytes() for p in (city_dir / "trust").glob("*.doc")],
+    )
+    report = audit_node(config_mod.load(city_dir, environ={}), trust)
+    assert report["ok"], report["failures"]
+    assert {o["origin"]: o["checkpoints"] for o in report["origins"]} == {a: 1, b: 1, c: 1}
