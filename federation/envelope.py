@@ -1,8 +1,10 @@
 """The envelope (DESIGN.md §4): one signed, chained record per event an origin recorded.
 
-Its canonical msgpack bytes are kept verbatim. The signature covers every field but ``sig``;
-the chain hash (``prev`` of the next envelope) and the Merkle leaf cover the whole envelope,
-signature included."""
+An envelope is the canonical msgpack map ``{"body": <bytes>, "sig": <bytes>}``: the body is
+itself canonical msgpack of every field (origin, sequence, previous hash, time, type,
+aggregate and version, actor, payload, suite, key id), and the signature is over exactly those
+body bytes, carried verbatim — nothing is re-encoded before verifying. The chain hash (``prev``
+of the next envelope) and the Merkle leaf cover the whole envelope, signature included."""
 
 from __future__ import annotations
 
@@ -29,7 +31,6 @@ FIELDS = {
     "payload",
     "suite",
     "key",
-    "sig",
 }
 
 
@@ -54,9 +55,8 @@ class Envelope:
         return hashlib.sha256(self.raw).digest()
 
     def signed_bytes(self) -> bytes:
-        body = decode(self.raw)
-        del body["sig"]
-        return encode(body)
+        """The body bytes the signature is over, verbatim from the envelope."""
+        return bytes(decode(self.raw)["body"])
 
 
 def seal(
@@ -87,8 +87,8 @@ def seal(
         "suite": key.suite,
         "key": key.key_id,
     }
-    body["sig"] = key.sign(encode(body))
-    return encode(body)
+    signed = encode(body)
+    return encode({"body": signed, "sig": key.sign(signed)})
 
 
 def _fail(message: str) -> VerificationError:
@@ -98,7 +98,14 @@ def _fail(message: str) -> VerificationError:
 def parse(raw: bytes) -> Envelope:
     """Strictly decode an envelope (canonical bytes, exact fields and types); no signature
     check here (that needs the key, see federation.verify)."""
-    body = decode(raw)
+    outer = decode(raw)
+    if (
+        not isinstance(outer, dict)
+        or set(outer) != {"body", "sig"}
+        or not all(isinstance(outer[k], bytes) for k in ("body", "sig"))
+    ):
+        raise _fail("an envelope is {body: bytes, sig: bytes}")
+    body = decode(outer["body"])
     if not isinstance(body, dict) or set(body) != FIELDS:
         got = sorted(body) if isinstance(body, dict) else type(body).__name__
         raise _fail(f"fields are {got}, expected {sorted(FIELDS)}")
@@ -116,7 +123,6 @@ def parse(raw: bytes) -> Envelope:
         "payload": dict,
         "suite": str,
         "key": str,
-        "sig": bytes,
     }
     for field, kind in expect.items():
         if not isinstance(body[field], kind) or isinstance(body[field], bool):
@@ -125,7 +131,7 @@ def parse(raw: bytes) -> Envelope:
         raise _fail("seq and version start at 1; prev is 32 bytes")
     if body["suite"] not in SUITES:
         raise VerificationError("unknown_suite", f"signature suite {body['suite']!r} is not known")
-    return Envelope(**{k: body[k] for k in expect}, raw=raw)
+    return Envelope(**{k: body[k] for k in expect}, sig=outer["sig"], raw=raw)
 
 
 def check_signature(env: Envelope, public: bytes) -> None:

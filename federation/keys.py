@@ -25,6 +25,8 @@ ROOT_TIERS = ("national", "backup", "province")
 class Document:
     kind: str  # "certification" | "revocation"
     body: dict[str, Any]
+    signed: bytes  # the body bytes the signature is over, verbatim
+    sig: bytes
     raw: bytes
 
     @property
@@ -57,8 +59,7 @@ def certify(
         "at": at,
         "certifier": {"origin": certifier_origin, "key": certifier.key_id},
     }
-    body["sig"] = certifier.sign(encode(body))
-    return encode(body)
+    return _sign(certifier, body)
 
 
 def revoke(
@@ -78,33 +79,37 @@ def revoke(
         "at": at,
         "certifier": {"origin": certifier_origin, "key": certifier.key_id},
     }
-    body["sig"] = certifier.sign(encode(body))
-    return encode(body)
+    return _sign(certifier, body)
+
+
+def _sign(certifier: SigningKey, body: dict[str, Any]) -> bytes:
+    """``{body, sig}`` as in envelopes: the signature over the body bytes, carried verbatim."""
+    signed = encode(body)
+    return encode({"body": signed, "sig": certifier.sign(signed)})
 
 
 def parse_document(raw: bytes) -> Document:
-    body = decode(raw)
+    outer = decode(raw)
+    if (
+        not isinstance(outer, dict)
+        or set(outer) != {"body", "sig"}
+        or not all(isinstance(outer[k], bytes) for k in ("body", "sig"))
+    ):
+        raise VerificationError("malformed_document", "a key document is {body, sig}")
+    body = decode(outer["body"])
     if not isinstance(body, dict) or body.get("doc") not in ("certification", "revocation"):
         raise VerificationError("malformed_document", "not a certification or revocation")
     try:
         body["certifier"]["origin"], body["certifier"]["key"], body["subject"]["origin"]
-        if not isinstance(body["sig"], bytes):
-            raise TypeError
     except (KeyError, TypeError):
         raise VerificationError(
             "malformed_document", "fields missing or of the wrong type"
         ) from None
-    return Document(body["doc"], body, raw)
+    return Document(body["doc"], body, outer["body"], outer["sig"], raw)
 
 
 def verify_document(doc: Document, public: bytes) -> bool:
-    return SUITES["ed25519"].verify(public, _signed_part(doc), doc.body["sig"])
-
-
-def _signed_part(doc: Document) -> bytes:
-    body = dict(doc.body)
-    del body["sig"]
-    return encode(body)
+    return SUITES["ed25519"].verify(public, doc.signed, doc.sig)
 
 
 def build_trust(

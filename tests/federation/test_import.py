@@ -90,8 +90,10 @@ def test_shuffled_duplicated_gapped_and_forged_imports(tmp_path, clock):
     city_dir, logs, outsider = setup(tmp_path, clock)
     a, b, c = COUNTIES
     rng = random.Random(7)
-    altered = decode(logs[a][0][1])
-    altered["payload"] = {**altered["payload"], "name": "篡改后的名称"}
+    altered = decode(logs[a][0][1])  # {body, sig}: change the body, keep the signature
+    body = decode(altered["body"])
+    body["payload"] = {**body["payload"], "name": "篡改后的名称"}
+    altered["body"] = encode(body)
     forgeries = [
         encode(altered),  # a:2 with its payload changed after signing
         forge(logs[b][0][3], SigningKey.generate()),  # b:4 signed by a key nobody certified
