@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from domain.codes import NATIONAL_REGION, Tier, in_subtree
 from domain.commands import BY_KIND, SPECS
 from domain.errors import DomainError, Invalid
+from federation.bundle import pack, unpack
 from federation.errors import FederationError
 from federation.keys import ROOT, ROOT_TIERS, build_trust, certify, revoke
 from federation.suite import SigningKey, key_id, load_key, load_public, public_pem, save_key
@@ -28,6 +29,7 @@ from federation.verify import Grant, Trust
 from node import config as config_mod
 from node.audit import audit_node, key_documents
 from node.errors import ConfigError
+from node.importer import Importer
 from node.keys import generate_node_key
 from node.service import Node
 from node.users import Role, add_user, list_users, remove_user
@@ -447,6 +449,60 @@ def keys_rotate(directory: Path) -> None:
                 "old_last_seq": size,
             }
         )
+
+
+@keys.command("record")
+@NODE_DIR
+@click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def keys_record(directory: Path, document: Path) -> None:
+    """Record a key document this node signed, or (at the national centre, with
+    trust/root.pub installed) one the root signed, in this node's log."""
+    with open_node(directory) as node:
+        emit(node.record_key_document(document.read_bytes(), getpass.getuser()))
+
+
+@main.group()
+def log() -> None:
+    """The node's signed log as a bundle file, and taking bundles of other origins."""
+
+
+@log.command("bundle")
+@NODE_DIR
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--after",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Only envelopes after this sequence.",
+)
+def log_bundle(directory: Path, out: Path, after: int) -> None:
+    """Write this node's envelopes, checkpoints and trust documents to a bundle file, for a
+    parent to import (`anjian log import`) when there is no NATS link."""
+    with open_node(directory) as node:
+        items: list[tuple[Any, bytes]] = []
+        seq = after
+        while page := node.log.envelopes(seq, 1000):
+            items += [("envelope", raw) for raw in page]
+            seq += len(page)
+        items += [("checkpoint", note.encode()) for note in node.log.checkpoints()]
+        items += [("document", raw) for raw in key_documents(node.config)]
+        out.write_bytes(pack(items))
+        emit({"bundle": str(out), "envelopes": seq - after, "items": len(items)})
+
+
+@log.command("import")
+@NODE_DIR
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def log_import(directory: Path, bundle: Path) -> None:
+    """Verify and apply a bundle of other origins' envelopes: each origin in sequence, once;
+    gaps held; forgeries quarantined with their reason (printed)."""
+    with open_node(directory) as node:
+        try:
+            summary = Importer(node).take(unpack(bundle.read_bytes()))
+        except FederationError as e:
+            raise ConfigError(str(e)) from None
+        emit(summary)
 
 
 @main.group()

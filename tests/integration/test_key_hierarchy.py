@@ -168,3 +168,14 @@ def test_root_province_county_and_a_rotation(tmp_path):
         "audit", "verify", county, "--root-key", tmp_path / "other" / "root.pub", "--json", ok=False
     )
     assert r.exit_code == 1 and json.loads(r.stdout)["failures"][0]["reason"] == "unknown_key"
+
+    # the county's log travels to its province as a bundle, verified against the hierarchy
+    run("log", "bundle", county, "--out", tmp_path / "county.bundle")
+    taken = json.loads(run("log", "import", province, tmp_path / "county.bundle").stdout)
+    assert (taken["applied"], taken["quarantined"], taken["held"]) == (4, [], {})
+    again = json.loads(run("log", "import", province, tmp_path / "county.bundle").stdout)
+    assert (again["applied"], again["duplicates"]) == (0, 4)
+    prov = json.loads(
+        run("audit", "verify", province, "--root-key", root / "root.pub", "--json").stdout
+    )
+    assert prov["ok"] and {o["origin"]: o["envelopes"] for o in prov["origins"]}["130102"] == 4
