@@ -216,6 +216,13 @@ def show_handler(kind: str | None) -> Handler:
     return handle
 
 
+async def batch(request: web.Request) -> web.Response:
+    body = await request.read()
+    rt = request.app[RUNTIME]
+    user: User = request[USER]
+    return ok(await rt.write(rt.node.execute_batch, body, user=user.name))
+
+
 async def readings(request: web.Request) -> web.Response:
     body = await request.read()
     rt = request.app[RUNTIME]
@@ -258,6 +265,7 @@ def make_app(node: Node) -> web.Application:
     for spec in SPECS:
         app.router.add_post(API + spec.path, command_handler(spec), name=spec.kind)
     app.router.add_post(f"{API}/sites/{{site}}/readings", readings, name="sensor.readings")
+    app.router.add_post(f"{API}/batch", batch, name="batch")
     for kind, collection in COLLECTIONS.items():
         app.router.add_get(f"{API}/{collection}/{{id}}", show_handler(kind), name=f"{kind}.show")
     app.router.add_get(f"{API}/records/{{id}}", show_handler(None), name="record.show")

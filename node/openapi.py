@@ -9,6 +9,7 @@ from aiohttp import web
 
 from domain.commands import BY_KIND
 from domain.sensors.site import ReadingBatch
+from node.service import Batch
 
 ERROR = {
     "type": "object",
@@ -104,6 +105,18 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
                 "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/ReadingBatch"}}
                 },
+            }
+            op["responses"] = _responses(200, 401, 403, 404, 409, 413, 422)
+        elif name == "batch":
+            schemas["Batch"] = Batch.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schemas["Batch"].pop("$defs", {}))
+            op["summary"] = (
+                "Record many commands in one transaction: all, or on any error (named by "
+                "its index) none. Each item: kind, id (for commands on a record), body."
+            )
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}},
             }
             op["responses"] = _responses(200, 401, 403, 404, 409, 413, 422)
         elif route.method == "POST":

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.accident import Accident
 from domain.base import DAY_MS, Actor, Aggregate, Context, iso
@@ -60,6 +60,18 @@ def _field_error(err: Any) -> FieldError:
     return FieldError(loc, message)
 
 
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: str
+    id: str | None = None
+    body: dict[str, Any]
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    commands: list[BatchItem] = Field(min_length=1, max_length=10_000)
+
+
 def parse_id(kind: str, raw: str) -> UUID:
     try:
         return UUID(raw)
@@ -86,6 +98,48 @@ class Node:
         self, kind: str, body: bytes | str, *, user: str, target: str | None = None
     ) -> dict[str, Any]:
         """Record one command; on Invalid, Refused, NotFound or Conflict nothing is recorded."""
+        agg = self._prepare(kind, body, target, self.context(user), {})
+        return self._save(agg)
+
+    def execute_batch(self, body: bytes | str, *, user: str) -> dict[str, Any]:
+        """Record many commands in one transaction: all of them, or (on any error, which
+        names the command by its index) none. Later commands see the earlier ones."""
+        batch = parse(Batch, body)
+        ctx = self.context(user)
+        touched: dict[UUID, Aggregate] = {}
+        try:
+            for i, item in enumerate(batch.commands):
+                try:
+                    agg = self._prepare(item.kind, json.dumps(item.body), item.id, ctx, touched)
+                except Invalid as e:
+                    raise Invalid(
+                        [FieldError(f"commands.{i}.{f.field}", f.message) for f in e.errors]
+                    ) from None
+                except (Refused, NotFound, Conflict) as e:
+                    raise type(e)(f"commands.{i} ({item.kind}): {e}") from None
+                touched[agg.id] = agg
+            position = self._append(list(touched.values()))
+        except BaseException:
+            for agg_id in touched:
+                self._cache.pop(agg_id, None)
+            raise
+        return {
+            "recorded": len(batch.commands),
+            "position": position,
+            "records": [
+                {"id": str(a.id), "kind": a.KIND, "version": a.version} for a in touched.values()
+            ],
+        }
+
+    def _prepare(
+        self,
+        kind: str,
+        body: bytes | str,
+        target: str | None,
+        ctx: Context,
+        touched: dict[UUID, Aggregate],
+    ) -> Aggregate:
+        """Validate a command and apply it to its aggregate in memory (nothing is stored)."""
         spec = BY_KIND.get(kind)
         if spec is None:
             raise NotFound(f"no command kind {kind!r}; known kinds: {', '.join(BY_KIND)}")
@@ -94,11 +148,10 @@ class Node:
             raise Invalid.field(
                 "id", f"{kind} acts on an existing {spec.aggregate.KIND}: give its id"
             )
-        ctx = self.context(user)
         facts = () if spec.needs is None else (self._fact(spec.needs, command, target),)
         if spec.create is not None:
             agg = spec.create(command, ctx, *facts)
-            existing = self.log.load(agg.id)
+            existing = touched.get(agg.id) or self.log.load(agg.id)
             if existing is not None:
                 if existing.voided is None:
                     raise Conflict(
@@ -106,9 +159,13 @@ class Node:
                     )
                 existing.register_again(agg)
                 agg = existing
-            return self._save(agg)
+            return agg
         assert spec.update is not None and target is not None
-        agg = self.load(spec.aggregate.KIND, target)
+        agg = touched.get(parse_id(spec.aggregate.KIND, target)) or self.load(
+            spec.aggregate.KIND, target
+        )
+        if agg.KIND != spec.aggregate.KIND:
+            raise NotFound(f"no {spec.aggregate.KIND} with id {target}")
         if agg.origin != self.config.node.origin:
             raise Refused(
                 f"{agg.KIND} {agg.id} belongs to node {agg.origin}, which alone records on it "
@@ -122,20 +179,10 @@ class Node:
             )
         with self._evict_on_error(agg):
             spec.update(agg, command, ctx, *facts)
-            return self._save(agg)
+        return agg
 
     def _save(self, agg: Aggregate) -> dict[str, Any]:
-        saved = list(agg.pending_events)
-        with self._evict_on_error(agg):
-            position = self.log.append(agg)
-        if position % CHECKPOINT_EVERY < len(saved):  # crossed a multiple of 1,000 events
-            self.checkpoint()
-        if agg.CACHED:
-            self._cache[agg.id] = agg
-            if agg.version // SNAPSHOT_EVERY != (agg.version - len(saved)) // SNAPSHOT_EVERY:
-                self.readings.save_snapshot(
-                    str(agg.id), agg.KIND, agg.version, json.dumps(agg.snapshot())
-                )
+        position = self._append([agg])
         return {
             "id": str(agg.id),
             "kind": agg.KIND,
@@ -143,6 +190,29 @@ class Node:
             "position": position,
             "record": agg.view(),
         }
+
+    def _append(self, aggs: list[Aggregate]) -> int:
+        """Store the aggregates' new events in one transaction (envelopes included)."""
+        counts = {agg.id: len(agg.pending_events) for agg in aggs}
+        try:
+            position = self.log.append(*aggs)
+        except BaseException:
+            for agg in aggs:
+                self._cache.pop(agg.id, None)
+            raise
+        if position % CHECKPOINT_EVERY < sum(counts.values()):  # crossed a multiple of 1,000
+            self.checkpoint()
+        for agg in aggs:
+            if agg.CACHED:
+                self._cache[agg.id] = agg
+                if (
+                    agg.version // SNAPSHOT_EVERY
+                    != (agg.version - counts[agg.id]) // SNAPSHOT_EVERY
+                ):
+                    self.readings.save_snapshot(
+                        str(agg.id), agg.KIND, agg.version, json.dumps(agg.snapshot())
+                    )
+        return position
 
     @contextmanager
     def _evict_on_error(self, agg: Aggregate) -> Iterator[None]:

@@ -111,13 +111,14 @@ class EventLog:
             after = page[-1].id
         return list(found)
 
-    def append(self, aggregate: Aggregate) -> int:
-        """Store the aggregate's new events in one transaction; return the last log position."""
+    def append(self, *aggregates: Aggregate) -> int:
+        """Store the aggregates' new events in one transaction; return the last log position."""
         try:
-            recordings = self.app.save(aggregate)  # type: ignore[arg-type]
+            recordings = self.app.save(*aggregates)  # type: ignore[arg-type]
         except IntegrityError:
+            names = ", ".join(f"{a.KIND} {a.id}" for a in aggregates)
             raise Conflict(
-                f"{aggregate.KIND} {aggregate.id} was written by someone else at the same moment; "
+                f"{names} was written by someone else at the same moment; "
                 "nothing of yours was recorded: reload it and try again"
             ) from None
         return int(recordings[-1].notification.id)

@@ -270,3 +270,33 @@ async def test_every_record_kind_is_readable_and_readings_are_taken(api):
     )
     assert status == 422 and body["error"]["fields"][0]["field"] == "readings.0.point"
     assert (await api("POST", "/sites/NOSUCH/readings", batch))[0] == 404
+
+
+async def test_a_batch_is_recorded_whole_or_not_at_all(api):
+    items = [
+        {"kind": "enterprise.register", "body": enterprise(credit_code=credit_code(50 + i))}
+        for i in range(3)
+    ]
+    status, r, _ = await api("POST", "/batch", {"commands": items})
+    assert status == 200 and r["recorded"] == 3 and r["position"] == 3
+    acc = accident()
+    bad = [
+        {"kind": "accident.report", "body": acc},
+        {
+            "kind": "enterprise.register",
+            "body": enterprise(credit_code=credit_code(60), division="999999"),
+        },
+    ]
+    status, body, _ = await api("POST", "/batch", {"commands": bad})
+    assert status == 422 and body["error"]["fields"][0]["field"] == "commands.1.division"
+    status, body, _ = await api(
+        "POST",
+        "/batch",
+        {
+            "commands": [
+                {"kind": "enterprise.register", "body": enterprise(credit_code=credit_code(50))}
+            ]
+        },
+    )
+    assert status == 409 and "commands.0" in body["error"]["message"]
+    assert (await api("GET", "/status"))[1]["event_count"] == 3  # nothing of the failed batches
