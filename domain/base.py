@@ -120,6 +120,7 @@ class Aggregate:
     KIND: ClassVar[str]  # "enterprise", "accident": names the aggregate in errors and URLs
     HISTORY_LIMIT: ClassVar[int | None] = None  # keep only the latest entries in the view
     CACHED: ClassVar[bool] = False  # the application may keep it in memory between commands
+    DERIVED_ID: ClassVar[bool] = False  # its id derives from a code: it may exist already
 
     def __init__(self, id: UUID) -> None:
         self.id = id

@@ -99,6 +99,7 @@ class EnterpriseVoided(Voided):
 
 class Enterprise(Aggregate):
     KIND = "enterprise"
+    DERIVED_ID = True
 
     def __init__(self, id: Any) -> None:
         super().__init__(id)

@@ -222,6 +222,7 @@ class InvestigationVoided(Voided):
 
 
 class Investigation(Aggregate):
+    DERIVED_ID = True
     KIND = "investigation"
 
     def __init__(self, id: Any) -> None:

@@ -56,6 +56,7 @@ class KeyDocumentRecorded(Event):
 
 class KeyRegister(Aggregate):
     KIND = "keys"
+    DERIVED_ID = True
 
     def __init__(self, id: Any) -> None:
         super().__init__(id)

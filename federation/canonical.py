@@ -18,30 +18,70 @@ Value = None | bool | int | str | bytes | list["Value"] | dict[str, "Value"]
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
-def _normalize(value: Any, path: str) -> Any:
-    if value is None or isinstance(value, (bool, str, bytes)):
+class _Bad(Exception):
+    pass
+
+
+def _fast(value: Any) -> Any:
+    """Sorted maps and plain types; _Bad on anything not allowed (the path is found later)."""
+    kind = type(value)
+    if kind is str or kind is bytes or kind is bool or value is None:
         return value
+    if kind is int:
+        if _INT_MIN <= value <= _INT_MAX:
+            return value
+        raise _Bad
+    if kind is dict:
+        # code-point order of str is the byte order of their UTF-8 encodings
+        try:
+            keys = sorted(value)
+        except TypeError:
+            raise _Bad from None
+        if any(type(k) is not str for k in keys):
+            raise _Bad
+        return {k: _fast(value[k]) for k in keys}
+    if kind is list or kind is tuple:
+        return [_fast(v) for v in value]
+    if isinstance(value, (int, str, dict, list, tuple)) and not isinstance(value, bool):
+        return _fast(_base(value))  # subclasses such as enums: as their base type
+    raise _Bad
+
+
+def _base(value: Any) -> Any:
+    base: Any = next(b for b in (int, str, dict, list, tuple) if isinstance(value, b))
+    return base(value)
+
+
+def _explain(value: Any, path: str) -> None:
+    """Raise NonCanonical naming where and why a value cannot be encoded."""
+    if value is None or isinstance(value, (bool, bytes, str)):
+        return
     if isinstance(value, int):
         if not _INT_MIN <= value <= _INT_MAX:
             raise NonCanonical(f"{path}: integer {value} does not fit 64 bits")
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_normalize(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        for k in value:
-            if not isinstance(k, str):
-                raise NonCanonical(f"{path}: map key {k!r} is not a string")
-        items = sorted(value.items(), key=lambda kv: kv[0].encode())
-        return {k: _normalize(v, f"{path}.{k}") for k, v in items}
+        return
     if isinstance(value, float):
         raise NonCanonical(f"{path}: floats are not allowed (use a scaled integer)")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise NonCanonical(f"{path}: map key {k!r} is not a string")
+            _explain(v, f"{path}.{k}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _explain(v, f"{path}[{i}]")
+        return
     raise NonCanonical(f"{path}: {type(value).__name__} cannot be encoded")
 
 
 def encode(value: Any) -> bytes:
     """The canonical bytes of a value; NonCanonical if it holds something not allowed."""
-    normalized = _normalize(value, "$")
-    # dicts keep insertion order, and _normalize inserted the keys sorted
+    try:
+        normalized = _fast(value)
+    except _Bad:
+        _explain(value, "$")
+        raise NonCanonical("$: cannot be encoded") from None
     data: bytes = msgpack.packb(normalized, use_bin_type=True)
     return data
 

@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from federation.canonical import decode, encode
 from federation.errors import VerificationError
 from federation.suite import SUITES, SigningKey
@@ -88,7 +90,57 @@ def seal(
         "key": key.key_id,
     }
     signed = encode(body)
-    return encode({"body": signed, "sig": key.sign(signed)})
+    return encode_pair(signed, key.sign(signed))
+
+
+def seal_sorted(
+    key: SigningKey,
+    *,
+    origin: str,
+    seq: int,
+    prev: bytes,
+    at: int,
+    type: str,
+    aggregate: str,
+    version: int,
+    actor: dict[str, str],
+    payload: dict[str, Any],
+) -> bytes:
+    """``seal`` for the recorder's hot path: ``actor`` and ``payload`` come from JSON with
+    their maps already sorted and no floats, so the body is packed as it stands (its keys are
+    written in sorted order). The bytes are the same as ``seal`` gives (a test checks)."""
+    body = {
+        "actor": actor,
+        "aggregate": aggregate,
+        "at": at,
+        "key": key.key_id,
+        "origin": origin,
+        "payload": payload,
+        "prev": prev,
+        "seq": seq,
+        "suite": key.suite,
+        "type": type,
+        "v": LAYOUT,
+        "version": version,
+    }
+    signed: bytes = msgpack.packb(body, use_bin_type=True)
+    return encode_pair(signed, key.sign(signed))
+
+
+def sorted_map(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for json.loads: maps with their keys in canonical order."""
+    return dict(sorted(pairs))
+
+
+def no_float(text: str) -> Any:
+    """``parse_float`` for json.loads: signed payloads carry no floats."""
+    raise ValueError(f"a float ({text}) cannot be signed: measurements are scaled integers")
+
+
+def encode_pair(body: bytes, sig: bytes) -> bytes:
+    """``{"body": body, "sig": sig}``, canonically (the keys are already in order)."""
+    data: bytes = msgpack.packb({"body": body, "sig": sig}, use_bin_type=True)
+    return data
 
 
 def _fail(message: str) -> VerificationError:

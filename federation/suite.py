@@ -3,6 +3,7 @@ changing the envelope layout: a suite only signs, verifies and names keys."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class Ed25519:
         return Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
 
     def sign(self, private: bytes, data: bytes) -> bytes:
-        return Ed25519PrivateKey.from_private_bytes(private).sign(data)
+        return _ed25519_private(private).sign(data)
 
     def verify(self, public: bytes, data: bytes, signature: bytes) -> bool:
         if len(public) != 32 or len(signature) != 64:
@@ -48,6 +49,11 @@ class Ed25519:
         except InvalidSignature:
             return False
         return True
+
+
+@functools.lru_cache(maxsize=16)
+def _ed25519_private(private: bytes) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(private)
 
 
 SUITES: dict[str, Suite] = {"ed25519": Ed25519()}

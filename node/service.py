@@ -151,7 +151,7 @@ class Node:
         facts = () if spec.needs is None else (self._fact(spec.needs, command, target),)
         if spec.create is not None:
             agg = spec.create(command, ctx, *facts)
-            existing = touched.get(agg.id) or self.log.load(agg.id)
+            existing = touched.get(agg.id) or (self.log.load(agg.id) if agg.DERIVED_ID else None)
             if existing is not None:
                 if existing.voided is None:
                     raise Conflict(

@@ -17,7 +17,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 
-from federation.envelope import GENESIS, parse, seal
+from federation.envelope import GENESIS, no_float, parse, seal_sorted, sorted_map
 from federation.merkle import CompactRange, leaf_hash
 from federation.suite import SigningKey, load_key
 
@@ -65,9 +65,9 @@ class EnvelopeWriter:
         raws = list(imported) if imported is not None else []
         if imported is None:
             for s in stored_events:
-                state = json.loads(s.state)
+                state = json.loads(s.state, object_pairs_hook=sorted_map, parse_float=no_float)
                 at, actor = state.pop("recorded_at"), state.pop("actor")
-                raw = seal(
+                raw = seal_sorted(
                     self.key,
                     origin=origin,
                     seq=tree.size + len(raws) + 1,

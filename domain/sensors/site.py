@@ -277,6 +277,7 @@ class SiteVoided(Voided):
 
 class Site(Aggregate):
     KIND = "site"
+    DERIVED_ID = True
     CACHED = True  # loaded for every readings batch: the node keeps it in memory
     HISTORY_LIMIT = 100  # a site records thousands of summaries; the view keeps the latest
 
