@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +45,18 @@ class EnvelopeWriter:
 
     def append(
         self,
-        execute: Callable[[str, tuple[Any, ...]], Any],
-        fetchone: Callable[[], Any],
+        cursor: Any,
         stored_events: Sequence[StoredEvent],
         imported: Sequence[bytes] | None = None,
     ) -> None:
         """``imported``: the envelopes of ``stored_events`` when they came from another
         origin (verified, next in that origin's sequence); otherwise seal new ones."""
-        p = self.p
+        p, execute, fetchone, executemany = (
+            self.p,
+            cursor.execute,
+            cursor.fetchone,
+            cursor.executemany,
+        )
         origin = self.origin if imported is None else parse(imported[0]).origin
         execute(f"SELECT size, peaks FROM merkle WHERE origin = {p}", (origin,))
         row = fetchone()
@@ -81,12 +85,13 @@ class EnvelopeWriter:
                 )
                 raws.append(raw)
                 prev = hashlib.sha256(raw).digest()
+        rows = []
         for raw in raws:
             tree.append(leaf_hash(raw))
-            execute(
-                f"INSERT INTO envelopes (origin, seq, hash, raw) VALUES ({p}, {p}, {p}, {p})",
-                (origin, tree.size, hashlib.sha256(raw).digest(), raw),
-            )
+            rows.append((origin, tree.size, hashlib.sha256(raw).digest(), raw))
+        executemany(
+            f"INSERT INTO envelopes (origin, seq, hash, raw) VALUES ({p}, {p}, {p}, {p})", rows
+        )
         blob = b"".join(tree.peaks)
         if size:
             execute(
@@ -118,7 +123,7 @@ class SignedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         ids = super()._insert_events(c, stored_events, **kwargs)
-        self.writer.append(c.execute, c.fetchone, stored_events, kwargs.get("imported"))
+        self.writer.append(c, stored_events, kwargs.get("imported"))
         return ids
 
 

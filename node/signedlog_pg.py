@@ -27,7 +27,7 @@ class SignedPostgresRecorder(PostgresApplicationRecorder):
         super()._insert_stored_events(curs, stored_events, **kwargs)  # takes the table lock
         # a cursor of its own: eventsourcing reads the notification ids off ``curs`` next
         with curs.connection.cursor(row_factory=dict_row) as mine:
-            self.writer.append(mine.execute, mine.fetchone, stored_events, kwargs.get("imported"))
+            self.writer.append(mine, stored_events, kwargs.get("imported"))
 
 
 class SignedPostgresFactory(PostgresFactory):
