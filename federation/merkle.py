@@ -108,24 +108,23 @@ def verify_inclusion(
 def verify_consistency(
     size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
 ) -> None:
-    """RFC 9162 §2.1.4.2; raises VerificationError unless tree 1 is a prefix of tree 2."""
-    _check_hashes(root1, root2, *proof)
+    """RFC 9162 §2.1.4.2; raises VerificationError unless tree 1 is a prefix of tree 2.
+    (Equal sizes compare the roots as given, as the reference implementation does.)"""
     if size2 < size1:
         raise VerificationError("bad_consistency_proof", f"size {size2} is smaller than {size1}")
+    if size1 == 0:
+        raise VerificationError(
+            "bad_consistency_proof", "a proof from the empty tree is meaningless"
+        )
     if size1 == size2:
         if proof:
             raise VerificationError("bad_consistency_proof", "equal sizes take an empty proof")
         if root1 != root2:
             raise VerificationError("bad_consistency_proof", "equal sizes with different roots")
         return
-    if size1 == 0:
-        if proof:
-            raise VerificationError(
-                "bad_consistency_proof", "from the empty tree the proof is empty"
-            )
-        return
     if not proof:
         raise VerificationError("bad_consistency_proof", "the proof is empty")
+    _check_hashes(root1, root2, *proof)
     path = list(proof)
     if size1 & (size1 - 1) == 0:  # size1 is a power of two: its root is the first node
         path.insert(0, root1)

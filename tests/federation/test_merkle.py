@@ -2,6 +2,8 @@
 proofs for every leaf and every prefix of it."""
 
 import base64
+import json
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +78,45 @@ def test_every_inclusion_and_consistency_proof_verifies_and_any_change_fails(siz
 def test_hashes_that_are_not_32_bytes_are_rejected():
     with pytest.raises(VerificationError, match="bad_hash_length"):
         verify_inclusion(0, 2, LEAVES[0], [b"\x00" * 31], root(LEAVES[:2]))
+
+
+# The published probes of transparency-dev/merkle (Apache License 2.0), see the file's "source".
+VECTORS = json.loads((Path(__file__).parent / "data" / "merkle_vectors.json").read_text())
+
+
+def _b64_list(items):
+    return [b64(x) for x in items]
+
+
+@pytest.mark.parametrize("case", VECTORS["inclusion"], ids=lambda c: c["file"])
+def test_public_inclusion_vectors(case):
+    """Every inclusion probe of the public test data: the happy paths verify, and every
+    altered, truncated, extended or misplaced proof is rejected."""
+    args = (
+        case["leafIdx"],
+        case["treeSize"],
+        b64(case["leafHash"]),
+        _b64_list(case["proof"] or []),
+        b64(case["root"]),
+    )
+    if case["wantErr"]:
+        with pytest.raises(VerificationError):
+            verify_inclusion(*args)
+    else:
+        verify_inclusion(*args)
+
+
+@pytest.mark.parametrize("case", VECTORS["consistency"], ids=lambda c: c["file"])
+def test_public_consistency_vectors(case):
+    args = (
+        case["size1"],
+        case["size2"],
+        _b64_list(case["proof"] or []),
+        b64(case["root1"]),
+        b64(case["root2"]),
+    )
+    if case["wantErr"]:
+        with pytest.raises(VerificationError):
+            verify_consistency(*args)
+    else:
+        verify_consistency(*args)
