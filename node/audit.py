@@ -27,6 +27,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+def envelope_count(config: Config) -> int:
+    if config.store.backend != "sqlite" or not config.sqlite_file.exists():
+        return 0
+    with closing(_connect(config.sqlite_file)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM envelopes").fetchone()[0])
+
+
 def key_documents(config: Config) -> list[bytes]:
     """Key documents in the node's trust chain directory and recorded in its log (read-only)."""
     docs = [p.read_bytes() for p in sorted(config.trust_dir.glob("*.doc"))]

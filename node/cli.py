@@ -27,7 +27,7 @@ from federation.keys import ROOT, ROOT_TIERS, build_trust, certify, revoke
 from federation.suite import SigningKey, key_id, load_key, load_public, public_pem, save_key
 from federation.verify import Grant, Trust
 from node import config as config_mod
-from node.audit import audit_node, key_documents
+from node.audit import audit_node, envelope_count, key_documents
 from node.errors import ConfigError
 from node.importer import Importer
 from node.keys import generate_node_key
@@ -554,7 +554,10 @@ def audit_verify(
         except FederationError as e:
             raise ConfigError(str(e)) from None
         with click.progressbar(
-            length=0, label="verifying", file=sys.stderr, hidden=as_json or not sys.stderr.isatty()
+            length=envelope_count(config),
+            label="verifying",
+            file=sys.stderr,
+            hidden=as_json or not sys.stderr.isatty(),
         ) as bar:
             report = audit_node(config, trust, signatures=not fast, progress=bar.update)
         report["refused_documents"] = refused
