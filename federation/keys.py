@@ -44,6 +44,7 @@ def certify(
     public: bytes,
     from_seq: int = 1,
     at: int = 0,
+    at_seq: int = 0,
 ) -> bytes:
     body = {
         "doc": "certification",
@@ -57,7 +58,7 @@ def certify(
         },
         "from_seq": from_seq,
         "at": at,
-        "certifier": {"origin": certifier_origin, "key": certifier.key_id},
+        "certifier": {"origin": certifier_origin, "key": certifier.key_id, "at_seq": at_seq},
     }
     return _sign(certifier, body)
 
@@ -70,6 +71,7 @@ def revoke(
     key: str,
     last_seq: int,
     at: int = 0,
+    at_seq: int = 0,
 ) -> bytes:
     body = {
         "doc": "revocation",
@@ -77,7 +79,7 @@ def revoke(
         "subject": {"origin": origin, "key": key},
         "last_seq": last_seq,
         "at": at,
-        "certifier": {"origin": certifier_origin, "key": certifier.key_id},
+        "certifier": {"origin": certifier_origin, "key": certifier.key_id, "at_seq": at_seq},
     }
     return _sign(certifier, body)
 
@@ -115,24 +117,47 @@ def verify_document(doc: Document, public: bytes) -> bool:
 def build_trust(
     root_public: bytes, documents: list[bytes]
 ) -> tuple[Trust, list[VerificationError]]:
-    """The grants that chain to the root key, and why each other document was refused."""
+    """The grants that chain to the root key, and why each other document was refused.
+
+    A document counts only if its signer's key was valid at the log position the document
+    names (``certifier.at_seq``), so a revoked certifier cannot certify afterwards. As a
+    revocation may withdraw a certifier's authority, the grants are recomputed until the
+    revocations in force no longer change."""
+    docs: dict[bytes, Document] = {}
+    problems: list[VerificationError] = []
+    for raw in documents:
+        if raw in docs:
+            continue  # the same document from several places counts once
+        try:
+            docs[raw] = parse_document(raw)
+        except VerificationError as e:
+            problems.append(e)
+    ended: dict[tuple[str, str], int] = {}  # (origin, key id) -> last valid sequence
+    for _ in range(len(docs) + 1):
+        trust, found = _settle(root_public, list(docs.values()), ended)
+        now = {(g.origin, g.key_id): g.until_seq for g in trust.grants if g.until_seq is not None}
+        if now == ended:
+            return trust, problems + found
+        ended = {k: v for k, v in now.items() if v is not None}
+    return trust, problems + found
+
+
+def _settle(
+    root_public: bytes, docs: list[Document], ended: dict[tuple[str, str], int]
+) -> tuple[Trust, list[VerificationError]]:
+    """One pass: certifications to a fixpoint (they may arrive in any order), judging each
+    signer by ``ended``, then revocations."""
     trust = Trust()
     problems: list[VerificationError] = []
     regions: dict[str, str] = {ROOT: NATIONAL_REGION}
-    pending = []
-    for raw in documents:
-        try:
-            pending.append(parse_document(raw))
-        except VerificationError as e:
-            problems.append(e)
-    # certifications first, to a fixpoint (they may arrive in any order), then revocations
+    pending = list(docs)
     for kind in ("certification", "revocation"):
         waiting = [d for d in pending if d.kind == kind]
         progress = True
         while waiting and progress:
             progress = False
             for doc in list(waiting):
-                signer = _signer(doc, root_public, trust)
+                signer = _signer(doc, root_public, trust, ended)
                 if signer is None:
                     continue
                 waiting.remove(doc)
@@ -152,7 +177,8 @@ def build_trust(
     for doc in pending:
         problems.append(
             VerificationError(
-                "unknown_certifier", f"a {doc.kind} by {doc.certifier}, whose key is not certified"
+                "unknown_certifier",
+                f"a {doc.kind} by {doc.certifier}, whose key was not certified at that position",
             )
         )
     return trust, problems
@@ -168,34 +194,56 @@ def _apply_certification(
     s = doc.body["subject"]
     regions[s["origin"]] = s["region"]
     trust.regions[s["origin"]] = s["region"]
-    trust.grants.append(Grant(s["origin"], s["key"], key_id(s["key"]), int(doc.body["from_seq"])))
+    grant = Grant(s["origin"], s["key"], key_id(s["key"]), int(doc.body["from_seq"]))
+    if grant not in trust.grants:
+        trust.grants.append(grant)
 
 
-def _signer(doc: Document, root_public: bytes, trust: Trust) -> bytes | None:
+def _signer(
+    doc: Document, root_public: bytes, trust: Trust, ended: dict[tuple[str, str], int]
+) -> bytes | None:
+    """The signer's public key if it was valid where the document says it was signed."""
     c = doc.body["certifier"]
     if c["origin"] == ROOT:
         return root_public if c["key"] == key_id(root_public) else None
+    at_seq = int(c.get("at_seq", 0))
     for g in trust.keys_of(c["origin"]):
-        if g.key_id == c["key"]:
+        last = ended.get((g.origin, g.key_id))
+        if (
+            g.key_id == c["key"]
+            and g.from_seq <= max(at_seq, 1)
+            and (last is None or at_seq <= last)
+        ):
             return g.public
     return None
 
 
 def _check_subtree(doc: Document, regions: dict[str, str]) -> VerificationError | None:
     s, certifier = doc.body["subject"], doc.certifier
+    origin, region = s["origin"], s["region"]
+    # An origin is named by its division code (the national centre 000000): a certifier can
+    # only name origins of its own area, never take over another area's origin id.
+    bound = region == NATIONAL_REGION if s["tier"] == "backup" else origin == region
+    if not bound:
+        return VerificationError(
+            "origin_mismatch", f"origin {origin} is not the division code of its area {region}"
+        )
+    if regions.get(origin, region) != region:
+        return VerificationError(
+            "conflicting_certification", f"{origin} is already certified for area {regions[origin]}"
+        )
     if certifier == ROOT:
         if s["tier"] not in ROOT_TIERS:
             return VerificationError(
                 "out_of_subtree",
                 f"the root certifies national, backup and provincial keys, "
-                f"not the {s['tier']} {s['origin']}",
+                f"not the {s['tier']} {origin}",
             )
         return None
-    region = regions.get(certifier)
-    if region is None or s["region"] == region or not in_subtree(region, s["region"]):
+    area = regions.get(certifier)
+    if area is None or region == area or not in_subtree(area, region):
         return VerificationError(
-            "out_of_subtree",
-            f"{certifier} (area {region}) may not certify {s['origin']} (area {s['region']})",
+            "out_of_subtree", f"{certifier} (area {area}) may not certify {origin} (area {region})"
         )
     return None
 
@@ -218,15 +266,18 @@ def _apply_revocation(
             )
         )
         return
+    matched = False
     for i, g in enumerate(trust.grants):
         if g.origin == s["origin"] and g.key_id == s["key"]:
             last = int(doc.body["last_seq"])
             trust.grants[i] = Grant(
                 g.origin, g.public, g.key_id, g.from_seq, min(last, g.until_seq or last), g.suite
             )
-            return
-    problems.append(
-        VerificationError(
-            "unknown_key", f"a revocation of {s['origin']} key {s['key']}, which is not certified"
+            matched = True
+    if not matched:
+        problems.append(
+            VerificationError(
+                "unknown_key",
+                f"a revocation of {s['origin']} key {s['key']}, which is not certified",
+            )
         )
-    )

@@ -252,6 +252,15 @@ def _signer(directory: Path | None, root_key: Path | None) -> tuple[Any, str, st
         raise ConfigError(str(e)) from None
 
 
+def _next_position(directory: Path | None) -> int:
+    """Where in the certifier's log the document is recorded (0 for the offline root): its key
+    must be valid there."""
+    if directory is None:
+        return 0
+    with open_node(directory) as node:
+        return int(node.log.tree()[0]) + 1
+
+
 def _record_if_node(directory: Path | None, doc: bytes) -> None:
     if directory is not None:
         with open_node(directory) as node:
@@ -320,8 +329,17 @@ def keys_certify(
             )
         if signer != ROOT and (region == signer_region or not in_subtree(signer_region, region)):
             raise ConfigError(f"{region} is outside the certifier's area {signer_region}")
+        if tier != Tier.BACKUP and origin != region:
+            raise ConfigError(f"origin {origin} must be the division code of its area {region}")
         doc = certify(
-            key, signer, origin=origin, region=region, tier=tier, public=public, from_seq=from_seq
+            key,
+            signer,
+            origin=origin,
+            region=region,
+            tier=tier,
+            public=public,
+            from_seq=from_seq,
+            at_seq=_next_position(directory),
         )
         _record_if_node(directory, doc)
         out.write_bytes(doc)
@@ -358,7 +376,14 @@ def keys_revoke(
     """Revoke a key from a log position on (by its certifier, or the root)."""
     with user_errors():
         key, signer, _ = _signer(directory, root_key)
-        doc = revoke(key, signer, origin=origin, key=revoked, last_seq=last_seq)
+        doc = revoke(
+            key,
+            signer,
+            origin=origin,
+            key=revoked,
+            last_seq=last_seq,
+            at_seq=_next_position(directory),
+        )
         _record_if_node(directory, doc)
         out.write_bytes(doc)
         emit({"revocation": str(out), "origin": origin, "key_id": revoked, "last_seq": last_seq})

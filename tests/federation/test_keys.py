@@ -143,3 +143,71 @@ def test_what_does_not_chain_to_the_root_is_refused():
         "unknown_certifier",
         "unknown_certifier",
     ]
+
+
+def test_a_certifier_cannot_take_over_another_areas_origin():
+    rogue = SigningKey.generate()
+    for region in ("130102", "110101"):  # Hebei naming a Beijing county, with either area
+        docs = chain(
+            certify(
+                HEBEI, "130000", origin="110101", region=region, tier="county", public=rogue.public
+            )
+        )
+        trust, problems = build_trust(ROOT_KEY.public, docs)
+        assert trust.keys_of("110101") == []
+        assert problems[0].reason in ("origin_mismatch", "out_of_subtree")
+    beijing = SigningKey.generate()
+    docs = [
+        certify(
+            ROOT_KEY, ROOT, origin="110000", region="110000", tier="province", public=beijing.public
+        ),
+        certify(
+            beijing, "110000", origin="110101", region="110101", tier="county", public=COUNTY.public
+        ),
+        *chain(revoke(HEBEI, "130000", origin="110101", key=COUNTY.key_id, last_seq=0)),
+    ]
+    trust, problems = build_trust(ROOT_KEY.public, docs)
+    assert [p.reason for p in problems] == ["out_of_subtree"]  # Hebei may not revoke it either
+    assert verify_origin("110101", county_log(COUNTY, 2, "110101"), [], trust).ok
+
+
+def test_a_revocation_ends_every_copy_of_a_grant():
+    cert = certify(
+        HEBEI, "130000", origin="130102", region="130102", tier="county", public=COUNTY.public
+    )
+    again = certify(
+        HEBEI, "130000", origin="130102", region="130102", tier="county", public=COUNTY.public, at=5
+    )
+    docs = chain(
+        cert, again, revoke(HEBEI, "130000", origin="130102", key=COUNTY.key_id, last_seq=2)
+    )
+    trust, _ = build_trust(ROOT_KEY.public, [*docs, cert])
+    report = verify_origin("130102", county_log(COUNTY, 3), [], trust)
+    assert (report.failure.reason, report.failure.seq) == ("revoked_key", 3)
+
+
+def test_a_revoked_certifier_cannot_certify_after_its_last_position():
+    docs = chain(
+        revoke(ROOT_KEY, ROOT, origin="130000", key=HEBEI.key_id, last_seq=10),
+        certify(
+            HEBEI,
+            "130000",
+            origin="130102",
+            region="130102",
+            tier="county",
+            public=COUNTY.public,
+            at_seq=11,
+        ),
+        certify(
+            HEBEI,
+            "130000",
+            origin="130104",
+            region="130104",
+            tier="county",
+            public=SHANXI.public,
+            at_seq=10,
+        ),
+    )
+    trust, problems = build_trust(ROOT_KEY.public, docs)
+    assert trust.keys_of("130102") == [] and len(trust.keys_of("130104")) == 1
+    assert [p.reason for p in problems] == ["unknown_certifier"]
