@@ -117,6 +117,12 @@ def decode(data: bytes) -> Any:
         raise
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
         raise NonCanonical(f"not a single msgpack value: {e}") from None
-    if encode(value) != data:
+    except RecursionError:
+        raise NonCanonical("nested too deeply") from None
+    try:
+        same = encode(value) == data
+    except RecursionError:
+        raise NonCanonical("nested too deeply") from None
+    if not same:
         raise NonCanonical("bytes are not the canonical encoding of their value")
     return value

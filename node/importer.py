@@ -19,6 +19,8 @@ from federation.checkpoint import parse_checkpoint, verify_checkpoint
 from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
 from federation.keys import build_trust
+from federation.merkle import leaf_hash
+from federation.merkle import root as merkle_root
 from federation.suite import load_public
 from federation.verify import Trust
 from node.audit import key_documents
@@ -28,6 +30,9 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS import_pending ("
     " origin TEXT NOT NULL, seq BIGINT NOT NULL, hash {blob} NOT NULL, raw {blob} NOT NULL,"
     " PRIMARY KEY (origin, seq, hash))",
+    "CREATE TABLE IF NOT EXISTS import_checkpoints ("
+    " origin TEXT NOT NULL, size BIGINT NOT NULL, note TEXT NOT NULL,"
+    " PRIMARY KEY (origin, size, note))",
     "CREATE TABLE IF NOT EXISTS quarantine ("
     " origin TEXT NOT NULL, seq BIGINT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,"
     " raw {blob} NOT NULL, at BIGINT NOT NULL)",
@@ -75,6 +80,7 @@ class Importer:
             self._apply(origin, trust, summary)
         for text in notes:
             self._receive_checkpoint(text, trust, summary)
+        self._recheck_checkpoints(trust, summary)
         summary["held"] = self.held()
         return summary
 
@@ -87,29 +93,16 @@ class Importer:
         own = self.node.config.node
         if env.origin == own.origin:
             if env.seq > self._applied(env.origin)[0]:
-                self._quarantine(
-                    env.origin,
-                    env.seq,
-                    VerificationError(
-                        "own_origin", "an envelope in this node's own name that it never signed"
-                    ),
-                    raw,
-                    summary,
+                error = VerificationError(
+                    "own_origin", "an envelope in this node's own name that it never signed"
                 )
+                self._quarantine(env.origin, env.seq, error, raw, summary)
             else:
-                summary["duplicates"] += 1
+                self._settle_behind(env, raw, trust, summary)
             return None
-        region = trust.regions.get(env.origin)
-        if region is not None and (region == own.region or not in_subtree(own.region, region)):
-            self._quarantine(
-                env.origin,
-                env.seq,
-                VerificationError(
-                    "out_of_subtree", f"origin {env.origin} ({region}) is outside {own.region}"
-                ),
-                raw,
-                summary,
-            )
+        outside = self._outside(env.origin, trust)
+        if outside is not None:
+            self._quarantine(env.origin, env.seq, outside, raw, summary)
             return None
         if env.seq <= self._applied(env.origin)[0]:
             self._settle_behind(env, raw, trust, summary)
@@ -120,6 +113,17 @@ class Importer:
             (env.origin, env.seq, env.hash, raw),
         )
         return env.origin
+
+    def _outside(self, origin: str, trust: Trust) -> VerificationError | None:
+        """Why an origin's envelopes do not belong here: certified for an area outside this
+        node's (None while its certification is unknown: then it is held)."""
+        own = self.node.config.node
+        region = trust.regions.get(origin)
+        if region is not None and (region == own.region or not in_subtree(own.region, region)):
+            return VerificationError(
+                "out_of_subtree", f"origin {origin} ({region}) is outside {own.region}"
+            )
+        return None
 
     def _settle_behind(
         self, env: Envelope, raw: bytes, trust: Trust, summary: dict[str, Any]
@@ -166,6 +170,9 @@ class Importer:
             settled: set[bytes] = set()
             for env in candidates:
                 try:
+                    outside = self._outside(origin, trust)
+                    if outside is not None:
+                        raise outside
                     if env.prev != prev:
                         raise VerificationError(
                             "broken_chain", "prev is not the hash of the envelope before"
@@ -203,12 +210,26 @@ class Importer:
         )
 
     def _store(self, env: Envelope) -> None:
+        try:
+            aggregate = UUID(env.aggregate)
+        except ValueError:
+            aggregate = None
+        if aggregate is None or str(aggregate) != env.aggregate:
+            raise VerificationError(
+                "malformed_envelope", f"aggregate {env.aggregate!r} is not a canonical id"
+            )
         state = {"recorded_at": env.at, "actor": env.actor, **env.payload}
+        try:
+            text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError):
+            raise VerificationError(
+                "unsupported_payload", "the payload holds values this store cannot keep (bytes)"
+            ) from None
         stored = StoredEvent(
-            originator_id=UUID(env.aggregate),
+            originator_id=aggregate,
             originator_version=env.version,
             topic=env.type,
-            state=json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode(),
+            state=text.encode(),
         )
         try:
             self.log.app.recorder.insert_events([stored], imported=[env.raw])
@@ -216,16 +237,17 @@ class Importer:
             raise VerificationError(
                 "conflict", f"aggregate {env.aggregate} version {env.version} is already stored"
             ) from None
-        except ValueError:
-            raise VerificationError(
-                "malformed_envelope", f"aggregate {env.aggregate!r} is not an id"
-            ) from None
 
     def _receive_checkpoint(self, text: bytes, trust: Trust, summary: dict[str, Any]) -> None:
+        """Keep a checkpoint of another origin once its signature (by a key valid at its size)
+        and its root (against the envelopes applied, when they reach its size) hold; one that
+        contradicts the applied envelopes is quarantined, never kept."""
         note = text.decode(errors="replace")
+        where: tuple[str, int] = ("?", 0)
         try:
             cp, _ = parse_checkpoint(note)
-            for grant in trust.keys_of(cp.origin):
+            where = (cp.origin, cp.size)
+            for grant in trust.valid_at(cp.origin, cp.size):
                 try:
                     verify_checkpoint(note, grant.public, grant.suite)
                     break
@@ -233,16 +255,46 @@ class Importer:
                     continue
             else:
                 raise VerificationError(
-                    "bad_checkpoint_signature", f"no key of {cp.origin} signed it"
+                    "bad_checkpoint_signature",
+                    f"no key of {cp.origin} valid at {cp.size} signed it",
+                )
+            applied = self._applied(cp.origin)[0]
+            if cp.size > applied:
+                self.log.write(
+                    "INSERT INTO import_checkpoints (origin, size, note) VALUES (?, ?, ?)"
+                    " ON CONFLICT (origin, size, note) DO NOTHING",
+                    (cp.origin, cp.size, note),
+                )
+                return
+            if cp.size and self._root(cp.origin, cp.size) != cp.root:
+                raise VerificationError(
+                    "checkpoint_mismatch",
+                    f"{cp.origin} signed a root at size {cp.size} that its envelopes do not give",
                 )
         except VerificationError as e:
-            self._quarantine("?", 0, e, text, summary)
+            self._quarantine(*where, e, text, summary)
             return
         self.log.write(
             "INSERT INTO checkpoints (origin, size, root, note) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (origin, size) DO NOTHING",
             (cp.origin, cp.size, cp.root, note),
         )
+
+    def _root(self, origin: str, size: int) -> bytes:
+        rows = self.log.query(
+            "SELECT raw FROM envelopes WHERE origin = ? AND seq <= ? ORDER BY seq", (origin, size)
+        )
+        return merkle_root([leaf_hash(bytes(r["raw"])) for r in rows])
+
+    def _recheck_checkpoints(self, trust: Trust, summary: dict[str, Any]) -> None:
+        """Checkpoints that waited for their envelopes, now that more are applied."""
+        for row in self.log.query("SELECT origin, size, note FROM import_checkpoints"):
+            if int(row["size"]) <= self._applied(str(row["origin"]))[0]:
+                self.log.write(
+                    "DELETE FROM import_checkpoints WHERE origin = ? AND size = ? AND note = ?",
+                    (row["origin"], row["size"], row["note"]),
+                )
+                self._receive_checkpoint(str(row["note"]).encode(), trust, summary)
 
     # -- state --------------------------------------------------------------------------------
     def _applied(self, origin: str) -> tuple[int, bytes]:

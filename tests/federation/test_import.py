@@ -6,8 +6,9 @@ import random
 
 from federation.bundle import pack, unpack
 from federation.canonical import decode, encode
+from federation.checkpoint import sign_checkpoint
 from federation.envelope import parse, seal
-from federation.keys import ROOT, build_trust, certify
+from federation.keys import ROOT, build_trust, certify, revoke
 from federation.suite import SigningKey, load_key, load_public, public_pem
 from node import config as config_mod
 from node.audit import audit_node
@@ -139,3 +140,70 @@ def test_shuffled_duplicated_gapped_and_forged_imports(tmp_path, clock):
     report = audit_node(config_mod.load(city_dir, environ={}), trust)
     assert report["ok"], report["failures"]
     assert {o["origin"]: o["checkpoints"] for o in report["origins"]} == {a: 1, b: 1, c: 1}
+
+
+def test_revocations_late_certifications_and_forged_checkpoints(tmp_path, clock):
+    city_dir, logs, outsider = setup(tmp_path, clock)
+    a, b, c = COUNTIES
+    city_key = load_key(city_dir / "node.key")
+    county_key = parse(logs[a][0][0]).key
+    revoked = revoke(city_key, "130100", origin=a, key=county_key, last_seq=2, at_seq=1)
+    # the outsider's certification is withheld: its envelopes wait, then are quarantined
+    outsider_doc = next(
+        p for p in (city_dir / "trust").glob("*.doc") if b"130203" in p.read_bytes()
+    )
+    late_doc = outsider_doc.read_bytes()
+    outsider_doc.unlink()
+    outsider_env = forge(logs[c][0][0], outsider, origin="130203", seq=1, prev=bytes(32))
+    county = load_key(tmp_path / b / "node.key")
+    bogus_note = sign_checkpoint(county, b, 1, bytes(32)).text.encode()
+    deep = b"\x91" * 600 + b"\xc0"
+    with_bytes = forge(
+        logs[c][0][0],
+        load_key(tmp_path / c / "node.key"),
+        seq=7,
+        prev=parse(logs[c][0][5]).hash,
+        payload={"blob": b"\x00\x01"},
+    )
+    odd_id = forge(
+        logs[b][0][4],
+        county,
+        seq=6,
+        prev=parse(logs[b][0][4]).hash,
+        aggregate="{" + parse(logs[b][0][4]).aggregate + "}",
+        version=2,
+    )
+
+    city = Node(config_mod.load(city_dir, environ={}), clock=clock)
+    importer = Importer(city)
+    items = [
+        ("document", revoked),
+        ("checkpoint", bogus_note),
+        ("envelope", outsider_env),
+        ("envelope", deep),
+    ]
+    items += [("envelope", e) for o in COUNTIES for e in logs[o][0]] + [
+        ("envelope", with_bytes),
+        ("envelope", odd_id),
+    ]
+    items += [("checkpoint", n.encode()) for o in COUNTIES for n in logs[o][1]]
+    one = importer.take(items)
+    reasons = sorted((q["origin"], q["seq"], q["reason"]) for q in one["quarantined"])
+    assert reasons == [
+        (a, 3, "revoked_key"),  # signed after the key's last valid position
+        (a, 4, "bad_checkpoint_signature"),  # so is its checkpoint at size 4
+        (b, 1, "checkpoint_mismatch"),  # a signed root its envelopes do not give
+        (b, 6, "malformed_envelope"),  # not a canonical aggregate id
+        (c, 7, "unsupported_payload"),  # bytes in the payload
+        ("?", 0, "non_canonical"),  # nested past any sensible depth
+    ]
+    assert one["held"] == {a: {"applied": 2, "pending": 1}, "130203": {"applied": 0, "pending": 1}}
+    assert city.log.envelopes(0, 100, b) == logs[b][0]  # the forged checkpoint did not block b
+    assert [n for n in city.log.checkpoints(b)] == logs[b][1]
+
+    two = importer.take([("document", late_doc)])
+    assert [(q["origin"], q["reason"]) for q in two["quarantined"]] == [
+        ("130203", "out_of_subtree")
+    ]
+    assert two["held"] == {a: {"applied": 2, "pending": 1}}
+    city.close()

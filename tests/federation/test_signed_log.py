@@ -238,3 +238,18 @@ def test_the_recorders_fast_seal_gives_the_same_bytes_as_seal(payload):
     state = {"actor": fields.pop("actor"), "payload": payload}  # as stored: JSON
     via_json = json.loads(json.dumps(state), object_pairs_hook=sorted_map, parse_float=no_float)
     assert seal_sorted(KEY, **via_json, **fields) == seal(KEY, **state, **fields)
+
+
+def test_fast_verification_checks_signatures_no_checkpoint_covers(county):
+    def flip_last_signature_byte(raw):
+        body = decode(raw)
+        body["sig"] = body["sig"][:-1] + bytes([body["sig"][-1] ^ 1])
+        return encode(body)
+
+    rewrite(county, 5, flip_last_signature_byte)
+    db(county).execute("DELETE FROM checkpoints WHERE size = 5")
+    code, report = audit(county, "--fast")
+    assert code == 1 and (report["failures"][0]["reason"], report["failures"][0]["seq"]) == (
+        "bad_signature",
+        5,
+    )
