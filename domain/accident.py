@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from domain.base import (
     Aggregate,
     Command,
     Context,
+    Correction,
     Event,
-    Reason,
     Revision,
     VoidCommand,
     Voided,
@@ -73,7 +73,7 @@ class ReportNearMiss(_Occurrence):
     other_circumstance: Text | None = Field(default=None, description="其他较大涉险情形")
 
 
-class _NewFigures(Revision):
+class _NewFigures(Command):
     """Fields both a supplement and a correction may carry: new totals, not differences."""
 
     deaths: Count | None = None
@@ -87,13 +87,13 @@ class _NewFigures(Revision):
     measures_taken: Text | None = None
 
 
-class SupplementAccident(_NewFigures):
+class SupplementAccident(_NewFigures, Revision):
     """补报: new totals for whatever changed since the report."""
 
     note: Text | None = Field(default=None, description="What developed since the last report.")
 
 
-class CorrectAccident(_NewFigures):
+class CorrectAccident(_NewFigures, Correction):
     """A record made wrongly is corrected, with the reason; every field may be corrected."""
 
     enterprise_credit_code: CreditCode | None = None
@@ -103,14 +103,6 @@ class CorrectAccident(_NewFigures):
     division: DivisionCode | None = None
     industry: AccidentIndustry | None = None
     reported_at: Moment | None = None
-    reason: str = Reason
-
-    @model_validator(mode="after")
-    def _something(self) -> CorrectAccident:
-        given = self.model_dump(exclude_none=True, exclude={"reason", "expected_version"})
-        if not given:
-            raise ValueError("the correction names no field to correct")
-        return self
 
 
 # -- events -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from domain.errors import Invalid, Refused
 
@@ -248,6 +248,19 @@ class Aggregate:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Corrected(Event):
+    """Shared shape of the correction events of aggregates that keep their fields as
+    attributes: the new values, and the reason."""
+
+    changes: dict[str, Any]
+    reason: str
+
+    def apply(self, aggregate: Aggregate) -> None:
+        for field, value in self.changes.items():
+            setattr(aggregate, field, list(value) if isinstance(value, list) else value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Voided(Event):
     """Shared shape of the void events: the record was made in error."""
 
@@ -286,6 +299,18 @@ class Revision(Command):
     expected_version: int = Field(
         ge=1, description="The version of the record you read (from its `version`); required."
     )
+
+
+class Correction(Revision):
+    """Corrects a record made wrongly: the fields to correct, the reason, and the version."""
+
+    reason: str = Reason
+
+    @model_validator(mode="after")
+    def _names_a_field(self) -> Self:
+        if not self.model_dump(exclude_none=True, exclude={"reason", "expected_version"}):
+            raise ValueError("the correction names no field to correct")
+        return self
 
 
 class VoidCommand(UpdateCommand):

@@ -12,9 +12,10 @@ from domain.base import (
     Aggregate,
     Command,
     Context,
+    Corrected,
+    Correction,
     Event,
     Reason,
-    Revision,
     UpdateCommand,
     VoidCommand,
     Voided,
@@ -37,7 +38,7 @@ class RegisterEnterprise(Command):
     address: Text | None = None
 
 
-class CorrectEnterprise(Revision):
+class CorrectEnterprise(Correction):
     name: Name | None = None
     industry: Industry | None = None
     division: DivisionCode | None = None
@@ -70,14 +71,8 @@ class Registered(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Corrected(Event):
+class EnterpriseCorrected(Corrected):
     NAME = "enterprise.corrected/1"
-    changes: dict[str, Any]
-    reason: str
-
-    def apply(self, agg: Enterprise) -> None:
-        for field, value in self.changes.items():
-            setattr(agg, field, value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,7 +135,7 @@ class Enterprise(Aggregate):
             )
         if "division" in changed:
             _check_located_here(changed["division"], ctx)
-        self._trigger(Corrected, ctx, changes=changed, reason=cmd.reason)
+        self._trigger(EnterpriseCorrected, ctx, changes=changed, reason=cmd.reason)
 
     def close(self, cmd: CloseEnterprise, ctx: Context) -> None:
         self._ensure_open()

@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from domain.base import (
     Aggregate,
     Command,
     Context,
+    Corrected,
+    Correction,
     Event,
     Reason,
-    Revision,
     UpdateCommand,
     VoidCommand,
     Voided,
@@ -103,7 +104,7 @@ class CloseInvestigation(UpdateCommand):
 CORRECTABLE = ("leader", "members", "submitted_at", "report_summary", "replied_at", "reply_summary")
 
 
-class CorrectInvestigation(Revision):
+class CorrectInvestigation(Correction):
     """A record made wrongly is corrected, with the reason: the values given replace the
     recorded ones, so the correction names the version it revises."""
 
@@ -113,14 +114,6 @@ class CorrectInvestigation(Revision):
     report_summary: Text | None = None
     replied_at: Moment | None = None
     reply_summary: Text | None = None
-    reason: str = Reason
-
-    @model_validator(mode="after")
-    def _something(self) -> CorrectInvestigation:
-        given = self.model_dump(exclude_none=True, exclude={"reason", "expected_version"})
-        if not given:
-            raise ValueError("the correction names no field to correct")
-        return self
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -203,14 +196,8 @@ class Closed(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Corrected(Event):
+class InvestigationCorrected(Corrected):
     NAME = "investigation.corrected/1"
-    changes: dict[str, Any]
-    reason: str
-
-    def apply(self, agg: Investigation) -> None:
-        for field, value in self.changes.items():
-            setattr(agg, field, list(value) if isinstance(value, list) else value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -407,7 +394,7 @@ class Investigation(Aggregate):
                     f"extended to {iso(self.reply_extensions[-1]['until'])} would exceed the "
                     f"limit {iso(limit)} (493号令 Art. 32)"
                 )
-        self._trigger(Corrected, ctx, changes=found, reason=cmd.reason)
+        self._trigger(InvestigationCorrected, ctx, changes=found, reason=cmd.reason)
 
     def void(self, cmd: VoidCommand, ctx: Context) -> None:
         self._guard(ctx, closed_too=True)

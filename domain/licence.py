@@ -14,15 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from domain.base import (
     Aggregate,
     Command,
     Context,
+    Corrected,
+    Correction,
     Event,
     Reason,
-    Revision,
     UpdateCommand,
     VoidCommand,
     Voided,
@@ -121,7 +122,7 @@ class ExpireLicence(UpdateCommand):
     """Record that the validity ended without extension."""
 
 
-class CorrectLicence(Revision):
+class CorrectLicence(Correction):
     """A record made wrongly is corrected, with the reason (names the version it revises)."""
 
     enterprise_credit_code: CreditCode | None = None
@@ -131,14 +132,6 @@ class CorrectLicence(Revision):
     scope: Text | None = None
     number: LicenceNumber | None = None
     valid_from: Moment | None = None
-    reason: str = Reason
-
-    @model_validator(mode="after")
-    def _something(self) -> CorrectLicence:
-        given = self.model_dump(exclude_none=True, exclude={"reason", "expected_version"})
-        if not given:
-            raise ValueError("the correction names no field to correct")
-        return self
 
 
 CORRECTABLE = tuple(
@@ -292,14 +285,8 @@ class Expired(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Corrected(Event):
+class LicenceCorrected(Corrected):
     NAME = "licence.corrected/1"
-    changes: dict[str, Any]
-    reason: str
-
-    def apply(self, agg: Licence) -> None:
-        for field, value in self.changes.items():
-            setattr(agg, field, value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -505,7 +492,7 @@ class Licence(Aggregate):
                     "so the issue date can no longer be corrected"
                 )
             found["valid_until"] = add_years(found["valid_from"], VALIDITY_YEARS)
-        self._trigger(Corrected, ctx, changes=found, reason=cmd.reason)
+        self._trigger(LicenceCorrected, ctx, changes=found, reason=cmd.reason)
 
     def void(self, cmd: VoidCommand, ctx: Context) -> None:
         self._guard(ctx)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
-from domain.base import DAY_MS, Command, Reason, Revision, UpdateCommand
+from domain.base import DAY_MS, Command, Correction, Reason, UpdateCommand
 from domain.fields import CreditCode, DivisionCode, Moment, Name, Text, Yuan
 
 EXTENSION_NOTICE_MS = 10 * DAY_MS  # extension requested no later than 10 days before the deadline
@@ -208,13 +208,6 @@ class CloseCase(UpdateCommand):
     note: Text | None = None
 
 
-class CorrectCase(Revision):
+class CorrectCase(Correction):
     enterprise_name: Name | None = None
     subject: Text | None = None
-    reason: str = Reason
-
-    @model_validator(mode="after")
-    def _something(self) -> CorrectCase:
-        if self.enterprise_name is None and self.subject is None:
-            raise ValueError("the correction names no field to correct")
-        return self

@@ -9,12 +9,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.base import (
     Aggregate,
     Command,
     Context,
+    Correction,
     Event,
     Reason,
     Revision,
@@ -95,16 +96,9 @@ class RetirePoint(UpdateCommand):
     reason: str = Reason
 
 
-class CorrectSite(Revision):
+class CorrectSite(Correction):
     name: Name | None = None
     enterprise_name: Name | None = None
-    reason: str = Reason
-
-    @model_validator(mode="after")
-    def _something(self) -> CorrectSite:
-        if self.name is None and self.enterprise_name is None:
-            raise ValueError("the correction names no field to correct")
-        return self
 
 
 class RawReading(BaseModel):
