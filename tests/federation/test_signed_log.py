@@ -253,3 +253,20 @@ def test_fast_verification_checks_signatures_no_checkpoint_covers(county):
         "bad_signature",
         5,
     )
+
+
+def test_the_audit_reads_either_store(load_config, clock):
+    """SQLite and PostgreSQL nodes are audited alike, read-only, without the private key."""
+    from federation.verify import Grant, Trust
+    from node.audit import audit_node
+
+    node = Node(load_config(), clock=clock)
+    node.execute("enterprise.register", js(enterprise()), user="zhang")
+    node.execute("accident.report", js(accident()), user="zhang")
+    public = node.key.public
+    node.close()
+    config = load_config()
+    report = audit_node(config, Trust([Grant(config.node.origin, public, key_id(public))]))
+    assert (
+        report["ok"] and report["events_checked"] == 2 and report["origins"][0]["checkpoints"] == 1
+    )
