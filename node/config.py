@@ -85,6 +85,10 @@ class Config(_Section):
     readings: ReadingsSection = ReadingsSection()
 
     @property
+    def projections_file(self) -> Path:
+        return (self.directory / "projections.db").resolve()
+
+    @property
     def readings_file(self) -> Path:
         return (self.directory / self.readings.path).resolve()
 

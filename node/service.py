@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.accident import Accident
@@ -28,8 +31,11 @@ from federation.keys import ROOT, parse_document, verify_document
 from federation.suite import key_id, load_key, load_public
 from node.config import Config
 from node.errors import Conflict, NotFound
+from node.projector import Projector
 from node.readings import ReadingsStore
 from node.store import EventLog
+from projections.queries import QUERIES, Filters
+from projections.queries import run as run_query
 
 WINDOW_GRACE_MS = 60_000  # a 5-minute window closes a minute after its end (stragglers)
 SNAPSHOT_EVERY = 100  # events between local snapshots of large aggregates
@@ -87,6 +93,8 @@ class Node:
         self.key = load_key(config.key_file)
         self.readings = ReadingsStore(config.readings_file)
         self._closed = False
+        self._projector: Projector | None = None
+        self._projections_inode: int | None = None
         self._cache: dict[UUID, Aggregate] = {}  # aggregates marked CACHED (monitoring sites)
 
     def context(self, user: str) -> Context:
@@ -425,6 +433,30 @@ class Node:
         register.record(command, ctx)
         return self._save(register)
 
+    # -- projections --------------------------------------------------------------------------
+    def project(self) -> int:
+        """Bring the projections up to the log (in the projector's own thread); returns how
+        many events were applied. A rebuild that replaced the file is picked up here."""
+        if self._projector is None:
+            self._projector = Projector(self.config, self.log)
+            self._projections_inode = _inode(self.config.projections_file)
+        elif _inode(self.config.projections_file) != self._projections_inode:
+            self._projector.reopen()
+            self._projections_inode = _inode(self.config.projections_file)
+        return self._projector.catch_up()
+
+    def query(self, name: str, filters: Filters) -> list[dict[str, Any]]:
+        if name not in QUERIES:
+            raise NotFound(f"no query {name!r}; known: {', '.join(QUERIES)}")
+        path = self.config.projections_file
+        if not path.exists():
+            return []
+        db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+        try:
+            return run_query(db, name, filters)
+        finally:
+            db.close()
+
     # -- checkpoints --------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any] | None:
         """Sign a checkpoint of this node's log if it grew since the last one (every second
@@ -444,8 +476,17 @@ class Node:
         try:
             self.checkpoint()
         finally:
+            if self._projector is not None:
+                self._projector.close()
             self.log.close()
             self.readings.close()
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _is_uuid(raw: str) -> bool:

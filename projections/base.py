@@ -1,0 +1,100 @@
+"""What every projection shares: the events it reads, its tables, and batched application.
+
+A projection turns a batch of log events into row changes held in memory, then writes them
+with one statement per table (``upsert_all``); its rows and its log position are committed in
+the same transaction by the store (projections.store)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from domain.codes import region_chain
+
+CHINA = timezone(timedelta(hours=8))
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    position: int  # in this node's log: progress only, never part of a row
+    origin: str  # the node that recorded it (actor.node)
+    aggregate: str
+    version: int
+    type: str
+    at: int  # recording time, ms UTC
+    payload: dict[str, Any]
+
+
+def month(ms: int | None) -> str | None:
+    """YYYY-MM in China Standard Time (statistics count months as bureaus do)."""
+    if ms is None:
+        return None
+    return (
+        (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms))
+        .astimezone(CHINA)
+        .strftime("%Y-%m")
+    )
+
+
+def chain(division: str) -> dict[str, Any]:
+    c = region_chain(division)
+    return {
+        "division": division,
+        "county": c["county"],
+        "city": c["city"],
+        "province": c["province"],
+    }
+
+
+class Projection:
+    """Base: subclasses name their tables (with primary keys) and handle event types."""
+
+    name: ClassVar[str]
+    tables: ClassVar[dict[str, dict[str, Any]]]  # table -> {"columns": {...}, "pk": ...}
+
+    def migrations(self) -> Migrations:
+        """The projection's schema as registered migrations (sqlite-utils): applied once each,
+        in order, recorded in the database. A schema change is a new migration here."""
+        migrations = Migrations(f"anjian.{self.name}")
+
+        @migrations(name="0001_create_tables")
+        def create_tables(db: sqlite_utils.Database) -> None:
+            for table, spec in self.tables.items():
+                db.table(table).create(spec["columns"], pk=spec["pk"])
+                for index in spec.get("indexes", []):
+                    db.table(table).create_index(index)
+
+        return migrations
+
+    def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
+        raise NotImplementedError
+
+    # -- helpers for batched read-modify-write -----------------------------------------------
+    @staticmethod
+    def load(
+        db: sqlite_utils.Database, table: str, pk: str, keys: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in db.query(f"SELECT * FROM [{table}] WHERE [{pk}] IN ({marks})", chunk):
+                found[row[pk]] = dict(row)
+        return found
+
+    @staticmethod
+    def save(
+        db: sqlite_utils.Database,
+        table: str,
+        pk: str | tuple[str, ...],
+        rows: Iterable[dict[str, Any]],
+    ) -> None:
+        rows = list(rows)
+        if rows:
+            db.table(table).upsert_all(rows, pk=pk, alter=False)

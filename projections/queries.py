@@ -1,0 +1,220 @@
+"""Named queries over the projections, with filters and paging. Statistics and clock-relative
+lists ("overdue", "expiring within 90 days", "without a valid licence") are computed here,
+against an explicit ``as_of``, so the stored tables (and their digest) never depend on when
+they were read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+DAY_MS = 86_400_000
+LICENSED_INDUSTRIES = (
+    "coal_mine",
+    "non_coal_mine",
+    "hazardous_chemicals",
+    "fireworks",
+    "construction",
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    region: str | None = None  # division-code prefix area (a county, city or province code)
+    since: int | None = None  # ms, inclusive
+    until: int | None = None  # ms, exclusive
+    grade: str | None = None
+    industry: str | None = None
+    status: str | None = None
+    level: str = "county"  # statistics: county | city | province
+    as_of: int = 0
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Query:
+    summary: str
+    sql: str  # with {where} and the named parameters below
+    time_column: str | None
+    region_column: str = "division"
+    grade_column: str | None = None
+    industry_column: str | None = "industry"
+    status_column: str | None = None
+    grouped: bool = False
+
+
+QUERIES: dict[str, Query] = {
+    "accidents": Query(
+        "The accident register, with each accident's investigation state.",
+        "SELECT a.*, COALESCE(i.state, 'none') AS investigation FROM accidents a"
+        " LEFT JOIN investigations i ON i.accident_id = a.id AND i.voided = 0 {where}"
+        " ORDER BY a.occurred_at DESC, a.id",
+        "a.occurred_at",
+        "a.division",
+        "a.grade",
+        "a.industry",
+    ),
+    "accident-stats": Query(
+        "Accidents by grade × region (at the chosen level) × industry × month.",
+        "SELECT a.grade, a.{level} AS region, a.industry, a.month, COUNT(*) AS accidents,"
+        " SUM(a.deaths) AS deaths, SUM(a.missing) AS missing,"
+        " SUM(a.serious_injuries) AS serious_injuries, SUM(a.direct_loss_yuan) AS direct_loss_yuan"
+        " FROM accidents a {where} AND a.voided = 0"
+        " GROUP BY a.grade, a.{level}, a.industry, a.month"
+        " ORDER BY a.month, region, a.grade, a.industry",
+        "a.occurred_at",
+        "a.division",
+        "a.grade",
+        "a.industry",
+        grouped=True,
+    ),
+    "enforcement-stats": Query(
+        "执法统计 by region (at the chosen level) and month.",
+        "SELECT c.{level} AS region, c.month, COUNT(*) AS inspections,"
+        " SUM(c.hazards_general) AS general_hazards, SUM(c.rectified_general) AS general_rectified,"
+        " ROUND(1.0 * SUM(c.rectified_general) / NULLIF(SUM(c.hazards_general), 0), 4)"
+        " AS general_rectification_rate,"
+        " SUM(c.hazards_major) AS major_hazards, SUM(c.rectified_major) AS major_rectified,"
+        " ROUND(1.0 * SUM(c.rectified_major) / NULLIF(SUM(c.hazards_major), 0), 4)"
+        " AS major_rectification_rate,"
+        " SUM(c.filed) AS cases, SUM(c.fines_yuan) AS fines_yuan, SUM(c.warnings) AS warnings,"
+        " SUM(c.shutdown) AS shutdowns_ordered, SUM(c.licence_suspensions) AS licences_suspended,"
+        " SUM(c.licence_revocations) AS licences_revoked, SUM(c.closure) AS closures"
+        " FROM cases c {where} AND c.voided = 0"
+        " GROUP BY c.{level}, c.month ORDER BY c.month, region",
+        "c.started_at",
+        "c.division",
+        None,
+        None,
+        grouped=True,
+    ),
+    "open-cases": Query(
+        "Open cases with their rectification deadlines; overdue as of as_of.",
+        "SELECT c.id, c.origin, c.enterprise_name, c.division, c.stage, c.order_deadline,"
+        " c.hazards_general - c.rectified_general + c.hazards_major - c.rectified_major"
+        " AS open_hazards, (c.order_deadline IS NOT NULL AND c.order_deadline < :as_of"
+        " AND c.stage = 'rectifying') AS overdue FROM cases c {where}"
+        " AND c.closed = 0 AND c.voided = 0"
+        " ORDER BY c.order_deadline IS NULL, c.order_deadline, c.id",
+        "c.started_at",
+        "c.division",
+        None,
+        None,
+        "c.stage",
+    ),
+    "licences": Query(
+        "The licence register; expiring (within 90 days) and expired as of as_of.",
+        "SELECT l.*, (l.status = 'issued' AND l.valid_until > :as_of"
+        " AND l.valid_until <= :as_of + 90 * 86400000) AS expiring_within_90_days,"
+        " (l.valid_until IS NOT NULL AND l.valid_until <= :as_of) AS past_validity"
+        " FROM licences l {where} AND l.voided = 0"
+        " ORDER BY l.valid_until IS NULL, l.valid_until, l.id",
+        "l.applied_at",
+        "l.division",
+        None,
+        "l.industry",
+        "l.status",
+    ),
+    "unlicensed": Query(
+        "Open enterprises whose industry needs a licence, with the licence they hold if any,"
+        " and whether it is valid as of as_of.",
+        "SELECT e.id, e.name, e.credit_code, e.industry, e.division, l.id AS licence_id,"
+        " l.number, l.status, l.valid_until FROM enterprises e"
+        " LEFT JOIN licences l ON l.enterprise_id = e.id AND l.voided = 0 AND l.status = 'issued'"
+        " AND l.valid_from <= :as_of AND l.valid_until > :as_of {where}"
+        " AND e.closed = 0 AND e.voided = 0 AND e.industry IN ("
+        + ", ".join(f"'{i}'" for i in LICENSED_INDUSTRIES)
+        + ") AND l.id IS NULL ORDER BY e.division, e.id",
+        None,
+        "e.division",
+        None,
+        "e.industry",
+    ),
+    "points": Query(
+        "Monitoring points with their latest 5-minute summary.",
+        "SELECT s.site_code, s.division, p.point, p.sensor_type, p.location, p.unit, p.scale,"
+        " p.retired, p.latest_window, p.latest_count, p.latest_min, p.latest_mean, p.latest_max"
+        " FROM points p JOIN sites s ON s.id = p.site_id {where} ORDER BY s.site_code, p.point",
+        None,
+        "s.division",
+        None,
+        None,
+    ),
+    "alarms": Query(
+        "Alarms and power cuts in force (not yet ended).",
+        "SELECT s.site_code, s.division, x.point, x.kind, x.started_at, x.start_value, x.threshold"
+        " FROM excursions x JOIN sites s ON s.id = x.site_id {where} AND x.ended_at IS NULL"
+        " ORDER BY x.started_at, s.site_code, x.point",
+        "x.started_at",
+        "s.division",
+        None,
+        None,
+    ),
+    "excursions": Query(
+        "Alarm and power-cut history with durations.",
+        "SELECT s.site_code, s.division, x.point, x.kind, x.started_at, x.ended_at, x.duration_ms,"
+        " x.start_value, x.end_value FROM excursions x JOIN sites s ON s.id = x.site_id {where}"
+        " ORDER BY x.started_at, s.site_code, x.point",
+        "x.started_at",
+        "s.division",
+        None,
+        None,
+    ),
+    "summaries": Query(
+        "5-minute summaries per site.",
+        "SELECT s.site_code, s.division, m.window_start, m.window_end, m.reading_count,"
+        " m.raw_sha256, m.points FROM summaries m JOIN sites s ON s.id = m.site_id {where}"
+        " ORDER BY m.window_start, s.site_code",
+        "m.window_start",
+        "s.division",
+        None,
+        None,
+    ),
+    "origins": Query(
+        "Per origin: events held, last recording time, events of unknown types.",
+        "SELECT o.* FROM origins o {where} ORDER BY o.origin",
+        "o.last_at",
+        "o.origin",
+        None,
+        None,
+    ),
+}
+
+
+def run(db: sqlite_utils.Database, name: str, f: Filters) -> list[dict[str, Any]]:
+    q = QUERIES[name]
+    clauses: list[str] = ["1 = 1"]
+    params: dict[str, Any] = {"as_of": f.as_of}
+    if f.region and f.region != "000000":
+        clauses.append(f"{q.region_column} LIKE :region")
+        params["region"] = _prefix(f.region) + "%"
+    if q.time_column and f.since is not None:
+        clauses.append(f"{q.time_column} >= :since")
+        params["since"] = f.since
+    if q.time_column and f.until is not None:
+        clauses.append(f"{q.time_column} < :until")
+        params["until"] = f.until
+    for value, column, key in (
+        (f.grade, q.grade_column, "grade"),
+        (f.industry, q.industry_column, "industry"),
+        (f.status, q.status_column, "status"),
+    ):
+        if value is not None and column is not None:
+            clauses.append(f"{column} = :{key}")
+            params[key] = value
+    sql = q.sql.format(where="WHERE " + " AND ".join(clauses), level=f.level)
+    sql += " LIMIT :limit OFFSET :offset"
+    params.update(limit=f.limit, offset=f.offset)
+    return [dict(r) for r in db.query(sql, params)]
+
+
+def _prefix(region: str) -> str:
+    """The code prefix of an area: 130000 → 13, 130100 → 1301, 130102 → 130102."""
+    if region.endswith("0000"):
+        return region[:2]
+    if region.endswith("00"):
+        return region[:4]
+    return region

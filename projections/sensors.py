@@ -1,0 +1,197 @@
+"""Sensors: sites and points (with each point's latest 5-minute summary), alarm and power-cut
+history with durations (the active ones are those not yet ended), and the summaries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import sqlite_utils
+
+from projections.base import LogEvent, Projection, chain
+
+EXCURSIONS = {
+    "sensor.alarm_raised/1": ("alarm", True),
+    "sensor.alarm_cleared/1": ("alarm", False),
+    "sensor.power_cut/1": ("power_cut", True),
+    "sensor.power_restored/1": ("power_cut", False),
+}
+
+
+class Sensors(Projection):
+    name = "sensors"
+    tables: ClassVar[dict[str, dict[str, Any]]] = {
+        "sites": {
+            "columns": {
+                "id": str,
+                "origin": str,
+                "site_code": str,
+                "name": str,
+                "site_type": str,
+                "division": str,
+                "county": str,
+                "city": str,
+                "province": str,
+                "voided": int,
+            },
+            "pk": "id",
+        },
+        "points": {
+            "columns": {
+                "key": str,
+                "site_id": str,
+                "point": str,
+                "sensor_type": str,
+                "location": str,
+                "unit": str,
+                "scale": int,
+                "thresholds": str,
+                "retired": int,
+                "latest_window": int,
+                "latest_count": int,
+                "latest_min": int,
+                "latest_mean": int,
+                "latest_max": int,
+            },
+            "pk": "key",
+            "indexes": [["site_id"]],
+        },
+        "excursions": {
+            "columns": {
+                "key": str,
+                "site_id": str,
+                "point": str,
+                "kind": str,
+                "started_at": int,
+                "start_value": int,
+                "threshold": int,
+                "ended_at": int,
+                "end_value": int,
+                "duration_ms": int,
+            },
+            "pk": "key",
+            "indexes": [["site_id"], ["ended_at"]],
+        },
+        "summaries": {
+            "columns": {
+                "key": str,
+                "site_id": str,
+                "window_start": int,
+                "window_end": int,
+                "reading_count": int,
+                "raw_sha256": str,
+                "points": str,
+            },
+            "pk": "key",
+            "indexes": [["site_id", "window_start"]],
+        },
+    }
+
+    def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
+        mine = [e for e in events if e.type.startswith("sensor.")]
+        if not mine:
+            return
+        sites = self.load(db, "sites", "id", (e.aggregate for e in mine))
+        point_keys = [f"{e.aggregate}:{e.payload['point']}" for e in mine if "point" in e.payload]
+        points = self.load(db, "points", "key", point_keys)
+        open_keys = {}  # (site, point, kind) -> key of the excursion not yet ended
+        wanted = {(e.aggregate, e.payload["point"]) for e in mine if e.type in EXCURSIONS}
+        for site_id, point in wanted:
+            for row in db.query(
+                "SELECT key, kind FROM excursions"
+                " WHERE site_id = ? AND point = ? AND ended_at IS NULL",
+                [site_id, point],
+            ):
+                open_keys[(site_id, point, row["kind"])] = row["key"]
+        excursions = self.load(db, "excursions", "key", open_keys.values())
+        summaries: list[dict[str, Any]] = []
+        for e in mine:
+            p = e.payload
+            if e.type == "sensor.site_registered/1":
+                sites[e.aggregate] = {
+                    "id": e.aggregate,
+                    "origin": e.origin,
+                    "site_code": p["site_code"],
+                    "name": p["name"],
+                    "site_type": p["site_type"],
+                    "voided": 0,
+                    **chain(p["division"]),
+                }
+            elif e.type == "sensor.site_corrected/1" and e.aggregate in sites:
+                sites[e.aggregate].update({k: v for k, v in p["changes"].items() if k == "name"})
+            elif e.type == "sensor.site_voided/1" and e.aggregate in sites:
+                sites[e.aggregate]["voided"] = 1
+            elif e.type == "sensor.point_registered/1":
+                points[f"{e.aggregate}:{p['point']}"] = {
+                    "key": f"{e.aggregate}:{p['point']}",
+                    "site_id": e.aggregate,
+                    "point": p["point"],
+                    "sensor_type": p["sensor_type"],
+                    "location": p["location"],
+                    "unit": p["unit"],
+                    "scale": p["scale"],
+                    "thresholds": json.dumps(p["thresholds"], sort_keys=True),
+                    "retired": 0,
+                    "latest_window": None,
+                    "latest_count": None,
+                    "latest_min": None,
+                    "latest_mean": None,
+                    "latest_max": None,
+                }
+            elif e.type == "sensor.thresholds_changed/1":
+                points[f"{e.aggregate}:{p['point']}"]["thresholds"] = json.dumps(
+                    p["thresholds"], sort_keys=True
+                )
+            elif e.type == "sensor.point_retired/1":
+                points[f"{e.aggregate}:{p['point']}"]["retired"] = 1
+            elif e.type in EXCURSIONS:
+                kind, starts = EXCURSIONS[e.type]
+                slot = (e.aggregate, p["point"], kind)
+                if starts:
+                    key = f"{e.aggregate}:{p['point']}:{kind}:{p['t']}"
+                    excursions[key] = {
+                        "key": key,
+                        "site_id": e.aggregate,
+                        "point": p["point"],
+                        "kind": kind,
+                        "started_at": p["t"],
+                        "start_value": p["value"],
+                        "threshold": p["threshold"],
+                        "ended_at": None,
+                        "end_value": None,
+                        "duration_ms": None,
+                    }
+                    open_keys[slot] = key
+                elif slot in open_keys:
+                    row = excursions[open_keys.pop(slot)]
+                    row.update(
+                        ended_at=p["t"],
+                        end_value=p["value"],
+                        duration_ms=p["t"] - row["started_at"],
+                    )
+            elif e.type == "sensor.summary_recorded/1":
+                summaries.append(
+                    {
+                        "key": f"{e.aggregate}:{p['window_start']}",
+                        "site_id": e.aggregate,
+                        "window_start": p["window_start"],
+                        "window_end": p["window_end"],
+                        "reading_count": p["reading_count"],
+                        "raw_sha256": p["raw_sha256"],
+                        "points": json.dumps(p["points"], sort_keys=True),
+                    }
+                )
+                for stat in p["points"]:
+                    latest = points.get(f"{e.aggregate}:{stat['point']}")
+                    if latest is not None and (latest["latest_window"] or 0) <= p["window_start"]:
+                        latest.update(
+                            latest_window=p["window_start"],
+                            latest_count=stat["count"],
+                            latest_min=stat["min"],
+                            latest_mean=stat["mean"],
+                            latest_max=stat["max"],
+                        )
+        self.save(db, "sites", "id", sites.values())
+        self.save(db, "points", "key", points.values())
+        self.save(db, "excursions", "key", excursions.values())
+        self.save(db, "summaries", "key", summaries)
