@@ -12,18 +12,21 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 
+from domain.base import CHINA, to_ms
 from domain.commands import COLLECTIONS, SPECS, CommandSpec
 from domain.errors import DomainError, Invalid, Refused
 from node.errors import Conflict, NotFound
 from node.openapi import openapi_document
 from node.service import Node
 from node.users import User, digest, read_table
+from projections.queries import Filters
 
 log = logging.getLogger("anjian.http")
 T = TypeVar("T")
@@ -40,6 +43,7 @@ class Runtime:
         self.node = node
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="anjian-writer")
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="anjian-reader")
+        self.projector = ThreadPoolExecutor(1, thread_name_prefix="anjian-projector")
         self.users_file: Path = node.config.users_file
         self.users: dict[str, User] = read_table(self.users_file)
         self.users_mtime = _mtime(self.users_file)
@@ -77,6 +81,18 @@ class Runtime:
                 log.error("deriving sensor events: %s", e)
             await asyncio.sleep(interval)
 
+    async def follow_projections(self, interval: float = 1.0) -> None:
+        """Keep the projections up to the log, in their own thread."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                applied = await loop.run_in_executor(self.projector, self.node.project)
+            except DomainError as e:
+                log.error("projections: %s", e)
+                applied = 0
+            if not applied:
+                await asyncio.sleep(interval)
+
     async def checkpoints(self, interval: float = 1.0) -> None:
         """Sign a checkpoint every second while the log grows (and at stop, in Node.close)."""
         while True:
@@ -94,6 +110,7 @@ class Runtime:
     def close(self) -> None:
         self.writer.shutdown(wait=True)
         self.readers.shutdown(wait=True)
+        self.projector.shutdown(wait=True)
         self.node.close()
 
 
@@ -231,6 +248,47 @@ async def readings(request: web.Request) -> web.Response:
     return ok(result)
 
 
+async def query(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    q = request.query
+    try:
+        filters = Filters(
+            region=q.get("region"),
+            since=_ms(q.get("since")),
+            until=_ms(q.get("until")),
+            grade=q.get("grade"),
+            industry=q.get("industry"),
+            status=q.get("status"),
+            level=q.get("level", "county"),
+            as_of=_ms(q.get("as_of")) or rt.node.clock(),
+            limit=int(q.get("limit", "100")),
+            offset=int(q.get("offset", "0")),
+        )
+    except ValueError as e:
+        raise Invalid.field("query", f"bad filter: {e}") from None
+    if filters.level not in ("county", "city", "province") or not 1 <= filters.limit <= 10_000:
+        raise Invalid.field("level/limit", "level is county, city or province; 1 ≤ limit ≤ 10000")
+    rows = await rt.read(rt.node.query, request.match_info["name"], filters)
+    return ok(
+        {
+            "query": request.match_info["name"],
+            "rows": rows,
+            "limit": filters.limit,
+            "offset": filters.offset,
+        }
+    )
+
+
+def _ms(value: str | None) -> int | None:
+    """Milliseconds, or ISO 8601 (a bare date or time is China time)."""
+    if value is None or value == "":
+        return None
+    if value.lstrip("-").isdigit():
+        return int(value)
+    moment = datetime.fromisoformat(value)
+    return to_ms(moment if moment.tzinfo else moment.replace(tzinfo=CHINA))
+
+
 async def status(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     return ok(await rt.read(rt.node.status))
@@ -269,6 +327,7 @@ def make_app(node: Node) -> web.Application:
     for kind, collection in COLLECTIONS.items():
         app.router.add_get(f"{API}/{collection}/{{id}}", show_handler(kind), name=f"{kind}.show")
     app.router.add_get(f"{API}/records/{{id}}", show_handler(None), name="record.show")
+    app.router.add_get(f"{API}/query/{{name}}", query, name="query")
     app.router.add_get(f"{API}/events", events, name="events")
     app.router.add_get(f"{API}/status", status, name="status")
     app.router.add_get(f"{API}/openapi.json", openapi, name="openapi")
@@ -284,6 +343,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(runtime.retention()),
         asyncio.create_task(runtime.close_windows()),
         asyncio.create_task(runtime.checkpoints()),
+        asyncio.create_task(runtime.follow_projections()),
     ]
     yield
     for task in tasks:

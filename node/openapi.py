@@ -44,6 +44,8 @@ READS = {
     "events": "The node's log after a position (`after`, `limit` ≤ 1000).",
     "status": "Origin, tier, region, event count and last log position.",
     "openapi": "This document.",
+    "query": "A named query over the projections (see `anjian query --help`), with filters"
+    " region, since, until, grade, industry, status, level, as_of, limit, offset.",
 }
 
 
@@ -138,6 +140,25 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             op["responses"] = _responses(201 if spec.creates else 200, 401, 403, 404, 409, 413, 422)
         else:
             op["summary"] = READS[name]
+            if name == "query":
+                op["parameters"] = [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    *(
+                        {"name": f, "in": "query", "schema": {"type": "string"}}
+                        for f in (
+                            "region",
+                            "since",
+                            "until",
+                            "grade",
+                            "industry",
+                            "status",
+                            "level",
+                            "as_of",
+                            "limit",
+                            "offset",
+                        )
+                    ),
+                ]
             if name == "events":
                 op["parameters"] = [
                     {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import sqlite_utils
 
 from projections.accidents import Accidents
@@ -66,8 +67,6 @@ class ProjectionStore:
     def digest(self, region: str | None = None) -> dict[str, str]:
         """SHA-256 over each event-derived table's rows in primary-key order (canonical
         encoding, columns by name), restricted to a division prefix when given; and over all."""
-        from federation.canonical import encode  # the one canonical encoder of the product
-
         each: dict[str, str] = {}
         total = hashlib.sha256()
         for table, spec in sorted(self.tables()):
@@ -79,7 +78,8 @@ class ProjectionStore:
                 f" ORDER BY [{spec['pk']}]",
                 params,
             ):
-                h.update(encode([row[c] for c in columns]))
+                # rows hold text, integers and nulls: msgpack's shortest forms are canonical
+                h.update(msgpack.packb([row[c] for c in columns], use_bin_type=True))
             each[table] = h.hexdigest()
             total.update(table.encode() + b"\x00" + h.digest())
         return {"all": total.hexdigest(), **each}

@@ -33,6 +33,7 @@ async def api(aiohttp_client, node, tokens):
     # every request of a test runs with blocking calls on the event loop turned into errors
     with blockbuster_ctx(excluded_modules=["aiohttp.test_utils"]):
         yield call
+    await client.close()  # the app's background work stops before the node fixture closes it
 
 
 async def test_record_an_enterprise_and_an_accident_and_read_the_grade(api):
