@@ -93,6 +93,12 @@ class Sensors(Projection):
             return
         sites = self.load(db, "sites", "id", (e.aggregate for e in mine))
         point_keys = [f"{e.aggregate}:{e.payload['point']}" for e in mine if "point" in e.payload]
+        point_keys += [  # a summary updates the latest figures of every point it covers
+            f"{e.aggregate}:{stat['point']}"
+            for e in mine
+            if e.type == "sensor.summary_recorded/1"
+            for stat in e.payload["points"]
+        ]
         points = self.load(db, "points", "key", point_keys)
         open_keys = {}  # (site, point, kind) -> key of the excursion not yet ended
         wanted = {(e.aggregate, e.payload["point"]) for e in mine if e.type in EXCURSIONS}
