@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -94,6 +95,7 @@ class Node:
         self.readings = ReadingsStore(config.readings_file)
         self._closed = False
         self._projector: Projector | None = None
+        self._projecting = threading.Lock()
         self._projections_inode: int | None = None
         self._cache: dict[UUID, Aggregate] = {}  # aggregates marked CACHED (monitoring sites)
 
@@ -435,6 +437,10 @@ class Node:
 
     # -- projections --------------------------------------------------------------------------
     def project(self) -> int:
+        with self._projecting:  # one thread at a time on the projections connection
+            return self._project()
+
+    def _project(self) -> int:
         """Bring the projections up to the log (in the projector's own thread); returns how
         many events were applied. A rebuild that replaced the file is picked up here."""
         if self._projector is None:

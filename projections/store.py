@@ -29,7 +29,8 @@ class ProjectionStore:
     def __init__(self, path: Path, projections: Sequence[Projection] = ALL) -> None:
         self.path = path
         self.projections = list(projections)
-        self.db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False))
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA journal_mode=WAL")
         # rows and positions commit together, so a lost tail after a power cut only leaves the
         # projections behind the log (they catch up); no fsync per batch is needed for that
@@ -49,11 +50,13 @@ class ProjectionStore:
 
     def apply(self, events: list[LogEvent]) -> None:
         """Apply one batch of log events (in log order): each projection takes the events
-        after its own position, and records its new position, in one transaction."""
+        after its own position, and records its new position, in one transaction. The
+        positions are read under the write lock, so two followers never apply a batch twice."""
         if not events:
             return
-        positions = self.positions()
-        with self.db.atomic():
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            positions = self.positions()
             for projection in self.projections:
                 mine = [e for e in events if e.position > positions[projection.name]]
                 if not mine:
@@ -62,6 +65,10 @@ class ProjectionStore:
                 self.db.table(TRACKING).upsert(
                     {"name": projection.name, "position": mine[-1].position}, pk="name"
                 )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     # -- reading ----------------------------------------------------------------------------
     def tables(self) -> list[tuple[str, dict[str, Any]]]:
