@@ -95,6 +95,13 @@ class Projection:
         pk: str | tuple[str, ...],
         rows: Iterable[dict[str, Any]],
     ) -> None:
+        """Write whole rows, one statement for the batch (rows carry every column)."""
         rows = list(rows)
-        if rows:
-            db.table(table).upsert_all(rows, pk=pk, alter=False)
+        if not rows:
+            return
+        columns = list(rows[0])
+        sql = (
+            f"INSERT OR REPLACE INTO [{table}] ({', '.join(f'[{c}]' for c in columns)})"
+            f" VALUES ({', '.join('?' * len(columns))})"
+        )
+        db.conn.executemany(sql, [[row[c] for c in columns] for row in rows])

@@ -57,12 +57,17 @@ class Enforcement(Projection):
         if not mine:
             return
         rows = self.load(db, "cases", "id", (e.aggregate for e in mine))
+        hazards = {k: json.loads(r["hazards"]) for k, r in rows.items()}  # decoded once a batch
         for e in mine:
-            _apply(rows, e)
+            _apply(rows, hazards, e)
+        for k, row in rows.items():
+            _count_hazards(row, hazards[k])
         self.save(db, "cases", "id", rows.values())
 
 
-def _apply(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
+def _apply(
+    rows: dict[str, dict[str, Any]], all_hazards: dict[str, dict[str, Any]], e: LogEvent
+) -> None:
     p = e.payload
     if e.type == "case.inspection_opened/1":
         rows[e.aggregate] = ZERO | {
@@ -80,11 +85,12 @@ def _apply(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
             "outcome": None,
             **chain(p["division"]),
         }
+        all_hazards[e.aggregate] = {}
         return
     row = rows.get(e.aggregate)
     if row is None:
         return
-    hazards = json.loads(row["hazards"])
+    hazards = all_hazards[e.aggregate]
     kind = e.type.removeprefix("case.").removesuffix("/1")
     if kind == "hazard_recorded":
         hazards[str(p["number"])] = {
@@ -142,6 +148,9 @@ def _apply(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
         row.update({k: v for k, v in p["changes"].items() if k in CASE_COLUMNS})
     elif kind == "voided":
         row["voided"] = 1
+
+
+def _count_hazards(row: dict[str, Any], hazards: dict[str, Any]) -> None:
     row["hazards"] = json.dumps(hazards, sort_keys=True)
     for cls in ("general", "major"):
         found = [h for h in hazards.values() if h["class"] == cls]

@@ -102,13 +102,16 @@ class Sensors(Projection):
         points = self.load(db, "points", "key", point_keys)
         open_keys = {}  # (site, point, kind) -> key of the excursion not yet ended
         wanted = {(e.aggregate, e.payload["point"]) for e in mine if e.type in EXCURSIONS}
-        for site_id, point in wanted:
+        site_ids = sorted({site_id for site_id, _ in wanted})
+        for i in range(0, len(site_ids), 500):
+            chunk = site_ids[i : i + 500]
             for row in db.query(
-                "SELECT key, kind FROM excursions"
-                " WHERE site_id = ? AND point = ? AND ended_at IS NULL",
-                [site_id, point],
+                "SELECT key, site_id, point, kind FROM excursions WHERE ended_at IS NULL"
+                f" AND site_id IN ({','.join('?' * len(chunk))})",
+                chunk,
             ):
-                open_keys[(site_id, point, row["kind"])] = row["key"]
+                if (row["site_id"], row["point"]) in wanted:
+                    open_keys[(row["site_id"], row["point"], row["kind"])] = row["key"]
         excursions = self.load(db, "excursions", "key", open_keys.values())
         summaries: list[dict[str, Any]] = []
         for e in mine:
