@@ -92,3 +92,17 @@ async def test_query_over_http(aiohttp_client, node):
     resp = await client.get("/api/v1/query/accidents?limit=many", headers=headers)
     assert resp.status == 422
     await client.close()
+
+
+def test_the_schema_comes_from_registered_migrations(node):
+    node.project()
+    applied = {
+        r["migration_set"]: r["name"]
+        for r in node._projector.store.db.query(
+            "SELECT migration_set, name FROM _sqlite_migrations"
+        )
+    }
+    assert applied == {
+        f"anjian.{n}": "0001_create_tables"
+        for n in ("accidents", "enforcement", "licences", "sensors", "origins")
+    }
