@@ -181,6 +181,11 @@ def parse(raw: bytes) -> Envelope:
             raise _fail(f"{field} is {type(body[field]).__name__}, not {kind.__name__}")
     if body["seq"] < 1 or body["version"] < 1 or len(body["prev"]) != 32:
         raise _fail("seq and version start at 1; prev is 32 bytes")
+    actor = body["actor"]
+    if set(actor) != {"user", "node"} or not all(isinstance(v, str) for v in actor.values()):
+        raise _fail("actor is {user: str, node: str}")
+    if actor["node"] != body["origin"]:
+        raise _fail(f"actor node {actor['node']!r} is not the origin {body['origin']!r}")
     if body["suite"] not in SUITES:
         raise VerificationError("unknown_suite", f"signature suite {body['suite']!r} is not known")
     return Envelope(**{k: body[k] for k in expect}, sig=outer["sig"], raw=raw)

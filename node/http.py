@@ -87,8 +87,8 @@ class Runtime:
         while True:
             try:
                 applied = await loop.run_in_executor(self.projector, self.node.project)
-            except DomainError as e:
-                log.error("projections: %s", e)
+            except Exception:  # the node keeps serving; the projections retry next round
+                log.exception("projections stopped at an event they could not apply")
                 applied = 0
             if not applied:
                 await asyncio.sleep(interval)

@@ -13,7 +13,7 @@ from typing import Any
 from node.config import Config
 from node.errors import ConfigError
 from node.store import EventLog
-from projections.base import LogEvent
+from projections.base import LogEvent, well_formed
 from projections.store import ALL, BY_NAME, ProjectionStore
 
 BATCH = 2000
@@ -21,14 +21,22 @@ BATCH = 2000
 
 def log_events(log: EventLog, after: int, limit: int = BATCH) -> list[LogEvent]:
     """Log events after a position, decoded from the stored JSON (types this node does not
-    know included: the projections count them)."""
+    know, and events lacking fields their type requires, included and marked: the projections
+    count them)."""
     events = []
     for n in log.app.recorder.select_notifications(after, limit, inclusive_of_start=False):
         state = json.loads(n.state)
         at, actor = state.pop("recorded_at"), state.pop("actor")
         events.append(
             LogEvent(
-                n.id, actor["node"], str(n.originator_id), n.originator_version, n.topic, at, state
+                n.id,
+                actor["node"],
+                str(n.originator_id),
+                n.originator_version,
+                n.topic,
+                at,
+                state,
+                well_formed(n.topic, state),
             )
         )
     return events

@@ -7,13 +7,14 @@ the same transaction by the store (projections.store)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from domain.base import EVENT_TYPES
 from domain.codes import region_chain
 
 CHINA = timezone(timedelta(hours=8))
@@ -28,6 +29,7 @@ class LogEvent:
     type: str
     at: int  # recording time, ms UTC
     payload: dict[str, Any]
+    valid: bool = True  # a type this node knows, with every field that type requires
 
 
 def month(ms: int | None) -> str | None:
@@ -51,10 +53,28 @@ def chain(division: str) -> dict[str, Any]:
     }
 
 
+def well_formed(type_name: str, payload: dict[str, Any]) -> bool:
+    """Whether an event is of a type this node knows and carries every field it requires
+    (fields it does not know, from a newer node, are allowed and ignored)."""
+    cls = EVENT_TYPES.get(type_name)
+    if cls is None:
+        return False
+    required = {
+        f.name
+        for f in fields(cls)
+        if f.default is MISSING
+        and f.default_factory is MISSING
+        and f.name not in ("originator_id", "originator_version", "recorded_at", "actor")
+    }
+    return required <= payload.keys()
+
+
 class Projection:
-    """Base: subclasses name their tables (with primary keys) and handle event types."""
+    """Base: subclasses name their tables (with primary keys) and handle event types. They see
+    well-formed events only, unless ``takes_all`` (the origins count the others)."""
 
     name: ClassVar[str]
+    takes_all: ClassVar[bool] = False
     tables: ClassVar[dict[str, dict[str, Any]]]  # table -> {"columns": {...}, "pk": ...}
 
     def migrations(self) -> Migrations:

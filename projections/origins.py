@@ -1,6 +1,7 @@
 """Origins: per origin, how many of its events this node holds (its last sequence, as each
 origin's events arrive in order and whole), when it last recorded, and how many were of types
-this node does not know (stored and counted, never dropped)."""
+this node does not know or lacked fields their type requires (stored and counted, never
+dropped)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Any, ClassVar
 
 import sqlite_utils
 
-from domain.base import EVENT_TYPES
 from projections.base import LogEvent, Projection
 
 
 class Origins(Projection):
     name = "origins"
+    takes_all = True
     tables: ClassVar[dict[str, dict[str, Any]]] = {
         "origins": {
             "columns": {"origin": str, "events": int, "last_at": int, "unknown": int},
@@ -29,5 +30,5 @@ class Origins(Projection):
             )
             row["events"] += 1
             row["last_at"] = max(row["last_at"], e.at)
-            row["unknown"] += int(e.type not in EVENT_TYPES)
+            row["unknown"] += int(not e.valid)
         self.save(db, "origins", "origin", rows.values())

@@ -61,7 +61,9 @@ class ProjectionStore:
                 mine = [e for e in events if e.position > positions[projection.name]]
                 if not mine:
                     continue
-                projection.handle(self.db, mine)
+                usable = mine if projection.takes_all else [e for e in mine if e.valid]
+                if usable:
+                    projection.handle(self.db, usable)
                 self.db.table(TRACKING).upsert(
                     {"name": projection.name, "position": mine[-1].position}, pk="name"
                 )

@@ -4,10 +4,13 @@ in each origin's order, and every forgery is quarantined with its reason."""
 
 import random
 
+import pytest
+
 from federation.bundle import pack, unpack
 from federation.canonical import decode, encode
 from federation.checkpoint import sign_checkpoint
 from federation.envelope import parse, seal
+from federation.errors import VerificationError
 from federation.keys import ROOT, build_trust, certify, revoke
 from federation.suite import SigningKey, load_key, load_public, public_pem
 from node import config as config_mod
@@ -98,7 +101,14 @@ def test_shuffled_duplicated_gapped_and_forged_imports(tmp_path, clock):
     forgeries = [
         encode(altered),  # a:2 with its payload changed after signing
         forge(logs[b][0][3], SigningKey.generate()),  # b:4 signed by a key nobody certified
-        forge(logs[c][0][0], outsider, origin="130203", seq=1, prev=bytes(32)),  # outside the city
+        forge(
+            logs[c][0][0],
+            outsider,
+            origin="130203",
+            actor={"user": "u", "node": "130203"},
+            seq=1,
+            prev=bytes(32),
+        ),  # outside the city
         b"\x92\x01\x02",  # not an envelope
     ]
     withheld = logs[a][0][2]  # a:3 arrives later: a gap
@@ -154,7 +164,14 @@ def test_revocations_late_certifications_and_forged_checkpoints(tmp_path, clock)
     )
     late_doc = outsider_doc.read_bytes()
     outsider_doc.unlink()
-    outsider_env = forge(logs[c][0][0], outsider, origin="130203", seq=1, prev=bytes(32))
+    outsider_env = forge(
+        logs[c][0][0],
+        outsider,
+        origin="130203",
+        actor={"user": "u", "node": "130203"},
+        seq=1,
+        prev=bytes(32),
+    )
     county = load_key(tmp_path / b / "node.key")
     bogus_note = sign_checkpoint(county, b, 1, bytes(32)).text.encode()
     deep = b"\x91" * 600 + b"\xc0"
@@ -207,3 +224,17 @@ def test_revocations_late_certifications_and_forged_checkpoints(tmp_path, clock)
     ]
     assert two["held"] == {a: {"applied": 2, "pending": 1}}
     city.close()
+
+
+def test_an_envelope_whose_actor_is_another_node_is_malformed(tmp_path, clock):
+    """The actor's node must be the origin that signed: one origin cannot record in another's
+    name, even with a valid key of its own."""
+    _, logs, _ = setup(tmp_path, clock)
+    a, b, _ = COUNTIES
+    key = SigningKey.generate()
+    env = parse(logs[a][0][0])
+    with pytest.raises(VerificationError) as e:
+        parse(forge(logs[a][0][0], key, actor={**env.actor, "node": b}))
+    assert e.value.reason == "malformed_envelope" and b in str(e.value)
+    with pytest.raises(VerificationError, match="actor is"):
+        parse(forge(logs[a][0][0], key, actor={"node": a}))

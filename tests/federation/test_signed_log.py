@@ -154,7 +154,7 @@ def test_an_event_for_another_origin_inserted(county):
         type=last.type,
         aggregate=last.aggregate,
         version=3,
-        actor=last.actor,
+        actor={**last.actor, "node": "130103"},
         payload=last.payload,
     )
     con.execute(

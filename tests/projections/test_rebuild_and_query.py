@@ -1,13 +1,14 @@
 """Rebuilding while the node serves, digests by region, and queries over HTTP and the CLI."""
 
 import csv
+import dataclasses
 import io
 import json
 
 from click.testing import CliRunner
 
 from node.cli import main
-from node.projector import rebuild
+from node.projector import log_events, rebuild
 from tests.factories import accident, enterprise, js
 
 
@@ -106,3 +107,26 @@ def test_the_schema_comes_from_registered_migrations(node):
         f"anjian.{n}": "0001_create_tables"
         for n in ("accidents", "enforcement", "licences", "sensors", "origins")
     }
+
+
+def test_malformed_and_unknown_events_are_counted_and_never_stop_the_projections(tmp_path, node):
+    """An event of a known type lacking a field it requires (or of a type this node does not
+    know) is counted against its origin; the events around it are applied."""
+    from projections.base import LogEvent, well_formed
+    from projections.store import ProjectionStore
+
+    fill(node)
+    good = log_events(node.log, 0)
+    origin = good[0].origin
+    broken = [
+        LogEvent(100, origin, good[1].aggregate, 9, "accident.reported/1", 1, {"deaths": 1}),
+        LogEvent(101, origin, good[1].aggregate, 10, "accident.renamed/7", 1, {"x": 1}),
+    ]
+    broken = [dataclasses.replace(e, valid=well_formed(e.type, e.payload)) for e in broken]
+    assert [e.valid for e in broken] == [False, False] and all(e.valid for e in good)
+    store = ProjectionStore(tmp_path / "p.db")
+    store.apply(good[:2] + broken + [dataclasses.replace(good[2], position=102)])
+    [row] = store.db.query("SELECT events, unknown FROM origins")
+    assert row == {"events": 5, "unknown": 2}
+    assert store.db.execute("SELECT count(*) FROM accidents").fetchone()[0] == 2
+    assert store.position() == 102
