@@ -669,18 +669,21 @@ def query(
     """
     with open_node(directory) as node:
         node.project()
-        filters = Filters(
-            region=region,
-            since=_ms(since, "since"),
-            until=_ms(until, "until"),
-            grade=grade,
-            industry=industry,
-            status=status,
-            level=level,
-            as_of=_ms(as_of, "as-of") or node.clock(),
-            limit=limit,
-            offset=offset,
-        )
+        try:
+            filters = Filters(
+                region=region,
+                since=_ms(since, "since"),
+                until=_ms(until, "until"),
+                grade=grade,
+                industry=industry,
+                status=status,
+                level=level,
+                as_of=_ms(as_of, "as-of") or node.clock(),
+                limit=limit,
+                offset=offset,
+            )
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
         rows = node.query(name, filters)
     if as_csv:
         out = io.StringIO()

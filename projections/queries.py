@@ -11,6 +11,7 @@ from typing import Any
 import sqlite_utils
 
 DAY_MS = 86_400_000
+MAX_MS = 2**53  # times and offsets beyond this are mistakes, not dates
 LICENSED_INDUSTRIES = (
     "coal_mine",
     "non_coal_mine",
@@ -33,6 +34,19 @@ class Filters:
     limit: int = 100
     offset: int = 0
 
+    def __post_init__(self) -> None:
+        """Refuse what no query can mean, with what was wrong (ValueError)."""
+        if self.region is not None and not (len(self.region) == 6 and self.region.isdigit()):
+            raise ValueError(f"region {self.region!r} is not a 6-digit division code")
+        if self.level not in ("county", "city", "province"):
+            raise ValueError(f"level {self.level!r} is not county, city or province")
+        for name in ("since", "until", "as_of"):
+            value = getattr(self, name)
+            if value is not None and not -MAX_MS <= value <= MAX_MS:
+                raise ValueError(f"{name} {value} is out of range (milliseconds since 1970)")
+        if not 1 <= self.limit <= 100_000 or not 0 <= self.offset <= MAX_MS:
+            raise ValueError("limit is 1 to 100000 and offset is not negative")
+
 
 @dataclass(frozen=True)
 class Query:
@@ -48,9 +62,12 @@ class Query:
 
 QUERIES: dict[str, Query] = {
     "accidents": Query(
-        "The accident register, with each accident's investigation state.",
-        "SELECT a.*, COALESCE(i.state, 'none') AS investigation FROM accidents a"
-        " LEFT JOIN investigations i ON i.accident_id = a.id AND i.voided = 0 {where}"
+        "The accident register, with the state of each accident's investigation (the highest"
+        " tier's when several bureaus investigate).",
+        "SELECT a.*, COALESCE((SELECT i.state FROM investigations i"
+        " WHERE i.accident_id = a.id AND i.voided = 0 ORDER BY CASE i.tier"
+        " WHEN 'national' THEN 0 WHEN 'province' THEN 1 WHEN 'city' THEN 2 ELSE 3 END, i.id"
+        " LIMIT 1), 'none') AS investigation FROM accidents a {where}"
         " ORDER BY a.occurred_at DESC, a.id",
         "a.occurred_at",
         "a.division",
@@ -119,15 +136,17 @@ QUERIES: dict[str, Query] = {
         "l.status",
     ),
     "unlicensed": Query(
-        "Open enterprises whose industry needs a licence, with the licence they hold if any,"
-        " and whether it is valid as of as_of.",
+        "Open enterprises whose industry needs a licence and that hold no valid one as of"
+        " as_of, with their latest licence (expired, suspended, revoked...) if any.",
         "SELECT e.id, e.name, e.credit_code, e.industry, e.division, l.id AS licence_id,"
         " l.number, l.status, l.valid_until FROM enterprises e"
-        " LEFT JOIN licences l ON l.enterprise_id = e.id AND l.voided = 0 AND l.status = 'issued'"
-        " AND l.valid_from <= :as_of AND l.valid_until > :as_of {where}"
-        " AND e.closed = 0 AND e.voided = 0 AND e.industry IN ("
+        " LEFT JOIN licences l ON l.id = (SELECT k.id FROM licences k WHERE k.enterprise_id = e.id"
+        " AND k.voided = 0 AND k.applied_at <= :as_of ORDER BY k.applied_at DESC, k.id DESC"
+        " LIMIT 1) {where} AND e.closed = 0 AND e.voided = 0 AND e.industry IN ("
         + ", ".join(f"'{i}'" for i in LICENSED_INDUSTRIES)
-        + ") AND l.id IS NULL ORDER BY e.division, e.id",
+        + ") AND NOT EXISTS (SELECT 1 FROM licences v WHERE v.enterprise_id = e.id"
+        " AND v.voided = 0 AND v.status = 'issued' AND v.valid_from <= :as_of"
+        " AND v.valid_until > :as_of) ORDER BY e.division, e.id",
         None,
         "e.division",
         None,
@@ -144,9 +163,11 @@ QUERIES: dict[str, Query] = {
         None,
     ),
     "alarms": Query(
-        "Alarms and power cuts in force (not yet ended).",
+        "Alarms and power cuts in force (not yet ended), at points in service.",
         "SELECT s.site_code, s.division, x.point, x.kind, x.started_at, x.start_value, x.threshold"
-        " FROM excursions x JOIN sites s ON s.id = x.site_id {where} AND x.ended_at IS NULL"
+        " FROM excursions x JOIN sites s ON s.id = x.site_id"
+        " JOIN points p ON p.key = x.site_id || ':' || x.point {where} AND x.ended_at IS NULL"
+        " AND s.voided = 0 AND p.retired = 0"
         " ORDER BY x.started_at, s.site_code, x.point",
         "x.started_at",
         "s.division",
@@ -190,7 +211,7 @@ def run(db: sqlite_utils.Database, name: str, f: Filters) -> list[dict[str, Any]
     params: dict[str, Any] = {"as_of": f.as_of}
     if f.region and f.region != "000000":
         clauses.append(f"{q.region_column} LIKE :region")
-        params["region"] = _prefix(f.region) + "%"
+        params["region"] = region_prefix(f.region) + "%"
     if q.time_column and f.since is not None:
         clauses.append(f"{q.time_column} >= :since")
         params["since"] = f.since
@@ -211,7 +232,7 @@ def run(db: sqlite_utils.Database, name: str, f: Filters) -> list[dict[str, Any]
     return [dict(r) for r in db.query(sql, params)]
 
 
-def _prefix(region: str) -> str:
+def region_prefix(region: str) -> str:
     """The code prefix of an area: 130000 → 13, 130100 → 1301, 130102 → 130102."""
     if region.endswith("0000"):
         return region[:2]

@@ -18,6 +18,7 @@ from projections.base import LogEvent, Projection
 from projections.enforcement import Enforcement
 from projections.licences import Licences
 from projections.origins import Origins
+from projections.queries import region_prefix
 from projections.sensors import Sensors
 
 ALL: tuple[Projection, ...] = (Accidents(), Enforcement(), Licences(), Sensors(), Origins())
@@ -101,13 +102,18 @@ class ProjectionStore:
 
 
 def _region_filter(columns: dict[str, Any], region: str | None) -> tuple[str, list[Any]]:
+    """Rows of an area: by their division, their site's division, or the origin recording
+    them (an origin's code is its area's code)."""
     if not region:
         return "", []
-    prefix = region.rstrip("0") if region != "000000" else ""
-    column = "division" if "division" in columns else ("origin" if "origin" in columns else None)
-    if column is None:
-        return "", []
-    return f" WHERE [{column}] LIKE ?", [prefix + "%"]
+    area = [region_prefix(region) + "%"]
+    if "division" in columns:
+        return " WHERE [division] LIKE ?", area
+    if "site_id" in columns:
+        return " WHERE [site_id] IN (SELECT id FROM sites WHERE division LIKE ?)", area
+    if "origin" in columns:
+        return " WHERE [origin] LIKE ?", area
+    return "", []
 
 
 def batches(events: Iterable[LogEvent], size: int) -> Iterable[list[LogEvent]]:

@@ -90,8 +90,21 @@ async def test_query_over_http(aiohttp_client, node):
     assert len((await resp.json())["rows"]) == 1
     resp = await client.get("/api/v1/query/nope", headers=headers)
     assert resp.status == 404
-    resp = await client.get("/api/v1/query/accidents?limit=many", headers=headers)
-    assert resp.status == 422
+    for bad in (
+        "limit=many",
+        "limit=0",
+        "limit=20000",
+        "offset=-1",
+        f"offset={2**70}",
+        f"since={2**70}",
+        "until=-99999999999999999999",
+        "region=13",
+        "level=street",
+        "as_of=yesterday",
+    ):
+        resp = await client.get(f"/api/v1/query/accidents?{bad}", headers=headers)
+        assert resp.status == 422, bad
+        assert "bad filter" in (await resp.text()) or "limit" in (await resp.text()), bad
     await client.close()
 
 
