@@ -18,6 +18,7 @@ from domain.base import EVENT_TYPES
 from domain.codes import region_chain
 
 CHINA = timezone(timedelta(hours=8))
+TRACKING = "_positions"  # each projection's log position, committed with its rows
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class Projection:
 
     name: ClassVar[str]
     takes_all: ClassVar[bool] = False
+    # later schema versions, each a migration that recreates the tables and has the projection
+    # replay the log from the start (its rows are derived, never edited by hand)
+    replays: ClassVar[tuple[str, ...]] = ()
     tables: ClassVar[dict[str, dict[str, Any]]]  # table -> {"columns": {...}, "pk": ...}
 
     def migrations(self) -> Migrations:
@@ -89,6 +93,15 @@ class Projection:
                 for index in spec.get("indexes", []):
                     db.table(table).create_index(index)
 
+        def recreate(db: sqlite_utils.Database) -> None:
+            for table in self.tables:
+                db.table(table).drop(ignore=True)
+            create_tables(db)
+            if db.table(TRACKING).exists():
+                db.execute(f"DELETE FROM [{TRACKING}] WHERE name = ?", [self.name])
+
+        for version in self.replays:
+            migrations(name=version)(recreate)
         return migrations
 
     def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:

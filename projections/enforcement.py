@@ -34,8 +34,10 @@ CASE_COLUMNS = {
     "fines_yuan": int,
     "warnings": int,
     "shutdown": int,
-    "licence_suspensions": int,
+    "licence_suspensions": int,  # decided in this case (by the bureau that issued it)
     "licence_revocations": int,
+    "suspensions_recommended": int,  # recommended to the issuing bureau
+    "revocations_recommended": int,
     "closure": int,
     "closed": int,
     "outcome": str,
@@ -48,6 +50,7 @@ ZERO = {k: 0 for k, t in CASE_COLUMNS.items() if t is int}
 
 class Enforcement(Projection):
     name = "enforcement"
+    replays = ("0002_licence_recommendations_apart",)
     tables: ClassVar[dict[str, dict[str, Any]]] = {
         "cases": {"columns": CASE_COLUMNS, "pk": "id", "indexes": [["division"], ["month"]]}
     }
@@ -138,7 +141,7 @@ def _apply(
     elif kind == "penalty_executed":
         row["stage"] = "executed"
     elif kind == "licence_action_recommended":
-        key = "licence_suspensions" if p["action"] == "suspend" else "licence_revocations"
+        key = "suspensions_recommended" if p["action"] == "suspend" else "revocations_recommended"
         row[key] += 1
     elif kind == "transferred":
         row["transferred"] = 1

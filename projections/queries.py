@@ -99,7 +99,10 @@ QUERIES: dict[str, Query] = {
         " AS major_rectification_rate,"
         " SUM(c.filed) AS cases, SUM(c.fines_yuan) AS fines_yuan, SUM(c.warnings) AS warnings,"
         " SUM(c.shutdown) AS shutdowns_ordered, SUM(c.licence_suspensions) AS licences_suspended,"
-        " SUM(c.licence_revocations) AS licences_revoked, SUM(c.closure) AS closures"
+        " SUM(c.licence_revocations) AS licences_revoked,"
+        " SUM(c.suspensions_recommended) AS licence_suspensions_recommended,"
+        " SUM(c.revocations_recommended) AS licence_revocations_recommended,"
+        " SUM(c.closure) AS closures"
         " FROM cases c {where} AND c.voided = 0"
         " GROUP BY c.{level}, c.month ORDER BY c.month, region",
         "c.started_at",

@@ -14,7 +14,7 @@ import msgpack
 import sqlite_utils
 
 from projections.accidents import Accidents
-from projections.base import LogEvent, Projection
+from projections.base import TRACKING, LogEvent, Projection
 from projections.enforcement import Enforcement
 from projections.licences import Licences
 from projections.origins import Origins
@@ -23,7 +23,6 @@ from projections.sensors import Sensors
 
 ALL: tuple[Projection, ...] = (Accidents(), Enforcement(), Licences(), Sensors(), Origins())
 BY_NAME = {p.name: p for p in ALL}
-TRACKING = "_positions"
 
 
 class ProjectionStore:

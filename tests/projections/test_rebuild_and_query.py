@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from node.cli import main
 from node.projector import log_events, rebuild
-from tests.factories import accident, enterprise, js
+from tests.factories import accident, enterprise, inspection, js
 
 
 def fill(node):
@@ -117,9 +117,34 @@ def test_the_schema_comes_from_registered_migrations(node):
         )
     }
     assert applied == {
-        f"anjian.{n}": "0001_create_tables"
-        for n in ("accidents", "enforcement", "licences", "sensors", "origins")
-    }
+        f"anjian.{n}": "0001_create_tables" for n in ("accidents", "licences", "sensors", "origins")
+    } | {"anjian.enforcement": "0002_licence_recommendations_apart"}
+
+
+def test_a_new_schema_version_replays_that_projection_from_the_start(node):
+    """A store made before the enforcement tables' version 2: opening it recreates them and
+    the enforcement projection alone replays the log, to the same digest."""
+    from projections.store import ProjectionStore
+
+    fill(node)
+    node.execute("case.open-inspection", js(inspection()), user="u")
+    node.project()
+    store = node._projector.store
+    before = store.digest()
+    position = store.position()
+    store.db.execute(
+        "DELETE FROM _sqlite_migrations WHERE name = '0002_licence_recommendations_apart'"
+    )
+    store.db.execute("UPDATE cases SET outcome = 'stale'")
+    reopened = ProjectionStore(store.path)
+    assert (
+        reopened.positions()["enforcement"] == 0 and reopened.positions()["accidents"] == position
+    )
+    assert reopened.db.execute("SELECT count(*) FROM cases").fetchone()[0] == 0
+    reopened.close()
+    node._projector.reopen()
+    node.project()
+    assert node._projector.store.digest() == before
 
 
 def test_malformed_and_unknown_events_are_counted_and_never_stop_the_projections(tmp_path, node):

@@ -82,6 +82,19 @@ def province_view(tmp_path_factory):
                 user="u",
                 target=c,
             )
+            if region == "130402":  # the county recommends; the province would decide
+                node.execute(
+                    "case.recommend-licence-action",
+                    js(
+                        {
+                            "licence_number": "(冀)MK安许证字[2024]001",
+                            "action": "suspend",
+                            "reason": "重大隐患",
+                        }
+                    ),
+                    user="u",
+                    target=c,
+                )
             if n == 0:
                 node.execute("case.file", js({"violations": "违法"}), user="u", target=c)
                 node.execute(
@@ -155,6 +168,10 @@ def test_enforcement_indicators_and_rectification_rates(province_view):
     ) == (3, 2, 1, 0.5)
     assert (c["major_hazards"], c["major_rectified"], c["major_rectification_rate"]) == (1, 0, 0.0)
     assert c["cases"] == 2 and rows["130400"]["major_rectification_rate"] == 1.0
+    assert (c["fines_yuan"], c["warnings"], c["shutdowns_ordered"]) == (0, 0, 0)  # notified only
+    h = rows["130400"]
+    assert (h["licence_suspensions_recommended"], h["licences_suspended"]) == (1, 0)
+    assert c["licence_suspensions_recommended"] == 0
     open_cases = q(province_view, "open-cases", region="130102")
     assert len(open_cases) == 2 and all(not r["overdue"] for r in open_cases)
 
