@@ -90,6 +90,13 @@ def forge(raw, key, **change):
     return seal(key, **fields)
 
 
+def as_outsider(raw, key):
+    """An envelope re-signed as the first of 130203, a county outside the city."""
+    return forge(
+        raw, key, origin="130203", actor={"user": "u", "node": "130203"}, seq=1, prev=bytes(32)
+    )
+
+
 def test_shuffled_duplicated_gapped_and_forged_imports(tmp_path, clock):
     city_dir, logs, outsider = setup(tmp_path, clock)
     a, b, c = COUNTIES
@@ -101,14 +108,7 @@ def test_shuffled_duplicated_gapped_and_forged_imports(tmp_path, clock):
     forgeries = [
         encode(altered),  # a:2 with its payload changed after signing
         forge(logs[b][0][3], SigningKey.generate()),  # b:4 signed by a key nobody certified
-        forge(
-            logs[c][0][0],
-            outsider,
-            origin="130203",
-            actor={"user": "u", "node": "130203"},
-            seq=1,
-            prev=bytes(32),
-        ),  # outside the city
+        as_outsider(logs[c][0][0], outsider),  # outside the city
         b"\x92\x01\x02",  # not an envelope
     ]
     withheld = logs[a][0][2]  # a:3 arrives later: a gap
@@ -164,14 +164,7 @@ def test_revocations_late_certifications_and_forged_checkpoints(tmp_path, clock)
     )
     late_doc = outsider_doc.read_bytes()
     outsider_doc.unlink()
-    outsider_env = forge(
-        logs[c][0][0],
-        outsider,
-        origin="130203",
-        actor={"user": "u", "node": "130203"},
-        seq=1,
-        prev=bytes(32),
-    )
+    outsider_env = as_outsider(logs[c][0][0], outsider)
     county = load_key(tmp_path / b / "node.key")
     bogus_note = sign_checkpoint(county, b, 1, bytes(32)).text.encode()
     deep = b"\x91" * 600 + b"\xc0"
