@@ -122,3 +122,13 @@ def test_digest_regions_follow_division_codes_not_trailing_zeros(store):
     only_a.db["accidents"].insert_all([accident("a", "131002")])
     assert langfang["accidents"] == only_a.digest()["accidents"]
     only_a.close()
+
+
+def test_months_are_counted_in_china_time():
+    from datetime import UTC, datetime
+
+    from domain.base import to_ms
+    from projections.base import month
+
+    assert month(to_ms(datetime(2026, 10, 31, 15, 59, tzinfo=UTC))) == "2026-10"
+    assert month(to_ms(datetime(2026, 10, 31, 16, 0, tzinfo=UTC))) == "2026-11"  # 00:00 CST

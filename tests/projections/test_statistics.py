@@ -19,6 +19,14 @@ from tests.factories import INSPECTORS, accident, credit_code, enterprise, inspe
 NOW = datetime(2026, 11, 29, 8, tzinfo=UTC)
 
 
+# decided after notices of a 50,000 yuan fine and a warning
+DECIDED = {
+    "130102": [{"type": "fine", "amount_yuan": 12000}, {"type": "warning"}],
+    "130104": [{"type": "fine", "amount_yuan": 30000}],
+    "130402": [{"type": "fine", "amount_yuan": 45000}, {"type": "warning"}],
+}
+
+
 def county(tmp_path, region):
     d = make_node_dir(tmp_path / region, region=region)
     return Node(config_mod.load(d, environ={}), clock=Clock(to_ms(NOW)))
@@ -107,10 +115,20 @@ def province_view(tmp_path_factory):
                     "case.notify-penalty",
                     js(
                         {
-                            "penalties": [{"type": "fine", "amount_yuan": 20000 * (n + 1)}],
+                            "penalties": [
+                                {"type": "fine", "amount_yuan": 50000},
+                                {"type": "warning"},
+                            ],
                             "facts": "f",
                         }
                     ),
+                    user="u",
+                    target=c,
+                )
+                node.clock.advance(10 * DAY_MS)  # the hearing window has passed
+                node.execute(
+                    "case.decide-penalty",
+                    js({"penalties": DECIDED[region], "decision_no": f"{region}罚〔2026〕1号"}),
                     user="u",
                     target=c,
                 )
@@ -168,7 +186,12 @@ def test_enforcement_indicators_and_rectification_rates(province_view):
     ) == (3, 2, 1, 0.5)
     assert (c["major_hazards"], c["major_rectified"], c["major_rectification_rate"]) == (1, 0, 0.0)
     assert c["cases"] == 2 and rows["130400"]["major_rectification_rate"] == 1.0
-    assert (c["fines_yuan"], c["warnings"], c["shutdowns_ordered"]) == (0, 0, 0)  # notified only
+    assert (c["fines_yuan"], c["warnings"], c["shutdowns_ordered"]) == (42000, 1, 0)
+    assert (rows["130400"]["fines_yuan"], rows["130400"]["warnings"]) == (45000, 1)
+    by_province = q(province_view, "enforcement-stats", level="province")
+    assert [(r["region"], r["fines_yuan"], r["cases"]) for r in by_province] == [
+        ("130000", 87000, 3)
+    ]
     h = rows["130400"]
     assert (h["licence_suspensions_recommended"], h["licences_suspended"]) == (1, 0)
     assert c["licence_suspensions_recommended"] == 0
