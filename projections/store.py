@@ -5,6 +5,7 @@ crashes). The digest proves two nodes hold the same view."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from projections.licences import Licences
 from projections.origins import Origins
 from projections.queries import region_prefix
 from projections.sensors import Sensors
+
+log = logging.getLogger(__name__)
 
 ALL: tuple[Projection, ...] = (Accidents(), Enforcement(), Licences(), Sensors(), Origins())
 BY_NAME = {p.name: p for p in ALL}
@@ -63,7 +66,7 @@ class ProjectionStore:
                     continue
                 usable = mine if projection.takes_all else [e for e in mine if e.valid]
                 if usable:
-                    projection.handle(self.db, usable)
+                    self._handle(projection, usable)
                 self.db.table(TRACKING).upsert(
                     {"name": projection.name, "position": mine[-1].position}, pk="name"
                 )
@@ -71,6 +74,37 @@ class ProjectionStore:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def _handle(self, projection: Projection, events: list[LogEvent]) -> None:
+        """The batch at once; if the projection cannot apply it, event by event, leaving out
+        (and logging) any event it cannot apply, such as a field holding a value of the wrong
+        type. Every node leaves out the same events, so views stay identical."""
+        self.db.execute("SAVEPOINT batch")
+        try:
+            projection.handle(self.db, events)
+            return
+        except Exception:
+            self.db.execute("ROLLBACK TO batch")
+        finally:
+            self.db.execute("RELEASE batch")
+        for e in events:
+            self.db.execute("SAVEPOINT one")
+            try:
+                projection.handle(self.db, [e])
+            except Exception as error:
+                self.db.execute("ROLLBACK TO one")
+                log.warning(
+                    "%s projection left out %s (%s v%d at position %d from %s): %r",
+                    projection.name,
+                    e.type,
+                    e.aggregate,
+                    e.version,
+                    e.position,
+                    e.origin,
+                    error,
+                )
+            finally:
+                self.db.execute("RELEASE one")
 
     # -- reading ----------------------------------------------------------------------------
     def tables(self) -> list[tuple[str, dict[str, Any]]]:

@@ -149,22 +149,26 @@ def test_a_new_schema_version_replays_that_projection_from_the_start(node):
 
 def test_malformed_and_unknown_events_are_counted_and_never_stop_the_projections(tmp_path, node):
     """An event of a known type lacking a field it requires (or of a type this node does not
-    know) is counted against its origin; the events around it are applied."""
+    know) is counted against its origin; one whose field holds a value of the wrong type is
+    left out by the projection that cannot apply it; the events around them are applied."""
     from projections.base import LogEvent, well_formed
     from projections.store import ProjectionStore
 
     fill(node)
     good = log_events(node.log, 0)
     origin = good[0].origin
+    wrong_type = {**good[1].payload, "division": 130102, "deaths": "three"}
     broken = [
         LogEvent(100, origin, good[1].aggregate, 9, "accident.reported/1", 1, {"deaths": 1}),
         LogEvent(101, origin, good[1].aggregate, 10, "accident.renamed/7", 1, {"x": 1}),
+        LogEvent(102, origin, "f" * 32, 1, "accident.reported/1", 1, wrong_type),
     ]
     broken = [dataclasses.replace(e, valid=well_formed(e.type, e.payload)) for e in broken]
-    assert [e.valid for e in broken] == [False, False] and all(e.valid for e in good)
+    assert [e.valid for e in broken] == [False, False, True] and all(e.valid for e in good)
     store = ProjectionStore(tmp_path / "p.db")
-    store.apply(good[:2] + broken + [dataclasses.replace(good[2], position=102)])
+    store.apply(good[:2] + broken + [dataclasses.replace(good[2], position=103)])
     [row] = store.db.query("SELECT events, unknown FROM origins")
-    assert row == {"events": 5, "unknown": 2}
+    assert row == {"events": 6, "unknown": 2}
+    # the wrongly typed one is left out by the accidents projection alone, in the same batch
     assert store.db.execute("SELECT count(*) FROM accidents").fetchone()[0] == 2
-    assert store.position() == 102
+    assert store.position() == 103
