@@ -15,14 +15,12 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
-from domain.base import CHINA, to_ms
 from domain.codes import NATIONAL_REGION, Tier, in_subtree
 from domain.commands import BY_KIND, SPECS
 from domain.errors import DomainError, Invalid
@@ -39,7 +37,7 @@ from node.keys import generate_node_key
 from node.projector import rebuild
 from node.service import Node
 from node.users import Role, add_user, list_users, remove_user
-from projections.queries import QUERIES, Filters
+from projections.queries import QUERIES, Filters, moment
 from projections.store import BY_NAME
 
 
@@ -612,16 +610,11 @@ def audit_verify(
     sys.exit(0 if report["ok"] else 1)
 
 
-def _ms(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
+def _moment(value: str | None, option: str) -> int | None:
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"--{name}: {value!r} is not an ISO 8601 date or time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=CHINA)  # a bare date or time is China time
-    return to_ms(moment)
+        return moment(value)
+    except ValueError as e:
+        raise ConfigError(f"--{option}: {e}") from None
 
 
 @main.command()
@@ -672,13 +665,13 @@ def query(
         try:
             filters = Filters(
                 region=region,
-                since=_ms(since, "since"),
-                until=_ms(until, "until"),
+                since=_moment(since, "since"),
+                until=_moment(until, "until"),
                 grade=grade,
                 industry=industry,
                 status=status,
                 level=level,
-                as_of=_ms(as_of, "as-of") or node.clock(),
+                as_of=_moment(as_of, "as-of") or node.clock(),
                 limit=limit,
                 offset=offset,
             )

@@ -12,21 +12,19 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from domain.base import CHINA, to_ms
 from domain.commands import COLLECTIONS, SPECS, CommandSpec
 from domain.errors import DomainError, Invalid, Refused
 from node.errors import Conflict, NotFound
 from node.openapi import openapi_document
 from node.service import Node
 from node.users import User, digest, read_table
-from projections.queries import Filters
+from projections.queries import Filters, moment
 
 log = logging.getLogger("anjian.http")
 T = TypeVar("T")
@@ -254,13 +252,13 @@ async def query(request: web.Request) -> web.Response:
     try:
         filters = Filters(
             region=q.get("region"),
-            since=_ms(q.get("since")),
-            until=_ms(q.get("until")),
+            since=moment(q.get("since")),
+            until=moment(q.get("until")),
             grade=q.get("grade"),
             industry=q.get("industry"),
             status=q.get("status"),
             level=q.get("level", "county"),
-            as_of=_ms(q.get("as_of")) or rt.node.clock(),
+            as_of=moment(q.get("as_of")) or rt.node.clock(),
             limit=int(q.get("limit", "100")),
             offset=int(q.get("offset", "0")),
         )
@@ -277,16 +275,6 @@ async def query(request: web.Request) -> web.Response:
             "offset": filters.offset,
         }
     )
-
-
-def _ms(value: str | None) -> int | None:
-    """Milliseconds, or ISO 8601 (a bare date or time is China time)."""
-    if value is None or value == "":
-        return None
-    if value.lstrip("-").isdigit():
-        return int(value)
-    moment = datetime.fromisoformat(value)
-    return to_ms(moment if moment.tzinfo else moment.replace(tzinfo=CHINA))
 
 
 async def status(request: web.Request) -> web.Response:

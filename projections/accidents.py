@@ -62,16 +62,8 @@ class Accidents(Projection):
     def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
         mine = [e for e in events if e.type.startswith("accident.")]
         inv = [e for e in events if e.type.startswith("investigation.")]
-        if mine:
-            rows = self.load(db, "accidents", "id", (e.aggregate for e in mine))
-            for e in mine:
-                _apply_accident(rows, e)
-            self.save(db, "accidents", "id", rows.values())
-        if inv:
-            rows = self.load(db, "investigations", "id", (e.aggregate for e in inv))
-            for e in inv:
-                _apply_investigation(rows, e)
-            self.save(db, "investigations", "id", rows.values())
+        self.fold(db, "accidents", mine, _apply_accident)
+        self.fold(db, "investigations", inv, _apply_investigation)
 
 
 FIGURES = ("deaths", "missing", "serious_injuries", "direct_loss_yuan")

@@ -6,18 +6,17 @@ the same transaction by the store (projections.store)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, fields
-from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
 from typing import Any, ClassVar
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from domain.base import EVENT_TYPES
+from domain.base import CHINA, EVENT_TYPES, from_ms
 from domain.codes import region_chain
 
-CHINA = timezone(timedelta(hours=8))
 TRACKING = "_positions"  # each projection's log position, committed with its rows
 
 
@@ -37,11 +36,7 @@ def month(ms: int | None) -> str | None:
     """YYYY-MM in China Standard Time (statistics count months as bureaus do)."""
     if ms is None:
         return None
-    return (
-        (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms))
-        .astimezone(CHINA)
-        .strftime("%Y-%m")
-    )
+    return from_ms(ms).astimezone(CHINA).strftime("%Y-%m")
 
 
 def chain(division: str) -> dict[str, Any]:
@@ -57,17 +52,21 @@ def chain(division: str) -> dict[str, Any]:
 def well_formed(type_name: str, payload: dict[str, Any]) -> bool:
     """Whether an event is of a type this node knows and carries every field it requires
     (fields it does not know, from a newer node, are allowed and ignored)."""
+    required = _required_fields(type_name)
+    return required is not None and required <= payload.keys()
+
+
+@cache
+def _required_fields(type_name: str) -> frozenset[str] | None:
     cls = EVENT_TYPES.get(type_name)
     if cls is None:
-        return False
-    required = {
+        return None
+    common = {"originator_id", "originator_version", "recorded_at", "actor"}
+    return frozenset(
         f.name
         for f in fields(cls)
-        if f.default is MISSING
-        and f.default_factory is MISSING
-        and f.name not in ("originator_id", "originator_version", "recorded_at", "actor")
-    }
-    return required <= payload.keys()
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in common
+    )
 
 
 class Projection:
@@ -108,6 +107,22 @@ class Projection:
         raise NotImplementedError
 
     # -- helpers for batched read-modify-write -----------------------------------------------
+    def fold(
+        self,
+        db: sqlite_utils.Database,
+        table: str,
+        events: list[LogEvent],
+        apply: Callable[[dict[str, dict[str, Any]], LogEvent], None],
+    ) -> None:
+        """Apply events to the rows of their aggregates (a table keyed by aggregate id): the
+        rows read in one query, changed in memory in log order, written in one statement."""
+        if not events:
+            return
+        rows = self.load(db, table, "id", (e.aggregate for e in events))
+        for e in events:
+            apply(rows, e)
+        self.save(db, table, "id", rows.values())
+
     @staticmethod
     def load(
         db: sqlite_utils.Database, table: str, pk: str, keys: Iterable[str]

@@ -64,16 +64,8 @@ class Licences(Projection):
     def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
         lic = [e for e in events if e.type.startswith("licence.")]
         ent = [e for e in events if e.type.startswith("enterprise.")]
-        if lic:
-            rows = self.load(db, "licences", "id", (e.aggregate for e in lic))
-            for e in lic:
-                _licence(rows, e)
-            self.save(db, "licences", "id", rows.values())
-        if ent:
-            rows = self.load(db, "enterprises", "id", (e.aggregate for e in ent))
-            for e in ent:
-                _enterprise(rows, e)
-            self.save(db, "enterprises", "id", rows.values())
+        self.fold(db, "licences", lic, _licence)
+        self.fold(db, "enterprises", ent, _enterprise)
 
 
 def _licence(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:

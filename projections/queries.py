@@ -6,9 +6,12 @@ they were read."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
+
+from domain.base import CHINA, to_ms
 
 DAY_MS = 86_400_000
 MAX_MS = 2**53  # times and offsets beyond this are mistakes, not dates
@@ -19,6 +22,20 @@ LICENSED_INDUSTRIES = (
     "fireworks",
     "construction",
 )
+
+
+def moment(value: str | None) -> int | None:
+    """A filter time: milliseconds since 1970, or ISO 8601 (a bare date or time is China
+    time). ValueError says what is wrong."""
+    if value is None or value == "":
+        return None
+    if value.lstrip("-").isdigit():
+        return int(value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 date or time") from None
+    return to_ms(parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA))
 
 
 @dataclass(frozen=True)
