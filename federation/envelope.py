@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import msgpack
@@ -52,7 +53,7 @@ class Envelope:
     sig: bytes
     raw: bytes
 
-    @property
+    @cached_property
     def hash(self) -> bytes:
         return hashlib.sha256(self.raw).digest()
 

@@ -30,10 +30,19 @@ class Grant:
 class Trust:
     grants: list[Grant] = field(default_factory=list)
     regions: dict[str, str] = field(default_factory=dict)  # certified area of each origin
+    _index: dict[tuple[str, str], list[Grant]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _indexed: int = field(default=0, repr=False, compare=False)
 
     def key_for(self, origin: str, key_id: str, seq: int) -> bytes:
         """The public key if ``key_id`` was valid for ``origin`` at ``seq``; else why not."""
-        mine = [g for g in self.grants if g.origin == origin and g.key_id == key_id]
+        if self._indexed != len(self.grants):  # grants are only ever appended
+            self._index.clear()
+            for g in self.grants:
+                self._index.setdefault((g.origin, g.key_id), []).append(g)
+            self._indexed = len(self.grants)
+        mine = self._index.get((origin, key_id), [])
         if not mine:
             raise VerificationError(
                 "unknown_key", f"key {key_id} is not certified for origin {origin}"

@@ -32,6 +32,7 @@ from federation.verify import Grant, Trust
 from node import config as config_mod
 from node.audit import audit_node, envelope_count, key_documents
 from node.errors import ConfigError
+from node.federation import federation_view
 from node.importer import Importer
 from node.keys import generate_node_key
 from node.projector import rebuild
@@ -94,8 +95,20 @@ def main() -> None:
     help="GB/T 2260 code of the bureau's area (000000: national, backup).",
 )
 @click.option("--parent", help="NATS URL of the parent tier, e.g. nats://city-host:4222.")
+@click.option(
+    "--nats",
+    "nats_url",
+    help="This tier's own NATS server (city and above), e.g. nats://127.0.0.1:4222.",
+)
 @click.option("--origin", help="Origin id for the node's whole life (default: the region code).")
-def init(directory: Path, tier: str, region: str, parent: str | None, origin: str | None) -> None:
+def init(
+    directory: Path,
+    tier: str,
+    region: str,
+    parent: str | None,
+    nats_url: str | None,
+    origin: str | None,
+) -> None:
     """Create a node directory: configuration and an empty log.
 
     \b
@@ -118,9 +131,16 @@ def init(directory: Path, tier: str, region: str, parent: str | None, origin: st
                 for err in e.errors()
             ]
             raise ConfigError("; ".join(msgs)) from None
+        if nats_url is not None:
+            try:
+                config_mod.FederationSection(nats=nats_url)
+            except ValidationError as e:
+                raise ConfigError(
+                    "--nats: " + str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+                ) from None
         directory.mkdir(parents=True, exist_ok=True)
         (directory / config_mod.CONFIG_FILE).write_text(
-            config_mod.render(section), encoding="utf-8"
+            config_mod.render(section, nats_url), encoding="utf-8"
         )
         generate_node_key(directory)
     with open_node(directory) as node:
@@ -212,9 +232,10 @@ def show(directory: Path, record_id: str) -> None:
 @main.command()
 @NODE_DIR
 def status(directory: Path) -> None:
-    """Print the node's origin, tier, region, event count and last log position."""
+    """Print the node's origin, tier, region, event count and last log position, and per
+    origin held from others: applied, pending, lag, quarantined, unknown types."""
     with open_node(directory) as node:
-        emit(node.status())
+        emit({**node.status(), "federation": federation_view(node, node.clock())})
 
 
 @main.command()

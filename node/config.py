@@ -26,11 +26,19 @@ ENV_PREFIX = "ANJIAN_"
 _NATS_URL = re.compile(r"^(nats|tls)://[A-Za-z0-9.-]+(:\d{1,5})?/?$")
 
 
-def _check_parent(url: str) -> str:
+def _nats_url(url: str, what: str) -> str:
     match = _NATS_URL.match(url)
     if not match or (match.group(2) and not 0 < int(match.group(2)[1:]) < 65536):
-        raise ValueError(f"the parent is a NATS URL such as nats://city-host:4222, got {url!r}")
+        raise ValueError(f"{what} is a NATS URL such as nats://city-host:4222, got {url!r}")
     return url
+
+
+def _check_parent(url: str) -> str:
+    return _nats_url(url, "the parent")
+
+
+def _check_nats(url: str) -> str:
+    return _nats_url(url, "this tier's NATS server")
 
 
 class _Section(BaseModel):
@@ -49,6 +57,14 @@ class NodeSection(_Section):
     def _region_fits_tier(self) -> NodeSection:
         check_region(self.tier, self.region)
         return self
+
+
+class FederationSection(_Section):
+    """This tier's own NATS server (city and above; leaf counties have none: they are clients
+    of their parent's), and how much moves per batch."""
+
+    nats: Annotated[str, AfterValidator(_check_nats)] | None = None
+    batch: int = Field(default=1000, ge=1, le=10_000)
 
 
 class PostgresSection(_Section):
@@ -83,6 +99,7 @@ class Config(_Section):
     store: StoreSection = StoreSection()
     http: HttpSection = HttpSection()
     readings: ReadingsSection = ReadingsSection()
+    federation: FederationSection = FederationSection()
 
     @property
     def projections_file(self) -> Path:
@@ -147,7 +164,7 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
         if not name.startswith(ENV_PREFIX):
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
-        if section in ("node", "store", "http", "readings") and key:
+        if section in ("node", "store", "http", "readings", "federation") and key:
             target = data.setdefault(section, {})
             if key.startswith("postgres_"):
                 target = target.setdefault("postgres", {})
@@ -155,9 +172,14 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             target[key] = value  # text: the schema converts what must be a number
 
 
-def render(node: NodeSection) -> str:
+def render(node: NodeSection, nats_url: str | None = None) -> str:
     """The text of a new node.toml: every setting shown, commented where it has a default."""
     parent = f'parent = "{node.parent}"' if node.parent else '# parent = "nats://parent-host:4222"'
+    nats = (
+        f'nats = "{nats_url}"'
+        if nats_url
+        else '# nats = "nats://127.0.0.1:4222"  # this tier\'s own NATS (city and above)'
+    )
     return f"""\
 # anjian node configuration. Environment variables ANJIAN_<SECTION>_<KEY> override a value.
 
@@ -181,6 +203,10 @@ sqlite_path = "events.db"     # relative to this directory
 host = "127.0.0.1"
 port = 8640
 max_body_bytes = 1048576
+
+[federation]
+{nats}
+batch = 1000                  # envelopes per publish or import batch
 
 [readings]                    # raw sensor readings: local only, never in the log
 path = "readings.db"

@@ -21,6 +21,8 @@ from aiohttp import web
 from domain.commands import COLLECTIONS, SPECS, CommandSpec
 from domain.errors import DomainError, Invalid, Refused
 from node.errors import Conflict, NotFound
+from node.federation import Part, Uplink, federation_view, parts, tree_sizes
+from node.importer import Importer
 from node.openapi import openapi_document
 from node.service import Node
 from node.users import User, digest, read_table
@@ -45,6 +47,8 @@ class Runtime:
         self.users_file: Path = node.config.users_file
         self.users: dict[str, User] = read_table(self.users_file)
         self.users_mtime = _mtime(self.users_file)
+        self.importer = Importer(node)
+        self.federation: list[Part] = []
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(
@@ -297,6 +301,20 @@ async def events(request: web.Request) -> web.Response:
     )
 
 
+async def federation(request: web.Request) -> web.Response:
+    """Per child and per origin: applied, pending, lag, quarantined, unknown types; and how
+    the uplink stands (connected, what the parent has applied, the backlog)."""
+    rt = request.app[RUNTIME]
+    view = await rt.read(federation_view, rt.node, rt.node.clock())
+    uplink = next((p for p in rt.federation if isinstance(p, Uplink)), None)
+    if uplink is not None:
+        view["uplink"] = uplink.state(await rt.read(tree_sizes, rt.node.log))
+    view["parts"] = {
+        p.name: {"connected": p.connected, "last_error": p.last_error} for p in rt.federation
+    }
+    return ok(view)
+
+
 async def openapi(request: web.Request) -> web.Response:
     return ok(request.app[OPENAPI])
 
@@ -318,6 +336,7 @@ def make_app(node: Node) -> web.Application:
     app.router.add_get(f"{API}/query/{{name}}", query, name="query")
     app.router.add_get(f"{API}/events", events, name="events")
     app.router.add_get(f"{API}/status", status, name="status")
+    app.router.add_get(f"{API}/federation", federation, name="federation")
     app.router.add_get(f"{API}/openapi.json", openapi, name="openapi")
     app[OPENAPI] = openapi_document(app)
     app.cleanup_ctx.append(_background)
@@ -333,6 +352,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(runtime.checkpoints()),
         asyncio.create_task(runtime.follow_projections()),
     ]
+    runtime.federation = parts(runtime.node, runtime.read, runtime.write, runtime.importer)
+    tasks += [asyncio.create_task(part.run()) for part in runtime.federation]
     yield
     for task in tasks:
         task.cancel()

@@ -43,6 +43,8 @@ READS = {
     "record.show": "Read any record by id.",
     "events": "The node's log after a position (`after`, `limit` ≤ 1000).",
     "status": "Origin, tier, region, event count and last log position.",
+    "federation": "Per child and per origin: applied sequence, pending, lag in events and"
+    " seconds, quarantined and unknown-type counts; the uplink's state.",
     "openapi": "This document.",
     "query": "A named query over the projections (see `anjian query --help`), with filters"
     " region, since, until, grade, industry, status, level, as_of, limit, offset.",

@@ -17,7 +17,8 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 
-from federation.envelope import GENESIS, no_float, parse, seal_sorted, sorted_map
+from domain.base import EVENT_TYPES
+from federation.envelope import GENESIS, Envelope, no_float, seal_sorted, sorted_map
 from federation.merkle import CompactRange, leaf_hash
 from federation.suite import SigningKey, load_key
 
@@ -33,6 +34,30 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS checkpoints ("
     " origin TEXT NOT NULL, size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL,"
     " PRIMARY KEY (origin, size))",
+    # per imported origin: envelopes of types this node does not know, last recording time
+    "CREATE TABLE IF NOT EXISTS origin_stats ("
+    " origin TEXT PRIMARY KEY, unknown BIGINT NOT NULL, last_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS stored_events_topic ON stored_events (topic)",
+    # verified import (node.importer): envelopes waiting for their turn, checkpoints waiting
+    # for their envelopes, and what was refused with the reason
+    "CREATE TABLE IF NOT EXISTS import_pending ("
+    " origin TEXT NOT NULL, seq BIGINT NOT NULL, hash {blob} NOT NULL, raw {blob} NOT NULL,"
+    " PRIMARY KEY (origin, seq, hash))",
+    "CREATE TABLE IF NOT EXISTS import_checkpoints ("
+    " origin TEXT NOT NULL, size BIGINT NOT NULL, note TEXT NOT NULL,"
+    " PRIMARY KEY (origin, size, note))",
+    "CREATE TABLE IF NOT EXISTS quarantine ("
+    " origin TEXT NOT NULL, seq BIGINT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,"
+    " raw {blob} NOT NULL, at BIGINT NOT NULL)",
+    # federation (node.federation): what came down from the tiers above (verified, each
+    # envelope on its own signature), and which child relays which origin
+    "CREATE TABLE IF NOT EXISTS downward ("
+    " origin TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, raw {blob} NOT NULL,"
+    " verified BIGINT NOT NULL, PRIMARY KEY (origin, seq))",
+    "CREATE TABLE IF NOT EXISTS routes ("
+    " origin TEXT PRIMARY KEY, child TEXT NOT NULL, messages BIGINT NOT NULL,"
+    " last_seen BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS down_published ( origin TEXT PRIMARY KEY, scanned BIGINT NOT NULL)",
 )
 
 
@@ -47,17 +72,17 @@ class EnvelopeWriter:
         self,
         cursor: Any,
         stored_events: Sequence[StoredEvent],
-        imported: Sequence[bytes] | None = None,
+        imported: Sequence[Envelope] | None = None,
     ) -> None:
         """``imported``: the envelopes of ``stored_events`` when they came from another
-        origin (verified, next in that origin's sequence); otherwise seal new ones."""
+        origin (verified, one origin's next run in sequence); otherwise seal new ones."""
         p, execute, fetchone, executemany = (
             self.p,
             cursor.execute,
             cursor.fetchone,
             cursor.executemany,
         )
-        origin = self.origin if imported is None else parse(imported[0]).origin
+        origin = self.origin if imported is None else imported[0].origin
         execute(f"SELECT size, peaks FROM merkle WHERE origin = {p}", (origin,))
         row = fetchone()
         size, peaks = (int(row["size"]), bytes(row["peaks"])) if row else (0, b"")
@@ -66,7 +91,7 @@ class EnvelopeWriter:
         if size:
             execute(f"SELECT hash FROM envelopes WHERE origin = {p} AND seq = {p}", (origin, size))
             prev = bytes(fetchone()["hash"])
-        raws = list(imported) if imported is not None else []
+        raws = [env.raw for env in imported] if imported is not None else []
         if imported is None:
             for s in stored_events:
                 state = json.loads(s.state, object_pairs_hook=sorted_map, parse_float=no_float)
@@ -102,6 +127,14 @@ class EnvelopeWriter:
             execute(
                 f"INSERT INTO merkle (origin, size, peaks) VALUES ({p}, {p}, {p})",
                 (origin, tree.size, blob),
+            )
+        if imported is not None:
+            unknown = sum(1 for env in imported if env.type not in EVENT_TYPES)
+            execute(
+                f"INSERT INTO origin_stats (origin, unknown, last_at) VALUES ({p}, {p}, {p})"
+                " ON CONFLICT (origin) DO UPDATE SET unknown = origin_stats.unknown +"
+                " excluded.unknown, last_at = excluded.last_at",
+                (origin, unknown, imported[-1].at),
             )
 
 

@@ -175,6 +175,16 @@ class EventLog:
         with recorder.datastore.transaction(commit=True) as cursor:
             cursor.execute(sql, params)
 
+    def write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One statement for many rows, in one committed transaction."""
+        if not rows:
+            return
+        recorder: Any = self.app.recorder
+        if self.placeholder != "?":
+            sql = sql.replace("?", self.placeholder)
+        with recorder.datastore.transaction(commit=True) as cursor:
+            cursor.executemany(sql, rows)
+
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         recorder: Any = self.app.recorder
         if self.placeholder != "?":

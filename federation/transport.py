@@ -1,0 +1,169 @@
+"""NATS JetStream for federation (DESIGN.md §6): the subjects and streams, connecting with
+retries, and pipelined publishing with message ids so that JetStream's duplicate window drops
+retries. What is published and what is done with what arrives is the node's business.
+
+Subjects (``<child>`` is the origin id of the node that publishes upward):
+
+- ``anjian.up.<child>.env.<origin>`` / ``anjian.up.<child>.cp.<origin>``: envelopes and
+  checkpoints a child sends to its parent's stream ``ANJIAN_UP``; message id ``origin:seq``
+  (``origin:cp:size`` for checkpoints).
+- ``anjian.applied.<child>``: request-reply; the parent answers with the position it has
+  durably applied per origin.
+- ``anjian.down.env.<origin>``: what a tier's subtree must know, on its own ``ANJIAN_DOWN``.
+- ``anjian.archive.env.<origin>`` / ``anjian.archive.cp.<origin>``: the national centre's
+  entire log on its own ``ANJIAN_ARCHIVE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import nats
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+log = logging.getLogger("anjian.federation")
+
+UP, DOWN, ARCHIVE = "ANJIAN_UP", "ANJIAN_DOWN", "ANJIAN_ARCHIVE"
+SUBJECTS = {UP: "anjian.up.>", DOWN: "anjian.down.>", ARCHIVE: "anjian.archive.>"}
+DUPLICATE_WINDOW = 120.0  # seconds: retries within it are dropped by the server
+RETENTION = 30 * 24 * 3600.0  # seconds a stream keeps messages (longer than any outage)
+WINDOW = 256  # publishes in flight at once
+
+# What can go wrong on a NATS connection: the caller drops the connection and starts again.
+TRANSPORT_ERRORS = (NatsError, OSError, asyncio.TimeoutError)
+
+
+def up_subject(child: str, kind: str, origin: str) -> str:
+    return f"anjian.up.{child}.{kind}.{origin}"
+
+
+def applied_subject(child: str) -> str:
+    return f"anjian.applied.{child}"
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    msg_id: str
+    data: bytes
+
+
+def envelope_id(origin: str, seq: int) -> str:
+    return f"{origin}:{seq}"
+
+
+def checkpoint_id(origin: str, size: int) -> str:
+    return f"{origin}:cp:{size}"
+
+
+def kind_of(subject: str) -> tuple[str, str]:
+    """``(kind, origin)`` of a federation subject: kind is ``envelope`` or ``checkpoint``."""
+    parts = subject.split(".")
+    kind = {"env": "envelope", "cp": "checkpoint"}.get(parts[-2] if len(parts) > 2 else "", "")
+    return kind, parts[-1]
+
+
+def child_of(subject: str) -> str:
+    """The publishing child named in an ``anjian.up.<child>...`` subject."""
+    parts = subject.split(".")
+    return parts[2] if len(parts) > 4 else "?"
+
+
+async def connect(url: str, name: str) -> Client:
+    """One connection that reconnects by itself once made; the first attempt fails fast so
+    the caller can log that it works offline and try again later."""
+
+    async def error(e: Exception) -> None:  # reconnect attempts: a line, not a traceback
+        log.debug("%s: %s", name, e or type(e).__name__)
+
+    async def disconnected() -> None:
+        log.warning("%s: disconnected from %s; reconnecting in the background", name, url)
+
+    async def reconnected() -> None:
+        log.info("%s: reconnected to %s", name, url)
+
+    return await nats.connect(
+        url,
+        name=name,
+        error_cb=error,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        connect_timeout=2,
+        allow_reconnect=True,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        ping_interval=5,
+        max_outstanding_pings=2,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, name: str) -> None:
+    """Create the stream if it is missing (a restart keeps the existing one and its data)."""
+    try:
+        await js.stream_info(name)
+        return
+    except NotFoundError:
+        pass
+    await js.add_stream(
+        StreamConfig(
+            name=name,
+            subjects=[SUBJECTS[name]],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW,
+            max_age=RETENTION,
+            deny_delete=True,
+            deny_purge=True,
+        )
+    )
+
+
+async def publish(js: JetStreamContext, messages: Sequence[Message], timeout: float = 5.0) -> int:
+    """Publish in windows of concurrent requests; returns how many the server acknowledged
+    (a prefix: on any failure the rest is left for the caller to retry, with the same ids)."""
+    done = 0
+    for start in range(0, len(messages), WINDOW):
+        window = messages[start : start + WINDOW]
+        results = await asyncio.gather(
+            *(
+                js.publish(m.subject, m.data, timeout=timeout, headers={"Nats-Msg-Id": m.msg_id})
+                for m in window
+            ),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                if isinstance(result, TRANSPORT_ERRORS):
+                    log.info("publish failed after %d acknowledged: %r", done, result)
+                    return done
+                raise result
+            done += 1
+    return done
+
+
+def pack_positions(positions: dict[str, tuple[int, int]]) -> bytes:
+    return msgpack.packb({o: list(p) for o, p in positions.items()})  # type: ignore[no-any-return]
+
+
+def unpack_positions(data: bytes) -> dict[str, tuple[int, int]]:
+    """``{origin: (applied sequence, checkpoint size)}`` from a parent's answer; a malformed
+    answer is an error, never read as "nothing applied"."""
+    value: Any = msgpack.unpackb(data, strict_map_key=True)
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str)
+        and isinstance(v, list)
+        and len(v) == 2
+        and all(isinstance(n, int) and n >= 0 for n in v)
+        for k, v in value.items()
+    ):
+        raise ValueError("the parent's answer is not {origin: [applied, checkpoint]}")
+    return {k: (v[0], v[1]) for k, v in value.items()}

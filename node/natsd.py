@@ -1,0 +1,99 @@
+"""Running a nats-server with JetStream for a tier (the demo, the tests): its own store
+directory and port, started from PATH and awaited until it reports ready."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from node.errors import ConfigError
+
+INSTALL = (
+    "nats-server is not installed: install it with `apt-get install -y nats-server` "
+    "(Debian/Ubuntu) or put the nats-server binary on PATH"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nats_server_binary() -> str:
+    found = shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
+    )
+    if found is None:
+        raise ConfigError(INSTALL)
+    return found
+
+
+class NatsServer:
+    """``nats-server -js`` on 127.0.0.1 with its store in ``directory``; stop and start again
+    keep the port and the store (an outage and a recovery)."""
+
+    def __init__(self, directory: Path, port: int | None = None, name: str = "anjian") -> None:
+        self.binary = nats_server_binary()
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.name = name
+        self.log = self.directory / "nats.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> NatsServer:
+        start = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "-js",
+                    "-sd",
+                    str(self.directory / "store"),
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-n",
+                    self.name,
+                ],
+                stdout=out,
+                stderr=out,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.log.open("rb") as f:
+                f.seek(start)
+                text = f.read().decode(errors="replace")
+            if "Server is ready" in text:
+                return self
+            if self.proc.poll() is not None:
+                raise ConfigError(f"nats-server exited: {text[-1000:]}")
+            time.sleep(0.05)
+        self.stop()
+        raise ConfigError(f"nats-server did not become ready within {timeout:.0f}s ({self.log})")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
