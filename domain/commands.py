@@ -10,6 +10,7 @@ from domain import accident as acc
 from domain import enterprise as ent
 from domain import investigation as inv
 from domain import licence as lic
+from domain import receipt  # noqa: F401 - no command records receipts; this defines their event
 from domain.base import Aggregate, Command, VoidCommand
 from domain.enforcement import commands as case
 from domain.enforcement.case import EnforcementCase

@@ -34,7 +34,10 @@ log = logging.getLogger("anjian.federation")
 
 UP, DOWN, ARCHIVE = "ANJIAN_UP", "ANJIAN_DOWN", "ANJIAN_ARCHIVE"
 SUBJECTS = {UP: "anjian.up.>", DOWN: "anjian.down.>", ARCHIVE: "anjian.archive.>"}
-DUPLICATE_WINDOW = 120.0  # seconds: retries within it are dropped by the server
+# Seconds in which the server drops a message whose id it has seen: long enough for a
+# publisher's retries, short enough that a deliberate re-publication (an uplink repairing a
+# gap its parent holds) goes through soon after.
+DUPLICATE_WINDOW = 30.0
 RETENTION = 30 * 24 * 3600.0  # seconds a stream keeps messages (longer than any outage)
 WINDOW = 256  # publishes in flight at once
 

@@ -56,6 +56,10 @@ class Trust:
             f"key {key_id} of origin {origin} is not valid at sequence {seq} ({bounds})",
         )
 
+    def origins_of_key(self, key_id: str) -> set[str]:
+        """The origins a key is certified for (a key belongs to one node)."""
+        return {g.origin for g in self.grants if g.key_id == key_id}
+
     def keys_of(self, origin: str) -> list[Grant]:
         return [g for g in self.grants if g.origin == origin]
 

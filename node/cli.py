@@ -655,6 +655,7 @@ def _moment(value: str | None, option: str) -> int | None:
     help="Statistics: the region level to group by.",
 )
 @click.option("--as-of", "as_of", help="For clock-relative lists (default: now).")
+@click.option("--accident", help="accident-receipts: one accident's id.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--offset", default=0, type=click.IntRange(min=0))
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of JSON.")
@@ -669,13 +670,14 @@ def query(
     status: str | None,
     level: str,
     as_of: str | None,
+    accident: str | None,
     limit: int,
     offset: int,
     as_csv: bool,
 ) -> None:
     """Query the projections. NAME is one of the queries (accidents, accident-stats,
     enforcement-stats, open-cases, licences, unlicensed, points, alarms, excursions,
-    summaries, origins).
+    summaries, origins, accident-receipts).
 
     \b
     Example: accidents of Shijiazhuang (130100) in June 2026, by month and grade:
@@ -693,6 +695,7 @@ def query(
                 status=status,
                 level=level,
                 as_of=_moment(as_of, "as-of") or node.clock(),
+                accident=accident,
                 limit=limit,
                 offset=offset,
             )

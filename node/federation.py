@@ -57,6 +57,7 @@ ASK_TIMEOUT = 2.0  # seconds to wait for the parent's applied positions
 REASK = 10.0  # seconds between asks while publishing (to see gaps the parent holds)
 IDLE = 0.2  # seconds between looks at the log when there is nothing to publish
 RETRY = (0.5, 1, 2, 5, 10)  # seconds between connection attempts (the last repeats)
+ACK_WAIT = 10.0  # seconds before a message delivered but not acknowledged is delivered again
 DOWN_TYPES = ("keys.document_recorded/1",)  # what a subtree must know, with licences
 DOWN_PREFIXES = ("licence.",)
 
@@ -305,8 +306,8 @@ class Receiver(Part):
             durable=self.durable,
             stream=UP,
             config=ConsumerConfig(
-                ack_policy=AckPolicy.ALL,
-                ack_wait=30,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ACK_WAIT,
                 max_deliver=-1,
                 max_ack_pending=-1,
             ),
@@ -321,7 +322,7 @@ class Receiver(Part):
                     msgs = []
                 if msgs:
                     await self.take(msgs, more=len(msgs) == batch)
-                    await msgs[-1].ack()  # AckPolicy.ALL: everything before it too
+                    await _ack(msgs)
                 elif self.held:
                     await self.take([], more=False)
         finally:
@@ -343,6 +344,14 @@ class Receiver(Part):
             await msg.respond(pack_positions(positions))
         except TRANSPORT_ERRORS as e:
             log.info("receiver: could not answer %s: %s", msg.subject, e)
+
+
+async def _ack(msgs: list[Msg]) -> None:
+    """Acknowledge each message once what it carried is durably kept. (Not AckPolicy.ALL:
+    acknowledging the last of a batch would also settle messages that were delivered to a
+    receiver killed before it kept them, and they would never be delivered again.)"""
+    for m in msgs:
+        await m.ack()
 
 
 def _item(subject: str, data: bytes) -> tuple[str, bytes]:
@@ -522,9 +531,9 @@ class DownConsumer(Part):
             durable=f"anjian-down-{me}",
             stream=DOWN,
             config=ConsumerConfig(
-                ack_policy=AckPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=30,
+                ack_wait=ACK_WAIT,
                 max_deliver=-1,
             ),
         )
@@ -541,7 +550,7 @@ class DownConsumer(Part):
                     log.warning(
                         "quarantined from above %s:%s (%s)", q["origin"], q["seq"], q["reason"]
                     )
-                await msgs[-1].ack()
+                await _ack(msgs)
 
 
 def take_from_above(importer: Importer, items: list[tuple[str, bytes]]) -> dict[str, Any]:

@@ -263,6 +263,7 @@ async def query(request: web.Request) -> web.Response:
             status=q.get("status"),
             level=q.get("level", "county"),
             as_of=moment(q.get("as_of")) or rt.node.clock(),
+            accident=q.get("accident"),
             limit=int(q.get("limit", "100")),
             offset=int(q.get("offset", "0")),
         )

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable, Sequence
+import logging
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from domain.codes import in_subtree
+from domain.errors import DomainError
 from federation.checkpoint import parse_checkpoint, verify_checkpoint
 from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
@@ -24,9 +26,12 @@ from federation.merkle import root as merkle_root
 from federation.suite import load_public
 from federation.verify import Trust
 from node.audit import key_documents
+from node.receipts import record_receipts
 from node.service import Node
 
+log = logging.getLogger("anjian.import")
 RUN = 2000  # envelopes of one origin checked and stored per transaction
+REPORTS = ("accident.reported/1", "accident.near_miss_reported/1")
 
 
 class Importer:
@@ -38,7 +43,6 @@ class Importer:
         self.log = node.log
         self._trust: Trust | None = None
         self._trust_mark: tuple[Any, ...] = ()
-        self.on_applied: list[Callable[[list[Envelope]], None]] = []
 
     # -- trust --------------------------------------------------------------------------------
     def trust(self, extra_documents: Sequence[bytes] = ()) -> Trust:
@@ -135,6 +139,8 @@ class Importer:
                 self.quarantine(env.origin, env.seq, error, raw, summary)
                 continue
             outside = None if env.origin == own else self._outside(env.origin, trust)
+            if outside is None:
+                outside = _foreign_key(env, trust)
             if outside is not None:
                 self.quarantine(env.origin, env.seq, outside, raw, summary)
             elif env.seq <= applied[env.origin]:
@@ -316,12 +322,16 @@ class Importer:
         others are settled against it. True if one was applied."""
         applied, prev = self._applied(origin)
         candidates = [parse(bytes(r["raw"])) for r in rows if int(r["seq"]) == applied + 1]
+        refused: set[bytes] = set()
         for env in candidates:
+            before = len(summary["quarantined"])
             good, _ = self._check_run(origin, [env], prev, trust, summary, hold_tail=False)
+            if len(summary["quarantined"]) > before:
+                refused.add(env.hash)
             if good:
                 self._store_run(good, summary)
                 for other in candidates:
-                    if other.hash != env.hash:
+                    if other.hash != env.hash and other.hash not in refused:
                         self._drop_pending([other])
                         self._settle_behind(other, other.raw, trust, summary)
                 return True
@@ -354,8 +364,16 @@ class Importer:
             return
         self._drop_pending(run)
         summary["applied"] += len(run)
-        for hook in self.on_applied:
-            hook(run)
+        reports = [
+            (env.aggregate, env.origin, env.seq, env.at) for env in run if env.type in REPORTS
+        ]
+        if reports:  # this tier's signed receipt of each accident report (DESIGN.md §6)
+            try:
+                summary["receipts"] = summary.get("receipts", 0) + record_receipts(
+                    self.node, reports
+                )
+            except DomainError as e:  # the reports are applied; only the receipt is missing
+                log.error("no receipt recorded for %s: %s", reports, e)
 
     def _receive_checkpoint(self, text: bytes, trust: Trust, summary: dict[str, Any]) -> None:
         """Keep a checkpoint of another origin once its signature (by a key valid at its size)
@@ -454,6 +472,18 @@ class Importer:
             (origin, seq, error.reason, str(error), raw, self.node.clock()),
         )
         summary["quarantined"].append({"origin": origin, "seq": seq, "reason": error.reason})
+
+
+def _foreign_key(env: Envelope, trust: Trust) -> VerificationError | None:
+    """An envelope signed with a key certified for another origin (never for its own): one
+    node posing as another, refused at once rather than held for a certification."""
+    others = trust.origins_of_key(env.key)
+    if others and env.origin not in others:
+        return VerificationError(
+            "foreign_key",
+            f"{env.origin}:{env.seq} is signed with key {env.key} of {', '.join(sorted(others))}",
+        )
+    return None
 
 
 def _storable(env: Envelope) -> None:

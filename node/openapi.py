@@ -47,7 +47,7 @@ READS = {
     " seconds, quarantined and unknown-type counts; the uplink's state.",
     "openapi": "This document.",
     "query": "A named query over the projections (see `anjian query --help`), with filters"
-    " region, since, until, grade, industry, status, level, as_of, limit, offset.",
+    " region, since, until, grade, industry, status, level, as_of, accident, limit, offset.",
 }
 
 

@@ -227,3 +227,60 @@ def converged(federation: Federation, top: str, origins: list[str]) -> Callable[
 
 
 __all__ = ["Clock", "Federation", "js"]
+
+
+def inject(url: str, messages: list[tuple[str, bytes]]) -> None:
+    """Publish raw messages on a tier's JetStream subjects, as an intruder or a faulty relay
+    would (each with a fresh message id, so the server's duplicate window lets them in)."""
+    import asyncio
+    import uuid
+
+    import nats
+
+    async def run() -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        for subject, data in messages:
+            await js.publish(subject, data, headers={"Nats-Msg-Id": str(uuid.uuid4())})
+        await nc.close()
+
+    asyncio.run(run())
+
+
+def forge(raw: bytes, key: SigningKey, **change: Any) -> bytes:
+    """An envelope like ``raw`` with fields changed, sealed with ``key``."""
+    from federation.envelope import parse, seal
+
+    env = parse(raw)
+    fields = dict(
+        origin=env.origin,
+        seq=env.seq,
+        prev=env.prev,
+        at=env.at,
+        type=env.type,
+        aggregate=env.aggregate,
+        version=env.version,
+        actor=env.actor,
+        payload=env.payload,
+    )
+    fields.update(change)
+    return seal(key, **fields)
+
+
+def tamper(raw: bytes, **payload: Any) -> bytes:
+    """The same envelope with its payload changed after signing (signature kept)."""
+    from federation.canonical import decode, encode
+
+    outer = decode(raw)
+    body = decode(outer["body"])
+    body["payload"] = {**body["payload"], **payload}
+    outer["body"] = encode(body)
+    return encode(outer)
+
+
+def bad_signature(raw: bytes) -> bytes:
+    from federation.canonical import decode, encode
+
+    outer = decode(raw)
+    outer["sig"] = bytes(b ^ 0x5A for b in outer["sig"])
+    return encode(outer)

@@ -10,8 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.base import to_ms
+from federation.envelope import parse
 from node import config as config_mod
 from node.projector import log_events
+from node.receipts import record_receipts
 from node.service import Node
 from projections.store import ProjectionStore
 from tests.conftest import Clock, make_node_dir
@@ -23,9 +25,10 @@ NOW = datetime(2026, 11, 29, 8, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def streams(tmp_path_factory):
     """Each county's log events: enterprises, accidents with supplements, a case, a site with
-    alarms and summaries."""
+    alarms and summaries; and the city 130100's receipts of its two counties' reports."""
     tmp = tmp_path_factory.mktemp("streams")
     out = {}
+    reports = []
     for n, region in enumerate(("130102", "130104", "130402")):
         node = Node(
             config_mod.load(make_node_dir(tmp / region, region=region), environ={}),
@@ -71,7 +74,20 @@ def streams(tmp_path_factory):
             user="gw",
         )
         out[region] = log_events(node.log, 0, 10_000)
+        if region.startswith("1301"):
+            reports += [
+                (e.aggregate, e.origin, e.seq, e.at)
+                for e in map(parse, node.log.envelopes())
+                if e.type == "accident.reported/1"
+            ]
         node.close()
+    city = Node(
+        config_mod.load(make_node_dir(tmp / "130100", tier="city", region="130100"), environ={}),
+        clock=Clock(to_ms(NOW) + 3 * 3_600_000),
+    )
+    assert record_receipts(city, reports) == 2
+    out["130100"] = log_events(city.log, 0, 10_000)
+    city.close()
     return out
 
 
@@ -107,6 +123,7 @@ def test_any_interleaving_gives_the_same_digest(streams, reference, data):
 def test_the_fixture_exercises_every_projection(reference):
     empty = digest([], 1)
     tables = (
+        "accident_receipts",
         "accidents",
         "cases",
         "enterprises",
