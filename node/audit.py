@@ -13,7 +13,8 @@ from contextlib import closing, contextmanager
 from typing import Any
 from uuid import UUID
 
-from federation.envelope import Envelope
+from federation.envelope import Envelope, check_signature, parse
+from federation.errors import VerificationError
 from federation.verify import Failure, OriginReport, Trust, verify_origin
 from node.config import Config
 from node.errors import ConfigError
@@ -105,6 +106,9 @@ def audit_node(
             reports.append(
                 verify_origin(origin, raws, notes, trust, signatures=signatures, on_envelope=seen)
             )
+        above = _from_above(rows, trust, seen, signatures)
+        if above is not None:
+            reports.append(above)
         all_ok = all(r.ok for r in reports)
         store_failure = _check_store(rows, order, signed, config.node.origin) if all_ok else None
     failures = [r.failure for r in reports if r.failure] + (
@@ -125,6 +129,29 @@ def audit_node(
         "signatures": "every envelope" if signatures else "by checkpoint only",
         "failures": [f.__dict__ for f in failures],
     }
+
+
+def _from_above(
+    rows: Rows, trust: Trust, seen: Callable[[Envelope], None], signatures: bool
+) -> OriginReport | None:
+    """Licence events that came down from the tiers above: a selection of their logs, each
+    envelope standing on its own signature (no chain to follow here)."""
+    report = OriginReport("above")
+    for r in rows(
+        "SELECT raw FROM downward WHERE verified > 0 AND type LIKE ? ORDER BY verified",
+        "licence.%",
+    ):
+        env = parse(bytes(r["raw"]))
+        try:
+            public = trust.key_for(env.origin, env.key, env.seq)
+            if signatures:
+                check_signature(env, public)
+        except VerificationError as e:
+            report.failure = Failure(env.origin, env.seq, e.reason, str(e))
+            return report
+        report.envelopes += 1
+        seen(env)
+    return report if report.envelopes else None
 
 
 def _check_store(

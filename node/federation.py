@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -45,7 +46,7 @@ from federation.transport import (
     unpack_positions,
     up_subject,
 )
-from node.importer import Importer
+from node.importer import Importer, storable, stored_event
 from node.service import Node
 from node.store import EventLog
 
@@ -446,21 +447,17 @@ def down_batch(node: Node, limit: int) -> tuple[list[Message], dict[str, int]]:
     new = {me: int(rows[-1]["seq"])} if rows else {}
     above = scanned.get("^", 0)
     rows = log.query(
-        "SELECT rowid AS n, origin, seq, raw, type FROM downward WHERE verified = 1"
-        " AND rowid > ? ORDER BY rowid LIMIT ?",
+        "SELECT origin, seq, raw, division, verified FROM downward WHERE verified > ?"
+        " ORDER BY verified LIMIT ?",
         (above, limit),
     )
     for r in rows:
-        env = parse(bytes(r["raw"]))
+        origin, seq, raw = str(r["origin"]), int(r["seq"]), bytes(r["raw"])
         messages.append(
-            Message(
-                down_subject(env.origin, _division(node, env)),
-                envelope_id(env.origin, env.seq),
-                env.raw,
-            )
+            Message(down_subject(origin, str(r["division"])), envelope_id(origin, seq), raw)
         )
     if rows:
-        new["^"] = int(rows[-1]["n"])
+        new["^"] = int(rows[-1]["verified"])
     return messages, new
 
 
@@ -570,9 +567,9 @@ def take_from_above(importer: Importer, items: list[tuple[str, bytes]]) -> dict[
             importer.quarantine("?", 0, e, data, summary)
             continue
         node.log.write(
-            "INSERT INTO downward (origin, seq, type, raw, verified) VALUES (?, ?, ?, ?, 0)"
-            " ON CONFLICT (origin, seq) DO NOTHING",
-            (env.origin, env.seq, env.type, data),
+            "INSERT INTO downward (origin, seq, type, raw, division, verified)"
+            " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (origin, seq) DO NOTHING",
+            (env.origin, env.seq, env.type, data, division),
         )
     for _ in range(3):  # a certification may let a held signer through, and so on
         if not _verify_from_above(importer, summary):
@@ -596,6 +593,7 @@ def _verify_from_above(importer: Importer, summary: dict[str, Any]) -> int:
                     "not_from_above", f"{env.origin} is not a tier above {own.origin}"
                 )
             check_signature(env, trust.key_for(env.origin, env.key, env.seq))
+            storable(env)
         except VerificationError as e:
             if e.reason == "unknown_key":
                 continue
@@ -604,8 +602,13 @@ def _verify_from_above(importer: Importer, summary: dict[str, Any]) -> int:
             )
             importer.quarantine(env.origin, env.seq, e, env.raw, summary)
             continue
-        node.log.write(
-            "UPDATE downward SET verified = 1 WHERE origin = ? AND seq = ?", (env.origin, env.seq)
+        if env.type.startswith(DOWN_PREFIXES):  # licences: into the log, for the registers
+            with contextlib.suppress(IntegrityError):  # kept before a crash, not yet marked
+                node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
+        node.log.write(  # numbered in the order verified: the relay follows that order
+            "UPDATE downward SET verified = (SELECT COALESCE(MAX(verified), 0) + 1 FROM downward)"
+            " WHERE origin = ? AND seq = ?",
+            (env.origin, env.seq),
         )
         verified += 1
         summary["kept"] += 1
@@ -684,7 +687,7 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
             entry["lag_events"] += origins[origin]["lag_events"]
             entry["pending"] += origins[origin]["pending"]
     down = log.query(
-        "SELECT SUM(verified) AS kept, COUNT(*) - SUM(verified) AS held FROM downward"
+        "SELECT COUNT(*) AS n, SUM(CASE WHEN verified > 0 THEN 1 ELSE 0 END) AS kept FROM downward"
     )[0]
     return {
         "origin": me,
@@ -696,7 +699,10 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
             c: {**v, "origins": sorted(v["origins"])} for c, v in sorted(children.items())
         },
         "quarantined": sum(quarantined.values()),
-        "from_above": {"kept": int(down["kept"] or 0), "held": int(down["held"] or 0)},
+        "from_above": {
+            "kept": int(down["kept"] or 0),
+            "held": int(down["n"]) - int(down["kept"] or 0),
+        },
         "as_of": now,
     }
 

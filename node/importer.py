@@ -43,6 +43,7 @@ class Importer:
         self.log = node.log
         self._trust: Trust | None = None
         self._trust_mark: tuple[Any, ...] = ()
+        self._swept: Trust | None = None  # the trust the waiting envelopes were last judged by
 
     # -- trust --------------------------------------------------------------------------------
     def trust(self, extra_documents: Sequence[bytes] = ()) -> Trust:
@@ -67,7 +68,7 @@ class Importer:
         """Changes whenever a key document is added anywhere this importer reads them."""
         rows = self.log.query(
             "SELECT COUNT(*) AS n FROM stored_events WHERE topic = 'keys.document_recorded/1'"
-            " UNION ALL SELECT COUNT(*) AS n FROM downward WHERE verified = 1"
+            " UNION ALL SELECT COUNT(*) AS n FROM downward WHERE verified > 0"
             " AND type = 'keys.document_recorded/1'"
         )
         trust_dir = self.node.config.trust_dir
@@ -78,7 +79,7 @@ class Importer:
         """Certifications, rotations and revocations recorded by the tiers above, as they came
         down (each verified on its own signature when it arrived)."""
         rows = self.log.query(
-            "SELECT raw FROM downward WHERE verified = 1 AND type = 'keys.document_recorded/1'"
+            "SELECT raw FROM downward WHERE verified > 0 AND type = 'keys.document_recorded/1'"
             " ORDER BY origin, seq"
         )
         return [base64.b64decode(parse(bytes(r["raw"])).payload["document"]) for r in rows]
@@ -112,6 +113,8 @@ class Importer:
         for text in notes:
             self._receive_checkpoint(text, trust, summary)
         touched = self._receive(envelopes, trust, summary)
+        if self.trust(documents) is not self._swept:
+            self._sweep_pending(self.trust(documents), summary)
         for origin in sorted(touched | set(self._pending_origins())):
             self._apply(origin, self.trust(documents), summary, hold_tail)
         self._recheck_checkpoints(self.trust(documents), summary)
@@ -140,7 +143,7 @@ class Importer:
                 continue
             outside = None if env.origin == own else self._outside(env.origin, trust)
             if outside is None:
-                outside = _foreign_key(env, trust)
+                outside = _foreign_key(env, trust) or _revoked(env, trust)
             if outside is not None:
                 self.quarantine(env.origin, env.seq, outside, raw, summary)
             elif env.seq <= applied[env.origin]:
@@ -153,6 +156,22 @@ class Importer:
             ahead,
         )
         return {origin for origin, *_ in ahead}
+
+    def _sweep_pending(self, trust: Trust, summary: dict[str, Any]) -> None:
+        """With new key documents: refuse what waits and can now be judged (a revoked key, an
+        origin now known to be outside this area, a key of another origin)."""
+        self._swept = trust
+        own = self.node.config.node.origin
+        for row in self.log.query("SELECT raw FROM import_pending"):
+            env = parse(bytes(row["raw"]))
+            error = (
+                (None if env.origin == own else self._outside(env.origin, trust))
+                or _foreign_key(env, trust)
+                or _revoked(env, trust)
+            )
+            if error is not None:
+                self._drop_pending([env])
+                self.quarantine(env.origin, env.seq, error, env.raw, summary)
 
     def _outside(self, origin: str, trust: Trust) -> VerificationError | None:
         """Why an origin's envelopes do not belong here: certified for an area outside this
@@ -257,7 +276,7 @@ class Importer:
                     if hold_tail:
                         return good, True  # waits for the checkpoint that will cover it
                     check_signature(env, public)
-                _storable(env)
+                storable(env)
             except VerificationError as e:
                 if e.reason == "unknown_key":
                     return good, True  # its certification may still come: held like a gap
@@ -347,7 +366,7 @@ class Importer:
         """Store a verified run in one transaction; if the store refuses it (an aggregate
         version already taken), store one by one and quarantine the one refused."""
         try:
-            self.log.app.recorder.insert_events([_stored(env) for env in run], imported=run)
+            self.log.app.recorder.insert_events([stored_event(env) for env in run], imported=run)
         except IntegrityError:
             if len(run) == 1:
                 error = VerificationError(
@@ -466,12 +485,25 @@ class Importer:
     def quarantine(
         self, origin: str, seq: int, error: VerificationError, raw: bytes, summary: dict[str, Any]
     ) -> None:
+        """Keep a refused message with the reason (once: the same bytes again, e.g. published
+        again by an uplink repairing what its parent holds, are not counted twice)."""
         self.log.write(
             "INSERT INTO quarantine (origin, seq, reason, message, raw, at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (origin, seq, error.reason, str(error), raw, self.node.clock()),
+            " SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
+            " (SELECT 1 FROM quarantine WHERE origin = ? AND seq = ? AND raw = ?)",
+            (origin, seq, error.reason, str(error), raw, self.node.clock(), origin, seq, raw),
         )
         summary["quarantined"].append({"origin": origin, "seq": seq, "reason": error.reason})
+
+
+def _revoked(env: Envelope, trust: Trust) -> VerificationError | None:
+    """An envelope signed with a key revoked at or before its sequence: refused at once, gap
+    or not (nothing that comes before it can make it valid)."""
+    try:
+        trust.key_for(env.origin, env.key, env.seq)
+    except VerificationError as e:
+        return e if e.reason == "revoked_key" else None
+    return None
 
 
 def _foreign_key(env: Envelope, trust: Trust) -> VerificationError | None:
@@ -486,7 +518,7 @@ def _foreign_key(env: Envelope, trust: Trust) -> VerificationError | None:
     return None
 
 
-def _storable(env: Envelope) -> None:
+def storable(env: Envelope) -> None:
     """The checks the event store needs beyond the signature: a canonical aggregate id and a
     payload it can keep."""
     try:
@@ -513,7 +545,7 @@ def _has_bytes(value: Any) -> bool:
     return False
 
 
-def _stored(env: Envelope) -> StoredEvent:
+def stored_event(env: Envelope) -> StoredEvent:
     state = {"recorded_at": env.at, "actor": env.actor, **env.payload}
     return StoredEvent(
         originator_id=UUID(env.aggregate),

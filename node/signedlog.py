@@ -53,7 +53,7 @@ TABLES = (
     # envelope on its own signature), and which child relays which origin
     "CREATE TABLE IF NOT EXISTS downward ("
     " origin TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, raw {blob} NOT NULL,"
-    " verified BIGINT NOT NULL, PRIMARY KEY (origin, seq))",
+    " division TEXT NOT NULL, verified BIGINT NOT NULL, PRIMARY KEY (origin, seq))",
     "CREATE TABLE IF NOT EXISTS routes ("
     " origin TEXT PRIMARY KEY, child TEXT NOT NULL, messages BIGINT NOT NULL,"
     " last_seen BIGINT NOT NULL)",
@@ -156,7 +156,8 @@ class SignedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         ids = super()._insert_events(c, stored_events, **kwargs)
-        self.writer.append(c, stored_events, kwargs.get("imported"))
+        if not kwargs.get("from_above"):  # those keep their envelopes in ``downward``
+            self.writer.append(c, stored_events, kwargs.get("imported"))
         return ids
 
 

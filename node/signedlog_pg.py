@@ -26,6 +26,8 @@ class SignedPostgresRecorder(PostgresApplicationRecorder):
     ) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)  # takes the table lock
         # a cursor of its own: eventsourcing reads the notification ids off ``curs`` next
+        if kwargs.get("from_above"):  # those keep their envelopes in ``downward``
+            return
         with curs.connection.cursor(row_factory=dict_row) as mine:
             self.writer.append(mine, stored_events, kwargs.get("imported"))
 

@@ -7,10 +7,17 @@ import time
 
 import pytest
 
+from federation.keys import revoke
 from federation.suite import load_key
+from node.audit import audit_node
+from node.federation import federation_view
+from node.importer import Importer
+from projections.queries import Filters
+from tests.factories import accident, js
 from tests.integration.federation import (
     Federation,
     bad_signature,
+    closing_node,
     converged,
     forge,
     inject,
@@ -18,6 +25,7 @@ from tests.integration.federation import (
     tamper,
     wait_for,
 )
+from tests.node.test_rules_across_records import application
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -154,3 +162,156 @@ def test_killing_publishers_and_receivers_mid_stream_converges_exactly_once(thre
         )
         assert (rows[0]["n"], rows[0]["d"]) == (3200, 3200)  # each applied exactly once
         assert f[tier].quarantine() == []
+
+
+FOUR_TIERS = [
+    ("national", "national", "000000", None),
+    ("province", "province", "130000", "national"),
+    ("city", "city", "130100", "province"),
+    ("a", "county", "130102", "city"),
+    ("b", "county", "130104", "city"),
+]
+ALL = ["000000", "130000", "130100", "130102", "130104"]
+
+
+@pytest.fixture
+def four(tmp_path):
+    f = Federation(tmp_path, FOUR_TIERS)
+    yield f
+    f.close()
+
+
+def test_four_tiers_relay_receipts_archive_and_a_consistent_national_view(four):
+    f = four
+    f.start()
+    register_enterprises(f["a"], 40)
+    register_enterprises(f["b"], 25)
+    with closing_node(f["a"]) as a:
+        accident_id = a.execute("accident.report", js(accident()), user="clerk")["id"]
+    with closing_node(f["province"]) as province:  # a licence for an enterprise of county a
+        lic = province.execute("licence.apply", application("130102"), user="li")["id"]
+        province.execute("licence.accept", "{}", user="li", target=lic)
+    wait_for(
+        lambda: all(f[t].applied().get("130102") == 41 for t in ("city", "province", "national")),
+        60,
+        "the report reaches every tier",
+    )
+    # each tier above the county signed its receipt, and the receipts travel up too
+    wait_for(
+        converged(f, "national", ALL),
+        60,
+        "national holds every origin",
+        lambda: (f["national"].applied(), {n: m.applied() for n, m in f.members.items()}),
+    )
+    for name in ("a", "city", "province", "national"):  # byte-identical at every tier
+        assert f[name].envelopes("130102") == f["a"].envelopes("130102")
+    # the licence came down to county a (its area) and not to county b
+    wait_for(
+        lambda: len(f["a"].query("SELECT * FROM downward WHERE type LIKE 'licence.%'")) == 2,
+        60,
+        "the licence reaches county a",
+    )
+    assert f["b"].query("SELECT * FROM downward WHERE type LIKE 'licence.%'") == []
+    archive = archived(f["national"].nats.url)
+    held = f["national"].query("SELECT origin, seq, raw FROM envelopes")
+    assert {(r["origin"], r["seq"]): bytes(r["raw"]) for r in held} == archive
+    f.stop()
+
+    with closing_node(f["national"]) as national:
+        rows = national.query("accident-receipts", Filters(accident=accident_id, as_of=0))
+        assert [r["tier"] for r in rows] == ["city", "province", "national"]
+        assert all(r["on_time"] for r in rows)
+        national.project()
+        view = national._projector.store.digest("130100")["all"]
+        status = federation_view(national, national.clock())
+    assert status["origins"]["130102"]["applied"] == 41
+    assert status["origins"]["130102"]["pending"] == 0
+    assert status["children"]["130000"]["origins"] == ["130000", "130100", "130102", "130104"]
+    with closing_node(f["a"]) as a:  # the county sees the province's licence of its area
+        assert [r["id"] for r in a.query("licences", Filters(as_of=a.clock()))] == [lic]
+        importer = Importer(a)
+        report = audit_node(a.config, importer.trust())
+        assert report["ok"], report["failures"]  # its log and what came down, all signed
+    city_dir = f["city"].directory
+    (city_dir / "projections.db").unlink(missing_ok=True)
+    with closing_node(f["city"]) as city:  # rebuilt from the subtree's logs it holds
+        city.project()
+        assert city._projector.store.digest("130100")["all"] == view
+
+
+def archived(url: str) -> dict[tuple[str, int], bytes]:
+    """Every envelope on the national archive stream, by origin and sequence."""
+    import asyncio
+
+    import nats
+
+    async def run() -> dict[tuple[str, int], bytes]:
+        nc = await nats.connect(url)
+        js_ = nc.jetstream()
+        sub = await js_.pull_subscribe("anjian.archive.env.>", stream="ANJIAN_ARCHIVE")
+        found: dict[tuple[str, int], bytes] = {}
+        while True:
+            try:
+                msgs = await sub.fetch(500, timeout=1)
+            except TimeoutError:
+                break
+            for m in msgs:
+                origin, seq = m.headers["Nats-Msg-Id"].split(":")
+                found[(origin, int(seq))] = m.data
+                await m.ack()
+        await nc.close()
+        return found
+
+    return asyncio.run(run())
+
+
+def test_a_revocation_at_the_province_reaches_the_county_and_every_ancestor_refuses(four):
+    f = four
+    f.start()
+    register_enterprises(f["a"], 10)
+    wait_for(converged(f, "national", ["130102", "130100", "130000"]), 60, "first events")
+    a_key = load_key(f["a"].directory / "node.key")
+    with closing_node(f["province"]) as province:  # a's key: valid up to sequence 10 only
+        next_seq = province.log.tree()[0] + 1
+        doc = revoke(
+            province.key,
+            "130000",
+            origin="130102",
+            key=a_key.key_id,
+            last_seq=10,
+            at_seq=next_seq,
+        )
+        province.record_key_document(doc, user="admin")
+    revoked = "SELECT * FROM downward WHERE verified > 0 AND type = 'keys.document_recorded/1'"
+    wait_for(
+        lambda: len(f["a"].query(revoked)) > 0 and _revoked_at(f["a"]),
+        60,
+        "the revocation comes down to the county",
+    )
+    wait_for(lambda: _revoked_at(f["city"]), 30, "the city knows it")
+    wait_for(
+        converged(f, "national", ["130000"]), 60, "the revocation goes up to the national centre"
+    )
+    register_enterprises(f["a"], 5, start=10)  # signed with the revoked key
+    late = f["a"].envelopes("130102")[10:]
+    subject = "anjian.up.130100.env.130102"  # as a faulty relay would pass them on
+    inject(f["province"].nats.url, [(subject, raw) for raw in late])
+    inject(f["national"].nats.url, [(subject, raw) for raw in late])
+    for tier in ("city", "province", "national"):
+        wait_for(
+            lambda t=tier: (
+                {(o, s, r) for o, s, r in f[t].quarantine()}
+                >= {("130102", s, "revoked_key") for s in range(11, 16)}
+            ),
+            60,
+            f"{tier} refuses a's envelopes after sequence 10",
+            lambda t=tier: f[t].quarantine(),
+        )
+        assert f[tier].applied()["130102"] == 10
+
+
+def _revoked_at(member) -> bool:
+    """Whether the node's trust, as its importer builds it, ends a's key at sequence 10."""
+    with closing_node(member) as node:
+        trust = Importer(node).trust()
+    return any(g.origin == "130102" and g.until_seq == 10 for g in trust.grants)
