@@ -101,28 +101,75 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise NonCanonical(f"extension type {code} is not allowed")
 
 
+MAX_DEPTH = 64  # nesting of maps and lists no event needs
+
+
+def _check(value: Any, depth: int = 0) -> None:
+    """Raise NonCanonical unless every map has string keys in sorted order and there is no
+    float anywhere (the byte comparison in ``decode`` settles everything else)."""
+    if depth > MAX_DEPTH:
+        raise NonCanonical("nested too deeply")
+    kind = type(value)
+    if kind is dict:
+        keys = list(value)
+        for k in keys:
+            if type(k) is not str:
+                raise NonCanonical(f"map key {k!r} is not a string")
+        if keys != sorted(keys):
+            raise NonCanonical("bytes are not the canonical encoding of their value")
+        for v in value.values():
+            if type(v) in _NESTED:
+                _check(v, depth + 1)
+    elif kind is list:
+        for v in value:
+            if type(v) in _NESTED:
+                _check(v, depth + 1)
+    elif kind is float:
+        raise NonCanonical("floats are not allowed (use a scaled integer)")
+
+
+_NESTED = (dict, list, float)
+
+
 def decode(data: bytes) -> Any:
     """The value of canonical bytes; NonCanonical for anything else (other encodings of the
-    same value, duplicate keys, floats, extension types, trailing bytes)."""
+    same value, duplicate keys, floats, extension types, trailing bytes).
+
+    Fast path: msgpack decodes maps in the order of the bytes, so checking that the keys are
+    sorted strings and that encoding the value again gives the very same bytes proves the
+    bytes canonical (a duplicate key loses an entry and changes the bytes)."""
     try:
         value = msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=False,
-            object_pairs_hook=_pairs,
-            ext_hook=_no_ext,
+            data, raw=False, use_list=True, strict_map_key=False, ext_hook=_no_ext
         )
     except NonCanonical:
         raise
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
         raise NonCanonical(f"not a single msgpack value: {e}") from None
+    except TypeError as e:  # a map or list as a map key
+        raise NonCanonical(f"map key is not a string: {e}") from None
     except RecursionError:
         raise NonCanonical("nested too deeply") from None
     try:
-        same = encode(value) == data
+        _check(value)
+        same = msgpack.packb(value, use_bin_type=True) == data
     except RecursionError:
         raise NonCanonical("nested too deeply") from None
+    except (TypeError, ValueError, OverflowError) as e:  # e.g. an unhashable map key
+        raise NonCanonical(f"cannot be encoded: {e}") from None
     if not same:
+        _explain_bytes(data)
         raise NonCanonical("bytes are not the canonical encoding of their value")
     return value
+
+
+def _explain_bytes(data: bytes) -> None:
+    """Name a duplicate or non-string map key, if that is what is wrong (the slow path)."""
+    msgpack.unpackb(
+        data,
+        raw=False,
+        use_list=True,
+        strict_map_key=False,
+        object_pairs_hook=_pairs,
+        ext_hook=_no_ext,
+    )

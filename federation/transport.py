@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,6 @@ SUBJECTS = {UP: "anjian.up.>", DOWN: "anjian.down.>", ARCHIVE: "anjian.archive.>
 # gap its parent holds) goes through soon after.
 DUPLICATE_WINDOW = 30.0
 RETENTION = 30 * 24 * 3600.0  # seconds a stream keeps messages (longer than any outage)
-WINDOW = 256  # publishes in flight at once
 
 # What can go wrong on a NATS connection: the caller drops the connection and starts again.
 TRANSPORT_ERRORS = (NatsError, OSError, asyncio.TimeoutError)
@@ -94,6 +93,19 @@ async def connect(url: str, name: str) -> Client:
     async def reconnected() -> None:
         log.info("%s: reconnected to %s", name, url)
 
+    try:  # nats-py retries the first connection forever too: give up on it after a while
+        return await asyncio.wait_for(_connect(url, name, error, disconnected, reconnected), 4)
+    except TimeoutError:
+        raise OSError(f"no NATS server answered at {url}") from None
+
+
+async def _connect(
+    url: str,
+    name: str,
+    error: Callable[[Exception], Awaitable[None]],
+    disconnected: Callable[[], Awaitable[None]],
+    reconnected: Callable[[], Awaitable[None]],
+) -> Client:
     return await nats.connect(
         url,
         name=name,
@@ -130,26 +142,28 @@ async def ensure_stream(js: JetStreamContext, name: str) -> None:
     )
 
 
-async def publish(js: JetStreamContext, messages: Sequence[Message], timeout: float = 5.0) -> int:
-    """Publish in windows of concurrent requests; returns how many the server acknowledged
-    (a prefix: on any failure the rest is left for the caller to retry, with the same ids)."""
+async def publish(js: JetStreamContext, messages: Sequence[Message], timeout: float = 10.0) -> int:
+    """Publish pipelined (many in flight, each acknowledged by the server); returns how many
+    were acknowledged as a prefix: on any failure the rest is left for the caller to retry with
+    the same ids. An acknowledgement that never comes counts as a failure after ``timeout``
+    (a server error can leave it unresolved)."""
+    futures: list[asyncio.Future[Any]] = []
+    try:
+        for m in messages:
+            futures.append(
+                await js.publish_async(m.subject, m.data, headers={"Nats-Msg-Id": m.msg_id})
+            )
+    except TRANSPORT_ERRORS as e:
+        log.info("publish stopped after %d sent: %r", len(futures), e)
+    if futures:
+        await asyncio.wait(futures, timeout=timeout)
     done = 0
-    for start in range(0, len(messages), WINDOW):
-        window = messages[start : start + WINDOW]
-        results = await asyncio.gather(
-            *(
-                js.publish(m.subject, m.data, timeout=timeout, headers={"Nats-Msg-Id": m.msg_id})
-                for m in window
-            ),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                if isinstance(result, TRANSPORT_ERRORS):
-                    log.info("publish failed after %d acknowledged: %r", done, result)
-                    return done
-                raise result
-            done += 1
+    for future in futures:
+        if not future.done() or future.cancelled() or future.exception() is not None:
+            break
+        done += 1
+    for future in futures[done:]:
+        future.cancel()
     return done
 
 

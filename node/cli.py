@@ -230,6 +230,41 @@ def show(directory: Path, record_id: str) -> None:
 
 
 @main.command()
+@click.option(
+    "--smoke", is_flag=True, help="A short run: exit 0 only if it converges in 3 minutes."
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the federation in this (new) directory instead of a temporary one.",
+)
+def demo(smoke: bool, directory: Path | None) -> None:
+    """Run a small federation here: national, one province, one city, two counties, each with
+    its own nats-server or none, as bureaus would. Records a day at the counties, cuts one
+    county's line for a while, and prints per-tier counts and digests until they converge.
+
+    Needs nats-server on PATH (apt-get install -y nats-server)."""
+    import tempfile
+
+    from node.demo import run as run_demo
+    from node.natsd import nats_server_binary
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with user_errors():
+        nats_server_binary()
+        if directory is not None:
+            if directory.exists() and any(directory.iterdir()):
+                raise ConfigError(f"{directory} exists and is not empty; choose a new directory")
+            ok_ = run_demo(directory, smoke)
+        else:
+            with tempfile.TemporaryDirectory(prefix="anjian-demo-") as tmp:
+                ok_ = run_demo(Path(tmp), smoke)
+    if not ok_:
+        sys.exit(1)
+
+
+@main.command()
 @NODE_DIR
 def status(directory: Path) -> None:
     """Print the node's origin, tier, region, event count and last log position, and per

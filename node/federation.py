@@ -57,7 +57,8 @@ Call = Callable[..., Awaitable[Any]]  # runs a storage function in the right thr
 ASK_TIMEOUT = 2.0  # seconds to wait for the parent's applied positions
 REASK = 10.0  # seconds between asks while publishing (to see gaps the parent holds)
 IDLE = 0.2  # seconds between looks at the log when there is nothing to publish
-RETRY = (0.5, 1, 2, 5, 10)  # seconds between connection attempts (the last repeats)
+RETRY = (0.5, 1, 1, 2)  # seconds between connection attempts (the last repeats): a line back
+# in service is used within 2 seconds, and a connection attempt costs next to nothing
 ACK_WAIT = 10.0  # seconds before a message delivered but not acknowledged is delivered again
 DOWN_TYPES = ("keys.document_recorded/1",)  # what a subtree must know, with licences
 DOWN_PREFIXES = ("licence.",)
@@ -227,8 +228,11 @@ class Uplink(Part):
 
     async def session(self, nc: Client) -> None:
         js = nc.jetstream()
+        waited = 0
         while (positions := await self.ask(nc)) is None:
-            log.warning("uplink: %s; waiting before publishing", self.last_error)
+            if waited % 30 == 0:  # once a minute, not every attempt
+                log.warning("uplink: %s; waiting before publishing", self.last_error)
+            waited += 1
             await asyncio.sleep(ASK_TIMEOUT)
         self.outbox.sent = {o: p[0] for o, p in positions.items()}
         self.outbox.sent_cp = {o: p[1] for o, p in positions.items()}
@@ -298,6 +302,10 @@ class Receiver(Part):
         super().__init__(node, url, read, write)
         self.importer = importer
         self.held = False
+        self.busy_until = 0.0  # while a backlog is arriving (full batches), and a second after
+
+    def busy(self) -> bool:
+        return time.monotonic() < self.busy_until
 
     async def session(self, nc: Client) -> None:
         js = nc.jetstream()
@@ -322,6 +330,8 @@ class Receiver(Part):
                 except TimeoutError:
                     msgs = []
                 if msgs:
+                    if len(msgs) == batch:
+                        self.busy_until = time.monotonic() + 1.0
                     await self.take(msgs, more=len(msgs) == batch)
                     await _ack(msgs)
                 elif self.held:
@@ -380,16 +390,28 @@ class Archive(Part):
 
     name = "archive"
 
-    def __init__(self, node: Node, url: str, read: Call, write: Call) -> None:
+    def __init__(
+        self, node: Node, url: str, read: Call, write: Call, receiver: Receiver | None = None
+    ) -> None:
         super().__init__(node, url, read, write)
         self.outbox = Outbox(lambda kind, origin: f"anjian.archive.{kind}.{origin}")
+        self.receiver = receiver
+
+    async def _yield_to_receiver(self, last: float) -> None:
+        """While a backlog from below is being applied, the archive trails it (one batch every
+        2 seconds at least) and catches up after: applying comes first on a busy centre."""
+        while self.receiver is not None and self.receiver.busy() and time.monotonic() - last < 2:
+            await asyncio.sleep(0.2)
 
     async def session(self, nc: Client) -> None:
         js = nc.jetstream()
         await ensure_stream(js, ARCHIVE)
         self.outbox.sent, self.outbox.sent_cp = {}, {}  # read again from the stream
         batch_size = self.node.config.federation.batch
+        last = 0.0
         while True:
+            await self._yield_to_receiver(last)
+            last = time.monotonic()
             batch = await self.read(self.outbox.next_batch, self.node.log, batch_size)
             new = {origin for _, origin, _ in batch} - set(self.outbox.sent)
             for origin in new:  # first seen since the start: where the archive holds it
@@ -712,12 +734,13 @@ def parts(node: Node, read: Call, write: Call, importer: Importer) -> list[Part]
     """The federation tasks this node's configuration asks for."""
     config = node.config
     found: list[Part] = []
-    if config.node.parent:
+    if config.node.parent and config.node.tier.value != "backup":  # it follows the archive
         found.append(Uplink(node, config.node.parent, read, write))
         found.append(DownConsumer(node, config.node.parent, read, write, importer))
     if config.federation.nats:
-        found.append(Receiver(node, config.federation.nats, read, write, importer))
+        receiver = Receiver(node, config.federation.nats, read, write, importer)
+        found.append(receiver)
         found.append(DownPublisher(node, config.federation.nats, read, write))
         if config.node.tier.value == "national":
-            found.append(Archive(node, config.federation.nats, read, write))
+            found.append(Archive(node, config.federation.nats, read, write, receiver))
     return found

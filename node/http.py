@@ -83,7 +83,7 @@ class Runtime:
                 log.error("deriving sensor events: %s", e)
             await asyncio.sleep(interval)
 
-    async def follow_projections(self, interval: float = 1.0) -> None:
+    async def follow_projections(self, interval: float = 0.25) -> None:
         """Keep the projections up to the log, in their own thread."""
         loop = asyncio.get_running_loop()
         while True:

@@ -31,6 +31,7 @@ from node.service import Node
 
 log = logging.getLogger("anjian.import")
 RUN = 2000  # envelopes of one origin checked and stored per transaction
+PARSED = 20_000  # envelopes kept parsed between takes (those waiting for their turn)
 REPORTS = ("accident.reported/1", "accident.near_miss_reported/1")
 
 
@@ -44,6 +45,11 @@ class Importer:
         self._trust: Trust | None = None
         self._trust_mark: tuple[Any, ...] = ()
         self._swept: Trust | None = None  # the trust the waiting envelopes were last judged by
+        self._parsed: dict[bytes, Envelope] = {}  # envelopes by their bytes, parsed once
+        # while one origin is applied: what waits for its turn by hash, and which of it is
+        # already kept in import_pending
+        self._waiting: dict[bytes, Envelope] = {}
+        self._in_db: set[bytes] = set()
 
     # -- trust --------------------------------------------------------------------------------
     def trust(self, extra_documents: Sequence[bytes] = ()) -> Trust:
@@ -112,24 +118,35 @@ class Importer:
             self.quarantine("?", 0, error, data, summary)
         for text in notes:
             self._receive_checkpoint(text, trust, summary)
-        touched = self._receive(envelopes, trust, summary)
+        fresh = self._receive(envelopes, trust, summary)
         if self.trust(documents) is not self._swept:
             self._sweep_pending(self.trust(documents), summary)
-        for origin in sorted(touched | set(self._pending_origins())):
-            self._apply(origin, self.trust(documents), summary, hold_tail)
+        for origin in sorted(set(fresh) | set(self._pending_origins())):
+            self._apply(origin, self.trust(documents), summary, hold_tail, fresh.get(origin, []))
         self._recheck_checkpoints(self.trust(documents), summary)
         summary["held"] = self.held()
         return summary
 
-    def _receive(self, raws: list[bytes], trust: Trust, summary: dict[str, Any]) -> set[str]:
+    def _parse(self, raw: bytes) -> Envelope:
+        """Parsed once, also across takes (envelopes waiting for a checkpoint come back)."""
+        env = self._parsed.get(raw)
+        if env is None:
+            if len(self._parsed) >= PARSED:
+                self._parsed.clear()
+            env = self._parsed[raw] = parse(raw)
+        return env
+
+    def _receive(
+        self, raws: list[bytes], trust: Trust, summary: dict[str, Any]
+    ) -> dict[str, list[Envelope]]:
         """Sort incoming envelopes: malformed, foreign or already applied ones are settled at
-        once; the rest wait in ``import_pending`` (one transaction) for their turn."""
+        once; the rest, per origin, go on to be applied or to wait for their turn."""
         own = self.node.config.node.origin
-        ahead: list[tuple[str, int, bytes, bytes]] = []
+        ahead: dict[str, list[Envelope]] = {}
         applied: dict[str, int] = {}
         for raw in raws:
             try:
-                env = parse(raw)
+                env = self._parse(raw)
             except VerificationError as e:
                 self.quarantine("?", 0, e, raw, summary)
                 continue
@@ -149,13 +166,8 @@ class Importer:
             elif env.seq <= applied[env.origin]:
                 self._settle_behind(env, raw, trust, summary)
             else:
-                ahead.append((env.origin, env.seq, env.hash, raw))
-        self.log.write_many(
-            "INSERT INTO import_pending (origin, seq, hash, raw) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (origin, seq, hash) DO NOTHING",
-            ahead,
-        )
-        return {origin for origin, *_ in ahead}
+                ahead.setdefault(env.origin, []).append(env)
+        return ahead
 
     def _sweep_pending(self, trust: Trust, summary: dict[str, Any]) -> None:
         """With new key documents: refuse what waits and can now be judged (a revoked key, an
@@ -163,14 +175,17 @@ class Importer:
         self._swept = trust
         own = self.node.config.node.origin
         for row in self.log.query("SELECT raw FROM import_pending"):
-            env = parse(bytes(row["raw"]))
+            env = self._parse(bytes(row["raw"]))
             error = (
                 (None if env.origin == own else self._outside(env.origin, trust))
                 or _foreign_key(env, trust)
                 or _revoked(env, trust)
             )
             if error is not None:
-                self._drop_pending([env])
+                self.log.write(
+                    "DELETE FROM import_pending WHERE origin = ? AND seq = ? AND hash = ?",
+                    (env.origin, env.seq, env.hash),
+                )
                 self.quarantine(env.origin, env.seq, error, env.raw, summary)
 
     def _outside(self, origin: str, trust: Trust) -> VerificationError | None:
@@ -206,39 +221,70 @@ class Importer:
             error = e
         self.quarantine(env.origin, env.seq, error, raw, summary)
 
-    def _apply(self, origin: str, trust: Trust, summary: dict[str, Any], hold_tail: bool) -> None:
-        """Apply this origin's pending envelopes while they are the next in sequence: each
-        contiguous run is checked (chain, keys, and its Merkle root against the origin's signed
-        checkpoints, or else each signature) and stored in one transaction."""
+    def _apply(
+        self,
+        origin: str,
+        trust: Trust,
+        summary: dict[str, Any],
+        hold_tail: bool,
+        fresh: Sequence[Envelope] = (),
+    ) -> None:
+        """Apply this origin's waiting envelopes (those of earlier takes and ``fresh`` ones)
+        while they are the next in sequence: each contiguous run is checked (chain, keys, and
+        its Merkle root against the origin's signed checkpoints, or else each signature) and
+        stored in one transaction. What still waits afterwards is kept in ``import_pending``
+        (before the caller acknowledges the messages that carried it)."""
         applied, prev = self._applied(origin)
-        for row in self.log.query(
-            "SELECT raw FROM import_pending WHERE origin = ? AND seq <= ?", (origin, applied)
-        ):
-            env = parse(bytes(row["raw"]))
-            self._drop_pending([env])
-            self._settle_behind(env, env.raw, trust, summary)
-        while True:
-            rows = self.log.query(
-                "SELECT seq, raw FROM import_pending WHERE origin = ? AND seq > ?"
-                " ORDER BY seq LIMIT ?",
-                (origin, applied, RUN + 1),
+        self._waiting, self._in_db = {}, set()
+        for row in self.log.query("SELECT raw FROM import_pending WHERE origin = ?", (origin,)):
+            env = self._parse(bytes(row["raw"]))
+            self._waiting[env.hash] = env
+            self._in_db.add(env.hash)
+        for env in fresh:
+            self._waiting.setdefault(env.hash, env)
+        try:
+            for env in [e for e in self._waiting.values() if e.seq <= applied]:
+                self._drop_pending([env])
+                self._settle_behind(env, env.raw, trust, summary)
+            self._apply_waiting(origin, trust, summary, hold_tail, applied, prev)
+        finally:
+            self.log.write_many(
+                "INSERT INTO import_pending (origin, seq, hash, raw) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (origin, seq, hash) DO NOTHING",
+                [
+                    (env.origin, env.seq, env.hash, env.raw)
+                    for h, env in self._waiting.items()
+                    if h not in self._in_db
+                ],
             )
+            self._waiting, self._in_db = {}, set()
+
+    def _apply_waiting(
+        self,
+        origin: str,
+        trust: Trust,
+        summary: dict[str, Any],
+        hold_tail: bool,
+        applied: int,
+        prev: bytes,
+    ) -> None:
+        while True:
+            ordered = sorted(self._waiting.values(), key=lambda e: (e.seq, e.hash))[: RUN + 1]
             run: list[Envelope] = []
-            for row in rows:
-                if int(row["seq"]) != applied + len(run) + 1:
+            for env in ordered:
+                if env.seq != applied + len(run) + 1:
                     break  # a second candidate for one position, or a gap
-                run.append(parse(bytes(row["raw"])))
+                run.append(env)
             if not run:
-                if rows and int(rows[0]["seq"]) == applied + 1:
-                    progressed = self._apply_one(origin, rows, trust, summary)
-                    if progressed:
-                        applied, prev = self._applied(origin)
-                        continue
+                next_here = bool(ordered) and ordered[0].seq == applied + 1
+                if next_here and self._apply_one(origin, ordered, trust, summary):
+                    applied, prev = self._applied(origin)
+                    continue
                 return  # a gap (or nothing more): the origin waits
-            if len(rows) > len(run) and int(rows[len(run)]["seq"]) == run[-1].seq:
+            if len(ordered) > len(run) and ordered[len(run)].seq == run[-1].seq:
                 run.pop()  # two candidates for the last position: settled one at a time
                 if not run:
-                    if self._apply_one(origin, rows, trust, summary):
+                    if self._apply_one(origin, ordered, trust, summary):
                         applied, prev = self._applied(origin)
                         continue
                     return
@@ -335,12 +381,12 @@ class Importer:
         return False
 
     def _apply_one(
-        self, origin: str, rows: list[Any], trust: Trust, summary: dict[str, Any]
+        self, origin: str, waiting: list[Envelope], trust: Trust, summary: dict[str, Any]
     ) -> bool:
         """Several candidates for the next position: the first that verifies is applied, the
         others are settled against it. True if one was applied."""
         applied, prev = self._applied(origin)
-        candidates = [parse(bytes(r["raw"])) for r in rows if int(r["seq"]) == applied + 1]
+        candidates = [env for env in waiting if env.seq == applied + 1]
         refused: set[bytes] = set()
         for env in candidates:
             before = len(summary["quarantined"])
@@ -357,9 +403,12 @@ class Importer:
         return False
 
     def _drop_pending(self, envs: list[Envelope]) -> None:
+        """No longer waiting: applied, settled or quarantined."""
+        for env in envs:
+            self._waiting.pop(env.hash, None)
         self.log.write_many(
             "DELETE FROM import_pending WHERE origin = ? AND seq = ? AND hash = ?",
-            [(env.origin, env.seq, env.hash) for env in envs],
+            [(env.origin, env.seq, env.hash) for env in envs if env.hash in self._in_db],
         )
 
     def _store_run(self, run: list[Envelope], summary: dict[str, Any]) -> None:

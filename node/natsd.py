@@ -25,9 +25,7 @@ def free_port() -> int:
 
 
 def nats_server_binary() -> str:
-    found = shutil.which("nats-server") or (
-        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
-    )
+    found = shutil.which("nats-server")
     if found is None:
         raise ConfigError(INSTALL)
     return found

@@ -228,7 +228,12 @@ class EventLog:
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         recorder: Any = self.app.recorder
-        sql = "INSERT INTO checkpoints (origin, size, root, note) VALUES (?, ?, ?, ?)"
+        # another process of the same node (a server, a CLI command) may sign the same size
+        # at the same moment: the one stored first stands, the other is the same statement
+        sql = (
+            "INSERT INTO checkpoints (origin, size, root, note) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (origin, size) DO NOTHING"
+        )
         with recorder.datastore.transaction(commit=True) as cursor:
             cursor.execute(sql.replace("?", self.placeholder), (self.origin, size, root, note))
 

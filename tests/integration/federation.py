@@ -9,18 +9,14 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from domain.codes import Tier
-from federation.keys import ROOT, certify
-from federation.suite import SigningKey, load_key, load_public, public_pem
-from node import config as config_mod
-from node.config import NodeSection
-from node.keys import generate_node_key
-from node.natsd import NatsServer, nats_server_binary
-from node.service import Node
+from federation.suite import SigningKey
+from node import demo
+from node.errors import ConfigError
+from node.natsd import nats_server_binary
 from tests.conftest import Clock
 from tests.factories import credit_code, enterprise, js
 from tests.integration.helpers import Server
@@ -28,19 +24,10 @@ from tests.servers import missing
 
 
 @dataclass
-class Member:
-    name: str
-    tier: str
-    region: str
-    directory: Path
-    parent: Member | None = None
-    nats: NatsServer | None = None
-    server: Server | None = None
-    docs: list[bytes] = field(default_factory=list)  # its trust chain, root first
+class Member(demo.Member):
+    """A federation node under test: its server process, and read-only looks into its store."""
 
-    @property
-    def origin(self) -> str:
-        return self.region
+    server: Server | None = None
 
     def start(self) -> None:
         if self.nats is not None and self.nats.proc is None:
@@ -55,12 +42,6 @@ class Member:
     def kill(self) -> None:
         if self.server is not None and self.server.proc.poll() is None:
             self.server.kill()
-
-    def open(self, clock: Callable[[], int] | None = None) -> Node:
-        """The node's store in this process (alongside a running server: SQLite allows it)."""
-        return Node(
-            config_mod.load(self.directory, environ={}), **({"clock": clock} if clock else {})
-        )
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         uri = f"file:{self.directory / 'events.db'}?mode=ro"
@@ -86,66 +67,9 @@ class Federation:
     def __init__(self, root: Path, layout: list[tuple[str, str, str, str | None]]) -> None:
         try:
             nats_server_binary()
-        except Exception:
+        except ConfigError:
             missing("nats-server", "apt-get install -y nats-server")
-        self.root_key = SigningKey.generate()
-        self.members: dict[str, Member] = {}
-        leaves = {name for name, *_ in layout} - {p for *_, p in layout if p}
-        for name, tier, region, parent_name in layout:
-            parent = self.members[parent_name] if parent_name else None
-            directory = root / name
-            directory.mkdir(parents=True)
-            nats = None if name in leaves else NatsServer(root / f"{name}-nats", name=name)
-            assert parent is None or parent.nats is not None
-            section = NodeSection(
-                origin=region,
-                tier=Tier(tier),
-                region=region,
-                parent=parent.nats.url if parent and parent.nats else None,
-            )
-            (directory / config_mod.CONFIG_FILE).write_text(
-                config_mod.render(section, nats.url if nats else None), encoding="utf-8"
-            )
-            generate_node_key(directory)
-            self.members[name] = Member(name, tier, region, directory, parent, nats)
-        self._certify_all()
-
-    def _certify_all(self) -> None:
-        """Root certifies the national centre and the provinces (recorded in the national
-        log); each other tier is certified by its parent (recorded in the parent's log)."""
-        national = next(m for m in self.members.values() if m.tier == "national")
-        for m in self.members.values():
-            public = load_public(m.directory / "node.pub")
-            if m.parent is None or m.tier == "province":
-                doc = certify(
-                    self.root_key,
-                    ROOT,
-                    origin=m.origin,
-                    region=m.region,
-                    tier=m.tier,
-                    public=public,
-                )
-                recorder = national
-                m.docs = [doc]
-            else:
-                assert m.parent is not None
-                doc = certify(
-                    load_key(m.parent.directory / "node.key"),
-                    m.parent.origin,
-                    origin=m.origin,
-                    region=m.region,
-                    tier=m.tier,
-                    public=public,
-                )
-                recorder = m.parent
-                m.docs = [*m.parent.docs, doc]
-            trust = m.directory / "trust"
-            trust.mkdir(exist_ok=True)
-            (trust / "root.pub").write_bytes(public_pem(self.root_key.public))
-            for i, d in enumerate(m.docs):
-                (trust / f"{i}.doc").write_bytes(d)
-            with closing_node(recorder) as node:
-                node.record_key_document(doc, user="admin")
+        self.root_key, self.members = demo.build(root, layout, kind=Member)
 
     def __getitem__(self, name: str) -> Member:
         return self.members[name]
@@ -171,16 +95,7 @@ class Federation:
                 m.nats.kill()
 
 
-class closing_node:
-    def __init__(self, member: Member) -> None:
-        self.member = member
-
-    def __enter__(self) -> Node:
-        self.node = self.member.open()
-        return self.node
-
-    def __exit__(self, *exc: object) -> None:
-        self.node.close()
+closing_node = demo.opened
 
 
 def register_enterprises(member: Member, count: int, start: int = 0, batch: int = 500) -> None:

@@ -225,3 +225,15 @@ def test_commits_are_synced_to_disk(node):
         assert cursor.fetchone()[0] == "wal"
         cursor.execute("PRAGMA synchronous")
         assert cursor.fetchone()[0] == 2  # FULL
+
+
+def test_a_checkpoint_signed_at_once_by_two_processes_of_the_node_is_kept_once(node):
+    """A server and a CLI command of the same node may both sign the checkpoint of one size;
+    the second must not fail the command that crossed it (its events are already recorded)."""
+    node.execute("enterprise.register", js(enterprise()), user="zhang")
+    size, root = node.log.tree()
+    first = node.checkpoint()
+    assert first is not None
+    note = node.log.checkpoints()[-1]
+    node.log.add_checkpoint(size, root, note + " ")  # what the other process signed
+    assert node.log.checkpoints() == [note]

@@ -1,0 +1,113 @@
+"""What a tier shows of its federation (DESIGN.md §7): per origin and per child, applied,
+pending, lag, quarantined and unknown-type counts — from the CLI, the library and HTTP — and a
+county whose parent cannot be reached keeps recording and says so."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from click.testing import CliRunner
+
+from federation.envelope import parse
+from federation.suite import load_key
+from node import config as config_mod
+from node.cli import main
+from node.federation import federation_view, record_routes
+from node.http import make_app
+from node.importer import Importer
+from node.natsd import free_port
+from node.service import Node
+from node.users import Role, add_user
+from tests.conftest import make_node_dir
+from tests.factories import enterprise, js
+from tests.federation.test_import import COUNTIES, forge, setup
+
+
+def test_per_origin_and_per_child_view(tmp_path, clock):
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, b, c = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    last = parse(logs[a][0][-1])
+    future = forge(  # a type this node does not know: kept, verified, relayed verbatim
+        logs[a][0][-1],
+        a_key,
+        seq=last.seq + 1,
+        prev=last.hash,
+        type="sensor.future_thing/3",
+        aggregate=str(uuid.uuid4()),
+        version=1,
+    )
+    items = [("envelope", e) for e in logs[a][0] + [future]]
+    items += [("envelope", e) for e in logs[b][0][:2] + logs[b][0][3:]]  # b waits at a gap
+    items += [("envelope", b"\x01\x02")]  # not an envelope
+    items += [("checkpoint", n.encode()) for n in logs[b][1]]
+    city = Node(config_mod.load(city_dir, environ={}), clock=clock)
+    summary = Importer(city).take(items)
+    record_routes(city.log, [f"anjian.up.{o}.env.{o}" for o in (a, a, b)], clock())
+    view = federation_view(city, clock())
+    city.close()
+    assert summary["held"] == {b: {"applied": 2, "pending": len(logs[b][0]) - 3}}
+    assert view["origins"][a] == {
+        "applied": len(logs[a][0]) + 1,
+        "pending": 0,
+        "lag_events": 0,
+        "lag_seconds": 0.0,
+        "last_recorded_at": last.at,
+        "quarantined": 0,
+        "unknown_types": 1,
+        "child": a,
+    }
+    assert view["origins"][b]["applied"] == 2
+    assert view["origins"][b]["pending"] == len(logs[b][0]) - 3
+    assert view["origins"][b]["lag_events"] == len(logs[b][0]) - 2
+    assert view["children"][a] == {
+        "origins": [a],
+        "messages": 2,
+        "last_seen": clock(),
+        "lag_events": 0,
+        "pending": 0,
+    }
+    assert view["quarantined"] == 1 and c not in view["origins"]
+    # the unknown event is stored as it came, for the city's own uplink to relay
+    city = Node(config_mod.load(city_dir, environ={}), clock=clock)
+    assert city.log.envelopes(0, 100, a)[-1] == future
+    city.close()
+    out = CliRunner().invoke(main, ["status", str(city_dir)])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["federation"]["origins"][b]["pending"] > 0
+
+
+async def test_a_county_whose_parent_is_unreachable_records_and_says_so(
+    tmp_path, aiohttp_client, clock
+):
+    directory = make_node_dir(tmp_path / "county")
+    text = (directory / "node.toml").read_text()
+    dead = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    (directory / "node.toml").write_text(
+        text.replace('# parent = "nats://parent-host:4222"', f'parent = "{dead}"')
+    )
+    node = Node(config_mod.load(directory, environ={}), clock=clock)
+    token = add_user(node.config.users_file, "clerk", Role.WRITER)
+    client = await aiohttp_client(make_app(node))
+    auth = {"Authorization": f"Bearer {token}"}
+    resp = await client.post("/api/v1/enterprises", data=js(enterprise()), headers=auth)
+    assert resp.status == 201
+    for _ in range(100):  # the first attempt to connect fails within moments
+        resp = await client.get("/api/v1/federation", headers=auth)
+        view = await resp.json()
+        if view["parts"]["uplink"]["last_error"]:
+            break
+        await asyncio.sleep(0.05)
+    assert view["parent"] == dead
+    assert view["uplink"]["connected"] is False
+    assert view["uplink"]["origins"]["130102"] == {
+        "recorded": 1,
+        "published": 0,
+        "parent_applied": 0,
+        "backlog": 1,
+    }
+    assert view["parts"]["uplink"]["last_error"]
+    await client.close()
+    node.close()
