@@ -49,6 +49,7 @@ class Importer:
         # while one origin is applied: what waits for its turn by hash, and which of it is
         # already kept in import_pending
         self._waiting: dict[bytes, Envelope] = {}
+        self._proven: list[tuple[str, int, bytes, str]] = []  # checkpoints a run matched
         self._in_db: set[bytes] = set()
 
     # -- trust --------------------------------------------------------------------------------
@@ -288,9 +289,11 @@ class Importer:
                         applied, prev = self._applied(origin)
                         continue
                     return
+            self._proven = []
             good, stop = self._check_run(origin, run, prev, trust, summary, hold_tail)
             if good:
                 self._store_run(good, summary)
+                self._keep_proven(origin, self._applied(origin)[0])
                 applied, prev = good[-1].seq, good[-1].hash
             if stop:
                 return
@@ -359,7 +362,23 @@ class Importer:
                 break  # the envelopes or the checkpoint are wrong: check each signature
             if self._signed_by_valid_key(note, cp.origin, cp.size, trust):
                 covered = tree.size
+                self._proven.append((cp.origin, cp.size, cp.root, note))
         return covered
+
+    def _keep_proven(self, origin: str, upto: int) -> None:
+        """Checkpoints whose root a stored run proved: kept now, with no need to compute the
+        root again from the whole log later."""
+        done = [p for p in self._proven if p[0] == origin and p[1] <= upto]
+        self._proven = [p for p in self._proven if p not in done]
+        self.log.write_many(
+            "INSERT INTO checkpoints (origin, size, root, note) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (origin, size) DO NOTHING",
+            done,
+        )
+        self.log.write_many(
+            "DELETE FROM import_checkpoints WHERE origin = ? AND size = ? AND note = ?",
+            [(o, size, note) for o, size, _, note in done],
+        )
 
     def _tree(self, origin: str) -> CompactRange:
         rows = self.log.query("SELECT size, peaks FROM merkle WHERE origin = ?", (origin,))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, fields
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar
 
 import sqlite_utils
@@ -40,13 +40,14 @@ def month(ms: int | None) -> str | None:
 
 
 def chain(division: str) -> dict[str, Any]:
+    county, city, province = _chain(division)
+    return {"division": division, "county": county, "city": city, "province": province}
+
+
+@lru_cache(maxsize=8192)  # a few thousand divisions in the whole country
+def _chain(division: str) -> tuple[str | None, str | None, str | None]:
     c = region_chain(division)
-    return {
-        "division": division,
-        "county": c["county"],
-        "city": c["city"],
-        "province": c["province"],
-    }
+    return c["county"], c["city"], c["province"]
 
 
 def well_formed(type_name: str, payload: dict[str, Any]) -> bool:
