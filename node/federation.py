@@ -135,6 +135,17 @@ class Outbox:
                 batch.append((message, origin, -size_cp))
         return batch
 
+    async def publish(self, js: JetStreamContext, batch: list[tuple[Message, str, int]]) -> None:
+        """Publish a batch and advance past what the server acknowledged; raise if not all
+        was (the connection is started again); with nothing to publish, wait a moment."""
+        if not batch:
+            await asyncio.sleep(IDLE)
+            return
+        done = await publish(js, [m for m, _, _ in batch])
+        self.acknowledged(batch[:done])
+        if done < len(batch):
+            raise TimeoutError(f"{len(batch) - done} publishes not acknowledged")
+
     def acknowledged(self, batch: list[tuple[Message, str, int]]) -> None:
         for _, origin, seq in batch:
             if seq > 0:
@@ -240,13 +251,7 @@ class Uplink(Part):
         batch_size = self.node.config.federation.batch
         while True:
             batch = await self.read(self.outbox.next_batch, self.node.log, batch_size)
-            if batch:
-                done = await publish(js, [m for m, _, _ in batch])
-                self.outbox.acknowledged(batch[:done])
-                if done < len(batch):
-                    raise TimeoutError(f"{len(batch) - done} publishes not acknowledged")
-            else:
-                await asyncio.sleep(IDLE)
+            await self.outbox.publish(js, batch)
             if time.monotonic() - last_ask > REASK:
                 previous = self.parent_applied
                 last_ask = time.monotonic()
@@ -421,15 +426,8 @@ class Archive(Part):
                 self.outbox.sent_cp[origin] = await _last_seq(
                     js, ARCHIVE, self.outbox.subject("cp", origin)
                 )
-            if new:
-                continue
-            if batch:
-                done = await publish(js, [m for m, _, _ in batch])
-                self.outbox.acknowledged(batch[:done])
-                if done < len(batch):
-                    raise TimeoutError(f"{len(batch) - done} publishes not acknowledged")
-            else:
-                await asyncio.sleep(IDLE)
+            if not new:
+                await self.outbox.publish(js, batch)
 
 
 async def _last_seq(js: JetStreamContext, stream: str, subject: str) -> int:

@@ -21,7 +21,7 @@ from aiohttp import web
 from domain.commands import COLLECTIONS, SPECS, CommandSpec
 from domain.errors import DomainError, Invalid, Refused
 from node.errors import Conflict, NotFound
-from node.federation import Part, Uplink, federation_view, parts, tree_sizes
+from node.federation import Part, Receiver, Uplink, federation_view, parts, tree_sizes
 from node.importer import Importer
 from node.openapi import openapi_document
 from node.service import Node
@@ -84,9 +84,15 @@ class Runtime:
             await asyncio.sleep(interval)
 
     async def follow_projections(self, interval: float = 0.25) -> None:
-        """Keep the projections up to the log, in their own thread."""
+        """Keep the projections up to the log, in their own thread. While a backlog from
+        below is being applied, they trail it (a pass every 2 seconds at least) and catch up
+        in large batches after: applying and relaying come first on a busy tier."""
         loop = asyncio.get_running_loop()
+        last = 0.0
         while True:
+            while self.busy() and loop.time() - last < 2:
+                await asyncio.sleep(0.2)
+            last = loop.time()
             try:
                 applied = await loop.run_in_executor(self.projector, self.node.project)
             except Exception:  # the node keeps serving; the projections retry next round
@@ -94,6 +100,10 @@ class Runtime:
                 applied = 0
             if not applied:
                 await asyncio.sleep(interval)
+
+    def busy(self) -> bool:
+        """Whether this tier's receiver is taking in a backlog."""
+        return any(isinstance(p, Receiver) and p.busy() for p in self.federation)
 
     async def checkpoints(self, interval: float = 1.0) -> None:
         """Sign a checkpoint every second while the log grows (and at stop, in Node.close)."""

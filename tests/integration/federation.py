@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from federation.suite import SigningKey
 from node import demo
 from node.errors import ConfigError
 from node.natsd import nats_server_binary
 from tests.conftest import Clock
 from tests.factories import credit_code, enterprise, js
+from tests.federation.test_import import forge  # noqa: F401 (for the tests here)
 from tests.integration.helpers import Server
 from tests.servers import missing
 
@@ -165,26 +165,6 @@ def inject(url: str, messages: list[tuple[str, bytes]]) -> None:
         await nc.close()
 
     asyncio.run(run())
-
-
-def forge(raw: bytes, key: SigningKey, **change: Any) -> bytes:
-    """An envelope like ``raw`` with fields changed, sealed with ``key``."""
-    from federation.envelope import parse, seal
-
-    env = parse(raw)
-    fields = dict(
-        origin=env.origin,
-        seq=env.seq,
-        prev=env.prev,
-        at=env.at,
-        type=env.type,
-        aggregate=env.aggregate,
-        version=env.version,
-        actor=env.actor,
-        payload=env.payload,
-    )
-    fields.update(change)
-    return seal(key, **fields)
 
 
 def tamper(raw: bytes, **payload: Any) -> bytes:
