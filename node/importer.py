@@ -586,9 +586,12 @@ def _foreign_key(env: Envelope, trust: Trust) -> VerificationError | None:
     return None
 
 
-def storable(env: Envelope) -> None:
-    """The checks the event store needs beyond the signature: a canonical aggregate id and a
-    payload it can keep."""
+def stored_event(env: Envelope) -> StoredEvent:
+    """The event as the store keeps it; VerificationError if it cannot be kept (an aggregate id
+    that is not canonical, bytes in the payload). Made once per envelope (cached on it)."""
+    cached = _STORED.get(env.hash)
+    if cached is not None:
+        return cached
     try:
         aggregate = UUID(env.aggregate)
     except ValueError:
@@ -597,30 +600,31 @@ def storable(env: Envelope) -> None:
         raise VerificationError(
             "malformed_envelope", f"aggregate {env.aggregate!r} is not a canonical id"
         )
-    if _has_bytes(env.payload):
+    state = {"recorded_at": env.at, "actor": env.actor, **env.payload}
+    try:
+        text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+    except TypeError:
         raise VerificationError(
             "unsupported_payload", "the payload holds values this store cannot keep (bytes)"
-        )
-
-
-def _has_bytes(value: Any) -> bool:
-    if isinstance(value, bytes):
-        return True
-    if isinstance(value, dict):
-        return any(_has_bytes(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_bytes(v) for v in value)
-    return False
-
-
-def stored_event(env: Envelope) -> StoredEvent:
-    state = {"recorded_at": env.at, "actor": env.actor, **env.payload}
-    return StoredEvent(
-        originator_id=UUID(env.aggregate),
+        ) from None
+    stored = StoredEvent(
+        originator_id=aggregate,
         originator_version=env.version,
         topic=env.type,
-        state=json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode(),
+        state=text.encode(),
     )
+    if len(_STORED) >= PARSED:
+        _STORED.clear()
+    _STORED[env.hash] = stored
+    return stored
+
+
+def storable(env: Envelope) -> None:
+    """Raise VerificationError if the event store cannot keep the envelope's event."""
+    stored_event(env)
+
+
+_STORED: dict[bytes, StoredEvent] = {}  # by envelope hash: checked once, stored from it
 
 
 def _documents_in_log(log: Any) -> list[bytes]:

@@ -111,9 +111,14 @@ class EnvelopeWriter:
                 raws.append(raw)
                 prev = hashlib.sha256(raw).digest()
         rows = []
-        for raw in raws:
+        hashes = (
+            [env.hash for env in imported]
+            if imported is not None
+            else [hashlib.sha256(raw).digest() for raw in raws]
+        )
+        for raw, digest in zip(raws, hashes, strict=True):
             tree.append(leaf_hash(raw))
-            rows.append((origin, tree.size, hashlib.sha256(raw).digest(), raw))
+            rows.append((origin, tree.size, digest, raw))
         executemany(
             f"INSERT INTO envelopes (origin, seq, hash, raw) VALUES ({p}, {p}, {p}, {p})", rows
         )
