@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import re
 import subprocess
@@ -127,16 +128,17 @@ def build(
 
 
 class Server:
-    """`anjian serve DIR --port 0` as a process; its URL read off its log."""
+    """`anjian serve DIR --port 0` as a process; ``url`` read off its log line."""
 
     def __init__(self, directory: Path, timeout: float = 30.0) -> None:
         self.log = directory / "serve.log"
         start = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
+        with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "node", "serve", str(directory), "--port", "0"],
                 stdout=subprocess.DEVNULL,
                 stderr=out,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -147,17 +149,24 @@ class Server:
             if self.proc.poll() is not None:
                 raise ConfigError(f"{directory}: the node did not start: {text[-1500:]}")
             time.sleep(0.05)
-        self.stop()
+        self.kill()
         raise ConfigError(f"{directory}: the node did not start within {timeout:.0f}s")
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM (a clean stop: the closing checkpoint is signed); the exit code."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(5)
+        return self.proc.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
 
 
 class Relay:

@@ -32,6 +32,7 @@ from node.service import Node
 log = logging.getLogger("anjian.import")
 RUN = 2000  # envelopes of one origin checked and stored per transaction
 PARSED = 20_000  # envelopes kept parsed between takes (those waiting for their turn)
+KEY_DOCUMENT = "keys.document_recorded/1"
 REPORTS = ("accident.reported/1", "accident.near_miss_reported/1")
 
 
@@ -70,6 +71,10 @@ class Importer:
         trust, _ = build_trust(load_public(config.root_key_file), docs)
         self._trust, self._trust_mark = trust, mark
         return trust
+
+    def _current(self, extra_documents: Sequence[bytes]) -> Trust:
+        """The trust of this take: rebuilt only after a stored run carried key documents."""
+        return self._trust if self._trust is not None else self.trust(extra_documents)
 
     def _documents_mark(self) -> tuple[Any, ...]:
         """Changes whenever a key document is added anywhere this importer reads them."""
@@ -120,11 +125,12 @@ class Importer:
         for text in notes:
             self._receive_checkpoint(text, trust, summary)
         fresh = self._receive(envelopes, trust, summary)
-        if self.trust(documents) is not self._swept:
-            self._sweep_pending(self.trust(documents), summary)
+        if trust is not self._swept:
+            self._sweep_pending(trust, summary)
         for origin in sorted(set(fresh) | set(self._pending_origins())):
-            self._apply(origin, self.trust(documents), summary, hold_tail, fresh.get(origin, []))
-        self._recheck_checkpoints(self.trust(documents), summary)
+            # a run of key documents applied for one origin may judge the next origins
+            self._apply(origin, self._current(documents), summary, hold_tail, fresh.get(origin, []))
+        self._recheck_checkpoints(self._current(documents), summary)
         summary["held"] = self.held()
         return summary
 
@@ -451,6 +457,8 @@ class Importer:
             return
         self._drop_pending(run)
         summary["applied"] += len(run)
+        if any(env.type == KEY_DOCUMENT for env in run):
+            self._trust = None  # the next look at the trust rebuilds it
         reports = [
             (env.aggregate, env.origin, env.seq, env.at) for env in run if env.type in REPORTS
         ]

@@ -117,34 +117,28 @@ async def raw_relay(payloads: list[bytes], tmp: Path) -> float:
                 batch = [Message("raw.e", msg_id, data) for msg_id, data in items[i : i + 1000]]
                 assert await transport_publish(js, batch) == len(batch)
 
-        async def relay() -> None:
-            sub = await js_city.pull_subscribe("raw.>", durable="relay", config=config)
-            moved = 0
-            while moved < n:
-                try:
-                    msgs = await sub.fetch(1000, timeout=0.2)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    continue
-                await publish(js_nat, [(m.headers["Nats-Msg-Id"], m.data) for m in msgs])
-                for m in msgs:
-                    await m.ack()
-                moved += len(msgs)
-
-        async def sink() -> None:
-            sub = await js_nat.pull_subscribe("raw.>", durable="sink", config=config)
+        async def consume(js, durable, forward=None):  # type: ignore[no-untyped-def]
+            """Fetch, forward (the relay hop) and acknowledge until all n have come."""
+            sub = await js.pull_subscribe("raw.>", durable=durable, config=config)
             got = 0
             while got < n:
                 try:
                     msgs = await sub.fetch(1000, timeout=0.2)
                 except (TimeoutError, nats.errors.TimeoutError):
                     continue
+                if forward is not None:
+                    await publish(forward, [(m.headers["Nats-Msg-Id"], m.data) for m in msgs])
                 for m in msgs:
                     await m.ack()
                 got += len(msgs)
 
         start = time.perf_counter()
         numbered = [(str(i), data) for i, data in enumerate(payloads)]
-        await asyncio.gather(publish(js_city, numbered), relay(), sink())
+        await asyncio.gather(
+            publish(js_city, numbered),
+            consume(js_city, "relay", forward=js_nat),
+            consume(js_nat, "sink"),
+        )
         elapsed = time.perf_counter() - start
         await nc_city.close()
         await nc_nat.close()
