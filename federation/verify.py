@@ -121,29 +121,8 @@ def verify_origin(
         for raw in raws:
             seq += 1
             try:
-                env = parse(raw)
-            except VerificationError as e:
-                raise _at(seq, e) from None
-            if env.origin != origin:
-                raise _at(
-                    seq, VerificationError("wrong_origin", f"an envelope of origin {env.origin}")
-                )
-            if env.seq != seq:
-                reason = "sequence_gap" if env.seq > seq else "out_of_order"
-                raise _at(
-                    seq, VerificationError(reason, f"expected sequence {seq}, found {env.seq}")
-                )
-            if env.prev != prev:
-                raise _at(
-                    seq,
-                    VerificationError(
-                        "broken_chain", "prev is not the hash of the envelope before"
-                    ),
-                )
-            try:
-                public = trust.key_for(origin, env.key, seq)
-                if signatures or seq > last_note:  # --fast: what no checkpoint covers
-                    check_signature(env, public)
+                # --fast: only what no checkpoint covers
+                env = check_envelope(raw, origin, seq, prev, trust, signatures or seq > last_note)
             except VerificationError as e:
                 raise _at(seq, e) from None
             prev = env.hash
@@ -154,7 +133,10 @@ def verify_origin(
             if on_envelope is not None:
                 on_envelope(env)
             if seq in notes:
-                _check_note(origin, notes.pop(seq), tree.root(), trust, seq)
+                try:
+                    check_note(origin, notes.pop(seq), tree.root(), trust, seq)
+                except VerificationError as e:
+                    raise _at(seq, e) from None
                 report.checkpoints += 1
         if 0 in notes:
             notes.pop(0)
@@ -173,26 +155,42 @@ def verify_origin(
     return report
 
 
-def _check_note(origin: str, text: str, root: bytes, trust: Trust, seq: int) -> None:
-    """The checkpoint at ``seq`` is signed by a key of the origin valid at that position and
-    commits to the root of the envelopes verified up to there."""
+def check_envelope(
+    raw: bytes, origin: str, seq: int, prev: bytes | None, trust: Trust, signature: bool
+) -> Envelope:
+    """The envelope at position ``seq`` of ``origin``: well-formed, in place, chained to
+    ``prev`` (None: not known here), signed by a key valid there (the signature itself checked
+    only if ``signature``)."""
+    env = parse(raw)
+    if env.origin != origin:
+        raise VerificationError("wrong_origin", f"an envelope of origin {env.origin}")
+    if env.seq != seq:
+        reason = "sequence_gap" if env.seq > seq else "out_of_order"
+        raise VerificationError(reason, f"expected sequence {seq}, found {env.seq}")
+    if prev is not None and env.prev != prev:
+        raise VerificationError("broken_chain", "prev is not the hash of the envelope before")
+    public = trust.key_for(origin, env.key, seq)
+    if signature:
+        check_signature(env, public)
+    return env
+
+
+def check_note(origin: str, text: str, root: bytes, trust: Trust, size: int) -> None:
+    """The checkpoint at ``size`` is signed by a key of the origin valid at that position and
+    commits to ``root``, the root of the envelopes verified up to there."""
     errors = []
-    for grant in trust.valid_at(origin, seq):
+    for grant in trust.valid_at(origin, size):
         try:
             cp = verify_checkpoint(text, grant.public, grant.suite)
         except VerificationError as e:
             errors.append(e)
             continue
         if cp.root != root:
-            raise _at(
-                seq,
-                VerificationError(
-                    "checkpoint_mismatch",
-                    f"the signed root at size {seq} differs from the envelopes",
-                ),
+            raise VerificationError(
+                "checkpoint_mismatch", f"the signed root at size {size} differs from the envelopes"
             )
         return
-    raise _at(seq, errors[0] if errors else VerificationError("unknown_key", f"no key of {origin}"))
+    raise errors[0] if errors else VerificationError("unknown_key", f"no key of {origin}")
 
 
 class _Positioned(Exception):

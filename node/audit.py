@@ -1,142 +1,291 @@
-"""Auditing a node directory: every origin's envelopes and checkpoints through the shared
-verification library, and every stored event held against its envelope, so a change in either
-the log or the store is named. Reads the store read-only (SQLite or PostgreSQL) and needs no
-private key."""
+"""Verifying an audit export or a node directory on all cores: every origin's envelopes (chain,
+sequence, each key's validity at its position, each signature), its checkpoints (signature and
+Merkle root), and in a node directory every stored event held against its envelope, so a change
+in either the log or the store is named. Reads read-only and needs no private key.
+
+Each origin is cut into chunks that worker processes check independently (a chunk also reads
+the envelope before it, for the chain); they return the chunk's leaf hashes, and this process
+rebuilds each origin's tree from them to check its signed checkpoints."""
 
 from __future__ import annotations
 
-import base64
 import json
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from federation.envelope import Envelope, check_signature, parse
+from federation.checkpoint import parse_checkpoint
+from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
-from federation.verify import Failure, OriginReport, Trust, verify_origin
+from federation.merkle import CompactRange, leaf_hash
+from federation.verify import Failure, Trust, check_envelope, check_note
 from node.config import Config
-from node.errors import ConfigError
+from node.export import Rows, Source, node_source, open_source
 
-Rows = Callable[..., list[Any]]  # (sql with ? placeholders, *params) -> rows by column name
-
-
-@contextmanager
-def read_only(config: Config) -> Iterator[tuple[Rows, str]]:
-    """A query function on the node's store, and the column that orders stored events."""
-    if config.store.backend == "sqlite":
-        if not config.sqlite_file.exists():
-            raise ConfigError(f"{config.sqlite_file}: no event store to audit")
-        db = sqlite3.connect(f"file:{config.sqlite_file}?mode=ro", uri=True)
-        db.row_factory = sqlite3.Row
-        with closing(db):
-            yield (lambda sql, *params: db.execute(sql, params).fetchall()), "rowid"
-        return
-    try:
-        import psycopg
-        from psycopg.rows import dict_row
-    except ImportError:
-        raise ConfigError("the PostgreSQL store needs: pip install 'anjian[postgres]'") from None
-    pg = config.store.postgres
-    try:
-        conn = psycopg.connect(
-            dbname=pg.dbname,
-            host=pg.host,
-            port=pg.port,
-            user=pg.user,
-            password=pg.password,
-            row_factory=dict_row,
-            autocommit=True,
-        )
-    except psycopg.Error as e:
-        raise ConfigError(f"cannot reach the PostgreSQL store: {e}") from None
-    with conn:
-        yield (
-            (lambda sql, *params: conn.execute(sql.replace("?", "%s"), params).fetchall()),
-            "notification_id",
-        )
+CHUNK = 2000  # envelopes per task
+AHEAD = 4  # tasks queued per worker
 
 
-def envelope_count(config: Config) -> int:
-    with read_only(config) as (rows, _):
-        return int(rows("SELECT COUNT(*) AS n FROM envelopes")[0]["n"])
+@dataclass(frozen=True)
+class Chunk:
+    origin: str
+    first: int
+    last: int
 
 
-def key_documents(config: Config) -> list[bytes]:
-    """Key documents in the node's trust chain directory and recorded in its log (read-only)."""
-    docs = [p.read_bytes() for p in sorted(config.trust_dir.glob("*.doc"))]
-    if config.store.backend == "sqlite" and not config.sqlite_file.exists():
-        return docs
-    with read_only(config) as (rows, order):
-        for row in rows(
-            "SELECT state FROM stored_events"
-            f" WHERE topic = 'keys.document_recorded/1' ORDER BY {order}"
-        ):
-            docs.append(base64.b64decode(json.loads(bytes(row["state"]))["document"]))
-    return docs
+@dataclass
+class Checked:
+    """What a worker found in one chunk: the leaf hashes of the envelopes that verified (in
+    order from ``first``) and the failure that stopped it, if any."""
+
+    chunk: Chunk
+    leaves: bytes = b""
+    failure: Failure | None = None
+    store_failure: Failure | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.leaves) // 32
 
 
-def audit_node(
-    config: Config,
+@dataclass
+class _Origin:
+    name: str
+    chunks: int
+    done: list[Checked] = field(default_factory=list)
+
+
+# -- a worker ----------------------------------------------------------------------------------
+_worker: dict[str, Any] = {}
+
+
+def _start(where: Path | Config, trust: Trust, signatures: bool, covered: dict[str, int]) -> None:
+    stack = ExitStack()
+    opened = node_source(where) if isinstance(where, Config) else open_source(where)
+    _worker.update(
+        stack=stack,
+        source=stack.enter_context(opened),
+        trust=trust,
+        signatures=signatures,
+        covered=covered,
+    )
+
+
+def _check(chunk: Chunk) -> Checked:
+    source: Source = _worker["source"]
+    trust: Trust = _worker["trust"]
+    covered = _worker["covered"].get(chunk.origin, 0)
+    rows = source.rows(
+        "SELECT seq, raw FROM envelopes WHERE origin = ? AND seq >= ? AND seq <= ? ORDER BY seq",
+        chunk.origin,
+        chunk.first - 1,
+        chunk.last,
+    )
+    prev: bytes | None = GENESIS if chunk.first == 1 else None  # None: its chunk reports it
+    leaves = bytearray()
+    result = Checked(chunk)
+    expected = chunk.first
+    for row in rows:
+        seq, raw = int(row["seq"]), bytes(row["raw"])
+        if seq < chunk.first:
+            prev = sha256(raw).digest()
+            continue
+        if seq != expected:
+            result.failure = Failure(
+                chunk.origin, expected, "sequence_gap", f"envelope {expected} is missing"
+            )
+            break
+        try:
+            env = check_envelope(
+                raw,
+                chunk.origin,
+                seq,
+                prev,
+                trust,
+                _worker["signatures"] or seq > covered,  # --fast: what no checkpoint covers
+            )
+        except VerificationError as e:
+            result.failure = Failure(chunk.origin, seq, e.reason, str(e))
+            break
+        if source.config is not None and result.store_failure is None:
+            result.store_failure = _stored_differs(source, env)
+        prev = env.hash
+        leaves += leaf_hash(raw)
+        expected += 1
+    else:
+        if expected <= chunk.last:
+            result.failure = Failure(
+                chunk.origin, expected, "sequence_gap", f"envelope {expected} is missing"
+            )
+    result.leaves = bytes(leaves)
+    return result
+
+
+def _stored_differs(source: Source, env: Envelope) -> Failure | None:
+    """A node directory's stored event of ``env`` has the envelope's content."""
+    assert source.config is not None
+    pg = source.config.store.backend != "sqlite"
+    rows = source.rows(
+        "SELECT topic, state FROM stored_events WHERE originator_id = ? AND originator_version = ?",
+        UUID(env.aggregate) if pg else UUID(env.aggregate).hex,  # as each recorder keeps it
+        env.version,
+    )
+    where = f"{env.origin}:{env.seq} ({env.aggregate} v{env.version})"
+    if not rows:
+        return Failure(env.origin, env.seq, "missing_event", f"envelope {where} has no event")
+    state = json.loads(bytes(rows[0]["state"]))
+    if rows[0]["topic"] != env.type or state != {
+        "recorded_at": env.at,
+        "actor": env.actor,
+        **env.payload,
+    }:
+        return Failure(env.origin, env.seq, "event_differs", f"the stored event of {where} differs")
+    return None
+
+
+# -- this process ------------------------------------------------------------------------------
+def verify(
+    source: Source,
     trust: Trust,
     *,
     signatures: bool = True,
+    jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    reports: list[OriginReport] = []
-    signed: dict[tuple[str, int], Envelope] = {}  # every origin's, by aggregate and version
+    """Verify everything in ``source``; the report names each origin's first failure."""
+    origins = source.origins()
+    notes = {o: _notes(source, o) for o, _ in origins}
+    covered = {o: max(n, default=0) for o, n in notes.items()}
+    chunks = [
+        Chunk(o, first, min(first + CHUNK - 1, last))
+        for o, last in origins
+        for first in range(1, last + 1, CHUNK)
+    ]
+    state = {o: _Origin(o, -(-last // CHUNK)) for o, last in origins}
+    reports: dict[str, dict[str, Any]] = {}
 
-    def seen(env: Envelope) -> None:
-        signed[(env.aggregate, env.version)] = env
+    def finish(checked: Checked) -> None:
         if progress is not None:
-            progress(1)
+            progress(checked.count)
+        o = state[checked.chunk.origin]
+        o.done.append(checked)
+        if len(o.done) == o.chunks:
+            reports[o.name] = _assemble(o, notes[o.name], trust)
+            del state[o.name]
 
-    with read_only(config) as (rows, order):
-        for r in rows("SELECT DISTINCT origin FROM envelopes ORDER BY origin"):
-            origin = str(r["origin"])
-            raws = [
-                bytes(e["raw"])
-                for e in rows("SELECT raw FROM envelopes WHERE origin = ? ORDER BY seq", origin)
-            ]
-            notes = [
-                str(n["note"])
-                for n in rows("SELECT note FROM checkpoints WHERE origin = ? ORDER BY size", origin)
-            ]
-            reports.append(
-                verify_origin(origin, raws, notes, trust, signatures=signatures, on_envelope=seen)
-            )
-        above = _from_above(rows, trust, seen, signatures)
-        if above is not None:
-            reports.append(above)
-        all_ok = all(r.ok for r in reports)
-        store_failure = _check_store(rows, order, signed, config.node.origin) if all_ok else None
-    failures = [r.failure for r in reports if r.failure] + (
-        [store_failure] if store_failure else []
-    )
+    jobs = jobs or os.cpu_count() or 1
+    args = (source.config or source.path, trust, signatures, covered)
+    if jobs == 1 or len(chunks) <= 1:
+        _start(*args)
+        try:
+            for c in chunks:
+                finish(_check(c))
+        finally:
+            _worker.pop("stack").close()
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, context, initializer=_start, initargs=args) as pool:
+            queue = list(reversed(chunks))
+            running: set[Future[Checked]] = set()
+            while True:
+                while len(running) < jobs * AHEAD and queue:
+                    running.add(pool.submit(_check, queue.pop()))
+                if not running:
+                    break
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for f in done:
+                    finish(f.result())
+    ordered = [reports[o] for o, _ in origins]
+    failures = [r.pop("failure") for r in ordered]
+    store = [r.pop("store_failure") for r in ordered]
+    if source.config is not None:
+        above = _from_above(source.rows, trust, signatures)
+        ordered += [above[0]] if above[0]["envelopes"] else []
+        failures.append(above[1])
+        if not any(failures) and not any(store):
+            store.append(_unsigned_events(source, above[0]["envelopes"]))
+    found = [f for f in failures if f] + [f for f in store if f]
     return {
-        "ok": not failures,
-        "origins": [
-            {
-                "origin": r.origin,
-                "envelopes": r.envelopes,
-                "checkpoints": r.checkpoints,
-                "root": r.root.hex(),
-            }
-            for r in reports
-        ],
-        "events_checked": sum(r.envelopes for r in reports),
+        "ok": not found,
+        "source": source.kind,
+        "origins": ordered,
+        "origins_checked": len(ordered),
+        "events_checked": sum(r["envelopes"] for r in ordered),
+        "checkpoints_checked": sum(r["checkpoints"] for r in ordered),
         "signatures": "every envelope" if signatures else "by checkpoint only",
-        "failures": [f.__dict__ for f in failures],
+        "failures": [f.__dict__ for f in found],
+    }
+
+
+def _notes(source: Source, origin: str) -> dict[int, str]:
+    notes: dict[int, str] = {}
+    for text in source.checkpoints(origin):
+        try:
+            size = parse_checkpoint(text)[0].size
+        except VerificationError:
+            size = 0  # checked (and named) with the origin
+        notes.setdefault(size, text)
+    return notes
+
+
+def _assemble(o: _Origin, notes: dict[int, str], trust: Trust) -> dict[str, Any]:
+    """One origin's chunks in order: its verified prefix, its checkpoints checked against the
+    tree of that prefix, and the first failure."""
+    done = sorted(o.done, key=lambda c: c.chunk.first)
+    failure: Failure | None = None
+    store_failure = next((c.store_failure for c in done if c.store_failure), None)
+    tree = CompactRange()
+    checked = 0
+    for text in (notes[0],) if 0 in notes else ():
+        try:
+            parse_checkpoint(text)
+        except VerificationError as e:
+            failure = Failure(o.name, 0, e.reason, str(e))
+    for c in done:
+        if failure is not None:
+            break
+        for i in range(0, len(c.leaves), 32):
+            tree.append(c.leaves[i : i + 32])
+            note = notes.get(tree.size)
+            if note is not None:
+                try:
+                    check_note(o.name, note, tree.root(), trust, tree.size)
+                except VerificationError as e:
+                    failure = Failure(o.name, tree.size, e.reason, str(e))
+                    break
+                checked += 1
+        failure = failure or c.failure
+    beyond = [s for s in notes if s > tree.size]
+    if failure is None and beyond:
+        failure = Failure(
+            o.name,
+            tree.size + 1,
+            "truncated",
+            f"a checkpoint covers {min(beyond)} envelopes; only {tree.size} are here",
+        )
+    return {
+        "origin": o.name,
+        "envelopes": tree.size,
+        "checkpoints": checked,
+        "root": tree.root().hex(),
+        "failure": failure,
+        "store_failure": store_failure,
     }
 
 
 def _from_above(
-    rows: Rows, trust: Trust, seen: Callable[[Envelope], None], signatures: bool
-) -> OriginReport | None:
+    rows: Rows, trust: Trust, signatures: bool
+) -> tuple[dict[str, Any], Failure | None]:
     """Licence events that came down from the tiers above: a selection of their logs, each
     envelope standing on its own signature (no chain to follow here)."""
-    report = OriginReport("above")
+    count = 0
     for r in rows(
         "SELECT raw FROM downward WHERE verified > 0 AND type LIKE ? ORDER BY verified",
         "licence.%",
@@ -147,46 +296,38 @@ def _from_above(
             if signatures:
                 check_signature(env, public)
         except VerificationError as e:
-            report.failure = Failure(env.origin, env.seq, e.reason, str(e))
-            return report
-        report.envelopes += 1
-        seen(env)
-    return report if report.envelopes else None
+            failure = Failure(env.origin, env.seq, e.reason, str(e))
+            return {"origin": "above", "envelopes": count, "checkpoints": 0, "root": ""}, failure
+        count += 1
+    return {"origin": "above", "envelopes": count, "checkpoints": 0, "root": ""}, None
 
 
-def _check_store(
-    rows: Rows, order: str, signed: dict[tuple[str, int], Envelope], origin: str
-) -> Failure | None:
-    """Every stored event (recorded here or imported) has its envelope with the same content,
-    and every envelope its stored event."""
-    seen = set()
-    for row in rows(
-        "SELECT originator_id, originator_version, topic, state FROM stored_events"
-        f" ORDER BY {order}"
-    ):
+def _unsigned_events(source: Source, above: int) -> Failure | None:
+    """Every envelope has its stored event (the workers checked that); a stored event without
+    an envelope shows as a surplus, then named by a full look."""
+    stored = int(source.rows("SELECT COUNT(*) AS n FROM stored_events")[0]["n"])
+    envelopes = int(source.rows("SELECT COUNT(*) AS n FROM envelopes")[0]["n"])
+    if stored == envelopes + above:
+        return None
+    signed = set()
+    for o, _ in source.origins():
+        signed |= {(e.aggregate, e.version) for e in map(parse, source.envelopes(o))}
+    for r in source.rows("SELECT raw FROM downward WHERE verified > 0 AND type LIKE 'licence.%'"):
+        e = parse(bytes(r["raw"]))
+        signed.add((e.aggregate, e.version))
+    for row in source.rows("SELECT originator_id, originator_version FROM stored_events"):
         key = (str(UUID(str(row["originator_id"]))), int(row["originator_version"]))
-        env = signed.get(key)
-        if env is None:
+        if key not in signed:
             return Failure(
-                origin, 0, "unsigned_event", f"stored event {key[0]} v{key[1]} has no envelope"
+                source.config.node.origin if source.config else "?",
+                0,
+                "unsigned_event",
+                f"stored event {key[0]} v{key[1]} has no envelope",
             )
-        state = json.loads(bytes(row["state"]))
-        expected = {"recorded_at": env.at, "actor": env.actor, **env.payload}
-        if row["topic"] != env.type or state != expected:
-            return Failure(
-                origin,
-                env.seq,
-                "event_differs",
-                f"stored event {key[0]} v{key[1]} differs from its signed envelope",
-            )
-        seen.add(key)
-    missing = sorted(set(signed) - seen, key=lambda k: signed[k].seq)
-    if missing:
-        env = signed[missing[0]]
-        return Failure(
-            env.origin,
-            env.seq,
-            "missing_event",
-            f"envelope {env.origin}:{env.seq} has no stored event",
-        )
     return None
+
+
+def audit_node(config: Config, trust: Trust, **options: Any) -> dict[str, Any]:
+    """Verify a node directory (see ``verify``)."""
+    with node_source(config) as source:
+        return verify(source, trust, **options)

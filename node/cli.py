@@ -13,8 +13,6 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,55 +21,24 @@ from pydantic import ValidationError
 
 from domain.codes import NATIONAL_REGION, Tier, in_subtree
 from domain.commands import BY_KIND, SPECS
-from domain.errors import DomainError, Invalid
+from domain.errors import Invalid
 from federation.bundle import pack, unpack
 from federation.errors import FederationError
 from federation.keys import ROOT, ROOT_TIERS, build_trust, certify, revoke
 from federation.suite import SigningKey, key_id, load_key, load_public, public_pem, save_key
-from federation.verify import Grant, Trust
+from federation.verify import Trust
 from node import config as config_mod
-from node.audit import audit_node, envelope_count, key_documents
+from node.cli_audit import audit
+from node.clitools import NODE_DIR, emit, open_node, user_errors
 from node.errors import ConfigError
+from node.export import key_documents
 from node.federation import federation_view
 from node.importer import Importer
 from node.keys import generate_node_key
 from node.projector import rebuild
-from node.service import Node
 from node.users import Role, add_user, list_users, remove_user
 from projections.queries import QUERIES, Filters, moment
 from projections.store import BY_NAME
-
-
-def emit(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn every refusal into a clear message on stderr and exit status 1."""
-    try:
-        yield
-    except Invalid as e:
-        click.echo("error: invalid input:", err=True)
-        for f in e.errors:
-            click.echo(f"  {f.field}: {f.message}", err=True)
-        sys.exit(1)
-    except DomainError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
-
-
-@contextmanager
-def open_node(directory: Path) -> Iterator[Node]:
-    with user_errors():
-        node = Node(config_mod.load(directory))
-        try:
-            yield node
-        finally:
-            node.close()
-
-
-NODE_DIR = click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,6 +51,9 @@ def main() -> None:
       anjian users add ./county clerk --role writer
       anjian serve ./county
     """
+
+
+main.add_command(audit)
 
 
 @main.command()
@@ -590,80 +560,6 @@ def log_import(directory: Path, bundle: Path) -> None:
         except FederationError as e:
             raise ConfigError(str(e)) from None
         emit(summary)
-
-
-@main.group()
-def audit() -> None:
-    """Verify a node's signed log: who recorded what, with which key, nothing changed."""
-
-
-@audit.command("verify")
-@NODE_DIR
-@click.option(
-    "--root-key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The national root public key: every key must chain to it.",
-)
-@click.option(
-    "--key",
-    "key_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Or pin the node's own public key (PEM) instead of the hierarchy.",
-)
-@click.option(
-    "--fast", is_flag=True, help="Authenticate by checkpoints; skip per-event signatures."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def audit_verify(
-    directory: Path, root_key: Path | None, key_file: Path | None, fast: bool, as_json: bool
-) -> None:
-    """Verify every envelope, the chain, the sequence, the checkpoints, each key's validity at
-    its position, and that every stored event matches its envelope. Exit 0 when everything
-    holds; otherwise 1, with the first failure per origin.
-
-    \b
-    Example:
-      anjian audit verify ./county --root-key root.pub
-    """
-    with user_errors():
-        config = config_mod.load(directory)
-        if (root_key is None) == (key_file is None):
-            raise ConfigError("give --root-key (the hierarchy) or --key (one pinned node key)")
-        try:
-            if key_file is not None:
-                public = load_public(key_file)
-                trust = Trust([Grant(config.node.origin, public, key_id(public))])
-                refused: list[str] = []
-            else:
-                assert root_key is not None
-                trust, problems = build_trust(load_public(root_key), key_documents(config))
-                refused = [str(p) for p in problems]
-        except FederationError as e:
-            raise ConfigError(str(e)) from None
-        with click.progressbar(
-            length=envelope_count(config),
-            label="verifying",
-            file=sys.stderr,
-            hidden=as_json or not sys.stderr.isatty(),
-        ) as bar:
-            report = audit_node(config, trust, signatures=not fast, progress=bar.update)
-        report["refused_documents"] = refused
-    if as_json:
-        emit(report)
-    else:
-        for o in report["origins"]:
-            click.echo(
-                f"{o['origin']}: {o['envelopes']} envelopes, {o['checkpoints']} checkpoints,"
-                f" root {o['root'][:16]}…"
-            )
-        for f in report["failures"]:
-            click.echo(
-                f"FAILED {f['origin']} at sequence {f['seq']}: {f['reason']}: {f['message']}",
-                err=True,
-            )
-        if report["ok"]:
-            click.echo(f"ok: {report['events_checked']} events verified ({report['signatures']})")
-    sys.exit(0 if report["ok"] else 1)
 
 
 def _moment(value: str | None, option: str) -> int | None:

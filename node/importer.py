@@ -25,7 +25,7 @@ from federation.merkle import CompactRange, leaf_hash
 from federation.merkle import root as merkle_root
 from federation.suite import load_public
 from federation.verify import Trust
-from node.audit import key_documents
+from node.export import documents_from_above, key_documents
 from node.receipts import record_receipts
 from node.service import Node
 
@@ -88,13 +88,7 @@ class Importer:
         return (tuple(int(r["n"]) for r in rows), files)
 
     def _documents_from_above(self) -> list[bytes]:
-        """Certifications, rotations and revocations recorded by the tiers above, as they came
-        down (each verified on its own signature when it arrived)."""
-        rows = self.log.query(
-            "SELECT raw FROM downward WHERE verified > 0 AND type = 'keys.document_recorded/1'"
-            " ORDER BY origin, seq"
-        )
-        return [base64.b64decode(parse(bytes(r["raw"])).payload["document"]) for r in rows]
+        return documents_from_above(lambda sql, *params: self.log.query(sql, params))
 
     # -- taking a bundle ----------------------------------------------------------------------
     def take(

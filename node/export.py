@@ -1,0 +1,275 @@
+"""Audit exports: a self-contained SQLite file of whole origins' envelopes, their signed
+checkpoints and the key documents that chain every key to the national root, so an auditor
+verifies it with nothing but the root public key. And the ``Source`` that reads the same
+tables from an export or from a node directory, for verify, replay and proofs.
+
+An export has the tables ``envelopes (origin, seq, raw)``, ``checkpoints (origin, size, note)``,
+``documents (raw)`` and ``meta (key, value)``; anything in it is checked, nothing trusted."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from domain.codes import in_subtree
+from federation.envelope import parse
+from federation.errors import FederationError
+from federation.keys import build_trust
+from federation.suite import load_public
+from node import config as config_mod
+from node.config import Config
+from node.errors import ConfigError
+
+FORMAT = "anjian-export/1"
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE envelopes (origin TEXT NOT NULL, seq INTEGER NOT NULL, raw BLOB NOT NULL,
+    PRIMARY KEY (origin, seq));
+CREATE TABLE checkpoints (origin TEXT NOT NULL, size INTEGER NOT NULL, note TEXT NOT NULL,
+    PRIMARY KEY (origin, size));
+CREATE TABLE documents (id INTEGER PRIMARY KEY, raw BLOB NOT NULL);
+"""
+PAGE = 5000
+
+Rows = Callable[..., list[Any]]  # (sql with ? placeholders, *params) -> rows by column name
+
+
+@contextmanager
+def read_only(config: Config) -> Iterator[tuple[Rows, str]]:
+    """A query function on the node's store, and the column that orders stored events."""
+    if config.store.backend == "sqlite":
+        if not config.sqlite_file.exists():
+            raise ConfigError(f"{config.sqlite_file}: no event store to audit")
+        db = sqlite3.connect(f"file:{config.sqlite_file}?mode=ro", uri=True)
+        db.row_factory = sqlite3.Row
+        with closing(db):
+            yield (lambda sql, *params: db.execute(sql, params).fetchall()), "rowid"
+        return
+    try:
+        import psycopg
+        from psycopg.rows import dict_row
+    except ImportError:
+        raise ConfigError("the PostgreSQL store needs: pip install 'anjian[postgres]'") from None
+    pg = config.store.postgres
+    try:
+        conn = psycopg.connect(
+            dbname=pg.dbname,
+            host=pg.host,
+            port=pg.port,
+            user=pg.user,
+            password=pg.password,
+            row_factory=dict_row,
+            autocommit=True,
+        )
+    except psycopg.Error as e:
+        raise ConfigError(f"cannot reach the PostgreSQL store: {e}") from None
+    with conn:
+        yield (
+            (lambda sql, *params: conn.execute(sql.replace("?", "%s"), params).fetchall()),
+            "notification_id",
+        )
+
+
+def envelope_count(config: Config) -> int:
+    with read_only(config) as (rows, _):
+        return int(rows("SELECT COUNT(*) AS n FROM envelopes")[0]["n"])
+
+
+def key_documents(config: Config) -> list[bytes]:
+    """Key documents in the node's trust chain directory and recorded in its log (read-only)."""
+    docs = [p.read_bytes() for p in sorted(config.trust_dir.glob("*.doc"))]
+    if config.store.backend == "sqlite" and not config.sqlite_file.exists():
+        return docs
+    with read_only(config) as (rows, order):
+        for row in rows(
+            "SELECT state FROM stored_events"
+            f" WHERE topic = 'keys.document_recorded/1' ORDER BY {order}"
+        ):
+            docs.append(base64.b64decode(json.loads(bytes(row["state"]))["document"]))
+    return docs
+
+
+def documents_from_above(rows: Rows) -> list[bytes]:
+    """Certifications, rotations and revocations recorded by the tiers above, as they came
+    down (each verified on its own signature when it arrived)."""
+    return [
+        base64.b64decode(parse(bytes(r["raw"])).payload["document"])
+        for r in rows(
+            "SELECT raw FROM downward WHERE verified > 0 AND type = 'keys.document_recorded/1'"
+            " ORDER BY origin, seq"
+        )
+    ]
+
+
+@dataclass
+class Source:
+    """Envelopes, checkpoints and key documents of an export file or a node directory."""
+
+    path: Path
+    rows: Rows
+    documents: list[bytes]
+    config: Config | None = None  # a node directory's
+
+    def origins(self) -> list[tuple[str, int]]:
+        """Each origin with its highest sequence held."""
+        return [
+            (str(r["origin"]), int(r["n"]))
+            for r in self.rows("SELECT origin, MAX(seq) AS n FROM envelopes GROUP BY origin")
+        ]
+
+    def envelopes(self, origin: str, first: int = 1, last: int | None = None) -> Iterator[bytes]:
+        """The envelope bytes of ``origin`` from ``first`` to ``last`` (inclusive), in order."""
+        if last is None:
+            row = self.rows("SELECT MAX(seq) AS n FROM envelopes WHERE origin = ?", origin)[0]
+            last = int(row["n"] or 0)
+        for after in range(first - 1, last, PAGE):
+            yield from (
+                bytes(r["raw"])
+                for r in self.rows(
+                    "SELECT raw FROM envelopes WHERE origin = ? AND seq > ? AND seq <= ?"
+                    " ORDER BY seq",
+                    origin,
+                    after,
+                    min(after + PAGE, last),
+                )
+            )
+
+    def checkpoints(self, origin: str) -> list[str]:
+        return [
+            str(r["note"])
+            for r in self.rows(
+                "SELECT note FROM checkpoints WHERE origin = ? ORDER BY size", origin
+            )
+        ]
+
+    @property
+    def kind(self) -> str:
+        return "node" if self.config is not None else "export"
+
+
+@contextmanager
+def node_source(config: Config) -> Iterator[Source]:
+    with read_only(config) as (rows, _):
+        yield Source(config.directory, rows, documents_of(config, rows), config)
+
+
+@contextmanager
+def open_source(path: Path) -> Iterator[Source]:
+    """A node directory (read-only) or an export file; a clear error for anything else."""
+    if path.is_dir():
+        with node_source(config_mod.load(path)) as source:
+            yield source
+        return
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such export file or node directory")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db.row_factory = sqlite3.Row
+        with closing(db):
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("format") != FORMAT:
+                raise ConfigError(f"{path}: not an anjian export ({FORMAT})")
+            docs = [bytes(r["raw"]) for r in db.execute("SELECT raw FROM documents ORDER BY id")]
+            yield Source(path, lambda sql, *params: db.execute(sql, params).fetchall(), docs)
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"{path}: not an anjian export ({e})") from None
+
+
+def prefix_until(raws: Iterator[bytes], until: int | None) -> Iterator[bytes]:
+    """The longest prefix recorded at or before ``until`` (DESIGN.md §7: "as it stood at T")."""
+    for raw in raws:
+        if until is not None and parse(raw).at > until:
+            return
+        yield raw
+
+
+def selected_origins(source: Source, region: str | None, root: bytes) -> list[tuple[str, int]]:
+    """The source's origins, or those whose certified area lies inside ``region``."""
+    origins = source.origins()
+    if region is None:
+        return origins
+    trust, _ = build_trust(root, source.documents)
+    return [
+        (o, n) for o, n in origins if o in trust.regions and in_subtree(region, trust.regions[o])
+    ]
+
+
+def documents_of(config: Config, rows: Rows) -> list[bytes]:
+    """Every key document the node knows: its trust chain, its log's, and those from above."""
+    found = key_documents(config) + documents_from_above(rows)
+    return list(dict.fromkeys(found))
+
+
+def export(
+    config: Config,
+    out: Path,
+    *,
+    region: str | None = None,
+    until: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Write the node's whole-origin logs (within ``region``, as they stood at ``until``)."""
+    if out.exists():
+        raise ConfigError(f"{out} exists: choose a new file for the export")
+    if not config.root_key_file.exists():
+        raise ConfigError("no root key in the node's trust directory: install the trust chain")
+    try:
+        root = load_public(config.root_key_file)
+    except FederationError as e:
+        raise ConfigError(str(e)) from None
+    tmp = out.with_name(out.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    db = sqlite3.connect(tmp, isolation_level=None)
+    with closing(db), read_only(config) as (rows, _):
+        source = Source(config.directory, rows, documents_of(config, rows), config)
+        db.executescript(SCHEMA)
+        db.execute("BEGIN")
+        meta = {"format": FORMAT, "origin": config.node.origin, "region": region or ""}
+        meta["until"] = "" if until is None else str(until)
+        db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
+        db.executemany("INSERT INTO documents (raw) VALUES (?)", [(d,) for d in source.documents])
+        total = 0
+        origins = selected_origins(source, region, root)
+        for origin, _ in origins:
+            size = 0
+            batch: list[tuple[str, int, bytes]] = []
+            for raw in prefix_until(source.envelopes(origin), until):
+                size += 1
+                batch.append((origin, size, raw))
+                if len(batch) >= PAGE:
+                    db.executemany("INSERT INTO envelopes VALUES (?, ?, ?)", batch)
+                    if progress is not None:
+                        progress(len(batch))
+                    batch = []
+            db.executemany("INSERT INTO envelopes VALUES (?, ?, ?)", batch)
+            if progress is not None:
+                progress(len(batch))
+            total += size
+            db.executemany(
+                "INSERT INTO checkpoints VALUES (?, ?, ?)",
+                [
+                    (origin, int(r["size"]), str(r["note"]))
+                    for r in rows(
+                        "SELECT size, note FROM checkpoints WHERE origin = ? AND size <= ?"
+                        " ORDER BY size",
+                        origin,
+                        size,
+                    )
+                ],
+            )
+        db.execute("COMMIT")
+    tmp.rename(out)
+    return {
+        "export": str(out),
+        "origins": len(origins),
+        "envelopes": total,
+        "documents": len(source.documents),
+        "region": region,
+        "until": until,
+    }

@@ -1,0 +1,265 @@
+"""`anjian audit export` and `anjian audit verify` on an export: self-contained (nothing but the
+root public key), restricted by region and time, every kind of tampering named, and the same
+report whether one process or several check it."""
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from federation.canonical import decode, encode
+from federation.envelope import parse, seal
+from federation.keys import ROOT, certify
+from federation.suite import SigningKey, load_key, load_public, public_pem
+from node import audit as audit_mod
+from node import config as config_mod
+from node.cli import main
+from node.service import Node
+from tests.factories import accident, credit_code, enterprise, js
+
+
+@pytest.fixture
+def root(tmp_path):
+    key = SigningKey.generate()
+    (tmp_path / "root.pub").write_bytes(public_pem(key.public))
+    return key
+
+
+def trusted(directory, root, origin="130102"):
+    """The county's trust chain: root -> province 130000 -> the county."""
+    province = SigningKey.generate()
+    docs = [
+        certify(
+            root, ROOT, origin="130000", region="130000", tier="province", public=province.public
+        ),
+        certify(
+            province,
+            "130000",
+            origin=origin,
+            region=origin,
+            tier="county",
+            public=load_public(directory / "node.pub"),
+        ),
+    ]
+    trust = directory / "trust"
+    trust.mkdir(exist_ok=True)
+    (trust / "root.pub").write_bytes(public_pem(root.public))
+    for i, doc in enumerate(docs):
+        (trust / f"{i}.doc").write_bytes(doc)
+
+
+@pytest.fixture
+def county(node_dir, clock, root):
+    trusted(node_dir, root)
+    node = Node(config_mod.load(node_dir, environ={}), clock=clock)
+    for i in range(3):
+        node.execute(
+            "enterprise.register", js(enterprise(credit_code=credit_code(i))), user="zhang"
+        )
+        clock.advance(60_000)
+    a = node.execute("accident.report", js(accident(deaths=1)), user="li")
+    clock.advance(60_000)
+    node.execute(
+        "accident.supplement", js({"deaths": 2, "expected_version": 1}), user="li", target=a["id"]
+    )
+    node.close()
+    return node_dir
+
+
+def cli(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r
+
+
+def exported(county, tmp_path, *extra):
+    out = tmp_path / "county.anjian"
+    r = cli("audit", "export", county, "--out", out, *extra)
+    assert r.exit_code == 0, r.output
+    return out, json.loads(r.stdout)
+
+
+def verify(source, tmp_path, *extra):
+    r = cli("audit", "verify", source, "--root-key", tmp_path / "root.pub", "--json", *extra)
+    report = json.loads(r.stdout)
+    assert r.exit_code == (0 if report["ok"] else 1)
+    return report
+
+
+def test_an_export_verifies_with_only_the_root_key(county, tmp_path):
+    out, summary = exported(county, tmp_path)
+    assert summary["envelopes"] == 5 and summary["origins"] == 1
+    moved = tmp_path / "elsewhere" / "x.anjian"  # nothing of the node is needed
+    moved.parent.mkdir()
+    shutil.move(out, moved)
+    shutil.rmtree(county)
+    report = verify(moved, tmp_path)
+    assert report["ok"] and report["source"] == "export"
+    assert (report["events_checked"], report["origins_checked"], report["checkpoints_checked"]) == (
+        5,
+        1,
+        1,
+    )
+    assert verify(moved, tmp_path, "--fast")["signatures"] == "by checkpoint only"
+
+
+def test_the_wrong_root_key_fails(county, tmp_path):
+    out, _ = exported(county, tmp_path)
+    (tmp_path / "root.pub").write_bytes(public_pem(SigningKey.generate().public))
+    report = verify(out, tmp_path)
+    assert not report["ok"] and report["failures"][0]["reason"] == "unknown_key"
+
+
+def test_an_export_is_not_overwritten_and_bad_sources_are_named(county, tmp_path):
+    out, _ = exported(county, tmp_path)
+    before = out.read_bytes()
+    r = cli("audit", "export", county, "--out", out)
+    assert r.exit_code == 1 and "exists" in r.stderr and out.read_bytes() == before
+    junk = tmp_path / "junk.anjian"
+    junk.write_bytes(b"not an export")
+    r = cli("audit", "verify", junk, "--root-key", tmp_path / "root.pub")
+    assert r.exit_code == 1 and "not an anjian export" in r.stderr
+    r = cli("audit", "export", county, "--out", tmp_path / "y", "--until", "yesterday")
+    assert r.exit_code == 1 and "--until" in r.stderr and not (tmp_path / "y").exists()
+
+
+def test_region_and_until_select_whole_prefixes(county, tmp_path):
+    out, summary = exported(county, tmp_path, "--region", "130200")
+    assert summary["origins"] == 0 and summary["envelopes"] == 0
+    out.unlink()
+    _, summary = exported(county, tmp_path, "--region", "130000")
+    assert summary["envelopes"] == 5
+    db = sqlite3.connect(tmp_path / "county.anjian")
+    third = parse(db.execute("SELECT raw FROM envelopes WHERE seq = 3").fetchone()[0]).at
+    db.close()
+    (tmp_path / "county.anjian").unlink()
+    out, summary = exported(county, tmp_path, "--until", str(third))
+    assert summary["envelopes"] == 3
+    report = verify(out, tmp_path)
+    assert report["ok"] and report["events_checked"] == 3
+    assert report["checkpoints_checked"] == 0  # the only checkpoint covers five
+
+
+def _resign(raw):
+    env = parse(raw)
+    fields = {k: getattr(env, k) for k in ("origin", "seq", "prev", "at", "type", "aggregate")}
+    return seal(
+        SigningKey.generate(),
+        **fields,
+        version=env.version,
+        actor=env.actor,
+        payload=env.payload,
+    )
+
+
+def _zero_signature(raw):
+    body = decode(raw)
+    body["sig"] = bytes(64)
+    return encode(body)
+
+
+def _edit(db, seq, change):
+    raw = bytes(db.execute("SELECT raw FROM envelopes WHERE seq = ?", (seq,)).fetchone()[0])
+    db.execute("UPDATE envelopes SET raw = ? WHERE seq = ?", (change(raw), seq))
+
+
+def _swap(db):
+    a, b = (
+        db.execute("SELECT raw FROM envelopes WHERE seq = ?", (s,)).fetchone()[0] for s in (2, 3)
+    )
+    db.execute("UPDATE envelopes SET raw = ? WHERE seq = 2", (b,))
+    db.execute("UPDATE envelopes SET raw = ? WHERE seq = 3", (a,))
+
+
+def _other_origin(db, county):
+    last = parse(db.execute("SELECT raw FROM envelopes WHERE seq = 5").fetchone()[0])
+    forged = seal(
+        load_key(county / "node.key"),
+        origin="130103",
+        seq=6,
+        prev=last.hash,
+        at=last.at,
+        type=last.type,
+        aggregate=last.aggregate,
+        version=3,
+        actor={**last.actor, "node": "130103"},
+        payload=last.payload,
+    )
+    db.execute("INSERT INTO envelopes VALUES ('130102', 6, ?)", (forged,))
+
+
+TAMPERING = {
+    "a byte of an envelope": (
+        lambda db, c: _edit(db, 3, lambda r: r.replace(b"zhang", b"zhanG")),
+        "bad_signature",
+        3,
+    ),
+    "an envelope deleted": (
+        lambda db, c: db.execute("DELETE FROM envelopes WHERE seq = 3"),
+        "sequence_gap",
+        3,
+    ),
+    "two envelopes swapped": (lambda db, c: _swap(db), "sequence_gap", 2),
+    "a signature replaced": (lambda db, c: _edit(db, 4, _zero_signature), "bad_signature", 4),
+    "re-signed by an uncertified key": (lambda db, c: _edit(db, 2, _resign), "unknown_key", 2),
+    "another origin's envelope added": (_other_origin, "wrong_origin", 6),
+    "the tail truncated": (
+        lambda db, c: db.execute("DELETE FROM envelopes WHERE seq = 5"),
+        "truncated",
+        5,
+    ),
+    "the checkpoint's size changed": (
+        lambda db, c: db.execute(
+            "UPDATE checkpoints SET note = replace(note, char(10) || '5' || char(10),"
+            " char(10) || '4' || char(10))"
+        ),
+        "bad_checkpoint_signature",
+        4,
+    ),
+    "a key document removed": (
+        lambda db, c: db.execute("DELETE FROM documents WHERE id = 2"),
+        "unknown_key",
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_each_tampering_of_an_export_is_named(county, tmp_path, case):
+    out, _ = exported(county, tmp_path)
+    change, reason, seq = TAMPERING[case]
+    db = sqlite3.connect(out, isolation_level=None)
+    change(db, county)
+    db.close()
+    for mode in ((), ("--fast",)):
+        report = verify(out, tmp_path, *mode)
+        assert not report["ok"]
+        first = report["failures"][0]
+        if mode and reason == "bad_signature":  # --fast: the chain or the checkpoint's root
+            assert first["reason"] in ("broken_chain", "checkpoint_mismatch"), first
+        else:
+            assert (first["reason"], first["seq"]) == (reason, seq), first
+
+
+def test_worker_processes_report_the_same_as_one(county, tmp_path, monkeypatch):
+    monkeypatch.setattr(audit_mod, "CHUNK", 2)  # three chunks: 1-2, 3-4, 5
+    out, _ = exported(county, tmp_path)
+    one = verify(out, tmp_path, "--jobs", "1")
+    two = verify(out, tmp_path, "--jobs", "2")
+    assert one == two and one["ok"] and one["origins"][0]["envelopes"] == 5
+    db = sqlite3.connect(out, isolation_level=None)
+    _edit(db, 4, _zero_signature)
+    db.close()
+    one = verify(out, tmp_path, "--jobs", "1")
+    two = verify(out, tmp_path, "--jobs", "2")
+    assert one == two and (one["failures"][0]["reason"], one["failures"][0]["seq"]) == (
+        "bad_signature",
+        4,
+    )
+    assert one["origins"][0]["envelopes"] == 3  # the verified prefix
+
+
+def test_a_node_directory_verifies_with_the_root_key_too(county, tmp_path):
+    report = verify(county, tmp_path)
+    assert report["ok"] and report["source"] == "node" and report["events_checked"] == 5
