@@ -45,6 +45,10 @@ def sign_checkpoint(key: SigningKey, origin: str, size: int, root: bytes) -> Che
     return Checkpoint(origin, size, root, body + "\n" + line)
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def _fail(message: str) -> VerificationError:
     return VerificationError("bad_checkpoint", message)
 
@@ -62,7 +66,8 @@ def parse_checkpoint(text: str) -> tuple[Checkpoint, list[tuple[str, bytes, byte
         root = base64.b64decode(lines[2], validate=True)
     except (ValueError, binascii.Error):
         raise _fail("size or root is malformed") from None
-    if str(size) != lines[1] or size < 0 or len(root) != 32:
+    # one text per statement: stray bits in the last base64 character would decode alike
+    if str(size) != lines[1] or size < 0 or len(root) != 32 or _b64(root) != lines[2]:
         raise _fail("size or root is malformed")
     signatures = []
     for line in sigs[:-1].split("\n"):
@@ -73,7 +78,7 @@ def parse_checkpoint(text: str) -> tuple[Checkpoint, list[tuple[str, bytes, byte
             blob = base64.b64decode(parts[2], validate=True)
         except binascii.Error:
             raise _fail("signature is not base64") from None
-        if len(blob) < 5:
+        if len(blob) < 5 or _b64(blob) != parts[2]:
             raise _fail("signature too short")
         signatures.append((parts[1], blob[:4], blob[4:]))
     cp = Checkpoint(lines[0].removeprefix("anjian/"), size, root, text)
