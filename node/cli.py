@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import click
 from pydantic import ValidationError
@@ -22,9 +23,12 @@ from pydantic import ValidationError
 from domain.codes import NATIONAL_REGION, Tier, in_subtree
 from domain.commands import BY_KIND, SPECS
 from domain.errors import Invalid
+from domain.sensors.readings import window_of
+from domain.sensors.site import site_id
 from federation.bundle import pack, unpack
 from federation.errors import FederationError
 from federation.keys import ROOT, ROOT_TIERS, build_trust, certify, revoke
+from federation.proof import SUMMARY
 from federation.suite import SigningKey, key_id, load_key, load_public, public_pem, save_key
 from federation.verify import Trust
 from node import config as config_mod
@@ -36,6 +40,7 @@ from node.federation import federation_view
 from node.importer import Importer
 from node.keys import generate_node_key
 from node.projector import rebuild
+from node.proofs import readings_file
 from node.users import Role, add_user, list_users, remove_user
 from projections.queries import QUERIES, Filters, moment
 from projections.store import BY_NAME
@@ -714,6 +719,34 @@ def readings_ingest(directory: Path, site: str, source: Any, actor: str | None) 
     raw = source.read()
     with open_node(directory) as node:
         emit(node.ingest(site, raw, user=actor or getpass.getuser()))
+
+
+@readings.command("export")
+@NODE_DIR
+@click.argument("site")
+@click.option("--window", required=True, help="A time in the 5-minute window (ISO 8601).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def readings_export(directory: Path, site: str, window: str, out: Path) -> None:
+    """Write the raw readings a signed summary covers (its site and window), as the canonical
+    lines the summary's hash is over: the file `anjian audit prove --readings` proves.
+
+    \b
+    Example:
+      anjian readings export ./county 130102B001 --window 2026-11-29T08:05 --out w.tsv
+    """
+    with open_node(directory) as node:
+        start = window_of(_moment(window, "window") or 0)
+        wanted = site_id(site)
+        for row in node.log.query(
+            "SELECT originator_id, state FROM stored_events WHERE topic = ?", (SUMMARY,)
+        ):
+            state = json.loads(bytes(row["state"]))
+            if UUID(str(row["originator_id"])) == wanted and state["window_start"] == start:
+                data = readings_file(node.readings, site, start, state["last_reading_id"])
+                out.write_bytes(data)
+                emit({"readings": str(out), "lines": data.count(b"\n"), "summary": state})
+                return
+        raise ConfigError(f"no signed summary of site {site} for the window at {window}")
 
 
 @readings.command("prune")

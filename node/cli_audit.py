@@ -4,14 +4,16 @@ single events, append-only growth and raw readings against signed checkpoints.""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from federation.errors import FederationError
+from federation.errors import FederationError, VerificationError
 from federation.keys import build_trust
+from federation.proof import check_proof
 from federation.suite import key_id, load_public
 from federation.verify import Grant, Trust
 from node import config as config_mod
@@ -19,6 +21,8 @@ from node.audit import verify
 from node.clitools import NODE_DIR, emit, user_errors
 from node.errors import ConfigError
 from node.export import Source, envelope_count, export, open_source
+from node.proofs import prove_consistency, prove_event, prove_readings
+from node.replay import replay
 from projections.queries import moment
 
 SOURCE = click.argument("source", type=click.Path(exists=True, path_type=Path))
@@ -148,3 +152,114 @@ def _trust(source: Source, root_key: Path | None, key_file: Path | None) -> tupl
     assert root_key is not None
     trust, problems = build_trust(public_key(root_key), source.documents)
     return trust, [str(p) for p in problems]
+
+
+@audit.command("prove")
+@SOURCE
+@click.option("--origin", help="The origin of the event, or of the two checkpoints.")
+@click.option("--seq", type=click.IntRange(min=1), help="Prove this event is in the log.")
+@click.option(
+    "--from-size",
+    type=click.IntRange(min=1),
+    help="With --to-size: prove the log at this checkpoint grew only by appending.",
+)
+@click.option("--to-size", type=click.IntRange(min=1))
+@click.option(
+    "--readings",
+    "readings_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Prove this raw readings file against the signed summary that covers it.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write it here.")
+def audit_prove(
+    source: Path,
+    origin: str | None,
+    seq: int | None,
+    from_size: int | None,
+    to_size: int | None,
+    readings_file: Path | None,
+    out: Path | None,
+) -> None:
+    """Print a self-contained proof (JSON) that `anjian audit check-proof` verifies with the
+    root key alone: one event's inclusion under a signed checkpoint, the consistency of two
+    checkpoints of one origin, or a raw readings file against its signed summary.
+
+    \b
+    Examples:
+      anjian audit prove hebei.anjian --origin 130102 --seq 42 --out event.proof
+      anjian audit prove hebei.anjian --origin 130102 --from-size 1000 --to-size 5000
+      anjian audit prove ./county --readings 130102B001-0805.tsv
+    """
+    with user_errors(), open_source(source) as src:
+        if readings_file is not None and origin is None and seq is None and from_size is None:
+            proof = prove_readings(src, readings_file.read_bytes())
+        elif origin is not None and seq is not None and from_size is None and to_size is None:
+            proof = prove_event(src, origin, seq)
+        elif origin is not None and seq is None and from_size and to_size and not readings_file:
+            proof = prove_consistency(src, origin, from_size, to_size)
+        else:
+            raise ConfigError(
+                "give --origin with --seq, or --origin with --from-size and --to-size,"
+                " or --readings alone"
+            )
+    text = json.dumps(proof, ensure_ascii=False, indent=2)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(json.dumps({"proof": proof["proof"], "out": str(out)}))
+
+
+@audit.command("check-proof")
+@click.argument("proof", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--root-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--readings",
+    "readings_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The raw readings file a readings proof is about.",
+)
+def audit_check_proof(proof: Path, root_key: Path, readings_file: Path | None) -> None:
+    """Verify a proof with nothing but the national root public key: exit 0 and what it proves,
+    or exit 1 with the reason.
+
+    \b
+    Example:
+      anjian audit check-proof event.proof --root-key root.pub
+    """
+    with user_errors():
+        root = public_key(root_key)
+        try:
+            claim = json.loads(proof.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{proof}: not a proof (JSON): {e}") from None
+        readings = readings_file.read_bytes() if readings_file is not None else None
+        try:
+            report = check_proof(claim, root, readings)
+        except VerificationError as e:
+            click.echo(f"FAILED: {e.reason}: {e}", err=True)
+            sys.exit(1)
+    emit(report)
+
+
+@audit.command("replay")
+@SOURCE
+@click.option("--until", required=True, help="The moment (ISO 8601; a bare date is China time).")
+@click.option("--region", help="Only origins inside this division code's area.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+def audit_replay(source: Path, until: str, region: str | None, out: Path) -> None:
+    """Rebuild the projections as they stood at a moment (per origin, the longest prefix
+    recorded by then) into a new node directory that `anjian query` reads.
+
+    \b
+    Example: the accident register of province 13 on 2026-06-30
+      anjian audit replay national.anjian --until 2026-07-01 --region 130000 --out ./hebei-0630
+      anjian query ./hebei-0630 accidents
+    """
+    with user_errors(), open_source(source) as src:
+        moment_ = when(until, "until")
+        with bar(sum(n for _, n in src.origins()), "replaying") as b:
+            summary = replay(src, out, until=moment_, region=region, progress=b.update)
+    emit(summary)

@@ -473,3 +473,50 @@ def test_a_key_revoked_before_the_position_proves_nothing_there(tmp_path, clock)
         assert "sequence 5" in str(e)
         fails(prove_consistency(source, ORIGIN, 3, 6), "revoked_key")
         assert len(prove_event(source, ORIGIN, 5)["documents"]) == 3  # the revocation goes too
+
+
+def test_readings_from_the_command_line(world, tmp_path):
+    """The investigator's path: export the window's raw readings, prove the file against its
+    signed summary, check the proof with the root key and the file."""
+    from click.testing import CliRunner
+
+    from node.cli import main
+
+    def cli(*args):
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    (tmp_path / "root.pub").write_bytes(public_pem(ROOT_KEY.public))
+    when = str(T0 + 120_000)  # any moment inside the window
+    r = cli(
+        "readings",
+        "export",
+        world.directory,
+        SITE_CODE,
+        "--window",
+        when,
+        "--out",
+        tmp_path / "w.tsv",
+    )
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "w.tsv").read_bytes() == world.readings
+    r = cli(
+        "audit", "prove", world.directory, "--readings", tmp_path / "w.tsv", "--out", tmp_path / "p"
+    )
+    assert r.exit_code == 0, r.output
+    check = ("audit", "check-proof", tmp_path / "p", "--root-key", tmp_path / "root.pub")
+    r = cli(*check, "--readings", tmp_path / "w.tsv")
+    assert r.exit_code == 0 and json.loads(r.stdout)["readings"]["checked"]
+    (tmp_path / "w.tsv").write_bytes(world.readings.replace(b"CO-01", b"CO-02"))
+    r = cli(*check, "--readings", tmp_path / "w.tsv")
+    assert r.exit_code == 1 and "readings_mismatch" in r.stderr
+    r = cli(
+        "readings",
+        "export",
+        world.directory,
+        SITE_CODE,
+        "--window",
+        "2020-01-01",
+        "--out",
+        tmp_path / "x",
+    )
+    assert r.exit_code == 1 and "no signed summary" in r.stderr and not (tmp_path / "x").exists()
