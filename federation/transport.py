@@ -9,6 +9,8 @@ Subjects (``<child>`` is the origin id of the node that publishes upward):
   (``origin:cp:size`` for checkpoints).
 - ``anjian.applied.<child>``: request-reply; the parent answers with the position it has
   durably applied per origin.
+- ``anjian.history.<child>``: request-reply; the parent answers a recovering child with the
+  origins it relayed and their envelopes and checkpoints, a page at a time.
 - ``anjian.down.env.<origin>``: what a tier's subtree must know, on its own ``ANJIAN_DOWN``.
 - ``anjian.archive.env.<origin>`` / ``anjian.archive.cp.<origin>``: the national centre's
   entire log on its own ``ANJIAN_ARCHIVE``.
@@ -33,6 +35,7 @@ from nats.js.errors import NotFoundError
 log = logging.getLogger("anjian.federation")
 
 UP, DOWN, ARCHIVE = "ANJIAN_UP", "ANJIAN_DOWN", "ANJIAN_ARCHIVE"
+HISTORY = "anjian.history"
 SUBJECTS = {UP: "anjian.up.>", DOWN: "anjian.down.>", ARCHIVE: "anjian.archive.>"}
 # Seconds in which the server drops a message whose id it has seen: long enough for a
 # publisher's retries, short enough that a deliberate re-publication (an uplink repairing a

@@ -33,6 +33,7 @@ from federation.suite import SigningKey, key_id, load_key, load_public, public_p
 from federation.verify import Trust
 from node import config as config_mod
 from node.cli_audit import audit
+from node.cli_backup import backup, recover_command
 from node.clitools import NODE_DIR, emit, open_node, user_errors
 from node.errors import ConfigError
 from node.export import key_documents
@@ -59,6 +60,8 @@ def main() -> None:
 
 
 main.add_command(audit)
+main.add_command(backup)
+main.add_command(recover_command)
 
 
 @main.command()

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import click
 
 from domain.codes import Tier, credit_code_check_character
-from federation.keys import ROOT, certify
+from federation.keys import ROOT, ROOT_TIERS, certify
 from federation.suite import SigningKey, load_key, load_public, public_pem
 from node import config as config_mod
 from node.config import NodeSection
@@ -62,7 +62,8 @@ class Member:
 
     @property
     def origin(self) -> str:
-        return self.region
+        """A bureau's origin is its division code; the backup centre has a name of its own."""
+        return self.name if self.tier == "backup" else self.region
 
     def open(self, clock: Callable[[], int] | None = None) -> Node:
         """The node's store in this process (alongside its server: SQLite allows it)."""
@@ -88,13 +89,15 @@ def build(
         parent = members[parent_name] if parent_name else None
         directory = root / name
         directory.mkdir(parents=True)
-        nats = NatsServer(root / f"{name}-nats", name=name) if name in with_children else None
+        # a backup centre republishes what it holds on an archive stream of its own
+        own_nats = name in with_children or tier == "backup"
+        nats = NatsServer(root / f"{name}-nats", name=name) if own_nats else None
         member = kind(name, tier, region, directory, parent, nats)
         url = None
         if parent is not None:
             assert parent.nats is not None, f"{parent.name} has children: it runs a NATS server"
             url = parent_url(member) if parent_url else parent.nats.url
-        section = NodeSection(origin=region, tier=Tier(tier), region=region, parent=url)
+        section = NodeSection(origin=member.origin, tier=Tier(tier), region=region, parent=url)
         (directory / config_mod.CONFIG_FILE).write_text(
             config_mod.render(section, nats.url if nats else None), encoding="utf-8"
         )
@@ -104,7 +107,7 @@ def build(
     for m in members.values():
         public = load_public(m.directory / "node.pub")
         subject = dict(origin=m.origin, region=m.region, tier=m.tier, public=public)
-        if m.parent is None or m.tier == "province":
+        if m.parent is None or m.tier in ROOT_TIERS:
             doc = certify(root_key, ROOT, **subject)  # type: ignore[arg-type]
             recorder: Member = national
             m.docs = [doc]

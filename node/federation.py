@@ -14,9 +14,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+import msgpack
 from eventsourcing.persistence import IntegrityError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -30,6 +31,7 @@ from federation.errors import VerificationError
 from federation.transport import (
     ARCHIVE,
     DOWN,
+    HISTORY,
     SUBJECTS,
     TRANSPORT_ERRORS,
     UP,
@@ -46,6 +48,7 @@ from federation.transport import (
     unpack_positions,
     up_subject,
 )
+from node.export import documents_from_above, key_documents
 from node.importer import Importer, storable, stored_event
 from node.service import Node
 from node.store import EventLog
@@ -59,6 +62,7 @@ REASK = 10.0  # seconds between asks while publishing (to see gaps the parent ho
 IDLE = 0.2  # seconds between looks at the log when there is nothing to publish
 RETRY = (0.5, 1, 1, 2)  # seconds between connection attempts (the last repeats): a line back
 # in service is used within 2 seconds, and a connection attempt costs next to nothing
+HISTORY_PAGE = 500  # envelopes per history answer (well inside NATS's 1 MB message limit)
 ACK_WAIT = 10.0  # seconds before a message delivered but not acknowledged is delivered again
 DOWN_TYPES = ("keys.document_recorded/1",)  # what a subtree must know, with licences
 DOWN_PREFIXES = ("licence.",)
@@ -327,6 +331,7 @@ class Receiver(Part):
             ),
         )
         answering = await nc.subscribe("anjian.applied.*", cb=self._answer)
+        history = await nc.subscribe(f"{HISTORY}.*", cb=self._history)
         batch = self.node.config.federation.batch
         try:
             while True:
@@ -344,6 +349,7 @@ class Receiver(Part):
         finally:
             with contextlib.suppress(Exception):
                 await answering.unsubscribe()
+                await history.unsubscribe()
 
     async def take(self, msgs: list[Msg], more: bool) -> None:
         items = [_item(m.subject, m.data) for m in msgs]
@@ -360,6 +366,45 @@ class Receiver(Part):
             await msg.respond(pack_positions(positions))
         except TRANSPORT_ERRORS as e:
             log.info("receiver: could not answer %s: %s", msg.subject, e)
+
+    async def _history(self, msg: Msg) -> None:
+        """A recovering child asks for the history of the origins it relayed (DESIGN.md §8:
+        nothing acknowledged is lost, even with the child's disk)."""
+        try:
+            request = msgpack.unpackb(msg.data)
+            page = await self.read(history_page, self.node, msg.subject.split(".")[-1], request)
+        except (ValueError, TypeError, KeyError, msgpack.UnpackException) as e:
+            page = {"error": f"a history request is {{origin, after}}: {e}"}
+        try:
+            await msg.respond(msgpack.packb(page))
+        except TRANSPORT_ERRORS as e:
+            log.info("receiver: could not answer %s: %s", msg.subject, e)
+
+
+def history_page(node: Node, child: str, request: dict[str, Any]) -> dict[str, Any]:
+    """``{"origin": None}``: the origins ``child`` relayed (itself included) with the size
+    applied here, and every key document this node knows. ``{"origin": O, "after": N}``: the
+    next envelopes of O after N and the checkpoints among them."""
+    log_ = node.log
+    origin, after = request["origin"], int(request.get("after", 0))
+    if origin is None:
+        rows = log_.query(
+            "SELECT m.origin, m.size FROM merkle m LEFT JOIN routes r ON r.origin = m.origin"
+            " WHERE r.child = ? OR m.origin = ?",
+            (child, child),
+        )
+        config = node.config
+        docs = documents_from_above(lambda sql, *p: log_.query(sql, p)) + key_documents(config)
+        return {
+            "origins": {str(r["origin"]): int(r["size"]) for r in rows},
+            "documents": list(dict.fromkeys(docs)),
+        }
+    envelopes = log_.envelopes(after, HISTORY_PAGE, origin=str(origin))
+    notes = log_.query(
+        "SELECT note FROM checkpoints WHERE origin = ? AND size > ? AND size <= ? ORDER BY size",
+        (origin, after, after + len(envelopes)),
+    )
+    return {"envelopes": envelopes, "checkpoints": [str(n["note"]) for n in notes]}
 
 
 async def _ack(msgs: list[Msg]) -> None:
@@ -389,6 +434,10 @@ def record_routes(log: EventLog, subjects: list[str], at: int) -> None:
     )
 
 
+class Busy(Protocol):
+    def busy(self) -> bool: ...
+
+
 class Archive(Part):
     """The national centre's whole log (every origin) on the archive stream of its own
     JetStream, for the backup centre to follow."""
@@ -396,7 +445,7 @@ class Archive(Part):
     name = "archive"
 
     def __init__(
-        self, node: Node, url: str, read: Call, write: Call, receiver: Receiver | None = None
+        self, node: Node, url: str, read: Call, write: Call, receiver: Busy | None = None
     ) -> None:
         super().__init__(node, url, read, write)
         self.outbox = Outbox(lambda kind, origin: f"anjian.archive.{kind}.{origin}")
@@ -728,17 +777,3 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
 
 
 # -- wiring ----------------------------------------------------------------------------------
-def parts(node: Node, read: Call, write: Call, importer: Importer) -> list[Part]:
-    """The federation tasks this node's configuration asks for."""
-    config = node.config
-    found: list[Part] = []
-    if config.node.parent and config.node.tier.value != "backup":  # it follows the archive
-        found.append(Uplink(node, config.node.parent, read, write))
-        found.append(DownConsumer(node, config.node.parent, read, write, importer))
-    if config.federation.nats:
-        receiver = Receiver(node, config.federation.nats, read, write, importer)
-        found.append(receiver)
-        found.append(DownPublisher(node, config.federation.nats, read, write))
-        if config.node.tier.value == "national":
-            found.append(Archive(node, config.federation.nats, read, write, receiver))
-    return found

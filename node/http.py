@@ -20,8 +20,9 @@ from aiohttp import web
 
 from domain.commands import COLLECTIONS, SPECS, CommandSpec
 from domain.errors import DomainError, Invalid, Refused
+from node.backup import parts
 from node.errors import Conflict, NotFound
-from node.federation import Part, Receiver, Uplink, federation_view, parts, tree_sizes
+from node.federation import Part, Receiver, Uplink, federation_view, tree_sizes
 from node.importer import Importer
 from node.openapi import openapi_document
 from node.service import Node

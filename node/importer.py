@@ -40,8 +40,13 @@ class Importer:
     """Verified import into one node. Not thread-safe: one importer per node, called from the
     node's writer thread."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, *, restoring: bool = False) -> None:
+        """``restoring``: taking back this node's own history (a restore or a recovery), so its
+        own origin's envelopes are applied like any other's, and no receipts are recorded (the
+        history holds them). A backup centre records no receipts either: it is no tier."""
         self.node = node
+        self.restoring = restoring
+        self.receipts = not restoring and node.config.node.tier.value != "backup"
         self.log = node.log
         self._trust: Trust | None = None
         self._trust_mark: tuple[Any, ...] = ()
@@ -153,13 +158,13 @@ class Importer:
                 continue
             if env.origin not in applied:
                 applied[env.origin] = self._applied(env.origin)[0]
-            if env.origin == own and env.seq > applied[own]:
+            if env.origin == own and env.seq > applied[own] and not self.restoring:
                 error = VerificationError(
                     "own_origin", "an envelope in this node's own name that it never signed"
                 )
                 self.quarantine(env.origin, env.seq, error, raw, summary)
                 continue
-            outside = None if env.origin == own else self._outside(env.origin, trust)
+            outside = self._outside(env.origin, trust)
             if outside is None:
                 outside = _foreign_key(env, trust) or _revoked(env, trust)
             if outside is not None:
@@ -174,13 +179,10 @@ class Importer:
         """With new key documents: refuse what waits and can now be judged (a revoked key, an
         origin now known to be outside this area, a key of another origin)."""
         self._swept = trust
-        own = self.node.config.node.origin
         for row in self.log.query("SELECT raw FROM import_pending"):
             env = self._parse(bytes(row["raw"]))
             error = (
-                (None if env.origin == own else self._outside(env.origin, trust))
-                or _foreign_key(env, trust)
-                or _revoked(env, trust)
+                self._outside(env.origin, trust) or _foreign_key(env, trust) or _revoked(env, trust)
             )
             if error is not None:
                 self.log.write(
@@ -193,6 +195,8 @@ class Importer:
         """Why an origin's envelopes do not belong here: certified for an area outside this
         node's (None while its certification is unknown: then it is held)."""
         own = self.node.config.node
+        if origin == own.origin or own.tier.value == "backup":  # it holds the whole country
+            return None
         region = trust.regions.get(origin)
         if region is not None and (region == own.region or not in_subtree(own.region, region)):
             return VerificationError(
@@ -456,7 +460,7 @@ class Importer:
         reports = [
             (env.aggregate, env.origin, env.seq, env.at) for env in run if env.type in REPORTS
         ]
-        if reports:  # this tier's signed receipt of each accident report (DESIGN.md §6)
+        if reports and self.receipts:  # this tier's signed receipt (DESIGN.md §6)
             try:
                 summary["receipts"] = summary.get("receipts", 0) + record_receipts(
                     self.node, reports

@@ -27,6 +27,7 @@ from domain.licence import Licence
 from domain.sensors.readings import window_of
 from domain.sensors.site import ReadingBatch, Site, site_id
 from federation.checkpoint import sign_checkpoint
+from federation.envelope import parse as parse_envelope
 from federation.errors import FederationError
 from federation.keys import ROOT, parse_document, verify_document
 from federation.suite import key_id, load_key, load_public
@@ -469,6 +470,10 @@ class Node:
         while serving, every 1,000 events, and at every stop)."""
         size, root = self.log.tree()
         if size == 0 or size <= self.log.last_checkpoint_size():
+            return None
+        if parse_envelope(self.log.envelopes(size - 1, 1)[0]).key != self.key.key_id:
+            # history taken back (a restore, a recovery) under another key: this key may
+            # vouch only for a tree it extended itself
             return None
         cp = sign_checkpoint(self.key, self.config.node.origin, size, root)
         self.log.add_checkpoint(size, root, cp.text)

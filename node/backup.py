@@ -1,0 +1,318 @@
+"""The backup centre and node recovery (DESIGN.md §6 "Archive", §8).
+
+- ``Follower``: a backup node follows the national centre's archive stream with a durable
+  consumer and applies everything through the verified import, so it holds every envelope and
+  checkpoint, verified, in a node of its own (log, projections, digest) — and publishes its own
+  archive stream in turn, so either centre can restore the other.
+- ``restore``: `anjian backup restore` rebuilds a node from an archive stream alone, from zero.
+- ``recover``: `anjian recover` takes a node's own history back from its parent (which answers
+  on ``anjian.history.<child>``), after which the node continues its own sequence."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgpack
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
+
+from federation.envelope import parse
+from federation.errors import VerificationError
+from federation.suite import public_pem
+from federation.transport import ARCHIVE, DOWN, HISTORY, SUBJECTS, connect, ensure_stream
+from node.errors import ConfigError
+from node.federation import (
+    ACK_WAIT,
+    Archive,
+    Call,
+    DownConsumer,
+    DownPublisher,
+    Part,
+    Receiver,
+    Uplink,
+    _ack,
+    _item,
+)
+from node.importer import KEY_DOCUMENT, Importer
+from node.service import Node
+
+log = logging.getLogger("anjian.federation")
+Progress = Callable[[int], None]
+FETCH_TIMEOUT = 5.0  # seconds a restore waits for the next batch before it gives up
+
+
+class Documents:
+    """The key documents carried by key-document envelopes seen so far, given with every take:
+    a log that holds its own node's certification (the national centre's) can only be judged
+    by it, and it may wait in a run behind envelopes that need it. Each document still counts
+    only if it verifies up to the root."""
+
+    NEEDLE = KEY_DOCUMENT.encode()
+
+    def __init__(self, waiting: Sequence[bytes] = ()) -> None:
+        self.seen: dict[bytes, None] = {}
+        self.scan([("envelope", raw) for raw in waiting])
+
+    def scan(self, items: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        """``items`` and every document seen so far (these included)."""
+        for kind, data in items:
+            if kind == "envelope" and self.NEEDLE in data:
+                with contextlib.suppress(VerificationError, KeyError, ValueError, TypeError):
+                    env = parse(data)
+                    if env.type == KEY_DOCUMENT:
+                        self.seen[base64.b64decode(env.payload["document"])] = None
+        return items + [("document", d) for d in self.seen]
+
+
+def waiting_envelopes(node: Node) -> list[bytes]:
+    return [bytes(r["raw"]) for r in node.log.query("SELECT raw FROM import_pending")]
+
+
+class Follower(Part):
+    """The backup centre's task: the national archive, applied as it grows."""
+
+    name = "backup"
+
+    def __init__(self, node: Node, url: str, read: Call, write: Call, importer: Importer) -> None:
+        super().__init__(node, url, read, write)
+        self.importer = importer
+        self.busy_until = 0.0
+
+    def busy(self) -> bool:
+        return time.monotonic() < self.busy_until
+
+    async def session(self, nc: Client) -> None:
+        js = nc.jetstream()
+        await ensure_stream(js, ARCHIVE)
+        sub = await js.pull_subscribe(
+            SUBJECTS[ARCHIVE],
+            durable=f"anjian-backup-{self.node.config.node.origin}",
+            stream=ARCHIVE,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ACK_WAIT,
+                max_deliver=-1,
+                max_ack_pending=-1,
+            ),
+        )
+        batch = self.node.config.federation.batch
+        docs = Documents(await self.read(waiting_envelopes, self.node))
+        held = False
+        while True:
+            try:
+                msgs = await sub.fetch(batch, timeout=0.5)
+            except TimeoutError:
+                msgs = []
+            if msgs or held:
+                more = len(msgs) == batch
+                if more:
+                    self.busy_until = time.monotonic() + 1.0
+                items = docs.scan([_item(m.subject, m.data) for m in msgs])
+                summary = await self.write(self.importer.take, items, hold_tail=more)
+                held = bool(summary["held"])
+                for q in summary["quarantined"]:
+                    log.warning("quarantined %s:%s (%s)", q["origin"], q["seq"], q["reason"])
+                await _ack(msgs)
+
+
+# -- rebuilding a node ---------------------------------------------------------------------------
+async def restore(
+    node: Node, url: str, progress: Progress | None = None, total: Progress | None = None
+) -> dict[str, Any]:
+    """Apply an archive stream from its first message into ``node``, verified."""
+    importer = Importer(node, restoring=True)
+    nc = await _connect(url, node, "restore")
+    try:
+        js = nc.jetstream()
+        try:
+            info = await js.stream_info(ARCHIVE)
+        except NotFoundError:
+            raise ConfigError(f"no archive stream ({ARCHIVE}) at {url}") from None
+        last, count = info.state.last_seq, info.state.messages
+        if total is not None:
+            total(count)
+        durable = f"anjian-restore-{secrets.token_hex(4)}"
+        sub = await js.pull_subscribe(
+            SUBJECTS[ARCHIVE],
+            durable=durable,
+            stream=ARCHIVE,
+            config=ConsumerConfig(ack_policy=AckPolicy.ALL, max_ack_pending=-1),
+        )
+        totals = _Totals()
+        docs = Documents(waiting_envelopes(node))
+        seen = 0
+        try:
+            while seen < last:
+                try:
+                    msgs = await sub.fetch(node.config.federation.batch, timeout=FETCH_TIMEOUT)
+                except TimeoutError:
+                    raise ConfigError(
+                        f"the archive at {url} stopped delivering at message {seen} of {last}"
+                    ) from None
+                seen = msgs[-1].metadata.sequence.stream
+                items = docs.scan([_item(m.subject, m.data) for m in msgs])
+                totals.add(importer.take(items, hold_tail=seen < last))
+                await msgs[-1].ack()
+                if progress is not None:
+                    progress(len(msgs))
+        finally:
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(ARCHIVE, durable)
+    finally:
+        await nc.close()
+    totals.add(importer.take(docs.scan([]), hold_tail=False))
+    return {"messages": count, **totals.report(importer), **_finish(node)}
+
+
+async def recover(
+    node: Node, url: str, progress: Progress | None = None, total: Progress | None = None
+) -> dict[str, Any]:
+    """Take back from the parent everything it applied of the origins this node relayed (its
+    own first), verified; then forget this node's place in the parent's downward stream so
+    that what came down is delivered again."""
+    me = node.config.node.origin
+    importer = Importer(node, restoring=True)
+    nc = await _connect(url, node, "recover")
+    try:
+        index = await _ask(nc, me, {"origin": None})
+        origins: dict[str, int] = index["origins"]
+        if not origins:
+            raise ConfigError(f"the parent at {url} holds no history of {me}")
+        if total is not None:
+            total(sum(origins.values()))
+        _install(node, [bytes(d) for d in index["documents"]])
+        docs = Documents(waiting_envelopes(node))
+        totals = _Totals()
+        for origin in sorted(origins, key=lambda o: (o != me, o)):
+            after = 0
+            while after < origins[origin]:
+                page = await _ask(nc, me, {"origin": origin, "after": after})
+                if not page["envelopes"]:
+                    break
+                items = [("envelope", bytes(e)) for e in page["envelopes"]]
+                items += [("checkpoint", str(c).encode()) for c in page["checkpoints"]]
+                totals.add(importer.take(docs.scan(items), hold_tail=True))
+                after += len(page["envelopes"])
+                if progress is not None:
+                    progress(len(page["envelopes"]))
+        totals.add(importer.take(docs.scan([]), hold_tail=False))
+        with contextlib.suppress(NotFoundError):
+            await nc.jetstream().delete_consumer(DOWN, f"anjian-down-{me}")
+    finally:
+        await nc.close()
+    report = {"parent_held": origins, **totals.report(importer), **_finish(node)}
+    report["continue"] = _next_key(node, importer, report["own_sequence"])
+    return report
+
+
+async def _connect(url: str, node: Node, what: str) -> Client:
+    try:
+        return await connect(url, f"anjian {node.config.node.origin} {what}")
+    except Exception as e:
+        raise ConfigError(f"cannot reach NATS at {url}: {e or type(e).__name__}") from None
+
+
+async def _ask(nc: Client, me: str, request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        msg: Msg = await nc.request(f"{HISTORY}.{me}", msgpack.packb(request), timeout=30)
+    except Exception as e:
+        raise ConfigError(
+            f"the parent did not answer for the history of {me} ({e or type(e).__name__}):"
+            " is its node running (`anjian serve`) with [federation] nats set?"
+        ) from None
+    answer: dict[str, Any] = msgpack.unpackb(msg.data)
+    if "error" in answer:
+        raise ConfigError(f"the parent refused: {answer['error']}")
+    return answer
+
+
+def _install(node: Node, documents: list[bytes]) -> None:
+    """Keep the key documents that chain to the root in the trust directory: the node's own
+    certification among them (its disk was lost with it)."""
+    trust_dir = node.config.trust_dir
+    trust_dir.mkdir(exist_ok=True)
+    for raw in documents:
+        (trust_dir / f"{hashlib.sha256(raw).hexdigest()[:16]}.doc").write_bytes(raw)
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.applied = 0
+        self.quarantined: list[dict[str, Any]] = []
+
+    def add(self, summary: dict[str, Any]) -> None:
+        self.applied += summary["applied"]
+        self.quarantined += summary["quarantined"]
+
+    def report(self, importer: Importer) -> dict[str, Any]:
+        return {
+            "applied": self.applied,
+            "quarantined": self.quarantined,
+            "held": importer.held(),
+        }
+
+
+def _finish(node: Node) -> dict[str, Any]:
+    """Sign what the node now holds of its own log and bring its projections up to date."""
+    node.project()
+    sizes = {
+        str(r["origin"]): int(r["size"]) for r in node.log.query("SELECT origin, size FROM merkle")
+    }
+    return {
+        "origins": len(sizes),
+        "envelopes": sum(sizes.values()),
+        "own_sequence": sizes.get(node.config.node.origin, 0),
+    }
+
+
+def _next_key(node: Node, importer: Importer, size: int) -> dict[str, Any]:
+    """Whether the node's key may sign its next envelope; if not, what the operator does."""
+    me = node.config.node.origin
+    try:
+        importer.trust().key_for(me, node.key.key_id, size + 1)
+    except VerificationError as e:
+        (node.config.directory / "node.pub").write_bytes(public_pem(node.key.public))
+        return {
+            "ready": False,
+            "reason": str(e),
+            "todo": (
+                f"have the certifier certify node.pub for origin {me} from sequence {size + 1}"
+                f" (anjian keys certify ... --from-seq {size + 1}), revoke the lost key at"
+                f" {size} (anjian keys revoke ... --last-seq {size}), and install both here"
+                " (anjian keys install) before recording"
+            ),
+        }
+    return {"ready": True, "next_sequence": size + 1, "key_id": node.key.key_id}
+
+
+def parts(node: Node, read: Call, write: Call, importer: Importer) -> list[Part]:
+    """The federation tasks this node's configuration asks for: a backup centre follows the
+    national archive (its parent) and republishes its own; every other tier sends up to its
+    parent, takes what comes down, and with its own NATS receives from its children."""
+    config = node.config
+    parent, nats = config.node.parent, config.federation.nats
+    found: list[Part] = []
+    if config.node.tier.value == "backup":
+        follower = Follower(node, parent, read, write, importer) if parent else None
+        found += [follower] if follower else []
+        found += [Archive(node, nats, read, write, follower)] if nats else []
+        return found
+    if parent:
+        found.append(Uplink(node, parent, read, write))
+        found.append(DownConsumer(node, parent, read, write, importer))
+    if nats:
+        receiver = Receiver(node, nats, read, write, importer)
+        found.append(receiver)
+        found.append(DownPublisher(node, nats, read, write))
+        if config.node.tier.value == "national":
+            found.append(Archive(node, nats, read, write, receiver))
+    return found

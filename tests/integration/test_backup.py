@@ -1,0 +1,208 @@
+"""The backup centre and node recovery over real nats-server processes and real `anjian serve`
+nodes (DESIGN.md §6 "Archive", §8): a disaster drill at the national centre, and a county that
+lost its disk taking its history back from its parent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nats
+import pytest
+
+from federation.keys import certify, revoke
+from federation.suite import load_key, load_public
+from node import config as config_mod
+from node.config import NodeSection
+from node.keys import generate_node_key
+from tests.factories import accident, js
+from tests.integration.federation import (
+    Federation,
+    closing_node,
+    converged,
+    register_enterprises,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+LAYOUT = [
+    ("national", "national", "000000", None),
+    ("backup", "backup", "000000", "national"),
+    ("city", "city", "130100", "national"),
+    ("county", "county", "130102", "city"),
+]
+
+
+@pytest.fixture
+def fed(tmp_path):
+    f = Federation(tmp_path / "fed", LAYOUT)
+    yield f
+    f.close()
+
+
+def anjian(*args: object, ok: bool = True) -> dict:
+    r = subprocess.run(
+        [sys.executable, "-m", "node", *map(str, args)], capture_output=True, text=True
+    )
+    assert (r.returncode == 0) == ok, r.stderr[-3000:]
+    return json.loads(r.stdout) if ok else {"stderr": r.stderr}
+
+
+def digest(directory: Path) -> str:
+    return anjian("projections", "digest", directory)["digest"]
+
+
+def archived(url: str) -> int:
+    """Envelopes on an archive stream."""
+
+    async def count() -> int:
+        nc = await nats.connect(url)
+        try:
+            info = await nc.jetstream().stream_info(
+                "ANJIAN_ARCHIVE", subjects_filter="anjian.archive.env.>"
+            )
+        finally:
+            await nc.close()
+        return sum((info.state.subjects or {}).values())
+
+    return asyncio.run(count())
+
+
+def fresh_node(directory: Path, origin: str, tier: str, region: str, parent: str | None) -> None:
+    """What an operator makes with `anjian init` on a new disk: configuration and a new key."""
+    directory.mkdir()
+    section = NodeSection(origin=origin, tier=tier, region=region, parent=parent)  # type: ignore[arg-type]
+    (directory / config_mod.CONFIG_FILE).write_text(config_mod.render(section), encoding="utf-8")
+    generate_node_key(directory)
+
+
+def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, tmp_path):
+    f = fed
+    f.start()
+    register_enterprises(f["county"], 300)
+    with closing_node(f["county"]) as county:
+        county.execute("accident.report", js(accident()), user="clerk")  # receipts at each tier
+    wait_for(
+        converged(f, "national", ["130102", "130100"]),
+        90,
+        "the national centre has the county's and the city's logs",
+        lambda: (f["national"].applied(), f["county"].applied()),
+    )
+    national = f["national"]
+    wait_for(
+        lambda: f["backup"].applied() == national.applied(),
+        90,
+        "the backup centre holds everything the national centre holds",
+        lambda: (f["backup"].applied(), national.applied()),
+    )
+    total = sum(national.applied().values())
+    wait_for(
+        lambda: archived(f["backup"].nats.url) == total,
+        90,
+        "the backup centre republished it all",
+        lambda: archived(f["backup"].nats.url),
+    )
+    f.stop()  # closing checkpoints signed; then the national centre is lost, NATS and all
+    before = digest(national.directory)
+    assert digest(f["backup"].directory) == before  # the same view at both centres
+    held = national.applied()
+    national.nats.kill()
+    shutil.rmtree(national.directory)
+    shutil.rmtree(national.nats.directory / "store")
+
+    new = tmp_path / "national-restored"
+    fresh_node(new, "000000", "national", "000000", None)
+    root_pub = tmp_path / "root.pub"
+    shutil.copy(f["backup"].directory / "trust" / "root.pub", root_pub)
+    report = anjian(
+        "backup", "restore", new, "--from", f["backup"].nats.url, "--root-key", root_pub
+    )
+    assert report["quarantined"] == [] and report["held"] == {}
+    assert report["envelopes"] == total
+    assert digest(new) == before
+    restored = {o: n for o, n in f["backup"].applied().items()}
+    assert restored == held
+    # the rebuilt log verifies with the root key alone, byte for byte the origins' own
+    report = anjian("audit", "verify", new, "--root-key", root_pub, "--json")
+    assert report["ok"] and report["events_checked"] == total
+
+
+def test_recovery_drill_a_county_that_lost_its_disk(fed, tmp_path):
+    f = fed
+    f.start("national", "city", "county")
+    register_enterprises(f["county"], 200)
+    wait_for(
+        converged(f, "national", ["130102"]),
+        90,
+        "the national centre has the county's log",
+        lambda: (f["national"].applied(), f["county"].applied()),
+    )
+    county = f["county"]
+    county.kill()  # the disk is lost: no closing checkpoint, nothing kept
+    old_key = load_key(county.directory / "node.key")
+    lost = county.applied()["130102"]
+    shutil.rmtree(county.directory)
+
+    # a new disk, a new key: the history comes back from the city, verified
+    fresh_node(county.directory, "130102", "county", "130102", f["city"].nats.url)
+    root_pub = tmp_path / "root.pub"
+    shutil.copy(f["city"].directory / "trust" / "root.pub", root_pub)
+    report = anjian(
+        "recover", county.directory, "--from", f["city"].nats.url, "--root-key", root_pub
+    )
+    assert report["own_sequence"] == lost and report["quarantined"] == []
+    assert (
+        report["continue"]["ready"] is False
+        and f"--from-seq {lost + 1}" in report["continue"]["todo"]
+    )
+
+    # the city certifies the new key from the next sequence and revokes the lost one
+    city_key = load_key(f["city"].directory / "node.key")
+    with closing_node(f["city"]) as city:
+        at = city.log.tree()[0] + 1
+        cert = certify(
+            city_key,
+            "130100",
+            origin="130102",
+            region="130102",
+            tier="county",
+            public=load_public(county.directory / "node.pub"),
+            from_seq=lost + 1,
+            at_seq=at,
+        )
+        city.record_key_document(cert, user="admin")
+        gone = revoke(
+            city_key, "130100", origin="130102", key=old_key.key_id, last_seq=lost, at_seq=at + 1
+        )
+        city.record_key_document(gone, user="admin")
+    (tmp_path / "new.cert").write_bytes(cert)
+    (tmp_path / "old.revoked").write_bytes(gone)
+    anjian(
+        "keys",
+        "install",
+        county.directory,
+        tmp_path / "new.cert",
+        tmp_path / "old.revoked",
+        "--root-key",
+        root_pub,
+    )
+
+    county.start()
+    register_enterprises(county, 50, start=200)
+    wait_for(
+        lambda: f["national"].applied().get("130102") == lost + 50,
+        90,
+        "the national centre has the county's new events",
+        lambda: (f["national"].applied(), county.applied()),
+    )
+    for tier in ("city", "national"):
+        member = f[tier]
+        assert member.quarantine() == []
+        rows = member.query("SELECT seq FROM envelopes WHERE origin = '130102' ORDER BY seq")
+        assert [r["seq"] for r in rows] == list(range(1, lost + 51))  # each exactly once
+        assert member.envelopes("130102") == county.envelopes("130102")
