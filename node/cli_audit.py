@@ -144,11 +144,10 @@ def audit_verify(
 def _trust(source: Source, root_key: Path | None, key_file: Path | None) -> tuple[Trust, list[str]]:
     if (root_key is None) == (key_file is None):
         raise ConfigError("give --root-key (the hierarchy) or --key (one pinned node key)")
-    if key_file is not None:
-        if source.config is None:
-            raise ConfigError("--key pins a node directory's own key; an export needs --root-key")
+    if key_file is not None:  # the origin of the node directory, or of the exporting node
+        origin = source.config.node.origin if source.config else source.meta.get("origin", "")
         public = public_key(key_file)
-        return Trust([Grant(source.config.node.origin, public, key_id(public))]), []
+        return Trust([Grant(origin, public, key_id(public))]), []
     assert root_key is not None
     trust, problems = build_trust(public_key(root_key), source.documents)
     return trust, [str(p) for p in problems]

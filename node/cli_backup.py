@@ -14,9 +14,22 @@ from federation.suite import public_pem
 from node.backup import recover, restore
 from node.cli_audit import bar, public_key
 from node.clitools import NODE_DIR, emit, open_node
+from node.config import nats_url
+
+
+def _url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return nats_url(value, "--from")
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
 
 FROM = click.option(
-    "--from", "url", required=True, help="NATS URL (nats://host:4222) to take it from."
+    "--from",
+    "url",
+    required=True,
+    callback=_url,
+    help="NATS URL (nats://host:4222) to take it from.",
 )
 ROOT_KEY = click.option(
     "--root-key",

@@ -26,7 +26,7 @@ ENV_PREFIX = "ANJIAN_"
 _NATS_URL = re.compile(r"^(nats|tls)://[A-Za-z0-9.-]+(:\d{1,5})?/?$")
 
 
-def _nats_url(url: str, what: str) -> str:
+def nats_url(url: str, what: str) -> str:
     match = _NATS_URL.match(url)
     if not match or (match.group(2) and not 0 < int(match.group(2)[1:]) < 65536):
         raise ValueError(f"{what} is a NATS URL such as nats://city-host:4222, got {url!r}")
@@ -34,11 +34,11 @@ def _nats_url(url: str, what: str) -> str:
 
 
 def _check_parent(url: str) -> str:
-    return _nats_url(url, "the parent")
+    return nats_url(url, "the parent")
 
 
 def _check_nats(url: str) -> str:
-    return _nats_url(url, "this tier's NATS server")
+    return nats_url(url, "this tier's NATS server")
 
 
 class _Section(BaseModel):

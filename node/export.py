@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,7 @@ class Source:
     rows: Rows
     documents: list[bytes]
     config: Config | None = None  # a node directory's
+    meta: dict[str, str] = field(default_factory=dict)  # an export's
 
     def origins(self) -> list[tuple[str, int]]:
         """Each origin with its highest sequence held."""
@@ -176,7 +177,9 @@ def open_source(path: Path) -> Iterator[Source]:
             if meta.get("format") != FORMAT:
                 raise ConfigError(f"{path}: not an anjian export ({FORMAT})")
             docs = [bytes(r["raw"]) for r in db.execute("SELECT raw FROM documents ORDER BY id")]
-            yield Source(path, lambda sql, *params: db.execute(sql, params).fetchall(), docs)
+            yield Source(
+                path, lambda sql, *params: db.execute(sql, params).fetchall(), docs, meta=meta
+            )
     except sqlite3.DatabaseError as e:
         raise ConfigError(f"{path}: not an anjian export ({e})") from None
 
@@ -189,11 +192,18 @@ def prefix_until(raws: Iterator[bytes], until: int | None) -> Iterator[bytes]:
         yield raw
 
 
-def selected_origins(source: Source, region: str | None, root: bytes) -> list[tuple[str, int]]:
-    """The source's origins, or those whose certified area lies inside ``region``."""
+def selected_origins(source: Source, region: str | None, config: Config) -> list[tuple[str, int]]:
+    """The source's origins, or those whose certified area lies inside ``region`` (by the
+    node's trust: its certifications that chain to the root)."""
     origins = source.origins()
     if region is None:
         return origins
+    if not config.root_key_file.exists():
+        raise ConfigError("--region needs the node's trust chain (anjian keys install)")
+    try:
+        root = load_public(config.root_key_file)
+    except FederationError as e:
+        raise ConfigError(str(e)) from None
     trust, _ = build_trust(root, source.documents)
     return [
         (o, n) for o, n in origins if o in trust.regions and in_subtree(region, trust.regions[o])
@@ -217,12 +227,6 @@ def export(
     """Write the node's whole-origin logs (within ``region``, as they stood at ``until``)."""
     if out.exists():
         raise ConfigError(f"{out} exists: choose a new file for the export")
-    if not config.root_key_file.exists():
-        raise ConfigError("no root key in the node's trust directory: install the trust chain")
-    try:
-        root = load_public(config.root_key_file)
-    except FederationError as e:
-        raise ConfigError(str(e)) from None
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)
     db = sqlite3.connect(tmp, isolation_level=None)
@@ -235,7 +239,7 @@ def export(
         db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(meta.items()))
         db.executemany("INSERT INTO documents (raw) VALUES (?)", [(d,) for d in source.documents])
         total = 0
-        origins = selected_origins(source, region, root)
+        origins = selected_origins(source, region, config)
         for origin, _ in origins:
             size = 0
             batch: list[tuple[str, int, bytes]] = []

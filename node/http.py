@@ -20,7 +20,7 @@ from aiohttp import web
 
 from domain.commands import COLLECTIONS, SPECS, CommandSpec
 from domain.errors import DomainError, Invalid, Refused
-from node.backup import parts
+from node.backup import Follower, parts
 from node.errors import Conflict, NotFound
 from node.federation import Part, Receiver, Uplink, federation_view, tree_sizes
 from node.importer import Importer
@@ -104,7 +104,7 @@ class Runtime:
 
     def busy(self) -> bool:
         """Whether this tier's receiver is taking in a backlog."""
-        return any(isinstance(p, Receiver) and p.busy() for p in self.federation)
+        return any(isinstance(p, Receiver | Follower) and p.busy() for p in self.federation)
 
     async def checkpoints(self, interval: float = 1.0) -> None:
         """Sign a checkpoint every second while the log grows (and at stop, in Node.close)."""

@@ -115,6 +115,18 @@ def test_the_readme_commands_work_as_written(tmp_path):
         os.killpg(run.pid, signal.SIGTERM)
         output = run.communicate(timeout=30)[0]
     assert run.returncode == 0, output.decode()[-3000:]  # SIGTERM is a clean stop
+    audit = subprocess.run(
+        ["bash", "-c", block("audit")],
+        cwd=repo,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert audit.returncode == 0, audit.stderr
+    lines = audit.stdout.strip().splitlines()
+    assert lines[0].startswith("130102: ") and lines[1].startswith("ok: ")
+    assert lines[-1] == lines[-2] and len(lines[-1]) == 64  # the replay's view is the node's
 
     tests = subprocess.run(
         ["bash", "-c", block("test")],

@@ -345,3 +345,16 @@ def test_proofs_from_the_command_line(county, tmp_path):
     assert r.exit_code == 1 and "--seq" in r.stderr
     r = cli("audit", "prove", out, "--origin", "130102", "--seq", 9)
     assert r.exit_code == 1 and "no envelope 9" in r.stderr
+
+
+def test_restore_and_recover_name_what_is_wrong_and_change_nothing(county, tmp_path):
+    from node.natsd import free_port
+
+    before = (county / "events.db").read_bytes()
+    url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    for command in (("backup", "restore"), ("recover",)):
+        r = cli(*command, county, "--from", url)
+        assert r.exit_code == 1 and f"cannot reach NATS at {url}" in r.stderr, r.output
+    r = cli("recover", county, "--from", "http://example")
+    assert r.exit_code == 2 and "nats://city-host:4222" in r.stderr
+    assert (county / "events.db").read_bytes() == before
