@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,18 +27,17 @@ from nats.js.errors import NotFoundError
 from federation.envelope import parse
 from federation.errors import VerificationError
 from federation.suite import public_pem
-from federation.transport import ARCHIVE, DOWN, HISTORY, SUBJECTS, connect, ensure_stream
+from federation.transport import ARCHIVE, DOWN, HISTORY, SUBJECTS, connect
 from node.errors import ConfigError
 from node.federation import (
-    ACK_WAIT,
     Archive,
     Call,
     DownConsumer,
     DownPublisher,
     Part,
     Receiver,
+    Taker,
     Uplink,
-    _ack,
     _item,
 )
 from node.importer import KEY_DOCUMENT, Importer
@@ -77,51 +75,19 @@ def waiting_envelopes(node: Node) -> list[bytes]:
     return [bytes(r["raw"]) for r in node.log.query("SELECT raw FROM import_pending")]
 
 
-class Follower(Part):
+class Follower(Taker):
     """The backup centre's task: the national archive, applied as it grows."""
 
     name = "backup"
-
-    def __init__(self, node: Node, url: str, read: Call, write: Call, importer: Importer) -> None:
-        super().__init__(node, url, read, write)
-        self.importer = importer
-        self.busy_until = 0.0
-
-    def busy(self) -> bool:
-        return time.monotonic() < self.busy_until
+    stream = ARCHIVE
 
     async def session(self, nc: Client) -> None:
-        js = nc.jetstream()
-        await ensure_stream(js, ARCHIVE)
-        sub = await js.pull_subscribe(
-            SUBJECTS[ARCHIVE],
-            durable=f"anjian-backup-{self.node.config.node.origin}",
-            stream=ARCHIVE,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT,
-                max_deliver=-1,
-                max_ack_pending=-1,
-            ),
-        )
-        batch = self.node.config.federation.batch
-        docs = Documents(await self.read(waiting_envelopes, self.node))
-        held = False
-        while True:
-            try:
-                msgs = await sub.fetch(batch, timeout=0.5)
-            except TimeoutError:
-                msgs = []
-            if msgs or held:
-                more = len(msgs) == batch
-                if more:
-                    self.busy_until = time.monotonic() + 1.0
-                items = docs.scan([_item(m.subject, m.data) for m in msgs])
-                summary = await self.write(self.importer.take, items, hold_tail=more)
-                held = bool(summary["held"])
-                for q in summary["quarantined"]:
-                    log.warning("quarantined %s:%s (%s)", q["origin"], q["seq"], q["reason"])
-                await _ack(msgs)
+        self.durable = f"anjian-backup-{self.node.config.node.origin}"
+        self.documents = Documents(await self.read(waiting_envelopes, self.node))
+        await self.consume(nc.jetstream())
+
+    async def take(self, msgs: list[Msg], more: bool) -> None:
+        await self.apply(self.documents.scan([_item(m.subject, m.data) for m in msgs]), more)
 
 
 # -- rebuilding a node ---------------------------------------------------------------------------

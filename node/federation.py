@@ -299,12 +299,11 @@ class Uplink(Part):
         }
 
 
-class Receiver(Part):
-    """Consumes the children's envelopes and checkpoints from this tier's own stream with a
-    durable consumer and applies them through the verified import; answers the children's
-    "what have you applied" requests."""
+class Taker(Part):
+    """Takes a stream with a durable pull consumer through the verified import, acknowledging
+    each message once what it carried is stored."""
 
-    name = "receiver"
+    stream = UP
     durable = "anjian-receiver"
 
     def __init__(self, node: Node, url: str, read: Call, write: Call, importer: Importer) -> None:
@@ -316,13 +315,12 @@ class Receiver(Part):
     def busy(self) -> bool:
         return time.monotonic() < self.busy_until
 
-    async def session(self, nc: Client) -> None:
-        js = nc.jetstream()
-        await ensure_stream(js, UP)
+    async def consume(self, js: JetStreamContext) -> None:
+        await ensure_stream(js, self.stream)
         sub = await js.pull_subscribe(
-            SUBJECTS[UP],
+            SUBJECTS[self.stream],
             durable=self.durable,
-            stream=UP,
+            stream=self.stream,
             config=ConsumerConfig(
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=ACK_WAIT,
@@ -330,35 +328,51 @@ class Receiver(Part):
                 max_ack_pending=-1,
             ),
         )
+        batch = self.node.config.federation.batch
+        while True:
+            try:
+                msgs = await sub.fetch(batch, timeout=0.5)
+            except TimeoutError:
+                msgs = []
+            if msgs:
+                if len(msgs) == batch:
+                    self.busy_until = time.monotonic() + 1.0
+                await self.take(msgs, more=len(msgs) == batch)
+                await _ack(msgs)
+            elif self.held:
+                await self.take([], more=False)
+
+    async def take(self, msgs: list[Msg], more: bool) -> None:
+        await self.apply([_item(m.subject, m.data) for m in msgs], more)
+
+    async def apply(self, items: list[tuple[str, bytes]], more: bool) -> None:
+        summary = await self.write(self.importer.take, items, hold_tail=more)
+        self.held = bool(summary["held"])
+        for q in summary["quarantined"]:
+            log.warning("quarantined %s:%s (%s)", q["origin"], q["seq"], q["reason"])
+
+
+class Receiver(Taker):
+    """Consumes the children's envelopes and checkpoints from this tier's own stream and
+    applies them; answers the children's "what have you applied" and "give me back my
+    history" requests."""
+
+    name = "receiver"
+
+    async def session(self, nc: Client) -> None:
         answering = await nc.subscribe("anjian.applied.*", cb=self._answer)
         history = await nc.subscribe(f"{HISTORY}.*", cb=self._history)
-        batch = self.node.config.federation.batch
         try:
-            while True:
-                try:
-                    msgs = await sub.fetch(batch, timeout=0.5)
-                except TimeoutError:
-                    msgs = []
-                if msgs:
-                    if len(msgs) == batch:
-                        self.busy_until = time.monotonic() + 1.0
-                    await self.take(msgs, more=len(msgs) == batch)
-                    await _ack(msgs)
-                elif self.held:
-                    await self.take([], more=False)
+            await self.consume(nc.jetstream())
         finally:
             with contextlib.suppress(Exception):
                 await answering.unsubscribe()
                 await history.unsubscribe()
 
     async def take(self, msgs: list[Msg], more: bool) -> None:
-        items = [_item(m.subject, m.data) for m in msgs]
-        summary = await self.write(self.importer.take, items, hold_tail=more)
+        await super().take(msgs, more)
         if msgs:
             await self.write(record_routes, self.node.log, [m.subject for m in msgs], now_ms())
-        self.held = bool(summary["held"])
-        for q in summary["quarantined"]:
-            log.warning("quarantined %s:%s (%s)", q["origin"], q["seq"], q["reason"])
 
     async def _answer(self, msg: Msg) -> None:
         try:
