@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import ExitStack
@@ -190,7 +191,8 @@ def verify(
         finally:
             _worker.pop("stack").close()
     else:
-        context = multiprocessing.get_context("spawn")
+        # fork starts workers at once; with other threads running only spawn is safe
+        context = multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
         with ProcessPoolExecutor(jobs, context, initializer=_start, initargs=args) as pool:
             queue = list(reversed(chunks))
             running: set[Future[Checked]] = set()
