@@ -136,7 +136,9 @@ async def restore(
     finally:
         await nc.close()
     totals.add(importer.take(docs.scan([]), hold_tail=False))
-    return {"messages": count, **totals.report(importer), **_finish(node)}
+    report = {"messages": count, **totals.report(importer), **_finish(node)}
+    report["continue"] = _next_key(node, importer, report["own_sequence"])
+    return report
 
 
 async def recover(

@@ -92,7 +92,8 @@ def applied_positions(log: EventLog) -> dict[str, tuple[int, int]]:
 @dataclass
 class Outbox:
     """This node's log as a queue to one stream: per-origin positions the stream holds, and the
-    next batch after them (envelopes in sequence, then the latest checkpoint they reach)."""
+    next batch after them (envelopes in sequence, then every checkpoint they reach: proofs and
+    the backup centre need each one)."""
 
     subject: Callable[[str, str], str]  # (kind, origin) -> subject
     sent: dict[str, int] = field(default_factory=dict)
@@ -124,17 +125,16 @@ class Outbox:
                         )
                     )
                 after = int(rows[-1]["seq"]) if rows else after
-            cp = log.query(
+            for cp in log.query(
                 "SELECT size, note FROM checkpoints WHERE origin = ? AND size > ? AND size <= ?"
-                " ORDER BY size DESC LIMIT 1",
+                " ORDER BY size",
                 (origin, self.sent_cp.get(origin, 0), after),
-            )
-            if cp:
-                size_cp = int(cp[0]["size"])
+            ):
+                size_cp = int(cp["size"])
                 message = Message(
                     self.subject("cp", origin),
                     checkpoint_id(origin, size_cp),
-                    str(cp[0]["note"]).encode(),
+                    str(cp["note"]).encode(),
                 )
                 batch.append((message, origin, -size_cp))
         return batch

@@ -100,6 +100,18 @@ def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, 
         "the backup centre holds everything the national centre holds",
         lambda: (f["backup"].applied(), national.applied()),
     )
+
+    def signed(member):  # every origin's checkpoints it keeps
+        return {
+            (r["origin"], r["size"]) for r in member.query("SELECT origin, size FROM checkpoints")
+        }
+
+    wait_for(
+        lambda: signed(f["backup"]) == signed(national),
+        60,
+        "the backup centre keeps every checkpoint",
+        lambda: signed(national) ^ signed(f["backup"]),
+    )
     total = sum(national.applied().values())
     wait_for(
         lambda: archived(f["backup"].nats.url) == total,
@@ -124,6 +136,7 @@ def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, 
     )
     assert report["quarantined"] == [] and report["held"] == {}
     assert report["envelopes"] == total
+    assert report["continue"]["ready"] is False  # a new key: certified from the next sequence
     assert digest(new) == before
     restored = {o: n for o, n in f["backup"].applied().items()}
     assert restored == held
