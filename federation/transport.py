@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgpack
@@ -41,7 +41,7 @@ SUBJECTS = {UP: "anjian.up.>", DOWN: "anjian.down.>", ARCHIVE: "anjian.archive.>
 # publisher's retries, short enough that a deliberate re-publication (an uplink repairing a
 # gap its parent holds) goes through soon after.
 DUPLICATE_WINDOW = 30.0
-RETENTION = 30 * 24 * 3600.0  # seconds a stream keeps messages (longer than any outage)
+RETENTION = 30 * 24 * 3600.0  # seconds ANJIAN_UP keeps messages (longer than any outage)
 
 # What can go wrong on a NATS connection: the caller drops the connection and starts again.
 TRANSPORT_ERRORS = (NatsError, OSError, asyncio.TimeoutError)
@@ -125,12 +125,19 @@ async def _connect(
 
 
 async def ensure_stream(js: JetStreamContext, name: str) -> None:
-    """Create the stream if it is missing (a restart keeps the existing one and its data)."""
+    """Create the stream if it is missing (a restart keeps the existing one and its data), or
+    bring an existing one's retention to this version's."""
+    # what goes up is applied by the parent and kept there: the stream only bridges outages;
+    # the archive is the restorable copy, and what comes down every future child must learn
+    max_age = RETENTION if name == UP else 0.0
     try:
-        await js.stream_info(name)
-        return
+        info = await js.stream_info(name)
     except NotFoundError:
-        pass
+        info = None
+    if info is not None:
+        if (info.config.max_age or 0.0) != max_age:
+            await js.update_stream(replace(info.config, max_age=max_age))
+        return
     await js.add_stream(
         StreamConfig(
             name=name,
@@ -138,7 +145,7 @@ async def ensure_stream(js: JetStreamContext, name: str) -> None:
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW,
-            max_age=RETENTION,
+            max_age=max_age,
             deny_delete=True,
             deny_purge=True,
         )
