@@ -1,0 +1,106 @@
+"""The port every sensor adapter fills: a ``Source`` that turns what a monitoring system sends
+(Modbus registers, MQTT messages, dropped files) into reading ``Batch``es for one site and hands
+them to a ``Sink`` — in ``anjian serve``, the node, which takes each batch through the domain
+(raw readings to the local store; alarms, power cuts and summaries to the log, DESIGN.md §4).
+
+A source runs until cancelled and survives its peer: a device or broker that restarts, a
+malformed frame, payload or file is a log line and a counter, never a crash and never a reading
+recorded from it. A batch delivered again (a retry after a failure) is harmless: the readings
+store keeps one reading per point and time."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+log = logging.getLogger("anjian.hardware")
+
+
+@dataclass(frozen=True)
+class Reading:
+    point: str  # 测点编码, as registered at the site
+    t: int  # milliseconds since the epoch, UTC
+    value: Decimal  # in the point's unit (e.g. 0.75 for 0.75 %CH4)
+    status: int = 0  # the status bits of DOMAIN.md §4.3
+
+
+@dataclass(frozen=True)
+class Batch:
+    site: str  # the site code the readings belong to
+    readings: tuple[Reading, ...]
+    origin: str  # where it came from, for the log ("modbus 10.0.0.5:502", "file X.txt")
+
+    def body(self) -> str:
+        """The JSON the node's readings endpoint takes."""
+        return json.dumps(
+            {
+                "readings": [
+                    {"point": r.point, "t": r.t, "value": str(r.value), "status": r.status}
+                    for r in self.readings
+                ]
+            }
+        )
+
+
+@dataclass(frozen=True)
+class PointDefinition:
+    """A measuring point as a monitoring system defines it (a CDDY record)."""
+
+    point: str
+    sensor_type: str  # the domain's SensorType value, e.g. "methane"
+    place: str | None = None  # 安装位置 as written
+    thresholds: dict[str, Any] | None = None  # {"alarm", "power_cut", "restore", "lower"}
+
+
+class Refused(Exception):
+    """The node refused a batch or a definition; the message says why."""
+
+
+class Sink(Protocol):
+    async def readings(self, batch: Batch) -> dict[str, Any]:
+        """Take a batch; raise Refused with the reason if the node will not."""
+
+    async def points(self, site: str, points: list[PointDefinition]) -> dict[str, Any]:
+        """Register the points a site does not have yet; raise Refused with the reason."""
+
+
+@dataclass
+class Counters:
+    """What a source has done, for `anjian status` and GET /api/v1/hardware."""
+
+    batches: int = 0
+    readings: int = 0
+    refused: int = 0  # batches the node refused (an unknown point, a bad value)
+    malformed: int = 0  # frames, payloads or files that could not be read
+    reconnects: int = 0
+    connected: bool = False
+    last_error: str | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str, counter: str = "malformed") -> None:
+        setattr(self, counter, getattr(self, counter) + 1)
+        self.last_error = what
+        log.warning("%s", what)
+
+
+class Source(Protocol):
+    name: str
+    counters: Counters
+
+    async def run(self, sink: Sink) -> None:
+        """Deliver batches to ``sink`` until cancelled."""
+
+
+async def deliver(source: Source, sink: Sink, batch: Batch) -> bool:
+    """Hand one batch to the sink and count it; a refusal is counted and logged, not raised."""
+    try:
+        await sink.readings(batch)
+    except Refused as e:
+        source.counters.error(f"{source.name}: {batch.origin}: refused: {e}", "refused")
+        return False
+    source.counters.batches += 1
+    source.counters.readings += len(batch.readings)
+    return True
