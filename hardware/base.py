@@ -53,6 +53,7 @@ class PointDefinition:
     sensor_type: str  # the domain's SensorType value, e.g. "methane"
     place: str | None = None  # 安装位置 as written
     thresholds: dict[str, Any] | None = None  # {"alarm", "power_cut", "restore", "lower"}
+    location: str | None = None  # 设置地点 (the domain's Location), which sets methane defaults
 
 
 class Refused(Exception):
@@ -87,18 +88,29 @@ class Counters:
 
 
 class Source(Protocol):
-    name: str
     counters: Counters
+
+    @property
+    def name(self) -> str:
+        """What it reads, for log lines and status ("modbus 10.0.0.5:502 site X")."""
 
     async def run(self, sink: Sink) -> None:
         """Deliver batches to ``sink`` until cancelled."""
 
 
-async def deliver(source: Source, sink: Sink, batch: Batch) -> bool:
-    """Hand one batch to the sink and count it; a refusal is counted and logged, not raised."""
+async def deliver(source: Source, sink: Sink, batch: Batch, split: bool = True) -> bool:
+    """Hand one batch to the sink and count it; a refusal is counted and logged, not raised.
+    A refused batch of several points is offered again point by point (``split``), so that
+    one misconfigured point costs its own readings only."""
     try:
         await sink.readings(batch)
     except Refused as e:
+        points = sorted({r.point for r in batch.readings})
+        if split and len(points) > 1:
+            for point in points:
+                one = tuple(r for r in batch.readings if r.point == point)
+                await deliver(source, sink, Batch(batch.site, one, batch.origin), split=False)
+            return False
         source.counters.error(f"{source.name}: {batch.origin}: refused: {e}", "refused")
         return False
     source.counters.batches += 1

@@ -50,6 +50,8 @@ class NodeSink:
             body: dict[str, Any] = {"point_code": p.point, "sensor_type": p.sensor_type}
             if p.place:
                 body["place"] = p.place
+            if p.location:
+                body["location"] = p.location
             if p.thresholds:
                 body["thresholds"] = p.thresholds
             try:

@@ -8,6 +8,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -93,6 +94,55 @@ class ReadingsSection(_Section):
     max_batch: int = Field(default=10_000, ge=1, le=1_000_000)
 
 
+class ModbusPointSection(_Section):
+    point: str = Field(min_length=1, description="测点编码, as registered at the site")
+    address: int = Field(ge=0, le=65535, description="the register holding the value")
+    scale: Decimal = Field(default=Decimal(1), gt=0, description="value = raw register × scale")
+    signed: bool = False
+    status_register: int | None = Field(default=None, ge=0, le=65535)
+    kind: Literal["holding", "input"] = "holding"
+
+
+class ModbusSection(_Section):
+    """A site's Modbus TCP outstation, polled every ``interval`` seconds (AQ 6201: ≤ 10 s)."""
+
+    site: str = Field(min_length=1)
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    unit: int = Field(default=1, ge=0, le=255)
+    interval: float = Field(default=10.0, gt=0, le=60)
+    timeout: float = Field(default=3.0, gt=0)
+    points: list[ModbusPointSection] = Field(min_length=1)
+
+
+class MqttSection(_Section):
+    """A site's readings as JSON on an MQTT topic, one batch per ``interval`` seconds."""
+
+    site: str = Field(min_length=1)
+    topic: str = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    interval: float = Field(default=10.0, gt=0, le=60)
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None
+
+
+class FileDropSection(_Section):
+    """A folder monitoring-system files (CDDY point definitions, CDSS real-time values) are
+    dropped into; ``sites`` maps a file's 矿井编码 to a site code (default: the same)."""
+
+    directory: str
+    interval: float = Field(default=2.0, gt=0)
+    sites: dict[str, str] = Field(default_factory=dict)
+
+
+class HardwareSection(_Section):
+    modbus: list[ModbusSection] = Field(default_factory=list)
+    mqtt: list[MqttSection] = Field(default_factory=list)
+    filedrop: list[FileDropSection] = Field(default_factory=list)
+
+
 class Config(_Section):
     directory: Path
     node: NodeSection
@@ -100,6 +150,7 @@ class Config(_Section):
     http: HttpSection = HttpSection()
     readings: ReadingsSection = ReadingsSection()
     federation: FederationSection = FederationSection()
+    hardware: HardwareSection = HardwareSection()
 
     @property
     def projections_file(self) -> Path:

@@ -78,7 +78,9 @@ class ThresholdInput(Command):
 class RegisterPoint(UpdateCommand):
     point_code: Code = Field(description="测点编码")
     sensor_type: SensorType
-    location: Location | None = Field(default=None, description="设置地点 (required for methane).")
+    location: Location | None = Field(
+        default=None, description="设置地点 (required for methane without thresholds)."
+    )
     place: Name | None = Field(default=None, description="安装位置 as written on site.")
     thresholds: ThresholdInput | None = Field(
         default=None, description="Omit for the defaults: the methane table by location, CO 24 ppm."
@@ -307,9 +309,11 @@ class Site(Aggregate):
             raise Refused(
                 f"point {cmd.point_code} is already registered at site {self.facts['site_code']}"
             )
-        if cmd.sensor_type == SensorType.METHANE and cmd.location is None:
+        if cmd.sensor_type == SensorType.METHANE and cmd.location is None and not cmd.thresholds:
             raise Invalid.field(
-                "location", "a methane point needs its location (设置地点): it sets the thresholds"
+                "location",
+                "a methane point needs its location (设置地点), which sets its thresholds,"
+                " or thresholds of its own (as a monitoring system's point definition gives)",
             )
         unit = UNITS[cmd.sensor_type]
         if cmd.thresholds is None:

@@ -1,0 +1,164 @@
+"""MQTT adapter (aiomqtt): a site's monitoring gateway publishes JSON readings on a topic; the
+adapter subscribes (QoS 1, a persistent session, so a short outage of the adapter loses
+nothing the broker kept) and hands the node one batch per site per interval.
+
+A message is one reading ``{"point", "value", "time", "status"}`` or a list of them; ``time``
+is milliseconds since the epoch (UTC) or ISO 8601 with an offset, ``status`` the bits of
+DOMAIN.md §4.3 (default 0). A message that is not that is counted and logged, and nothing of it
+is kept; the others go on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import aiomqtt
+
+from hardware.base import Batch, Counters, Reading, Sink, deliver
+
+log = logging.getLogger("anjian.hardware")
+BACKOFF = (0.5, 1.0, 2.0, 5.0)  # seconds between connection attempts (the last repeats)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    site: str
+    topic: str  # e.g. "mine/130102B0012/#"
+    host: str = "127.0.0.1"
+    port: int = 1883
+    interval: float = 10.0  # seconds: one batch per interval (the AQ 6201 cycle)
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None  # a stable id keeps the broker's session across restarts
+
+
+class Malformed(ValueError):
+    pass
+
+
+def readings_of(payload: bytes) -> list[Reading]:
+    """The readings a message carries; Malformed says what is wrong with it."""
+    try:
+        data = json.loads(payload, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Malformed(f"not JSON: {e}") from None
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise Malformed("an empty list")
+    return [_reading(item, i) for i, item in enumerate(items)]
+
+
+def _reading(item: Any, i: int) -> Reading:
+    where = f"reading {i}"
+    if not isinstance(item, dict) or not {"point", "value", "time"} <= set(item):
+        raise Malformed(f"{where}: expected an object with point, value, time (and status)")
+    extra = set(item) - {"point", "value", "time", "status"}
+    if extra:
+        raise Malformed(f"{where}: unknown fields {sorted(extra)}")
+    point, value, t, status = item["point"], item["value"], item["time"], item.get("status", 0)
+    if not isinstance(point, str) or not point:
+        raise Malformed(f"{where}: point must be a non-empty string")
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise Malformed(f"{where}: value must be a number")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise Malformed(f"{where}: value {value!r} is not a number") from None
+    if not number.is_finite():
+        raise Malformed(f"{where}: value {value!r} is not finite")
+    if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
+        raise Malformed(f"{where}: status must be an integer 0..255")
+    return Reading(point, _ms(t, where), number, status)
+
+
+def _ms(t: Any, where: str) -> int:
+    if isinstance(t, int) and not isinstance(t, bool) and t >= 0:
+        return t
+    if isinstance(t, str):
+        try:
+            moment = datetime.fromisoformat(t)
+        except ValueError:
+            raise Malformed(f"{where}: time {t!r} is not ISO 8601") from None
+        if moment.tzinfo is None:
+            raise Malformed(f"{where}: time {t!r} has no offset (e.g. +08:00)")
+        return int(moment.timestamp() * 1000)
+    raise Malformed(f"{where}: time must be milliseconds or ISO 8601")
+
+
+@dataclass
+class MqttSource:
+    config: MqttConfig
+    counters: Counters = field(default_factory=Counters)
+    _pending: dict[tuple[str, int], Reading] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        c = self.config
+        return f"mqtt {c.host}:{c.port} {c.topic}"
+
+    def take(self, payload: bytes, topic: str) -> None:
+        try:
+            for r in readings_of(payload):
+                self._pending[(r.point, r.t)] = r  # the same reading again is kept once
+        except Malformed as e:
+            self.counters.error(f"{self.name}: a message on {topic}: {e}")
+
+    async def flush(self, sink: Sink) -> None:
+        if not self._pending:
+            return
+        readings = tuple(sorted(self._pending.values(), key=lambda r: (r.t, r.point)))
+        self._pending = {}
+        await deliver(self, sink, Batch(self.config.site, readings, self.name))
+
+    async def run(self, sink: Sink) -> None:
+        flusher = asyncio.create_task(self._flush_every(sink))
+        attempt = 0
+        try:
+            while True:
+                try:
+                    await self._session()
+                except aiomqtt.MqttError as e:
+                    self.counters.connected = False
+                    self.counters.last_error = str(e)
+                    if attempt == 0:
+                        log.warning("%s: %s; reconnecting", self.name, e)
+                    await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
+                    attempt += 1
+                    self.counters.reconnects += 1
+                    continue
+                attempt = 0
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await asyncio.shield(self.flush(sink))  # what arrived is not lost on a stop
+
+    async def _session(self) -> None:
+        c = self.config
+        async with aiomqtt.Client(
+            c.host,
+            c.port,
+            username=c.username,
+            password=c.password,
+            identifier=c.client_id,
+            clean_session=c.client_id is None,
+            timeout=5,
+        ) as client:
+            await client.subscribe(c.topic, qos=1)
+            self.counters.connected = True
+            log.info("%s: subscribed", self.name)
+            async for message in client.messages:
+                payload = message.payload
+                data = payload if isinstance(payload, bytes) else str(payload).encode()
+                self.take(data, str(message.topic))
+
+    async def _flush_every(self, sink: Sink) -> None:
+        while True:
+            await asyncio.sleep(self.config.interval)
+            await self.flush(sink)
