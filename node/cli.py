@@ -34,6 +34,7 @@ from federation.verify import Trust
 from node import config as config_mod
 from node.cli_audit import audit
 from node.cli_backup import backup, recover_command
+from node.cli_hardware import simulate_site
 from node.clitools import NODE_DIR, emit, open_node, user_errors
 from node.errors import ConfigError
 from node.export import key_documents
@@ -62,6 +63,7 @@ def main() -> None:
 main.add_command(audit)
 main.add_command(backup)
 main.add_command(recover_command)
+main.add_command(simulate_site)
 
 
 @main.command()

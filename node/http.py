@@ -20,11 +20,14 @@ from aiohttp import web
 
 from domain.commands import COLLECTIONS, SPECS, CommandSpec
 from domain.errors import DomainError, Invalid, Refused
+from hardware.base import Source
+from node.adapters import NodeSink
 from node.backup import Follower, parts
 from node.errors import Conflict, NotFound
 from node.federation import Part, Receiver, Uplink, federation_view, tree_sizes
 from node.importer import Importer
 from node.openapi import openapi_document
+from node.sensors import counters, sources
 from node.service import Node
 from node.users import User, digest, read_table
 from projections.queries import Filters, moment
@@ -50,6 +53,7 @@ class Runtime:
         self.users_mtime = _mtime(self.users_file)
         self.importer = Importer(node)
         self.federation: list[Part] = []
+        self.hardware: list[Source] = []
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(
@@ -327,6 +331,12 @@ async def federation(request: web.Request) -> web.Response:
     return ok(view)
 
 
+async def hardware(request: web.Request) -> web.Response:
+    """Per sensor adapter: batches and readings delivered, refused, malformed, reconnects,
+    whether connected, the last error."""
+    return ok({"sources": counters(request.app[RUNTIME].hardware)})
+
+
 async def openapi(request: web.Request) -> web.Response:
     return ok(request.app[OPENAPI])
 
@@ -349,6 +359,7 @@ def make_app(node: Node) -> web.Application:
     app.router.add_get(f"{API}/events", events, name="events")
     app.router.add_get(f"{API}/status", status, name="status")
     app.router.add_get(f"{API}/federation", federation, name="federation")
+    app.router.add_get(f"{API}/hardware", hardware, name="hardware")
     app.router.add_get(f"{API}/openapi.json", openapi, name="openapi")
     app[OPENAPI] = openapi_document(app)
     app.cleanup_ctx.append(_background)
@@ -366,6 +377,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     ]
     runtime.federation = parts(runtime.node, runtime.read, runtime.write, runtime.importer)
     tasks += [asyncio.create_task(part.run()) for part in runtime.federation]
+    runtime.hardware = sources(runtime.node.config)
+    sink = NodeSink(runtime.node, runtime.write)
+    tasks += [asyncio.create_task(source.run(sink)) for source in runtime.hardware]
     yield
     for task in tasks:
         task.cancel()

@@ -45,6 +45,8 @@ READS = {
     "status": "Origin, tier, region, event count and last log position.",
     "federation": "Per child and per origin: applied sequence, pending, lag in events and"
     " seconds, quarantined and unknown-type counts; the uplink's state.",
+    "hardware": "Per sensor adapter: batches and readings delivered, refused, malformed,"
+    " reconnects, whether connected, the last error.",
     "openapi": "This document.",
     "query": "A named query over the projections (see `anjian query --help`), with filters"
     " region, since, until, grade, industry, status, level, as_of, accident, limit, offset.",

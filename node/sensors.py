@@ -1,0 +1,49 @@
+"""The sensor adapters a node's configuration names (`[[hardware.modbus]]`, `[[hardware.mqtt]]`,
+`[[hardware.filedrop]]`), made ready for `anjian serve`, and their counters for the API."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from hardware.base import Source
+from hardware.filedrop import FileDropConfig, FileDropSource
+from hardware.modbus import ModbusConfig, ModbusPoint, ModbusSource
+from hardware.mqtt import MqttConfig, MqttSource
+from node.config import Config
+
+
+def sources(config: Config) -> list[Source]:
+    """The sensor adapters the node's configuration names (`[[hardware.*]]`)."""
+    hw = config.hardware
+    if hw.modbus:  # the adapter logs what it meets, once per outage; pymodbus every retry
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    found: list[Source] = []
+    for m in hw.modbus:
+        points = tuple(
+            ModbusPoint(p.point, p.address, p.scale, p.signed, p.status_register, p.kind)
+            for p in m.points
+        )
+        found.append(
+            ModbusSource(
+                ModbusConfig(m.site, m.host, m.port, m.unit, m.interval, m.timeout, points)
+            )
+        )
+    for q in hw.mqtt:
+        client_id = q.client_id or f"anjian-{config.node.origin}-{q.site}"
+        found.append(
+            MqttSource(
+                MqttConfig(
+                    q.site, q.topic, q.host, q.port, q.interval, q.username, q.password, client_id
+                )
+            )
+        )
+    for f in hw.filedrop:
+        directory = (config.directory / f.directory).resolve()
+        found.append(FileDropSource(FileDropConfig(directory, f.interval, dict(f.sites))))
+    return found
+
+
+def counters(found: list[Source]) -> list[dict[str, Any]]:
+    return [{"source": s.name, **asdict(s.counters)} for s in found]
