@@ -29,13 +29,13 @@ from federation.bundle import pack, unpack
 from federation.errors import FederationError
 from federation.keys import ROOT, ROOT_TIERS, build_trust, certify, revoke
 from federation.proof import SUMMARY
-from federation.suite import SigningKey, key_id, load_key, load_public, public_pem, save_key
+from federation.suite import SigningKey, key_id, load_key, public_pem, save_key
 from federation.verify import Trust
 from node import config as config_mod
 from node.cli_audit import audit
 from node.cli_backup import backup, recover_command
 from node.cli_hardware import simulate_site
-from node.clitools import NODE_DIR, emit, open_node, user_errors
+from node.clitools import NODE_DIR, emit, open_node, public_key, user_errors, when
 from node.errors import ConfigError
 from node.export import key_documents
 from node.federation import federation_view
@@ -44,7 +44,7 @@ from node.keys import generate_node_key
 from node.projector import rebuild
 from node.proofs import readings_file
 from node.users import Role, add_user, list_users, remove_user
-from projections.queries import QUERIES, Filters, moment
+from projections.queries import QUERIES, Filters
 from projections.store import BY_NAME
 
 
@@ -361,10 +361,7 @@ def keys_certify(
     """
     with user_errors():
         key, signer, signer_region = _signer(directory, root_key)
-        try:
-            public = load_public(public_file)
-        except FederationError as e:
-            raise ConfigError(str(e)) from None
+        public = public_key(public_file)
         if signer == ROOT and tier not in ROOT_TIERS:
             raise ConfigError(
                 f"the root certifies national, backup and provincial keys, not a {tier}"
@@ -448,10 +445,7 @@ def keys_install(directory: Path, documents: tuple[Path, ...], root_key: Path) -
     it (restart a running node)."""
     with user_errors():
         config = config_mod.load(directory)
-        try:
-            root = load_public(root_key)
-        except FederationError as e:
-            raise ConfigError(str(e)) from None
+        root = public_key(root_key)
         trust_dir = config.trust_dir
         present = sorted(trust_dir.glob("*.doc")) if trust_dir.exists() else []
         raws = [p.read_bytes() for p in present] + [p.read_bytes() for p in documents]
@@ -572,13 +566,6 @@ def log_import(directory: Path, bundle: Path) -> None:
         emit(summary)
 
 
-def _moment(value: str | None, option: str) -> int | None:
-    try:
-        return moment(value)
-    except ValueError as e:
-        raise ConfigError(f"--{option}: {e}") from None
-
-
 @main.command()
 @NODE_DIR
 @click.argument("name", type=click.Choice(list(QUERIES)), metavar="NAME")
@@ -629,13 +616,13 @@ def query(
         try:
             filters = Filters(
                 region=region,
-                since=_moment(since, "since"),
-                until=_moment(until, "until"),
+                since=when(since, "since"),
+                until=when(until, "until"),
                 grade=grade,
                 industry=industry,
                 status=status,
                 level=level,
-                as_of=_moment(as_of, "as-of") or node.clock(),
+                as_of=when(as_of, "as-of") or node.clock(),
                 accident=accident,
                 limit=limit,
                 offset=offset,
@@ -740,7 +727,7 @@ def readings_export(directory: Path, site: str, window: str, out: Path) -> None:
       anjian readings export ./county 130102B001 --window 2026-11-29T08:05 --out w.tsv
     """
     with open_node(directory) as node:
-        start = window_of(_moment(window, "window") or 0)
+        start = window_of(when(window, "window") or 0)
         wanted = site_id(site)
         for row in node.log.query(
             "SELECT originator_id, state FROM stored_events WHERE topic = ?", (SUMMARY,)

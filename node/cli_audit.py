@@ -7,23 +7,21 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from federation.errors import FederationError, VerificationError
+from federation.errors import VerificationError
 from federation.keys import build_trust
 from federation.proof import check_proof
-from federation.suite import key_id, load_public
+from federation.suite import key_id
 from federation.verify import Grant, Trust
 from node import config as config_mod
 from node.audit import verify
-from node.clitools import NODE_DIR, emit, user_errors
+from node.clitools import NODE_DIR, bar, emit, public_key, user_errors, when
 from node.errors import ConfigError
 from node.export import Source, envelope_count, export, open_source
 from node.proofs import prove_consistency, prove_event, prove_readings
 from node.replay import replay
-from projections.queries import moment
 
 SOURCE = click.argument("source", type=click.Path(exists=True, path_type=Path))
 ROOT_KEY = click.option(
@@ -31,29 +29,6 @@ ROOT_KEY = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The national root public key: every key must chain to it.",
 )
-
-
-def bar(length: int, label: str, hidden: bool = False) -> Any:
-    return click.progressbar(
-        length=length,
-        label=label,
-        file=sys.stderr,
-        hidden=hidden or not sys.stderr.isatty(),
-    )
-
-
-def public_key(path: Path) -> bytes:
-    try:
-        return load_public(path)
-    except FederationError as e:
-        raise ConfigError(str(e)) from None
-
-
-def when(value: str | None, option: str) -> int | None:
-    try:
-        return moment(value)
-    except ValueError as e:
-        raise ConfigError(f"--{option}: {e}") from None
 
 
 @click.group()

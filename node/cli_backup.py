@@ -12,8 +12,7 @@ import click
 
 from federation.suite import public_pem
 from node.backup import recover, restore
-from node.cli_audit import bar, public_key
-from node.clitools import NODE_DIR, emit, open_node
+from node.clitools import NODE_DIR, bar, emit, open_node, public_key
 from node.config import nats_url
 
 

@@ -13,8 +13,12 @@ from typing import Any
 import click
 
 from domain.errors import DomainError, Invalid
+from federation.errors import FederationError
+from federation.suite import load_public
 from node import config as config_mod
+from node.errors import ConfigError
 from node.service import Node
+from projections.queries import moment
 
 
 def emit(data: Any) -> None:
@@ -47,3 +51,26 @@ def open_node(directory: Path) -> Iterator[Node]:
 
 
 NODE_DIR = click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+
+
+def bar(length: int, label: str, hidden: bool = False) -> Any:
+    return click.progressbar(
+        length=length,
+        label=label,
+        file=sys.stderr,
+        hidden=hidden or not sys.stderr.isatty(),
+    )
+
+
+def public_key(path: Path) -> bytes:
+    try:
+        return load_public(path)
+    except FederationError as e:
+        raise ConfigError(str(e)) from None
+
+
+def when(value: str | None, option: str) -> int | None:
+    try:
+        return moment(value)
+    except ValueError as e:
+        raise ConfigError(f"--{option}: {e}") from None

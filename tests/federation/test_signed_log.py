@@ -141,22 +141,27 @@ def test_an_event_re_signed_with_an_uncertified_key(county):
     assert first_failure(county) == ("unknown_key", 2)
 
 
-def test_an_event_for_another_origin_inserted(county):
-    key = load_key(county / "node.key")
-    con = db(county)
-    last = parse(bytes(con.execute("SELECT raw FROM envelopes WHERE seq = 5").fetchone()[0]))
-    forged = seal(
+def after_in_another_origin(last_raw: bytes, key) -> bytes:
+    """The envelope after ``last_raw``, signed by its node's key but in another origin's name."""
+    last = parse(bytes(last_raw))
+    return seal(
         key,
         origin="130103",
-        seq=6,
+        seq=last.seq + 1,
         prev=last.hash,
         at=last.at,
         type=last.type,
         aggregate=last.aggregate,
-        version=3,
+        version=last.version + 1,
         actor={**last.actor, "node": "130103"},
         payload=last.payload,
     )
+
+
+def test_an_event_for_another_origin_inserted(county):
+    con = db(county)
+    last = con.execute("SELECT raw FROM envelopes WHERE seq = 5").fetchone()[0]
+    forged = after_in_another_origin(last, load_key(county / "node.key"))
     con.execute(
         "INSERT INTO envelopes (origin, seq, hash, raw) VALUES ('130102', 6, x'00', ?)", (forged,)
     )

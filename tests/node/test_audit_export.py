@@ -18,6 +18,7 @@ from node import config as config_mod
 from node.cli import main
 from node.service import Node
 from tests.factories import accident, credit_code, enterprise, js
+from tests.federation.test_signed_log import after_in_another_origin
 
 
 @pytest.fixture
@@ -173,19 +174,8 @@ def _swap(db):
 
 
 def _other_origin(db, county):
-    last = parse(db.execute("SELECT raw FROM envelopes WHERE seq = 5").fetchone()[0])
-    forged = seal(
-        load_key(county / "node.key"),
-        origin="130103",
-        seq=6,
-        prev=last.hash,
-        at=last.at,
-        type=last.type,
-        aggregate=last.aggregate,
-        version=3,
-        actor={**last.actor, "node": "130103"},
-        payload=last.payload,
-    )
+    last = db.execute("SELECT raw FROM envelopes WHERE seq = 5").fetchone()[0]
+    forged = after_in_another_origin(last, load_key(county / "node.key"))
     db.execute("INSERT INTO envelopes VALUES ('130102', 6, ?)", (forged,))
 
 
