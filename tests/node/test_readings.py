@@ -204,3 +204,52 @@ def test_a_registration_written_by_another_process_is_seen_by_the_cached_site(
     r = node.ingest(SITE_CODE, batch(("CO-02", NOW_MS - 1000, 30)), user="gw")
     assert r["events"] == ["sensor.alarm_raised/1"]
     assert node.show(mine)["points"]["CO-02"]["alarm"]["value"] == "30.0"
+
+
+def test_a_store_of_the_earlier_layout_is_taken_over_with_its_ids(tmp_path):
+    """Readings stored before the compact layout (the codes in every row) are kept, with the
+    ids that summaries and the derivation mark refer to."""
+    from node.readings import ReadingsStore
+
+    path = tmp_path / "readings.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(
+        """
+        CREATE TABLE readings (id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL,
+            point TEXT NOT NULL, t INTEGER NOT NULL, value INTEGER NOT NULL,
+            status INTEGER NOT NULL, received_at INTEGER NOT NULL);
+        CREATE UNIQUE INDEX readings_once ON readings (site, point, t);
+        CREATE TABLE derived (site TEXT PRIMARY KEY, through_id INTEGER NOT NULL);
+        INSERT INTO readings (site, point, t, value, status, received_at) VALUES
+            ('S1', 'CH4-01', 1000, 3000, 0, 5), ('S2', 'CO-01', 1000, 4, 0, 5),
+            ('S1', 'CH4-01', 2000, 3100, 4, 6);
+        DELETE FROM readings WHERE id = 3;  -- pruned: the next id is still 4
+        INSERT INTO derived VALUES ('S1', 1);
+        """
+    )
+    db.close()
+    store = ReadingsStore(path)
+    try:
+        assert [(r.id, r.point, r.t, r.value) for r in store.after("S1", 0)] == [
+            (1, "CH4-01", 1000, 3000)
+        ]
+        assert store.sites() == ["S1", "S2"] and store.marked("S1") == 1
+        assert store.append("S1", [("CH4-01", 1000, 3000, 0), ("CH4-02", 3000, 1, 0)], 7) == 1
+        (new,) = [r.id for r in store.after("S1", 1)]
+        assert new > 3  # ids only grow: 3 was pruned, never given again
+        view = (
+            sqlite3.connect(path)
+            .execute("SELECT site, point, t FROM readings ORDER BY id")
+            .fetchall()
+        )
+        assert view == [("S1", "CH4-01", 1000), ("S2", "CO-01", 1000), ("S1", "CH4-02", 3000)]
+        assert store.prune(1500) == 2 and store.count() == 1
+        seq = sqlite3.connect(path).execute("SELECT name, seq FROM sqlite_sequence").fetchall()
+        assert seq == [("raw", new)]
+    finally:
+        store.close()
+    reopened = ReadingsStore(path)  # and opened again: nothing to take over
+    try:
+        assert reopened.count() == 1
+    finally:
+        reopened.close()
