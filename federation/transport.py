@@ -118,7 +118,7 @@ async def _connect(
         connect_timeout=2,
         allow_reconnect=True,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=1,
+        reconnect_time_wait=0.25,  # a line back, or a server restarted: on again at once
         ping_interval=5,
         max_outstanding_pings=2,
     )

@@ -62,6 +62,7 @@ REASK = 10.0  # seconds between asks while publishing (to see gaps the parent ho
 IDLE = 0.2  # seconds between looks at the log when there is nothing to publish
 RETRY = (0.5, 1, 1, 2)  # seconds between connection attempts (the last repeats): a line back
 # in service is used within 2 seconds, and a connection attempt costs next to nothing
+TRAIL = 5.0  # seconds projections and the archive may trail a backlog being applied
 HISTORY_PAGE = 500  # envelopes per history answer (well inside NATS's 1 MB message limit)
 ACK_WAIT = 10.0  # seconds before a message delivered but not acknowledged is delivered again
 DOWN_TYPES = ("keys.document_recorded/1",)  # what a subtree must know, with licences
@@ -245,10 +246,12 @@ class Uplink(Part):
         js = nc.jetstream()
         waited = 0
         while (positions := await self.ask(nc)) is None:
-            if waited % 30 == 0:  # once a minute, not every attempt
+            if waited % 30 == 0:  # now and then, not every attempt
                 log.warning("uplink: %s; waiting before publishing", self.last_error)
+            # the parent's receiver is often a moment behind its NATS (both just restarted):
+            # ask again soon, then every ASK_TIMEOUT
+            await asyncio.sleep(min(0.1 * 2**waited, ASK_TIMEOUT))
             waited += 1
-            await asyncio.sleep(ASK_TIMEOUT)
         self.outbox.sent = {o: p[0] for o, p in positions.items()}
         self.outbox.sent_cp = {o: p[1] for o, p in positions.items()}
         last_ask = time.monotonic()
@@ -467,8 +470,10 @@ class Archive(Part):
 
     async def _yield_to_receiver(self, last: float) -> None:
         """While a backlog from below is being applied, the archive trails it (one batch every
-        2 seconds at least) and catches up after: applying comes first on a busy centre."""
-        while self.receiver is not None and self.receiver.busy() and time.monotonic() - last < 2:
+        TRAIL seconds at least) and catches up after: applying comes first on a busy centre."""
+        while (
+            self.receiver is not None and self.receiver.busy() and time.monotonic() - last < TRAIL
+        ):
             await asyncio.sleep(0.2)
 
     async def session(self, nc: Client) -> None:

@@ -24,7 +24,7 @@ from hardware.base import Source
 from node.adapters import NodeSink
 from node.backup import Follower, parts
 from node.errors import Conflict, NotFound
-from node.federation import Part, Receiver, Uplink, federation_view, tree_sizes
+from node.federation import TRAIL, Part, Receiver, Uplink, federation_view, tree_sizes
 from node.importer import Importer
 from node.openapi import openapi_document
 from node.sensors import counters, sources
@@ -90,12 +90,12 @@ class Runtime:
 
     async def follow_projections(self, interval: float = 0.25) -> None:
         """Keep the projections up to the log, in their own thread. While a backlog from
-        below is being applied, they trail it (a pass every 2 seconds at least) and catch up
+        below is being applied, they trail it (a pass every TRAIL seconds at least) and catch up
         in large batches after: applying and relaying come first on a busy tier."""
         loop = asyncio.get_running_loop()
         last = 0.0
         while True:
-            while self.busy() and loop.time() - last < 2:
+            while self.busy() and loop.time() - last < TRAIL:
                 await asyncio.sleep(0.2)
             last = loop.time()
             try:
