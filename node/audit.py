@@ -28,7 +28,7 @@ from federation.errors import VerificationError
 from federation.merkle import CompactRange, leaf_hash
 from federation.verify import Failure, Trust, check_envelope, check_note
 from node.config import Config
-from node.export import Rows, Source, node_source, open_source
+from node.export import Source, node_source, open_source
 
 CHUNK = 2000  # envelopes per task
 AHEAD = 4  # tasks queued per worker
@@ -141,7 +141,10 @@ def _stored_differs(source: Source, env: Envelope) -> Failure | None:
     where = f"{env.origin}:{env.seq} ({env.aggregate} v{env.version})"
     if not rows:
         return Failure(env.origin, env.seq, "missing_event", f"envelope {where} has no event")
-    state = json.loads(bytes(rows[0]["state"]))
+    try:
+        state = json.loads(bytes(rows[0]["state"]))
+    except (ValueError, UnicodeDecodeError):
+        state = None
     if rows[0]["topic"] != env.type or state != {
         "recorded_at": env.at,
         "actor": env.actor,
@@ -161,9 +164,9 @@ def verify(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Verify everything in ``source``; the report names each origin's first failure."""
-    origins = source.origins()
+    origins, misplaced = _planned(source)
     notes = {o: _notes(source, o) for o, _ in origins}
-    covered = {o: max(n, default=0) for o, n in notes.items()}
+    covered = {o: max(n, default=0) for o, n in notes.items()}  # --fast: signed up to there
     chunks = [
         Chunk(o, first, min(first + CHUNK - 1, last))
         for o, last in origins
@@ -205,10 +208,12 @@ def verify(
                 for f in done:
                     finish(f.result())
     ordered = [reports[o] for o, _ in origins]
-    failures = [r.pop("failure") for r in ordered]
+    failures = [misplaced.get(r["origin"]) or r.pop("failure") for r in ordered]
+    for r in ordered:
+        r.pop("failure", None)
     store = [r.pop("store_failure") for r in ordered]
     if source.config is not None:
-        above = _from_above(source.rows, trust, signatures)
+        above = _from_above(source, trust, signatures)
         ordered += [above[0]] if above[0]["envelopes"] else []
         failures.append(above[1])
         if not any(failures) and not any(store):
@@ -226,18 +231,43 @@ def verify(
     }
 
 
-def _notes(source: Source, origin: str) -> dict[int, str]:
-    notes: dict[int, str] = {}
-    for text in source.checkpoints(origin):
+def _planned(source: Source) -> tuple[list[tuple[str, int]], dict[str, Failure]]:
+    """Each origin with how far to check it: its highest sequence, or — when rows are missing
+    (fewer rows than the highest sequence) — one past its row count, where the first gap must
+    lie; rows at a sequence below 1 are a failure of their own."""
+    planned, misplaced = [], {}
+    for r in source.rows(
+        "SELECT origin, MIN(seq) AS low, MAX(seq) AS high, COUNT(*) AS n FROM envelopes"
+        " GROUP BY origin ORDER BY origin"
+    ):
+        origin, low, high, n = str(r["origin"]), int(r["low"]), int(r["high"]), int(r["n"])
+        if low < 1:
+            misplaced[origin] = Failure(
+                origin, low, "out_of_order", f"a row at sequence {low}: sequences start at 1"
+            )
+        planned.append((origin, max(1, min(high, n + 1))))
+    return planned, misplaced
+
+
+def _notes(source: Source, origin: str) -> dict[int, list[str]]:
+    """The origin's signed notes by the size they sign, every one checked there; under 0 those
+    that do not parse, under -1 what rows claim another size than their note."""
+    notes: dict[int, list[str]] = {}
+    for row in source.rows(
+        "SELECT size, note FROM checkpoints WHERE origin = ? ORDER BY size", origin
+    ):
+        text = str(row["note"])
         try:
             size = parse_checkpoint(text)[0].size
         except VerificationError:
-            size = 0  # checked (and named) with the origin
-        notes.setdefault(size, text)
+            size = 0  # named with the origin
+        notes.setdefault(size, []).append(text)
+        if size and size != int(row["size"]):  # checked at its own size, and named
+            notes.setdefault(-1, []).append(f"the row of size {row['size']} holds a note of {size}")
     return notes
 
 
-def _assemble(o: _Origin, notes: dict[int, str], trust: Trust) -> dict[str, Any]:
+def _assemble(o: _Origin, notes: dict[int, list[str]], trust: Trust) -> dict[str, Any]:
     """One origin's chunks in order: its verified prefix, its checkpoints checked against the
     tree of that prefix, and the first failure."""
     done = sorted(o.done, key=lambda c: c.chunk.first)
@@ -245,25 +275,29 @@ def _assemble(o: _Origin, notes: dict[int, str], trust: Trust) -> dict[str, Any]
     store_failure = next((c.store_failure for c in done if c.store_failure), None)
     tree = CompactRange()
     checked = 0
-    for text in (notes[0],) if 0 in notes else ():
+    for text in notes.get(0, []):
         try:
             parse_checkpoint(text)
         except VerificationError as e:
             failure = Failure(o.name, 0, e.reason, str(e))
+            break
     for c in done:
         if failure is not None:
             break
         for i in range(0, len(c.leaves), 32):
             tree.append(c.leaves[i : i + 32])
-            note = notes.get(tree.size)
-            if note is not None:
+            for note in notes.get(tree.size, []):
                 try:
                     check_note(o.name, note, tree.root(), trust, tree.size)
                 except VerificationError as e:
                     failure = Failure(o.name, tree.size, e.reason, str(e))
                     break
                 checked += 1
+            if failure is not None:
+                break
         failure = failure or c.failure
+    if failure is None and -1 in notes:
+        failure = Failure(o.name, 0, "bad_checkpoint", notes[-1][0])
     beyond = [s for s in notes if s > tree.size]
     if failure is None and beyond:
         failure = Failure(
@@ -283,25 +317,33 @@ def _assemble(o: _Origin, notes: dict[int, str], trust: Trust) -> dict[str, Any]
 
 
 def _from_above(
-    rows: Rows, trust: Trust, signatures: bool
+    source: Source, trust: Trust, signatures: bool
 ) -> tuple[dict[str, Any], Failure | None]:
     """Licence events that came down from the tiers above: a selection of their logs, each
-    envelope standing on its own signature (no chain to follow here)."""
+    envelope standing on its own signature (no chain to follow here), and each held against
+    its stored event."""
     count = 0
-    for r in rows(
-        "SELECT raw FROM downward WHERE verified > 0 AND type LIKE ? ORDER BY verified",
+    failure: Failure | None = None
+    for r in source.rows(
+        "SELECT origin, seq, raw FROM downward WHERE verified > 0 AND type LIKE ?"
+        " ORDER BY verified",
         "licence.%",
     ):
-        env = parse(bytes(r["raw"]))
         try:
+            env = parse(bytes(r["raw"]))
+            if (env.origin, env.seq) != (r["origin"], r["seq"]):
+                raise VerificationError("wrong_origin", "the row names another envelope")
             public = trust.key_for(env.origin, env.key, env.seq)
             if signatures:
                 check_signature(env, public)
         except VerificationError as e:
-            failure = Failure(env.origin, env.seq, e.reason, str(e))
-            return {"origin": "above", "envelopes": count, "checkpoints": 0, "root": ""}, failure
+            failure = Failure(str(r["origin"]), int(r["seq"]), e.reason, str(e))
+            break
+        failure = _stored_differs(source, env)
+        if failure is not None:
+            break
         count += 1
-    return {"origin": "above", "envelopes": count, "checkpoints": 0, "root": ""}, None
+    return {"origin": "above", "envelopes": count, "checkpoints": 0, "root": ""}, failure
 
 
 def _unsigned_events(source: Source, above: int) -> Failure | None:

@@ -3,12 +3,15 @@ outages, kills, injected messages, a revocation travelling down, and a four-tier
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 
 import pytest
 
 from federation.keys import revoke
 from federation.suite import load_key
+from node import config as config_mod
 from node.audit import audit_node
 from node.federation import federation_view
 from node.importer import Importer
@@ -232,6 +235,17 @@ def test_four_tiers_relay_receipts_archive_and_a_consistent_national_view(four):
         importer = Importer(a)
         report = audit_node(a.config, importer.trust())
         assert report["ok"], report["failures"]  # its log and what came down, all signed
+        trust = importer.trust()
+    db = sqlite3.connect(f["a"].directory / "events.db", isolation_level=None)
+    rowid, state = db.execute(
+        "SELECT rowid, state FROM stored_events WHERE topic LIKE 'licence.%' LIMIT 1"
+    ).fetchone()
+    altered = json.dumps({**json.loads(state), "holder": "someone else"}).encode()
+    db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (altered, rowid))
+    db.close()
+    # a licence from above, changed in the store: named
+    report = audit_node(config_mod.load(f["a"].directory, environ={}), trust)
+    assert [x["reason"] for x in report["failures"]] == ["event_differs"]
     city_dir = f["city"].directory
     (city_dir / "projections.db").unlink(missing_ok=True)
     with closing_node(f["city"]) as city:  # rebuilt from the subtree's logs it holds
