@@ -1,6 +1,8 @@
 """MQTT adapter (aiomqtt): a site's monitoring gateway publishes JSON readings on a topic; the
 adapter subscribes (QoS 1, a persistent session, so a short outage of the adapter loses
-nothing the broker kept) and hands the node one batch per site per interval.
+nothing the broker kept while it was away) and hands the node one batch per site per interval;
+what arrived within the interval before a crash of the node is lost (the broker counts it
+delivered).
 
 A message is one reading ``{"point", "value", "time", "status"}`` or a list of them; ``time``
 is milliseconds since the epoch (UTC) or ISO 8601 with an offset, ``status`` the bits of
@@ -24,6 +26,7 @@ from hardware.base import Batch, Counters, Reading, Sink, deliver
 
 log = logging.getLogger("anjian.hardware")
 BACKOFF = (0.5, 1.0, 2.0, 5.0)  # seconds between connection attempts (the last repeats)
+MAX_PENDING = 200_000  # readings kept while the node cannot take them (an hour of a big site)
 
 
 @dataclass(frozen=True)
@@ -110,11 +113,22 @@ class MqttSource:
             self.counters.error(f"{self.name}: a message on {topic}: {e}")
 
     async def flush(self, sink: Sink) -> None:
+        """Deliver what arrived; if the node cannot take it now (not a refusal: e.g. its store
+        busy), keep it for the next interval (at most MAX_PENDING readings, the newest)."""
         if not self._pending:
             return
         readings = tuple(sorted(self._pending.values(), key=lambda r: (r.t, r.point)))
         self._pending = {}
-        await deliver(self, sink, Batch(self.config.site, readings, self.name))
+        try:
+            await deliver(self, sink, Batch(self.config.site, readings, self.name))
+        except Exception as e:  # whatever the node raised: kept, logged
+            kept = {(r.point, r.t): r for r in readings[-MAX_PENDING:]}
+            self._pending = {**kept, **self._pending}
+            self.counters.error(
+                f"{self.name}: the node did not take {len(readings)} readings ({e});"
+                f" {len(kept)} kept for the next try",
+                "refused",
+            )
 
     async def run(self, sink: Sink) -> None:
         flusher = asyncio.create_task(self._flush_every(sink))

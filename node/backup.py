@@ -27,7 +27,7 @@ from nats.js.errors import NotFoundError
 from federation.envelope import parse
 from federation.errors import VerificationError
 from federation.suite import public_pem
-from federation.transport import ARCHIVE, DOWN, HISTORY, SUBJECTS, connect
+from federation.transport import ARCHIVE, DOWN, HISTORY, SUBJECTS, UP, connect, up_subject
 from node.errors import ConfigError
 from node.federation import (
     Archive,
@@ -39,6 +39,7 @@ from node.federation import (
     Taker,
     Uplink,
     _item,
+    _last_seq,
 )
 from node.importer import KEY_DOCUMENT, Importer
 from node.service import Node
@@ -173,12 +174,25 @@ async def recover(
                 if progress is not None:
                     progress(len(page["envelopes"]))
         totals.add(importer.take(docs.scan([]), hold_tail=False))
+        js = nc.jetstream()
+        unapplied = {}  # published to the parent, not applied there yet: must not be re-signed
+        for origin, applied in origins.items():
+            last = await _last_seq(js, UP, up_subject(me, "env", origin))
+            if last > applied:
+                unapplied[origin] = last - applied
         with contextlib.suppress(NotFoundError):
-            await nc.jetstream().delete_consumer(DOWN, f"anjian-down-{me}")
+            await js.delete_consumer(DOWN, f"anjian-down-{me}")
     finally:
         await nc.close()
     report = {"parent_held": origins, **totals.report(importer), **_finish(node)}
     report["continue"] = _next_key(node, importer, report["own_sequence"])
+    if unapplied:
+        report["continue"] = {
+            "ready": False,
+            "reason": f"the parent has not applied all that was sent to it yet: {unapplied}",
+            "todo": "record nothing yet: run `anjian recover` again once the parent has"
+            " applied them (its `anjian status`), so that this node signs no sequence twice",
+        }
     return report
 
 

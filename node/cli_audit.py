@@ -67,6 +67,7 @@ def audit_export(directory: Path, out: Path, region: str | None, until: str | No
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Or pin one node's own public key (PEM) instead of the hierarchy.",
 )
+@click.option("--origin", help="With --key: the origin whose key it is (an export's).")
 @click.option(
     "--fast", is_flag=True, help="Authenticate runs by checkpoints; skip per-event signatures."
 )
@@ -76,6 +77,7 @@ def audit_verify(
     source: Path,
     root_key: Path | None,
     key_file: Path | None,
+    origin: str | None,
     fast: bool,
     jobs: int | None,
     as_json: bool,
@@ -90,7 +92,7 @@ def audit_verify(
       anjian audit verify hebei.anjian --root-key root.pub
     """
     with user_errors(), open_source(source) as src:
-        trust, refused = _trust(src, root_key, key_file)
+        trust, refused = _trust(src, root_key, key_file, origin)
         total = sum(n for _, n in src.origins())
         with bar(total, "verifying", as_json) as b:
             report = verify(src, trust, signatures=not fast, jobs=jobs, progress=b.update)
@@ -116,13 +118,17 @@ def audit_verify(
     sys.exit(0 if report["ok"] else 1)
 
 
-def _trust(source: Source, root_key: Path | None, key_file: Path | None) -> tuple[Trust, list[str]]:
+def _trust(
+    source: Source, root_key: Path | None, key_file: Path | None, origin: str | None
+) -> tuple[Trust, list[str]]:
     if (root_key is None) == (key_file is None):
         raise ConfigError("give --root-key (the hierarchy) or --key (one pinned node key)")
-    if key_file is not None:  # the origin of the node directory, or of the exporting node
-        origin = source.config.node.origin if source.config else source.meta.get("origin", "")
+    if key_file is not None:
+        if origin is None and source.config is None:
+            raise ConfigError("--key pins one origin's key: name it with --origin")
+        pinned = origin or (source.config.node.origin if source.config else "")
         public = public_key(key_file)
-        return Trust([Grant(origin, public, key_id(public))]), []
+        return Trust([Grant(pinned, public, key_id(public))]), []
     assert root_key is not None
     trust, problems = build_trust(public_key(root_key), source.documents)
     return trust, [str(p) for p in problems]

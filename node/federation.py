@@ -28,6 +28,7 @@ from nats.js.errors import NotFoundError
 from domain.codes import in_subtree
 from federation.envelope import check_signature, parse
 from federation.errors import VerificationError
+from federation.proof import chain_documents
 from federation.transport import (
     ARCHIVE,
     DOWN,
@@ -250,7 +251,7 @@ class Uplink(Part):
                 log.warning("uplink: %s; waiting before publishing", self.last_error)
             # the parent's receiver is often a moment behind its NATS (both just restarted):
             # ask again soon, then every ASK_TIMEOUT
-            await asyncio.sleep(min(0.1 * 2**waited, ASK_TIMEOUT))
+            await asyncio.sleep(min(0.1 * 2 ** min(waited, 5), ASK_TIMEOUT))
             waited += 1
         self.outbox.sent = {o: p[0] for o, p in positions.items()}
         self.outbox.sent_cp = {o: p[1] for o, p in positions.items()}
@@ -400,22 +401,25 @@ class Receiver(Taker):
 
 def history_page(node: Node, child: str, request: dict[str, Any]) -> dict[str, Any]:
     """``{"origin": None}``: the origins ``child`` relayed (itself included) with the size
-    applied here, and every key document this node knows. ``{"origin": O, "after": N}``: the
-    next envelopes of O after N and the checkpoints among them."""
+    applied here, and the key documents that chain their keys to the root.
+    ``{"origin": O, "after": N}``: the next envelopes of one of those origins after N and the
+    checkpoints among them. Nothing of origins the child does not relay."""
     log_ = node.log
     origin, after = request["origin"], int(request.get("after", 0))
-    if origin is None:
-        rows = log_.query(
+    origins = {
+        str(r["origin"]): int(r["size"])
+        for r in log_.query(
             "SELECT m.origin, m.size FROM merkle m LEFT JOIN routes r ON r.origin = m.origin"
             " WHERE r.child = ? OR m.origin = ?",
             (child, child),
         )
-        config = node.config
-        docs = documents_from_above(lambda sql, *p: log_.query(sql, p)) + key_documents(config)
-        return {
-            "origins": {str(r["origin"]): int(r["size"]) for r in rows},
-            "documents": list(dict.fromkeys(docs)),
-        }
+    }
+    if origin is None:
+        docs = documents_from_above(lambda sql, *p: log_.query(sql, p))
+        docs += key_documents(node.config)
+        return {"origins": origins, "documents": chain_documents(docs, origins)}
+    if origin not in origins or not 0 <= after < 2**62:
+        return {"error": f"{child} relays no origin {origin!r} here, or after is out of range"}
     envelopes = log_.envelopes(after, HISTORY_PAGE, origin=str(origin))
     notes = log_.query(
         "SELECT note FROM checkpoints WHERE origin = ? AND size > ? AND size <= ? ORDER BY size",

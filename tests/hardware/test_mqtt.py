@@ -135,3 +135,23 @@ async def test_batches_per_interval_malformed_left_out_and_a_broker_restart(brok
     keys = sink.seen()
     assert len(keys) == len(set(keys)) == 4  # nothing twice
     assert {b.site for b in sink.batches} == {"S1"}
+
+
+async def test_a_batch_the_node_cannot_take_now_is_kept_for_the_next_interval():
+    class Busy(Collect):
+        calls = 0
+
+        async def readings(self, batch):
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError("database is locked")
+            return await super().readings(batch)
+
+    source = MqttSource(MqttConfig(site="S1", topic="t", interval=60))
+    sink = Busy()
+    source.take(reading("CH4-01", 1000), "t")
+    await source.flush(sink)
+    assert sink.batches == [] and "database is locked" in (source.counters.last_error or "")
+    source.take(reading("CH4-01", 2000), "t")
+    await source.flush(sink)
+    assert sink.seen() == [("CH4-01", 1000), ("CH4-01", 2000)]
