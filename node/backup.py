@@ -95,7 +95,13 @@ class Follower(Taker):
 async def restore(
     node: Node, url: str, progress: Progress | None = None, total: Progress | None = None
 ) -> dict[str, Any]:
-    """Apply an archive stream from its first message into ``node``, verified."""
+    """Apply an archive stream from its first message into ``node``, verified: the whole
+    country's log, for a national or a backup centre."""
+    if node.config.node.tier.value not in ("national", "backup"):
+        raise ConfigError(
+            "an archive holds the whole country: restore a national or a backup centre with it;"
+            " a bureau below takes its history from its parent (anjian recover)"
+        )
     importer = Importer(node, restoring=True)
     nc = await _connect(url, node, "restore")
     try:

@@ -228,18 +228,23 @@ def audit_check_proof(proof: Path, root_key: Path, readings_file: Path | None) -
 @SOURCE
 @click.option("--until", required=True, help="The moment (ISO 8601; a bare date is China time).")
 @click.option("--region", help="Only origins inside this division code's area.")
+@ROOT_KEY
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-def audit_replay(source: Path, until: str, region: str | None, out: Path) -> None:
+def audit_replay(
+    source: Path, until: str, region: str | None, root_key: Path | None, out: Path
+) -> None:
     """Rebuild the projections as they stood at a moment (per origin, the longest prefix
     recorded by then) into a new node directory that `anjian query` reads.
 
     \b
     Example: the accident register of province 13 on 2026-06-30
-      anjian audit replay national.anjian --until 2026-07-01 --region 130000 --out ./hebei-0630
+      anjian audit replay national.anjian --until 2026-07-01 --region 130000 \\
+        --root-key root.pub --out ./hebei-0630
       anjian query ./hebei-0630 accidents
     """
     with user_errors(), open_source(source) as src:
         moment_ = when(until, "until")
         with bar(sum(n for _, n in src.origins()), "replaying") as b:
-            summary = replay(src, out, until=moment_, region=region, progress=b.update)
+            root = public_key(root_key) if root_key is not None else None
+            summary = replay(src, out, until=moment_, region=region, root=root, progress=b.update)
     emit(summary)

@@ -114,6 +114,14 @@ class ModbusSection(_Section):
     timeout: float = Field(default=3.0, gt=0)
     points: list[ModbusPointSection] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _points_once(self) -> ModbusSection:
+        codes = [p.point for p in self.points]
+        twice = sorted({c for c in codes if codes.count(c) > 1})
+        if twice:
+            raise ValueError(f"site {self.site}: points listed twice: {', '.join(twice)}")
+        return self
+
 
 class MqttSection(_Section):
     """A site's readings as JSON on an MQTT topic, one batch per ``interval`` seconds."""
@@ -141,6 +149,17 @@ class HardwareSection(_Section):
     modbus: list[ModbusSection] = Field(default_factory=list)
     mqtt: list[MqttSection] = Field(default_factory=list)
     filedrop: list[FileDropSection] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _each_once(self) -> HardwareSection:
+        for what, keys in (
+            ("[[hardware.mqtt]] subscriptions", [(m.host, m.port, m.topic) for m in self.mqtt]),
+            ("[[hardware.mqtt]] client ids", [m.client_id for m in self.mqtt if m.client_id]),
+            ("[[hardware.filedrop]] folders", [f.directory for f in self.filedrop]),
+        ):
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"{what} must differ (a broker drops one of two equal ones)")
+        return self
 
 
 class Config(_Section):

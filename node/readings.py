@@ -66,12 +66,31 @@ class ReadingsStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
-        kind = self._db.execute("SELECT type FROM sqlite_master WHERE name = 'readings'").fetchone()
-        if kind == ("table",):
-            self._db.executescript(f"BEGIN IMMEDIATE; {MIGRATE} COMMIT;")
+        self._take_over()
         self._db.executescript(VIEW)
         self._sites: dict[str, int] = dict(self._db.execute("SELECT code, id FROM sites"))
         self._points: dict[str, int] = dict(self._db.execute("SELECT code, id FROM points"))
+
+    def _take_over(self) -> None:
+        """Move a store of the earlier layout into this one, once: under the write lock, so a
+        second process of the node opening it at the same moment finds it done."""
+
+        def earlier() -> bool:
+            row = self._db.execute("SELECT type FROM sqlite_master WHERE name = 'readings'")
+            return bool(row.fetchone() == ("table",))
+
+        if not earlier():
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if earlier():
+                for statement in MIGRATE.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def _site(self, code: str) -> int:
         """The number of a site code for reading (0: no readings), also when another process

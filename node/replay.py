@@ -15,8 +15,7 @@ from typing import Any
 from domain.codes import NATIONAL_REGION, Tier, in_subtree
 from federation.checkpoint import parse_checkpoint
 from federation.envelope import Envelope, parse
-from federation.errors import FederationError
-from federation.keys import parse_document
+from federation.keys import build_trust
 from node import config as config_mod
 from node.config import NodeSection
 from node.errors import ConfigError
@@ -30,31 +29,22 @@ ORIGIN = "replay"  # the replayed directory's own name: never an origin of the h
 RUN = 1000
 
 
-def certified_regions(documents: list[bytes]) -> dict[str, str]:
-    """The area each origin was certified for, as the key documents say."""
-    regions: dict[str, str] = {}
-    for raw in documents:
-        try:
-            doc = parse_document(raw)
-        except FederationError:
-            continue
-        if doc.kind == "certification":
-            subject = doc.body["subject"]
-            regions[str(subject["origin"])] = str(subject["region"])
-    return regions
-
-
 def replay(
     source: Source,
     out: Path,
     *,
     until: int | None = None,
     region: str | None = None,
+    root: bytes | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
+    """``region`` selects origins by their certified area, which needs the ``root`` key: only
+    certifications that chain to it count."""
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} is not empty: replay into a new directory")
-    regions = certified_regions(source.documents)
+    if region is not None and root is None:
+        raise ConfigError("--region selects origins by their certified area: give --root-key")
+    regions = build_trust(root, source.documents)[0].regions if root is not None else {}
     origins = [
         (o, n)
         for o, n in source.origins()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict
 from typing import Any
@@ -31,7 +32,8 @@ def sources(config: Config) -> list[Source]:
             )
         )
     for q in hw.mqtt:
-        client_id = q.client_id or f"anjian-{config.node.origin}-{q.site}"
+        topic = hashlib.sha256(q.topic.encode()).hexdigest()[:8]
+        client_id = q.client_id or f"anjian-{config.node.origin}-{q.site}-{topic}"
         found.append(
             MqttSource(
                 MqttConfig(

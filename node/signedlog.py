@@ -49,6 +49,7 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS quarantine ("
     " origin TEXT NOT NULL, seq BIGINT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,"
     " raw {blob} NOT NULL, at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS quarantine_position ON quarantine (origin, seq)",
     # federation (node.federation): what came down from the tiers above (verified, each
     # envelope on its own signature), and which child relays which origin
     "CREATE TABLE IF NOT EXISTS downward ("

@@ -79,3 +79,27 @@ def test_a_corrupt_event_store_is_a_clear_error(node_dir):
     (node_dir / "events.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(ConfigError, match="cannot open the event store"):
         Node(config_mod.load(node_dir, environ={}))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            '[[hardware.modbus]]\nsite = "S"\nhost = "h"\npoints = ['
+            '{ point = "CH4-1", address = 0 }, { point = "CH4-1", address = 1 }]\n',
+            "points listed twice: CH4-1",
+        ),
+        (
+            '[[hardware.mqtt]]\nsite = "S"\ntopic = "t"\n'
+            '[[hardware.mqtt]]\nsite = "T"\ntopic = "t"\n',
+            "subscriptions must differ",
+        ),
+        ('[[hardware.modbus]]\nsite = "S"\nhost = "h"\npoints = []\n', "points"),
+        ('[[hardware.filedrop]]\ndirectory = "d"\ninterval = 0\n', "interval"),
+    ],
+)
+def test_sensor_adapters_are_checked_when_the_config_loads(node_dir, extra, message):
+    with (node_dir / config_mod.CONFIG_FILE).open("a", encoding="utf-8") as f:
+        f.write("\n" + extra)
+    with pytest.raises(ConfigError, match=message):
+        config_mod.load(node_dir, environ={})
