@@ -114,6 +114,28 @@ def verify_document(doc: Document, public: bytes) -> bool:
     return SUITES["ed25519"].verify(public, doc.signed, doc.sig)
 
 
+def chaining(root_public: bytes, documents: list[bytes]) -> list[bytes]:
+    """The documents signed by the root or by a key that chains to it (what a node may keep
+    in its trust directory); the others left out."""
+    trust, _ = build_trust(root_public, documents)
+    kept = []
+    for raw in dict.fromkeys(documents):
+        try:
+            doc = parse_document(raw)
+        except VerificationError:
+            continue
+        signer = doc.body["certifier"]
+        if signer["origin"] == ROOT:
+            keys = [root_public]
+        else:
+            keys = [
+                g.public for g in trust.keys_of(str(signer["origin"])) if g.key_id == signer["key"]
+            ]
+        if any(verify_document(doc, k) for k in keys):
+            kept.append(raw)
+    return kept
+
+
 def build_trust(
     root_public: bytes, documents: list[bytes]
 ) -> tuple[Trust, list[VerificationError]]:

@@ -26,7 +26,8 @@ from nats.js.errors import NotFoundError
 
 from federation.envelope import parse
 from federation.errors import VerificationError
-from federation.suite import public_pem
+from federation.keys import chaining
+from federation.suite import load_public, public_pem
 from federation.transport import ARCHIVE, DOWN, HISTORY, SUBJECTS, UP, connect, up_subject
 from node.errors import ConfigError
 from node.federation import (
@@ -118,7 +119,10 @@ async def restore(
             SUBJECTS[ARCHIVE],
             durable=durable,
             stream=ARCHIVE,
-            config=ConsumerConfig(ack_policy=AckPolicy.ALL, max_ack_pending=-1),
+            # a restore killed midway leaves no consumer behind for long
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.ALL, max_ack_pending=-1, inactive_threshold=300.0
+            ),
         )
         totals = _Totals()
         docs = Documents(waiting_envelopes(node))
@@ -228,7 +232,9 @@ def _install(node: Node, documents: list[bytes]) -> None:
     certification among them (its disk was lost with it)."""
     trust_dir = node.config.trust_dir
     trust_dir.mkdir(exist_ok=True)
-    for raw in documents:
+    if not node.config.root_key_file.exists():
+        raise ConfigError("no root key in the node's trust directory: give --root-key")
+    for raw in chaining(load_public(node.config.root_key_file), documents):
         (trust_dir / f"{hashlib.sha256(raw).hexdigest()[:16]}.doc").write_bytes(raw)
 
 

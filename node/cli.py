@@ -15,7 +15,6 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import click
 from pydantic import ValidationError
@@ -728,12 +727,9 @@ def readings_export(directory: Path, site: str, window: str, out: Path) -> None:
     """
     with open_node(directory) as node:
         start = window_of(when(window, "window") or 0)
-        wanted = site_id(site)
-        for row in node.log.query(
-            "SELECT originator_id, state FROM stored_events WHERE topic = ?", (SUMMARY,)
-        ):
+        for row in node.log.site_events(site_id(site), SUMMARY):
             state = json.loads(bytes(row["state"]))
-            if UUID(str(row["originator_id"])) == wanted and state["window_start"] == start:
+            if state["window_start"] == start:
                 data = readings_file(node.readings, site, start, state["last_reading_id"])
                 out.write_bytes(data)
                 emit({"readings": str(out), "lines": data.count(b"\n"), "summary": state})

@@ -11,9 +11,11 @@ from typing import Any
 import click
 
 from federation.suite import public_pem
+from federation.transport import TRANSPORT_ERRORS
 from node.backup import recover, restore
 from node.clitools import NODE_DIR, bar, emit, open_node, public_key
 from node.config import nats_url
+from node.errors import ConfigError
 
 
 def _url(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -53,7 +55,10 @@ def _run(
             def total(n: int) -> None:
                 b.length = n
 
-            return asyncio.run(job(node, url, b.update, total))
+            try:
+                return asyncio.run(job(node, url, b.update, total))
+            except TRANSPORT_ERRORS as e:
+                raise ConfigError(f"NATS at {url}: {e or type(e).__name__}") from None
 
 
 @click.group()

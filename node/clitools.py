@@ -35,7 +35,7 @@ def user_errors() -> Iterator[None]:
         for f in e.errors:
             click.echo(f"  {f.field}: {f.message}", err=True)
         sys.exit(1)
-    except DomainError as e:
+    except (DomainError, FederationError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
 

@@ -163,6 +163,15 @@ class EventLog:
             after = page[-1].id
         return found
 
+    def site_events(self, aggregate_id: UUID, topic: str) -> list[Any]:
+        """The stored events of one type of one aggregate (along the store's primary key)."""
+        key: Any = aggregate_id if self.placeholder != "?" else aggregate_id.hex
+        return self._query(
+            "SELECT originator_version, state FROM stored_events"
+            " WHERE originator_id = ? AND topic = ? ORDER BY originator_version",
+            (key, topic),
+        )
+
     # -- the signed log ---------------------------------------------------------------------
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         return self._query(sql, params)
