@@ -21,7 +21,7 @@ from typing import Any
 import msgpack
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from federation.envelope import parse
@@ -114,6 +114,9 @@ async def restore(
         last, count = info.state.last_seq, info.state.messages
         if total is not None:
             total(count)
+        # this very stream (its address and when it was made): where an earlier run stopped
+        source = f"{url} {ARCHIVE} {info.created}"
+        seen = _restored(node, source)
         durable = f"anjian-restore-{secrets.token_hex(4)}"
         sub = await js.pull_subscribe(
             SUBJECTS[ARCHIVE],
@@ -121,12 +124,16 @@ async def restore(
             stream=ARCHIVE,
             # a restore killed midway leaves no consumer behind for long
             config=ConsumerConfig(
-                ack_policy=AckPolicy.ALL, max_ack_pending=-1, inactive_threshold=300.0
+                ack_policy=AckPolicy.ALL,
+                max_ack_pending=-1,
+                inactive_threshold=300.0,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE if seen else DeliverPolicy.ALL,
+                opt_start_seq=seen + 1 if seen else None,
             ),
         )
         totals = _Totals()
         docs = Documents(waiting_envelopes(node))
-        seen = 0
+        resumed, taken = seen, 0
         try:
             while seen < last:
                 try:
@@ -138,6 +145,12 @@ async def restore(
                 seen = msgs[-1].metadata.sequence.stream
                 items = docs.scan([_item(m.subject, m.data) for m in msgs])
                 totals.add(importer.take(items, hold_tail=seen < last))
+                node.log.write(  # what waits is in import_pending: safe to go on from here
+                    "INSERT INTO restore_positions (source, seq) VALUES (?, ?)"
+                    " ON CONFLICT (source) DO UPDATE SET seq = excluded.seq",
+                    (source, seen),
+                )
+                taken += len(msgs)
                 await msgs[-1].ack()
                 if progress is not None:
                     progress(len(msgs))
@@ -147,9 +160,15 @@ async def restore(
     finally:
         await nc.close()
     totals.add(importer.take(docs.scan([]), hold_tail=False))
-    report = {"messages": count, **totals.report(importer), **_finish(node)}
+    report: dict[str, Any] = {"messages": count, "resumed_after": resumed, "taken": taken}
+    report |= {**totals.report(importer), **_finish(node)}
     report["continue"] = _next_key(node, importer, report["own_sequence"])
     return report
+
+
+def _restored(node: Node, source: str) -> int:
+    rows = node.log.query("SELECT seq FROM restore_positions WHERE source = ?", (source,))
+    return int(rows[0]["seq"]) if rows else 0
 
 
 async def recover(

@@ -59,6 +59,8 @@ TABLES = (
     " origin TEXT PRIMARY KEY, child TEXT NOT NULL, messages BIGINT NOT NULL,"
     " last_seen BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS down_published ( origin TEXT PRIMARY KEY, scanned BIGINT NOT NULL)",
+    # `anjian backup restore`: how far each archive stream has been taken (to go on from there)
+    "CREATE TABLE IF NOT EXISTS restore_positions (source TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
 )
 
 

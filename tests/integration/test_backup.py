@@ -137,6 +137,10 @@ def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, 
     assert report["quarantined"] == [] and report["held"] == {}
     assert report["envelopes"] == total
     assert report["continue"]["ready"] is False  # a new key: certified from the next sequence
+    assert (report["resumed_after"], report["taken"]) == (0, report["messages"])
+    again = anjian("backup", "restore", new, "--from", f["backup"].nats.url)
+    assert (again["resumed_after"], again["taken"]) == (report["messages"], 0)  # goes on
+    assert again["envelopes"] == total and again["quarantined"] == []
     assert digest(new) == before
     restored = {o: n for o, n in f["backup"].applied().items()}
     assert restored == held
