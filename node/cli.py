@@ -740,7 +740,8 @@ def readings_export(directory: Path, site: str, window: str, out: Path) -> None:
 @readings.command("prune")
 @NODE_DIR
 def readings_prune(directory: Path) -> None:
-    """Drop raw readings older than [readings] retention_days (the log is never touched)."""
+    """Drop raw readings older than [readings] retention_days, and dropped monitoring files
+    kept in the file-drop folders that long (the log is never touched)."""
     with open_node(directory) as node:
         emit(node.prune_readings())
 

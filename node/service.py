@@ -331,10 +331,20 @@ class Node:
         return {code: self.derive(code)["events"] for code in self.readings.sites()}
 
     def prune_readings(self, now_ms: int | None = None) -> dict[str, Any]:
+        """Drop raw readings past the retention period, and the dropped monitoring files kept
+        in the file-drop folders' done/ and rejected/ (the raw data they carried) as well."""
         cutoff = (
             self.clock() if now_ms is None else now_ms
         ) - self.config.readings.retention_days * DAY_MS
-        return {"pruned": self.readings.prune(cutoff), "before": iso(cutoff)}
+        files = 0
+        for drop in self.config.hardware.filedrop:
+            for kept in ("done", "rejected"):
+                folder = self.config.directory / drop.directory / kept
+                for path in folder.glob("*") if folder.is_dir() else ():
+                    if path.is_file() and path.stat().st_mtime * 1000 < cutoff:
+                        path.unlink(missing_ok=True)
+                        files += 1
+        return {"pruned": self.readings.prune(cutoff), "files": files, "before": iso(cutoff)}
 
     def _site(self, code: str) -> Site:
         site = self._load_by_id(site_id(code))

@@ -10,7 +10,9 @@ import pytest
 from domain.base import DAY_MS, to_ms
 from domain.errors import Invalid
 from domain.sensors.readings import WINDOW_MS
+from node import config as config_mod
 from node.errors import NotFound
+from node.service import Node
 from tests.factories import NOW, SITE_CODE, js, site
 
 NOW_MS = to_ms(NOW)  # 08:00:00 on the node's clock: the window 07:55–08:00 is still open
@@ -253,3 +255,24 @@ def test_a_store_of_the_earlier_layout_is_taken_over_with_its_ids(tmp_path):
         assert reopened.count() == 1
     finally:
         reopened.close()
+
+
+def test_retention_also_drops_old_monitoring_files_kept_by_the_file_drop(node_dir, clock):
+    import os
+
+    with (node_dir / config_mod.CONFIG_FILE).open("a", encoding="utf-8") as f:
+        f.write('\n[[hardware.filedrop]]\ndirectory = "drop"\n')
+    for kept in ("done", "rejected"):
+        (node_dir / "drop" / kept).mkdir(parents=True)
+    old, new = node_dir / "drop" / "done" / "a.txt", node_dir / "drop" / "rejected" / "b.txt"
+    for path in (old, new):
+        path.write_text("x", "utf-8")
+    days = 93 * 86_400
+    os.utime(old, (clock.now_ms / 1000 - days, clock.now_ms / 1000 - days))
+    (node_dir / "drop" / "c.txt").write_text("waiting", "utf-8")
+    node = Node(config_mod.load(node_dir, environ={}), clock=clock)
+    try:
+        assert node.prune_readings()["files"] == 1
+    finally:
+        node.close()
+    assert not old.exists() and new.exists() and (node_dir / "drop" / "c.txt").exists()
