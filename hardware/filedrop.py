@@ -53,6 +53,7 @@ CDDY_FIELDS = (
 UPPER = {"alarm": "上限报警门限", "power_cut": "上限断电门限", "restore": "上限复电门限"}
 LOWER = {"alarm": "下限报警门限", "power_cut": "下限断电门限", "restore": "下限复电门限"}
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+BATCH = 5000  # readings handed to the node at a time
 
 
 class Malformed(ValueError):
@@ -407,11 +408,14 @@ class FileDropSource:
         return reason
 
     async def _send(self, sink: Sink, batch: Batch) -> None:
-        result = await sink.readings(batch)
-        self.counters.batches += 1
-        self.counters.readings += len(batch.readings)
-        if result.get("events"):
-            log.info("%s: %s: %s", self.name, batch.origin, ", ".join(result["events"]))
+        """In batches of at most BATCH readings (a node takes 10,000 a batch by default)."""
+        for i in range(0, len(batch.readings), BATCH):
+            part = Batch(batch.site, batch.readings[i : i + BATCH], batch.origin)
+            result = await sink.readings(part)
+            self.counters.batches += 1
+            self.counters.readings += len(part.readings)
+            if result.get("events"):
+                log.info("%s: %s: %s", self.name, batch.origin, ", ".join(result["events"]))
 
     def _refused(self, name: str, reason: str) -> str:
         self.counters.error(f"{self.name}: {name}: refused: {reason}", "refused")

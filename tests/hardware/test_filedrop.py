@@ -366,3 +366,15 @@ async def test_with_the_node_definitions_register_points_and_values_raise_alarms
     )
     c = source.counters
     assert (c.batches, c.readings, c.refused, c.malformed) == (3, 7, 2, 0)
+
+
+async def test_a_large_file_is_handed_over_in_batches(tmp_path, monkeypatch):
+    import hardware.filedrop as filedrop
+
+    monkeypatch.setattr(filedrop, "BATCH", 3)
+    sink = FakeSink()
+    source = FileDropSource(FileDropConfig(tmp_path))
+    drop(tmp_path, CDSS_NAME, CDSS)
+    assert await scan(source, sink) == 1
+    assert [len(b.readings) for b in sink.batches] == [3, 1]
+    assert os.listdir(tmp_path / "done") == [CDSS_NAME]
