@@ -11,6 +11,7 @@ then starts in the past so that it never runs ahead of the node's clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -112,7 +113,7 @@ async def publish_cycles(
     cycles: int | None = None,
     start_ms: int | None = None,
     mqtt: tuple[str, int, str] | None = None,
-    on_cycle: Callable[[int], Awaitable[None] | None] | None = None,
+    on_cycle: Callable[[int], Awaitable[None]] | None = None,
 ) -> int:
     """Run ``cycles`` 10-second cycles (None: until cancelled) at ``speed`` × real time;
     publish each on ``mqtt`` (host, port, topic) and call ``on_cycle(t)`` (e.g. to update a
@@ -123,15 +124,11 @@ async def publish_cycles(
         start_ms = now - ahead
     t = start_ms - start_ms % CYCLE_MS
     done = 0
-    client = aiomqtt.Client(mqtt[0], mqtt[1]) if mqtt else None
-    try:
-        if client is not None:
-            await client.__aenter__()
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(aiomqtt.Client(mqtt[0], mqtt[1])) if mqtt else None
         while cycles is None or done < cycles:
             if on_cycle is not None:
-                result = on_cycle(t)
-                if result is not None:
-                    await result
+                await on_cycle(t)
             if client is not None and mqtt is not None:
                 payload = [
                     {"point": r.point, "value": str(r.value), "time": r.t, "status": r.status}
@@ -141,7 +138,4 @@ async def publish_cycles(
             done += 1
             t += CYCLE_MS
             await asyncio.sleep(CYCLE_MS / 1000 / speed)
-    finally:
-        if client is not None:
-            await client.__aexit__(None, None, None)
     return done

@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import ExitStack
@@ -31,6 +32,11 @@ from node.config import Config
 from node.export import Source, node_source, open_source
 
 CHUNK = 2000  # envelopes per task
+# licence events that came down from the tiers above (kept with their envelopes, no chain)
+ABOVE = (
+    "SELECT origin, seq, raw FROM downward WHERE verified > 0 AND type LIKE ? ORDER BY verified",
+    "licence.%",  # a parameter: PostgreSQL's driver reads a bare % as a placeholder
+)
 AHEAD = 4  # tasks queued per worker
 
 
@@ -172,7 +178,7 @@ def verify(
         for o, last in origins
         for first in range(1, last + 1, CHUNK)
     ]
-    state = {o: _Origin(o, -(-last // CHUNK)) for o, last in origins}
+    state = {o: _Origin(o, n) for o, n in Counter(c.origin for c in chunks).items()}
     reports: dict[str, dict[str, Any]] = {}
 
     def finish(checked: Checked) -> None:
@@ -208,9 +214,7 @@ def verify(
                 for f in done:
                     finish(f.result())
     ordered = [reports[o] for o, _ in origins]
-    failures = [misplaced.get(r["origin"]) or r.pop("failure") for r in ordered]
-    for r in ordered:
-        r.pop("failure", None)
+    failures = [misplaced.get(r["origin"], r.pop("failure")) for r in ordered]
     store = [r.pop("store_failure") for r in ordered]
     if source.config is not None:
         above = _from_above(source, trust, signatures)
@@ -324,11 +328,7 @@ def _from_above(
     its stored event."""
     count = 0
     failure: Failure | None = None
-    for r in source.rows(
-        "SELECT origin, seq, raw FROM downward WHERE verified > 0 AND type LIKE ?"
-        " ORDER BY verified",
-        "licence.%",
-    ):
+    for r in source.rows(*ABOVE):
         try:
             env = parse(bytes(r["raw"]))
             if (env.origin, env.seq) != (r["origin"], r["seq"]):
@@ -356,7 +356,7 @@ def _unsigned_events(source: Source, above: int) -> Failure | None:
     signed = set()
     for o, _ in source.origins():
         signed |= {(e.aggregate, e.version) for e in map(parse, source.envelopes(o))}
-    for r in source.rows("SELECT raw FROM downward WHERE verified > 0 AND type LIKE 'licence.%'"):
+    for r in source.rows(*ABOVE):
         e = parse(bytes(r["raw"]))
         signed.add((e.aggregate, e.version))
     for row in source.rows("SELECT originator_id, originator_version FROM stored_events"):

@@ -41,6 +41,7 @@ from node.federation import (
     Uplink,
     _item,
     _last_seq,
+    tree_sizes,
 )
 from node.importer import KEY_DOCUMENT, Importer
 from node.service import Node
@@ -277,9 +278,7 @@ class _Totals:
 def _finish(node: Node) -> dict[str, Any]:
     """Sign what the node now holds of its own log and bring its projections up to date."""
     node.project()
-    sizes = {
-        str(r["origin"]): int(r["size"]) for r in node.log.query("SELECT origin, size FROM merkle")
-    }
+    sizes = tree_sizes(node.log)
     return {
         "origins": len(sizes),
         "envelopes": sum(sizes.values()),

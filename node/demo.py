@@ -32,6 +32,7 @@ from federation.suite import SigningKey, load_key, load_public, public_pem
 from node import config as config_mod
 from node.config import NodeSection
 from node.errors import ConfigError
+from node.federation import tree_sizes
 from node.keys import generate_node_key
 from node.natsd import NatsServer, free_port
 from node.service import Node
@@ -345,10 +346,7 @@ def snapshot(members: dict[str, Member]) -> dict[str, dict[str, Any]]:
         with opened(m) as node:
             node.project()
             assert node._projector is not None
-            held = {
-                str(r["origin"]): int(r["size"])
-                for r in node.log.query("SELECT origin, size FROM merkle")
-            }
+            held = tree_sizes(node.log)
             region = None if m.tier == "national" else m.region
             found[m.name] = {
                 "held": held,

@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from domain.codes import in_subtree
-from federation.envelope import parse
+from federation.envelope import Envelope, parse
 from federation.errors import FederationError
 from federation.keys import build_trust
 from federation.suite import load_public
@@ -184,12 +184,12 @@ def open_source(path: Path) -> Iterator[Source]:
         raise ConfigError(f"{path}: not an anjian export ({e})") from None
 
 
-def prefix_until(raws: Iterator[bytes], until: int | None) -> Iterator[bytes]:
+def prefix_until(envelopes: Iterable[Envelope], until: int | None) -> Iterator[Envelope]:
     """The longest prefix recorded at or before ``until`` (DESIGN.md §7: "as it stood at T")."""
-    for raw in raws:
-        if until is not None and parse(raw).at > until:
+    for env in envelopes:
+        if until is not None and env.at > until:
             return
-        yield raw
+        yield env
 
 
 def selected_origins(source: Source, region: str | None, config: Config) -> list[tuple[str, int]]:
@@ -243,7 +243,10 @@ def export(
         for origin, _ in origins:
             size = 0
             batch: list[tuple[str, int, bytes]] = []
-            for raw in prefix_until(source.envelopes(origin), until):
+            raws = source.envelopes(origin)
+            if until is not None:  # only then is each envelope's time needed
+                raws = (e.raw for e in prefix_until(map(parse, raws), until))
+            for raw in raws:
                 size += 1
                 batch.append((origin, size, raw))
                 if len(batch) >= PAGE:

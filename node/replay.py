@@ -64,8 +64,8 @@ def replay(
         for origin, _ in origins:
             run: list[Envelope] = []
             size = 0
-            for raw in prefix_until(source.envelopes(origin), until):
-                run.append(parse(raw))
+            for env in prefix_until(map(parse, source.envelopes(origin)), until):
+                run.append(env)
                 if len(run) == RUN:
                     size += _store(log, run, progress)
                     run = []
