@@ -314,10 +314,23 @@ class Taker(Part):
         super().__init__(node, url, read, write)
         self.importer = importer
         self.held = False
-        self.busy_until = 0.0  # while a backlog is arriving (full batches), and a second after
+        self.busy_until = 0.0  # while a backlog waits in the stream, and a second after
+        self.taking_until = 0.0  # while full batches arrive, and a second after
+
+    def note(self, msgs: list[Msg], batch: int) -> None:
+        """What the views and the archive yield to, each for a second after: a backlog waiting
+        in the stream behind these messages (busy: the views trail it), and full batches
+        arriving (taking: the tier applies all it can, and the archive trails it)."""
+        now = time.monotonic()
+        if len(msgs) == batch:
+            self.taking_until = now + 1.0
+        self.busy_until = now + 1.0 if msgs[-1].metadata.num_pending >= batch else 0.0
 
     def busy(self) -> bool:
         return time.monotonic() < self.busy_until
+
+    def taking(self) -> bool:
+        return time.monotonic() < self.taking_until
 
     async def consume(self, js: JetStreamContext) -> None:
         await ensure_stream(js, self.stream)
@@ -339,8 +352,7 @@ class Taker(Part):
             except TimeoutError:
                 msgs = []
             if msgs:
-                if len(msgs) == batch:
-                    self.busy_until = time.monotonic() + 1.0
+                self.note(msgs, batch)
                 await self.take(msgs, more=len(msgs) == batch)
                 await _ack(msgs)
             elif self.held:
@@ -456,7 +468,7 @@ def record_routes(log: EventLog, subjects: list[str], at: int) -> None:
 
 
 class Busy(Protocol):
-    def busy(self) -> bool: ...
+    def taking(self) -> bool: ...
 
 
 class Archive(Part):
@@ -476,7 +488,7 @@ class Archive(Part):
         """While a backlog from below is being applied, the archive trails it (one batch every
         TRAIL seconds at least) and catches up after: applying comes first on a busy centre."""
         while (
-            self.receiver is not None and self.receiver.busy() and time.monotonic() - last < TRAIL
+            self.receiver is not None and self.receiver.taking() and time.monotonic() - last < TRAIL
         ):
             await asyncio.sleep(0.2)
 
