@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ from node.errors import Conflict, NotFound
 from node.federation import TRAIL, Part, Receiver, Uplink, federation_view, tree_sizes
 from node.importer import Importer
 from node.openapi import openapi_document
+from node.projector import follow_pass, projections_process
 from node.sensors import counters, sources
 from node.service import Node
 from node.users import User, digest, read_table
@@ -47,7 +49,7 @@ class Runtime:
         self.node = node
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="anjian-writer")
         self.readers = ThreadPoolExecutor(4, thread_name_prefix="anjian-reader")
-        self.projector = ThreadPoolExecutor(1, thread_name_prefix="anjian-projector")
+        self.projector = projections_process(node.config)
         self.users_file: Path = node.config.users_file
         self.users: dict[str, User] = read_table(self.users_file)
         self.users_mtime = _mtime(self.users_file)
@@ -89,7 +91,7 @@ class Runtime:
             await asyncio.sleep(interval)
 
     async def follow_projections(self, interval: float = 0.25) -> None:
-        """Keep the projections up to the log, in their own thread. While a backlog from
+        """Keep the projections up to the log, in their own process. While a backlog from
         below is being applied, they trail it (a pass every TRAIL seconds at least) and catch up
         in large batches after: applying and relaying come first on a busy tier."""
         loop = asyncio.get_running_loop()
@@ -99,7 +101,12 @@ class Runtime:
                 await asyncio.sleep(0.2)
             last = loop.time()
             try:
-                applied = await loop.run_in_executor(self.projector, self.node.project)
+                applied = await loop.run_in_executor(self.projector, follow_pass)
+            except BrokenProcessPool:  # the process died (killed, out of memory): a new one
+                log.error("the projections process stopped; starting another")
+                self.projector.shutdown(wait=False)
+                self.projector = projections_process(self.node.config)
+                applied = 0
             except Exception:  # the node keeps serving; the projections retry next round
                 log.exception("projections stopped at an event they could not apply")
                 applied = 0

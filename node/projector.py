@@ -5,8 +5,13 @@ zero into a new file that replaces the old one only when complete."""
 from __future__ import annotations
 
 import json
+import logging
+import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +52,15 @@ class Projector:
         self.config = config
         self.log = log
         self.store = ProjectionStore(config.projections_file)
+        self.inode = _inode(config.projections_file)
 
     def catch_up(
         self, progress: Callable[[int], None] | None = None, limit: int | None = None
     ) -> int:
-        """Apply everything recorded since the projections' position; returns how many."""
+        """Apply everything recorded since the projections' position; returns how many. A
+        rebuild that replaced the file meanwhile is picked up first."""
+        if _inode(self.config.projections_file) != self.inode:
+            self.reopen()
         applied = 0
         while limit is None or applied < limit:
             events = log_events(self.log, self.store.position())
@@ -67,9 +76,61 @@ class Projector:
         """After a rebuild replaced the file: read the new tables."""
         self.store.close()
         self.store = ProjectionStore(self.config.projections_file)
+        self.inode = _inode(self.config.projections_file)
 
     def close(self) -> None:
         self.store.close()
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino
+    except FileNotFoundError:
+        return None
+
+
+# -- a serving node's projections, in a process of their own --------------------------------
+# Views are derived work: in their own process they take a core of their own instead of the
+# importing and relaying threads' share of one interpreter (a busy tier applies and relays
+# faster, and the views follow on a second core).
+_following: Projector | None = None
+
+
+def _open_following(config: Config, level: int, fmt: str) -> None:
+    global _following
+    logging.basicConfig(level=level, format=fmt)
+    _following = Projector(config, EventLog(config))
+    threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
+
+
+def _end_with(parent: int) -> None:
+    """End this process when the node that started it is gone (killed, say): a pass cut short
+    leaves nothing half-applied, as rows and positions commit together."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def follow_pass() -> int:
+    """One pass of the projections process: catch up with the log; returns how many."""
+    assert _following is not None, "the projections process was not opened"
+    return _following.catch_up()
+
+
+def projections_process(config: Config) -> ProcessPoolExecutor:
+    """A process that keeps ``config``'s projections up to its log, one ``follow_pass`` at a
+    time; it logs as this process does."""
+    root = logging.getLogger()
+    fmt = next(
+        (h.formatter._fmt for h in root.handlers if h.formatter and h.formatter._fmt),
+        logging.BASIC_FORMAT,
+    )
+    return ProcessPoolExecutor(
+        1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_open_following,
+        initargs=(config, root.getEffectiveLevel(), fmt),
+    )
 
 
 def rebuild(

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -97,7 +96,6 @@ class Node:
         self._closed = False
         self._projector: Projector | None = None
         self._projecting = threading.Lock()
-        self._projections_inode: int | None = None
         self._cache: dict[UUID, Aggregate] = {}  # aggregates marked CACHED (monitoring sites)
 
     def context(self, user: str) -> Context:
@@ -452,14 +450,9 @@ class Node:
             return self._project()
 
     def _project(self) -> int:
-        """Bring the projections up to the log (in the projector's own thread); returns how
-        many events were applied. A rebuild that replaced the file is picked up here."""
+        """Bring the projections up to the log; returns how many events were applied."""
         if self._projector is None:
             self._projector = Projector(self.config, self.log)
-            self._projections_inode = _inode(self.config.projections_file)
-        elif _inode(self.config.projections_file) != self._projections_inode:
-            self._projector.reopen()
-            self._projections_inode = _inode(self.config.projections_file)
         return self._projector.catch_up()
 
     def query(self, name: str, filters: Filters) -> list[dict[str, Any]]:
@@ -501,13 +494,6 @@ class Node:
                 self._projector.close()
             self.log.close()
             self.readings.close()
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return path.stat().st_ino
-    except FileNotFoundError:
-        return None
 
 
 def _is_uuid(raw: str) -> bool:

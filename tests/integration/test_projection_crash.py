@@ -1,5 +1,6 @@
 """Exactly once: the projection process is SIGKILLed mid-batch again and again; after every
-restart and catch-up its tables equal a rebuild from zero."""
+restart and catch-up its tables equal a rebuild from zero. A serving node's projections
+process ends with the node."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from node.service import Node
 from projections.store import ProjectionStore
 from tests.conftest import make_node_dir
 from tests.factories import accident, credit_code, enterprise, inspection
+from tests.integration.helpers import Server
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +104,31 @@ def test_sigkill_mid_batch_never_doubles_or_loses_a_row(tmp_path):
         for f in directory.glob("projections.db*"):  # from zero again, for the next kill
             f.unlink()
     assert kills >= 4, "the kills should land between batches' commits"
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def test_a_serving_node_projects_in_a_process_that_ends_with_it(tmp_path):
+    directory = make_node_dir(tmp_path / "county")
+    last = fill(directory, 3000)
+    server = Server(directory)
+    try:
+        deadline = time.monotonic() + 60
+        while positions(directory) < last and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert positions(directory) == last  # the views followed the log, from their process
+        process = children(server.proc.pid)
+        assert any(
+            b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes() for p in process
+        ), process
+    finally:
+        server.kill()  # a crash: nothing closes the pool
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{p}").exists() for p in process) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in process if Path(f"/proc/{p}").exists()]
