@@ -89,8 +89,9 @@ class Follower(Taker):
         self.documents = Documents(await self.read(waiting_envelopes, self.node))
         await self.consume(nc.jetstream())
 
-    async def take(self, msgs: list[Msg], more: bool) -> None:
-        await self.apply(self.documents.scan([_item(m.subject, m.data) for m in msgs]), more)
+    async def take(self, msgs: list[Msg], more: bool) -> list[Msg]:
+        items = self.documents.scan([_item(m.subject, m.data) for m in msgs])
+        return self.settled(msgs, await self.apply(items, more))
 
 
 # -- rebuilding a node ---------------------------------------------------------------------------

@@ -316,6 +316,7 @@ class Taker(Part):
         self.held = False
         self.busy_until = 0.0  # while a backlog waits in the stream, and a second after
         self.taking_until = 0.0  # while full batches arrive, and a second after
+        self.unacked: list[Msg] = []  # delivered, carrying envelopes that wait in memory
 
     def note(self, msgs: list[Msg], batch: int) -> None:
         """What the views and the archive yield to, each for a second after: a backlog waiting
@@ -346,6 +347,7 @@ class Taker(Part):
             ),
         )
         batch = self.node.config.federation.batch
+        self.unacked = []  # a new connection: what the last one left unacknowledged comes again
         while True:
             try:
                 msgs = await sub.fetch(batch, timeout=0.5)
@@ -353,19 +355,30 @@ class Taker(Part):
                 msgs = []
             if msgs:
                 self.note(msgs, batch)
-                await self.take(msgs, more=len(msgs) == batch)
-                await _ack(msgs)
+                await _ack(await self.take(msgs, more=len(msgs) == batch))
             elif self.held:
-                await self.take([], more=False)
+                await _ack(await self.take([], more=False))
 
-    async def take(self, msgs: list[Msg], more: bool) -> None:
-        await self.apply([_item(m.subject, m.data) for m in msgs], more)
+    async def take(self, msgs: list[Msg], more: bool) -> list[Msg]:
+        """Apply what the messages carry; returns the messages to acknowledge now."""
+        return self.settled(msgs, await self.apply([_item(m.subject, m.data) for m in msgs], more))
 
-    async def apply(self, items: list[tuple[str, bytes]], more: bool) -> None:
-        summary = await self.write(self.importer.take, items, hold_tail=more)
-        self.held = bool(summary["held"])
+    def settled(self, msgs: list[Msg], unsettled: set[bytes]) -> list[Msg]:
+        """Of the messages delivered so far and not acknowledged, those whose content is now
+        applied or kept; the others (envelopes waiting in memory for a checkpoint) wait."""
+        delivered = self.unacked + msgs
+        self.unacked = [m for m in delivered if m.data in unsettled]
+        return [m for m in delivered if m.data not in unsettled]
+
+    async def apply(self, items: list[tuple[str, bytes]], more: bool) -> set[bytes]:
+        """Take items through the verified import; returns the envelope bytes waiting in
+        memory (their messages are not to be acknowledged yet)."""
+        summary = await self.write(self.importer.take, items, hold_tail=more, tail_in_memory=True)
+        unsettled: set[bytes] = summary["unsettled"]
+        self.held = bool(summary["held"]) or bool(unsettled)
         for q in summary["quarantined"]:
             log.warning("quarantined %s:%s (%s)", q["origin"], q["seq"], q["reason"])
+        return unsettled
 
 
 class Receiver(Taker):
@@ -385,10 +398,11 @@ class Receiver(Taker):
                 await answering.unsubscribe()
                 await history.unsubscribe()
 
-    async def take(self, msgs: list[Msg], more: bool) -> None:
-        await super().take(msgs, more)
+    async def take(self, msgs: list[Msg], more: bool) -> list[Msg]:
+        ready = await super().take(msgs, more)
         if msgs:
             await self.write(record_routes, self.node.log, [m.subject for m in msgs], now_ms())
+        return ready
 
     async def _answer(self, msg: Msg) -> None:
         try:

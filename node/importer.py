@@ -31,6 +31,7 @@ from node.service import Node
 
 log = logging.getLogger("anjian.import")
 RUN = 2000  # envelopes of one origin checked and stored per transaction
+HOLD = 2000  # at most this many envelopes of one origin wait for a checkpoint to cover them
 PARSED = 20_000  # envelopes kept parsed between takes (those waiting for their turn)
 KEY_DOCUMENT = "keys.document_recorded/1"
 REPORTS = ("accident.reported/1", "accident.near_miss_reported/1")
@@ -57,6 +58,9 @@ class Importer:
         self._waiting: dict[bytes, Envelope] = {}
         self._proven: list[tuple[str, int, bytes, str]] = []  # checkpoints a run matched
         self._in_db: set[bytes] = set()
+        # per origin, the next envelopes in sequence waiting (in memory) for a checkpoint, while
+        # the caller keeps the messages that carried them unacknowledged
+        self._tails: dict[str, dict[bytes, Envelope]] = {}
 
     # -- trust --------------------------------------------------------------------------------
     def trust(self, extra_documents: Sequence[bytes] = ()) -> Trust:
@@ -97,13 +101,22 @@ class Importer:
 
     # -- taking a bundle ----------------------------------------------------------------------
     def take(
-        self, items: Iterable[tuple[str, bytes]], *, hold_tail: bool = False
+        self,
+        items: Iterable[tuple[str, bytes]],
+        *,
+        hold_tail: bool = False,
+        tail_in_memory: bool = False,
     ) -> dict[str, Any]:
         """Take envelopes, checkpoints and key documents (in any order, with duplicates) and
         apply what is next in each origin's sequence. With ``hold_tail`` (more is arriving),
         envelopes past an origin's last signed checkpoint may wait for the next checkpoint, so
         that a run is authenticated by its Merkle root and one signature instead of one
-        signature per envelope; without it everything verifiable is applied now."""
+        signature per envelope; without it everything verifiable is applied now.
+
+        What waits is kept in ``import_pending``, except, with ``tail_in_memory``, the next
+        envelopes in sequence waiting for a checkpoint: they stay in memory, and
+        ``summary["unsettled"]`` holds their bytes, which the caller must not acknowledge
+        before a later take no longer names them (they come again after a crash)."""
         envelopes: list[bytes] = []
         notes: list[bytes] = []
         documents: list[bytes] = []
@@ -126,11 +139,22 @@ class Importer:
         fresh = self._receive(envelopes, trust, summary)
         if trust is not self._swept:
             self._sweep_pending(trust, summary)
-        for origin in sorted(set(fresh) | set(self._pending_origins())):
+        for origin in sorted(set(fresh) | set(self._pending_origins()) | set(self._tails)):
             # a run of key documents applied for one origin may judge the next origins
-            self._apply(origin, self._current(documents), summary, hold_tail, fresh.get(origin, []))
+            self._apply(
+                origin,
+                self._current(documents),
+                summary,
+                hold_tail,
+                [*self._tails.pop(origin, {}).values(), *fresh.get(origin, [])],
+                tail_in_memory,
+            )
         self._recheck_checkpoints(self._current(documents), summary)
+        if not (hold_tail and tail_in_memory):  # nothing is left only in memory
+            for origin in list(self._tails):
+                self._keep(origin, self._tails.pop(origin).values())
         summary["held"] = self.held()
+        summary["unsettled"] = {e.raw for tail in self._tails.values() for e in tail.values()}
         return summary
 
     def _parse(self, raw: bytes) -> Envelope:
@@ -233,12 +257,14 @@ class Importer:
         summary: dict[str, Any],
         hold_tail: bool,
         fresh: Sequence[Envelope] = (),
+        tail_in_memory: bool = False,
     ) -> None:
         """Apply this origin's waiting envelopes (those of earlier takes and ``fresh`` ones)
         while they are the next in sequence: each contiguous run is checked (chain, keys, and
         its Merkle root against the origin's signed checkpoints, or else each signature) and
         stored in one transaction. What still waits afterwards is kept in ``import_pending``
-        (before the caller acknowledges the messages that carried it)."""
+        (before the caller acknowledges the messages that carried it), or, with
+        ``tail_in_memory``, the next ones in sequence in memory."""
         applied, prev = self._applied(origin)
         self._waiting, self._in_db = {}, set()
         for row in self.log.query("SELECT raw FROM import_pending WHERE origin = ?", (origin,)):
@@ -253,16 +279,33 @@ class Importer:
                 self._settle_behind(env, env.raw, trust, summary)
             self._apply_waiting(origin, trust, summary, hold_tail, applied, prev)
         finally:
-            self.log.write_many(
-                "INSERT INTO import_pending (origin, seq, hash, raw) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (origin, seq, hash) DO NOTHING",
-                [
-                    (env.origin, env.seq, env.hash, env.raw)
-                    for h, env in self._waiting.items()
-                    if h not in self._in_db
-                ],
-            )
+            rest = [env for h, env in self._waiting.items() if h not in self._in_db]
+            if tail_in_memory and hold_tail and rest:
+                tail = self._next_in_sequence(origin, rest)
+                self._tails[origin] = {env.hash: env for env in tail}
+                rest = [env for env in rest if env.hash not in self._tails[origin]]
+            self._keep(origin, rest)
             self._waiting, self._in_db = {}, set()
+
+    def _next_in_sequence(self, origin: str, envs: list[Envelope]) -> list[Envelope]:
+        """Those of ``envs`` that follow the applied envelopes without a gap (one candidate
+        per position)."""
+        expected = self._applied(origin)[0] + 1
+        found: list[Envelope] = []
+        for env in sorted(envs, key=lambda e: (e.seq, e.hash)):
+            if env.seq != expected:
+                break
+            found.append(env)
+            expected += 1
+        return found
+
+    def _keep(self, origin: str, envs: Iterable[Envelope]) -> None:
+        """Keep waiting envelopes in ``import_pending`` (acknowledged messages may carry them)."""
+        self.log.write_many(
+            "INSERT INTO import_pending (origin, seq, hash, raw) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (origin, seq, hash) DO NOTHING",
+            [(env.origin, env.seq, env.hash, env.raw) for env in envs],
+        )
 
     def _apply_waiting(
         self,
@@ -326,7 +369,7 @@ class Importer:
                     )
                 public = trust.key_for(origin, env.key, env.seq)
                 if env.seq > covered:
-                    if hold_tail:
+                    if hold_tail and len(self._waiting) - len(good) <= HOLD:
                         return good, True  # waits for the checkpoint that will cover it
                     check_signature(env, public)
                 storable(env)
