@@ -17,6 +17,7 @@ import msgpack
 
 from federation.canonical import decode, encode
 from federation.errors import VerificationError
+from federation.merkle import leaf_hash
 from federation.suite import SUITES, SigningKey
 
 LAYOUT = 1
@@ -56,6 +57,11 @@ class Envelope:
     @cached_property
     def hash(self) -> bytes:
         return hashlib.sha256(self.raw).digest()
+
+    @cached_property
+    def leaf(self) -> bytes:
+        """Its leaf in its origin's Merkle tree."""
+        return leaf_hash(self.raw)
 
     def signed_bytes(self) -> bytes:
         """The body bytes the signature is over, verbatim from the envelope."""

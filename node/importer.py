@@ -174,6 +174,8 @@ class Importer:
         own = self.node.config.node.origin
         ahead: dict[str, list[Envelope]] = {}
         applied: dict[str, int] = {}
+        outside_of: dict[str, VerificationError | None] = {}  # per origin, for this take
+        foreign: dict[tuple[str, str], VerificationError | None] = {}  # per origin and key
         for raw in raws:
             try:
                 env = self._parse(raw)
@@ -188,9 +190,13 @@ class Importer:
                 )
                 self.quarantine(env.origin, env.seq, error, raw, summary)
                 continue
-            outside = self._outside(env.origin, trust)
+            if env.origin not in outside_of:
+                outside_of[env.origin] = self._outside(env.origin, trust)
+            outside = outside_of[env.origin]
             if outside is None:
-                outside = _foreign_key(env, trust) or _revoked(env, trust)
+                if (env.origin, env.key) not in foreign:
+                    foreign[env.origin, env.key] = _foreign_key(env, trust)
+                outside = foreign[env.origin, env.key] or _revoked(env, trust)
             if outside is not None:
                 self.quarantine(env.origin, env.seq, outside, raw, summary)
             elif env.seq <= applied[env.origin]:
@@ -358,9 +364,9 @@ class Importer:
         (a held envelope). The first failing envelope is quarantined."""
         covered = self._covered(origin, run, trust)
         good: list[Envelope] = []
+        outside = self._outside(origin, trust)
         for env in run:
             try:
-                outside = self._outside(origin, trust)
                 if outside is not None:
                     raise outside
                 if env.prev != prev:
@@ -400,7 +406,7 @@ class Importer:
         tree = self._tree(origin)
         covered = 0
         for env in run:
-            tree.append(leaf_hash(env.raw))
+            tree.append(env.leaf)
             note = notes.get(tree.size)
             if note is None:
                 continue
@@ -651,7 +657,7 @@ def stored_event(env: Envelope) -> StoredEvent:
         )
     state = {"recorded_at": env.at, "actor": env.actor, **env.payload}
     try:
-        text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+        text = _JSON.encode(state)
     except TypeError:
         raise VerificationError(
             "unsupported_payload", "the payload holds values this store cannot keep (bytes)"
@@ -674,6 +680,7 @@ def storable(env: Envelope) -> None:
 
 
 _STORED: dict[bytes, StoredEvent] = {}  # by envelope hash: checked once, stored from it
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # as the store keeps states
 
 
 def _documents_in_log(log: Any) -> list[bytes]:

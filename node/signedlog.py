@@ -119,8 +119,13 @@ class EnvelopeWriter:
             if imported is not None
             else [hashlib.sha256(raw).digest() for raw in raws]
         )
-        for raw, digest in zip(raws, hashes, strict=True):
-            tree.append(leaf_hash(raw))
+        leaves = (
+            [env.leaf for env in imported]
+            if imported is not None
+            else [leaf_hash(raw) for raw in raws]
+        )
+        for raw, digest, leaf in zip(raws, hashes, leaves, strict=True):
+            tree.append(leaf)
             rows.append((origin, tree.size, digest, raw))
         executemany(
             f"INSERT INTO envelopes (origin, seq, hash, raw) VALUES ({p}, {p}, {p}, {p})", rows
