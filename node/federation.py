@@ -102,43 +102,47 @@ class Outbox:
     sent_cp: dict[str, int] = field(default_factory=dict)
 
     def next_batch(self, log: EventLog, limit: int) -> list[tuple[Message, str, int]]:
+        """At most ``limit`` messages: per origin, the envelopes after those the stream holds
+        and the checkpoints they reach (so a receiver fetching ``limit`` at a time gets the
+        checkpoints with their envelopes, not one fetch later)."""
         batch: list[tuple[Message, str, int]] = []
         for origin, size in sorted(tree_sizes(log).items()):
-            if len(batch) >= limit:
+            room = limit - len(batch)
+            if room <= 0:
                 break
             after = self.sent.get(origin, 0)
-            if size > after:
+            notes = [
+                (int(r["size"]), str(r["note"]))
+                for r in log.query(
+                    "SELECT size, note FROM checkpoints WHERE origin = ? AND size > ?"
+                    " AND size <= ? ORDER BY size LIMIT ?",
+                    (origin, self.sent_cp.get(origin, 0), min(size, after + room), room),
+                )
+            ]
+            count = min(size - after, room)
+            reached = sum(1 for n, _ in notes if n <= after + count)
+            if count + reached > room:  # fewer envelopes (one at least), fewer checkpoints
+                count = max(room - reached, min(size - after, 1))
+            if count > 0:
                 rows = log.query(
                     "SELECT seq, raw FROM envelopes WHERE origin = ? AND seq > ?"
                     " ORDER BY seq LIMIT ?",
-                    (origin, after, limit - len(batch)),
+                    (origin, after, count),
                 )
                 for r in rows:
                     seq = int(r["seq"])
-                    batch.append(
-                        (
-                            Message(
-                                self.subject("env", origin),
-                                envelope_id(origin, seq),
-                                bytes(r["raw"]),
-                            ),
-                            origin,
-                            seq,
-                        )
+                    message = Message(
+                        self.subject("env", origin), envelope_id(origin, seq), bytes(r["raw"])
                     )
+                    batch.append((message, origin, seq))
                 after = int(rows[-1]["seq"]) if rows else after
-            for cp in log.query(
-                "SELECT size, note FROM checkpoints WHERE origin = ? AND size > ? AND size <= ?"
-                " ORDER BY size",
-                (origin, self.sent_cp.get(origin, 0), after),
-            ):
-                size_cp = int(cp["size"])
+            for n, note in notes:  # in order: one left for the next batch leaves the rest
+                if n > after or len(batch) >= limit:
+                    break
                 message = Message(
-                    self.subject("cp", origin),
-                    checkpoint_id(origin, size_cp),
-                    str(cp["note"]).encode(),
+                    self.subject("cp", origin), checkpoint_id(origin, n), note.encode()
                 )
-                batch.append((message, origin, -size_cp))
+                batch.append((message, origin, -n))
         return batch
 
     async def publish(self, js: JetStreamContext, batch: list[tuple[Message, str, int]]) -> None:
