@@ -61,8 +61,9 @@ Call = Callable[..., Awaitable[Any]]  # runs a storage function in the right thr
 ASK_TIMEOUT = 2.0  # seconds to wait for the parent's applied positions
 REASK = 10.0  # seconds between asks while publishing (to see gaps the parent holds)
 IDLE = 0.2  # seconds between looks at the log when there is nothing to publish
-RETRY = (0.5, 1, 1, 2)  # seconds between connection attempts (the last repeats): a line back
-# in service is used within 2 seconds, and a connection attempt costs next to nothing
+RETRY = (0.25, 0.5, 1.0)  # seconds between connection attempts (the last repeats): a line
+# back in service is used within a second, and a connection attempt costs next to nothing
+AFTER_FAULT = 2.0  # seconds before starting again after an error that is not the connection's
 TRAIL = 5.0  # seconds projections and the archive may trail a backlog being applied
 HISTORY_PAGE = 500  # envelopes per history answer (well inside NATS's 1 MB message limit)
 ACK_WAIT = 10.0  # seconds before a message delivered but not acknowledged is delivered again
@@ -203,12 +204,12 @@ class Part:
                 log.warning("%s: connection to %s lost (%s); reconnecting", self.name, self.url, e)
             except VerificationError as e:  # e.g. no trust chain installed yet
                 self.last_error = str(e)
-                log.error("%s: %s; trying again in %ss", self.name, e, RETRY[-1])
-                await asyncio.sleep(RETRY[-1])
+                log.error("%s: %s; trying again in %ss", self.name, e, AFTER_FAULT)
+                await asyncio.sleep(AFTER_FAULT)
             except Exception as e:  # a fault of ours: logged in full, the node keeps serving
                 self.last_error = _describe(e)
-                log.exception("%s stopped; starting again in %ss", self.name, RETRY[-1])
-                await asyncio.sleep(RETRY[-1])
+                log.exception("%s stopped; starting again in %ss", self.name, AFTER_FAULT)
+                await asyncio.sleep(AFTER_FAULT)
             finally:
                 self.connected = False
                 with contextlib.suppress(Exception):
