@@ -42,6 +42,7 @@ from node.importer import Importer
 from node.keys import generate_node_key
 from node.projector import rebuild
 from node.proofs import readings_file
+from node.tuning import collect_less
 from node.users import Role, add_user, list_users, remove_user
 from projections.queries import QUERIES, Filters
 from projections.store import BY_NAME
@@ -57,6 +58,7 @@ def main() -> None:
       anjian users add ./county clerk --role writer
       anjian serve ./county
     """
+    collect_less()
 
 
 main.add_command(audit)

@@ -18,6 +18,7 @@ from typing import Any
 from node.config import Config
 from node.errors import ConfigError
 from node.store import EventLog
+from node.tuning import collect_less
 from projections.base import LogEvent, well_formed
 from projections.store import ALL, BY_NAME, ProjectionStore
 
@@ -98,6 +99,7 @@ _following: Projector | None = None
 
 def _open_following(config: Config, level: int, fmt: str) -> None:
     global _following
+    collect_less()
     logging.basicConfig(level=level, format=fmt)
     _following = Projector(config, EventLog(config))
     threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
