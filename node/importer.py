@@ -154,7 +154,8 @@ class Importer:
             for origin in list(self._tails):
                 self._keep(origin, self._tails.pop(origin).values())
         summary["held"] = self.held()
-        summary["unsettled"] = {e.raw for tail in self._tails.values() for e in tail.values()}
+        if tail_in_memory:  # for the caller's acknowledgements only (not part of a report)
+            summary["unsettled"] = {e.raw for tail in self._tails.values() for e in tail.values()}
         return summary
 
     def _parse(self, raw: bytes) -> Envelope:
