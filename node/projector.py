@@ -97,17 +97,18 @@ def _inode(path: Path) -> int | None:
 _following: Projector | None = None
 
 
-def _open_following(config: Config, level: int, fmt: str) -> None:
+def _open_following(config: Config, level: int, fmt: str, parent: int) -> None:
     global _following
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     collect_less()
     logging.basicConfig(level=level, format=fmt)
     _following = Projector(config, EventLog(config))
-    threading.Thread(target=_end_with, args=(os.getppid(),), daemon=True).start()
 
 
 def _end_with(parent: int) -> None:
-    """End this process when the node that started it is gone (killed, say): a pass cut short
-    leaves nothing half-applied, as rows and positions commit together."""
+    """End this process when the node that started it is gone (killed, say, even before this
+    process got going): a pass cut short leaves nothing half-applied, as rows and positions
+    commit together."""
     while os.getppid() == parent:
         time.sleep(1.0)
     os._exit(0)
@@ -131,7 +132,7 @@ def projections_process(config: Config) -> ProcessPoolExecutor:
         1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_open_following,
-        initargs=(config, root.getEffectiveLevel(), fmt),
+        initargs=(config, root.getEffectiveLevel(), fmt, os.getpid()),
     )
 
 

@@ -4,7 +4,9 @@ process ends with the node."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -132,3 +134,33 @@ def test_a_serving_node_projects_in_a_process_that_ends_with_it(tmp_path):
     while any(Path(f"/proc/{p}").exists() for p in process) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in process if Path(f"/proc/{p}").exists()]
+
+
+def test_the_projections_process_ends_even_when_its_node_died_before_it_started(tmp_path):
+    directory = make_node_dir(tmp_path / "county")
+    place = tmp_path / "here"  # the processes' working directory tells them apart
+    place.mkdir()
+    script = (
+        "import os, sys\n"
+        "from node import config\n"
+        "from node.projector import follow_pass, projections_process\n"
+        f"pool = projections_process(config.load({str(directory)!r}, environ={{}}))\n"
+        "pool.submit(follow_pass)\n"
+        "os._exit(0)  # gone before the process it started is under way\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    assert subprocess.run([sys.executable, "-c", script], cwd=place, env=env).returncode == 0
+
+    def here() -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                if proc.name.isdigit() and (proc / "cwd").resolve() == place:
+                    found.append(int(proc.name))
+        return found
+
+    deadline = time.monotonic() + 15
+    while here() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert here() == []
