@@ -89,9 +89,8 @@ class Follower(Taker):
         self.documents = Documents(await self.read(waiting_envelopes, self.node))
         await self.consume(nc.jetstream())
 
-    async def take(self, msgs: list[Msg], more: bool) -> list[Msg]:
-        items = self.documents.scan([_item(m.subject, m.data) for m in msgs])
-        return self.settled(msgs, await self.apply(items, more))
+    def items(self, msgs: list[Msg]) -> list[tuple[str, bytes]]:
+        return self.documents.scan(super().items(msgs))
 
 
 # -- rebuilding a node ---------------------------------------------------------------------------

@@ -354,10 +354,7 @@ class Taker(Part):
         batch = self.node.config.federation.batch
         self.unacked = []  # a new connection: what the last one left unacknowledged comes again
         while True:
-            try:
-                msgs = await sub.fetch(batch, timeout=0.5)
-            except TimeoutError:
-                msgs = []
+            msgs = await _fetch(sub, batch, timeout=0.5)
             if msgs:
                 self.note(msgs, batch)
                 await _ack(await self.take(msgs, more=len(msgs) == batch))
@@ -366,7 +363,11 @@ class Taker(Part):
 
     async def take(self, msgs: list[Msg], more: bool) -> list[Msg]:
         """Apply what the messages carry; returns the messages to acknowledge now."""
-        return self.settled(msgs, await self.apply([_item(m.subject, m.data) for m in msgs], more))
+        return self.settled(msgs, await self.apply(self.items(msgs), more))
+
+    def items(self, msgs: list[Msg]) -> list[tuple[str, bytes]]:
+        """What the messages carry, for the verified import."""
+        return [_item(m.subject, m.data) for m in msgs]
 
     def settled(self, msgs: list[Msg], unsettled: set[bytes]) -> list[Msg]:
         """Of the messages delivered so far and not acknowledged, those whose content is now
@@ -459,6 +460,14 @@ def history_page(node: Node, child: str, request: dict[str, Any]) -> dict[str, A
     return {"envelopes": envelopes, "checkpoints": [str(n["note"]) for n in notes]}
 
 
+async def _fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:
+    """Up to ``batch`` messages from a pull subscription; none if none came in ``timeout``."""
+    try:
+        return await sub.fetch(batch, timeout=timeout)
+    except TimeoutError:
+        return []
+
+
 async def _ack(msgs: list[Msg]) -> None:
     """Acknowledge each message once what it carried is durably kept. (Not AckPolicy.ALL:
     acknowledging the last of a batch would also settle messages that were delivered to a
@@ -486,7 +495,7 @@ def record_routes(log: EventLog, subjects: list[str], at: int) -> None:
     )
 
 
-class Busy(Protocol):
+class Taking(Protocol):
     def taking(self) -> bool: ...
 
 
@@ -497,7 +506,7 @@ class Archive(Part):
     name = "archive"
 
     def __init__(
-        self, node: Node, url: str, read: Call, write: Call, receiver: Busy | None = None
+        self, node: Node, url: str, read: Call, write: Call, receiver: Taking | None = None
     ) -> None:
         super().__init__(node, url, read, write)
         self.outbox = Outbox(lambda kind, origin: f"anjian.archive.{kind}.{origin}")
@@ -659,10 +668,7 @@ class DownConsumer(Part):
         )
         batch = self.node.config.federation.batch
         while True:
-            try:
-                msgs = await sub.fetch(batch, timeout=1.0)
-            except TimeoutError:
-                msgs = []
+            msgs = await _fetch(sub, batch, timeout=1.0)
             if msgs:
                 items = [(m.subject, m.data) for m in msgs]
                 summary = await self.write(take_from_above, self.importer, items)

@@ -150,9 +150,6 @@ class Importer:
                 tail_in_memory,
             )
         self._recheck_checkpoints(self._current(documents), summary)
-        if not (hold_tail and tail_in_memory):  # nothing is left only in memory
-            for origin in list(self._tails):
-                self._keep(origin, self._tails.pop(origin).values())
         summary["held"] = self.held()
         if tail_in_memory:  # for the caller's acknowledgements only (not part of a report)
             summary["unsettled"] = {e.raw for tail in self._tails.values() for e in tail.values()}

@@ -485,18 +485,14 @@ def test_readings_from_the_command_line(world, tmp_path):
     def cli(*args):
         return CliRunner().invoke(main, [str(a) for a in args])
 
+    def export(window, out):
+        return cli(
+            "readings", "export", world.directory, SITE_CODE, "--window", window, "--out", out
+        )
+
     (tmp_path / "root.pub").write_bytes(public_pem(ROOT_KEY.public))
     when = str(T0 + 120_000)  # any moment inside the window
-    r = cli(
-        "readings",
-        "export",
-        world.directory,
-        SITE_CODE,
-        "--window",
-        when,
-        "--out",
-        tmp_path / "w.tsv",
-    )
+    r = export(when, tmp_path / "w.tsv")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "w.tsv").read_bytes() == world.readings
     r = cli(
@@ -509,14 +505,5 @@ def test_readings_from_the_command_line(world, tmp_path):
     (tmp_path / "w.tsv").write_bytes(world.readings.replace(b"CO-01", b"CO-02"))
     r = cli(*check, "--readings", tmp_path / "w.tsv")
     assert r.exit_code == 1 and "readings_mismatch" in r.stderr
-    r = cli(
-        "readings",
-        "export",
-        world.directory,
-        SITE_CODE,
-        "--window",
-        "2020-01-01",
-        "--out",
-        tmp_path / "x",
-    )
+    r = export("2020-01-01", tmp_path / "x")
     assert r.exit_code == 1 and "no signed summary" in r.stderr and not (tmp_path / "x").exists()
