@@ -23,9 +23,9 @@ from domain.commands import COLLECTIONS, SPECS, CommandSpec
 from domain.errors import DomainError, Invalid, Refused
 from hardware.base import Source
 from node.adapters import NodeSink
-from node.backup import Follower, parts
+from node.backup import parts
 from node.errors import Conflict, NotFound
-from node.federation import TRAIL, Part, Receiver, Uplink, federation_view, tree_sizes
+from node.federation import TRAIL, Part, Taker, Uplink, federation_view, tree_sizes
 from node.importer import Importer
 from node.openapi import openapi_document
 from node.projector import follow_pass, projections_process
@@ -115,7 +115,7 @@ class Runtime:
 
     def busy(self) -> bool:
         """Whether this tier's receiver is taking in a backlog."""
-        return any(isinstance(p, Receiver | Follower) and p.busy() for p in self.federation)
+        return any(isinstance(p, Taker) and p.busy() for p in self.federation)
 
     async def checkpoints(self, interval: float = 1.0) -> None:
         """Sign a checkpoint every second while the log grows (and at stop, in Node.close)."""
