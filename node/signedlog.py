@@ -13,12 +13,14 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 
 from domain.base import EVENT_TYPES
 from federation.envelope import GENESIS, Envelope, no_float, seal_sorted, sorted_map
+from federation.errors import VerificationError
 from federation.merkle import CompactRange, leaf_hash
 from federation.suite import SigningKey, load_key
 
@@ -38,8 +40,8 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS origin_stats ("
     " origin TEXT PRIMARY KEY, unknown BIGINT NOT NULL, last_at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS stored_events_topic ON stored_events (topic)",
-    # verified import (node.importer): envelopes waiting for their turn, checkpoints waiting
-    # for their envelopes, and what was refused with the reason
+    # verified import (node.replication.importer): envelopes waiting for their turn,
+    # checkpoints waiting for their envelopes, and what was refused with the reason
     "CREATE TABLE IF NOT EXISTS import_pending ("
     " origin TEXT NOT NULL, seq BIGINT NOT NULL, hash {blob} NOT NULL, raw {blob} NOT NULL,"
     " PRIMARY KEY (origin, seq, hash))",
@@ -181,3 +183,49 @@ class SignedSQLiteFactory(SQLiteFactory):
         if self.env_create_table():
             recorder.create_table()
         return recorder
+
+
+# -- an envelope's event as the store keeps it (import, replay, what comes down) ------------
+STORED_CACHE = 20_000  # envelopes whose stored event is kept made (checked once, stored from it)
+
+
+def stored_event(env: Envelope) -> StoredEvent:
+    """The event as the store keeps it; VerificationError if it cannot be kept (an aggregate id
+    that is not canonical, bytes in the payload). Made once per envelope (cached on it)."""
+    cached = _STORED.get(env.hash)
+    if cached is not None:
+        return cached
+    try:
+        aggregate = UUID(env.aggregate)
+    except ValueError:
+        aggregate = None
+    if aggregate is None or str(aggregate) != env.aggregate:
+        raise VerificationError(
+            "malformed_envelope", f"aggregate {env.aggregate!r} is not a canonical id"
+        )
+    state = {"recorded_at": env.at, "actor": env.actor, **env.payload}
+    try:
+        text = _JSON.encode(state)
+    except TypeError:
+        raise VerificationError(
+            "unsupported_payload", "the payload holds values this store cannot keep (bytes)"
+        ) from None
+    stored = StoredEvent(
+        originator_id=aggregate,
+        originator_version=env.version,
+        topic=env.type,
+        state=text.encode(),
+    )
+    if len(_STORED) >= STORED_CACHE:
+        _STORED.clear()
+    _STORED[env.hash] = stored
+    return stored
+
+
+def storable(env: Envelope) -> None:
+    """Raise VerificationError if the event store cannot keep the envelope's event."""
+    stored_event(env)
+
+
+_STORED: dict[bytes, StoredEvent] = {}  # by envelope hash: checked once, stored from it
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # as the store keeps states

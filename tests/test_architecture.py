@@ -40,10 +40,54 @@ ALLOWED = {
 }
 
 
+# node/ in rooms: its root is the core (config, store, signed log, readings, projector, service,
+# keys, users, sensor wiring); each subpackage a room, and runtime.py the one core module that
+# runs replication. What each may import of node/ is written here; the packages above are
+# governed by ALLOWED.
+ROOMS = {
+    "node": {"node"},  # the core imports no room
+    "node.runtime": {"node", "node.replication"},
+    "node.replication": {"node", "node.replication"},
+    "node.audit": {"node", "node.audit"},  # an auditor's tools never replicate
+    "node.api": {"node", "node.runtime", "node.replication", "node.api"},
+    "node.cli": {"node", "node.runtime", "node.replication", "node.audit", "node.api", "node.cli"},
+    "node.__main__": {"node.cli"},
+}
+# third-party libraries only one place may import: the NATS driver stays behind the transport
+ONLY_IN: dict[str, set[str]] = {}
+
+
 def modules():
     for package in OURS:
         for path in sorted((ROOT / package).rglob("*.py")):
             yield package, path
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def room_of(name: str) -> str:
+    """The room a module of ours lives in: ``node.replication.uplink`` -> ``node.replication``,
+    ``node.store`` -> ``node`` (the core), other packages by their top-level name."""
+    parts = name.split(".")
+    if parts[0] != "node" or len(parts) == 1:
+        return parts[0]
+    if ".".join(parts[:2]) in ROOMS:
+        return ".".join(parts[:2])
+    return "node"
+
+
+def imported_names(path: Path):
+    """Full module names imported (``from a.b import c`` gives ``a.b.c`` and ``a.b``: c may
+    be a submodule), lazy imports inside functions included."""
+    tree = ast.parse(path.read_text(), str(path))
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            yield from (a.name for a in n.names)
+        elif isinstance(n, ast.ImportFrom) and n.level == 0 and n.module:
+            yield n.module
+            yield from (f"{n.module}.{a.name}" for a in n.names)
 
 
 def imports(path: Path):
@@ -68,6 +112,41 @@ def test_import_rules(package, path):
                 assert name not in IO_MODULES, f"{path}: the domain does no I/O, yet imports {name}"
         elif rule["third_party"] is not None:
             assert name in rule["third_party"], f"{path}: {package} may not import {name}"
+        if name in ONLY_IN:
+            assert package in ONLY_IN[name], f"{path}: only {ONLY_IN[name]} may import {name}"
+
+
+def node_modules():
+    return [p for p in sorted((ROOT / "node").rglob("*.py"))]
+
+
+@pytest.mark.parametrize("path", node_modules(), ids=lambda p: module_name(p))
+def test_room_rules(path):
+    room = room_of(module_name(path))
+    allowed = ROOMS[room]
+    for name in imported_names(path):
+        if name.split(".")[0] != "node" or name == "node":
+            continue
+        target = room_of(name)
+        assert target in allowed, f"{module_name(path)} ({room}) may not import {name} ({target})"
+
+
+def test_every_room_is_named():
+    """A new subpackage of node/ gets its rule here before it lands."""
+    rooms = {f"node.{p.parent.name}" for p in (ROOT / "node").glob("*/__init__.py")}
+    assert rooms <= set(ROOMS), f"rooms without a rule: {sorted(rooms - set(ROOMS))}"
+    for room in rooms:
+        init = ROOT / room.replace(".", "/") / "__init__.py"
+        assert ast.get_docstring(ast.parse(init.read_text())), f"{room} says what lives there"
+
+
+def test_the_room_rule_catches_a_crossing(tmp_path):
+    bad = tmp_path / "x.py"
+    bad.write_text("from node.replication.importer import Importer\nimport node.api.app\n")
+    names = [n for n in imported_names(bad) if room_of(n) != "node"]
+    assert {room_of(n) for n in names} == {"node.replication", "node.api"}
+    assert "node.replication" not in ROOMS["node.audit"]
+    assert "node.cli" not in ROOMS["node.api"]
 
 
 def test_the_rule_catches_a_forbidden_edge(tmp_path):
@@ -77,11 +156,7 @@ def test_the_rule_catches_a_forbidden_edge(tmp_path):
 
 
 def test_every_module_imports_alone():
-    names = [
-        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        for _, path in modules()
-        if path.name != "__main__.py"
-    ]
+    names = [module_name(path) for _, path in modules() if path.name != "__main__.py"]
     script = "import importlib, sys\nfor n in sys.argv[1:]:\n    importlib.import_module(n)\n"
     for name in names:  # a fresh interpreter per module catches import cycles
         r = subprocess.run(

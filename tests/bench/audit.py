@@ -36,8 +36,8 @@ from federation.keys import ROOT as ROOT_SIGNER  # noqa: E402
 from federation.keys import build_trust, certify  # noqa: E402
 from federation.merkle import CompactRange, leaf_hash  # noqa: E402
 from federation.suite import SUITES, SigningKey  # noqa: E402
-from node.audit import verify  # noqa: E402
-from node.export import FORMAT, SCHEMA, open_source  # noqa: E402
+from node.audit.export import FORMAT, SCHEMA, open_source  # noqa: E402
+from node.audit.verify import verify  # noqa: E402
 from tests.factories import NOW, credit_code, enterprise  # noqa: E402
 
 COUNTIES = [f"1301{n:02d}" for n in range(2, 22)]

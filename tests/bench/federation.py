@@ -42,7 +42,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig  # noqa: E402
 from federation.suite import SUITES, SigningKey  # noqa: E402
 from federation.transport import Message  # noqa: E402
 from federation.transport import publish as transport_publish  # noqa: E402
-from node.natsd import NatsServer  # noqa: E402
+from node.replication.natsd import NatsServer  # noqa: E402
 from tests.integration.federation import (  # noqa: E402
     Federation,
     closing_node,

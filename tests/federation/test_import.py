@@ -14,8 +14,8 @@ from federation.errors import VerificationError
 from federation.keys import ROOT, build_trust, certify, revoke
 from federation.suite import SigningKey, load_key, load_public, public_pem
 from node import config as config_mod
-from node.audit import audit_node
-from node.importer import Importer
+from node.audit.verify import audit_node
+from node.replication.importer import Importer
 from node.service import Node
 from tests.conftest import make_node_dir
 from tests.factories import credit_code, enterprise, js

@@ -6,8 +6,8 @@ at all (past that they are applied on their own signatures)."""
 import pytest
 
 from node import config as config_mod
-from node import importer as importer_mod
-from node.importer import Importer
+from node.replication import importer as importer_mod
+from node.replication.importer import Importer
 from node.service import Node
 from tests.factories import credit_code, enterprise, js
 from tests.federation.test_import import setup

@@ -14,7 +14,7 @@ from federation.envelope import check_signature, parse, seal
 from federation.errors import VerificationError
 from federation.suite import SigningKey, key_id, load_key, load_public
 from node import config as config_mod
-from node.cli import main
+from node.cli.main import main
 from node.service import Node
 from tests.factories import accident, credit_code, enterprise, js
 
@@ -263,7 +263,7 @@ def test_fast_verification_checks_signatures_no_checkpoint_covers(county):
 def test_the_audit_reads_either_store(load_config, clock):
     """SQLite and PostgreSQL nodes are audited alike, read-only, without the private key."""
     from federation.verify import Grant, Trust
-    from node.audit import audit_node
+    from node.audit.verify import audit_node
 
     node = Node(load_config(), clock=clock)
     node.execute("enterprise.register", js(enterprise()), user="zhang")

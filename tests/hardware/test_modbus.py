@@ -19,7 +19,7 @@ from blockbuster import blockbuster_ctx
 from hardware.base import Batch, Refused
 from hardware.modbus import ModbusConfig, ModbusDevice, ModbusPoint, ModbusSource, plan
 from node.adapters import NodeSink
-from node.natsd import free_port
+from node.replication.natsd import free_port
 from tests.factories import SITE_CODE, enterprise, js, site
 
 T0 = 1_795_000_000_000

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node import demo
+from node.cli import demo
 from node.errors import ConfigError
-from node.natsd import nats_server_binary
+from node.replication.natsd import nats_server_binary
 from tests.conftest import Clock
 from tests.factories import credit_code, enterprise, js
 from tests.federation.test_import import forge  # noqa: F401 (for the tests here)

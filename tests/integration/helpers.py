@@ -1,5 +1,5 @@
 """Running real `anjian` processes for integration tests: the node's own server runner."""
 
-from node.demo import Server
+from node.cli.demo import Server
 
 __all__ = ["Server"]

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 def test_the_smoke_demo_converges(tmp_path):
-    from node.natsd import nats_server_binary
+    from node.replication.natsd import nats_server_binary
 
     try:
         nats_server_binary()

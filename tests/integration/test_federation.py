@@ -12,9 +12,9 @@ import pytest
 from federation.keys import revoke
 from federation.suite import load_key
 from node import config as config_mod
-from node.audit import audit_node
-from node.federation import federation_view
-from node.importer import Importer
+from node.audit.verify import audit_node
+from node.replication.importer import Importer
+from node.replication.status import federation_view
 from projections.queries import Filters
 from tests.factories import accident, js
 from tests.integration.federation import (

@@ -17,8 +17,8 @@ import pytest
 from domain.sensors.site import site_id
 from node import config as config_mod
 from node.adapters import NodeSink
-from node.demo import Server
-from node.natsd import free_port
+from node.cli.demo import Server
+from node.replication.natsd import free_port
 from node.service import Node
 from node.users import Role, add_user
 from tests.conftest import make_node_dir

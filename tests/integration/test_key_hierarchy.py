@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from node.cli import main
+from node.cli.main import main
 from tests.factories import credit_code, enterprise, js
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from node.natsd import free_port
+from node.replication.natsd import free_port
 
 pytestmark = pytest.mark.slow
 

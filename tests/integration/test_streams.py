@@ -12,7 +12,7 @@ from nats.js.api import StreamConfig
 
 from federation.transport import ARCHIVE, DOWN, RETENTION, SUBJECTS, UP, ensure_stream
 from node.errors import ConfigError
-from node.natsd import NatsServer, nats_server_binary
+from node.replication.natsd import NatsServer, nats_server_binary
 from tests.servers import missing
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]

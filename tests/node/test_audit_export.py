@@ -13,9 +13,9 @@ from federation.canonical import decode, encode
 from federation.envelope import parse, seal
 from federation.keys import ROOT, certify
 from federation.suite import SigningKey, load_key, load_public, public_pem
-from node import audit as audit_mod
 from node import config as config_mod
-from node.cli import main
+from node.audit import verify as audit_mod
+from node.cli.main import main
 from node.service import Node
 from tests.factories import accident, credit_code, enterprise, js
 from tests.federation.test_signed_log import after_in_another_origin
@@ -336,7 +336,7 @@ def test_proofs_from_the_command_line(county, tmp_path):
 
 
 def test_restore_and_recover_name_what_is_wrong_and_change_nothing(county, tmp_path):
-    from node.natsd import free_port
+    from node.replication.natsd import free_port
 
     before = (county / "events.db").read_bytes()
     url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there

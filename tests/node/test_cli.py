@@ -4,7 +4,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from node.cli import main
+from node.cli.main import main
 from tests.factories import accident, enterprise, js
 
 

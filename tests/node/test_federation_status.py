@@ -13,11 +13,12 @@ from click.testing import CliRunner
 from federation.envelope import parse
 from federation.suite import load_key
 from node import config as config_mod
-from node.cli import main
-from node.federation import federation_view, record_routes
-from node.http import make_app
-from node.importer import Importer
-from node.natsd import free_port
+from node.api.app import make_app
+from node.cli.main import main
+from node.replication.importer import Importer
+from node.replication.natsd import free_port
+from node.replication.receiver import record_routes
+from node.replication.status import federation_view
 from node.service import Node
 from node.users import Role, add_user
 from tests.conftest import make_node_dir

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from blockbuster import blockbuster_ctx
 
-from node.http import make_app
+from node.api.app import make_app
 from node.users import Role, add_user, remove_user
 from tests.factories import accident, credit_code, enterprise
 

@@ -4,7 +4,7 @@ and in sequence, every checkpoint once and never before the envelopes it covers.
 import pytest
 
 from node import config as config_mod
-from node.federation import Outbox
+from node.replication.outbox import Outbox
 from node.service import Node
 from tests.factories import credit_code, enterprise, js
 

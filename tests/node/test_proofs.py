@@ -20,9 +20,9 @@ from federation.keys import ROOT, certify, revoke
 from federation.proof import SUMMARY, check_proof
 from federation.suite import SigningKey, load_key, public_pem
 from node import config as config_mod
+from node.audit.export import export, open_source
+from node.audit.proofs import prove_consistency, prove_event, prove_readings, readings_file
 from node.errors import ConfigError
-from node.export import export, open_source
-from node.proofs import prove_consistency, prove_event, prove_readings, readings_file
 from node.readings import ReadingsStore
 from node.service import Node
 from tests.conftest import Clock, make_node_dir
@@ -480,7 +480,7 @@ def test_readings_from_the_command_line(world, tmp_path):
     signed summary, check the proof with the root key and the file."""
     from click.testing import CliRunner
 
-    from node.cli import main
+    from node.cli.main import main
 
     def cli(*args):
         return CliRunner().invoke(main, [str(a) for a in args])

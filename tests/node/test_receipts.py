@@ -10,7 +10,7 @@ from domain.errors import Invalid
 from domain.receipt import receipt_id
 from federation.envelope import parse
 from node import config as config_mod
-from node.receipts import record_receipts
+from node.replication.receipts import record_receipts
 from node.service import Node
 from projections.queries import Filters
 from tests.conftest import Clock, make_node_dir

@@ -6,7 +6,7 @@ import gc
 from click.testing import CliRunner
 
 from node import config as config_mod
-from node.cli import main
+from node.cli.main import main
 from node.projector import projections_process
 from node.tuning import THRESHOLDS
 

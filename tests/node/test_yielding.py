@@ -4,7 +4,7 @@ stream (not traffic the tier keeps up with), the archive trails full batches (no
 from types import SimpleNamespace
 from typing import Any
 
-from node.federation import Taker
+from node.replication.receiver import Taker
 
 
 def messages(count: int, pending: int) -> list[Any]:

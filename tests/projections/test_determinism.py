@@ -13,7 +13,7 @@ from domain.base import to_ms
 from federation.envelope import parse
 from node import config as config_mod
 from node.projector import log_events
-from node.receipts import record_receipts
+from node.replication.receipts import record_receipts
 from node.service import Node
 from projections.store import ProjectionStore
 from tests.conftest import Clock, make_node_dir

@@ -7,7 +7,7 @@ import json
 
 from click.testing import CliRunner
 
-from node.cli import main
+from node.cli.main import main
 from node.projector import log_events, rebuild
 from tests.factories import accident, enterprise, inspection, js
 
@@ -71,7 +71,7 @@ def test_query_from_the_cli_as_json_and_csv(node_dir, node):
 
 
 async def test_query_over_http(aiohttp_client, node):
-    from node.http import make_app
+    from node.api.app import make_app
     from node.users import Role, add_user
 
     fill(node)

@@ -13,7 +13,7 @@ from domain.base import HOUR_MS, to_ms
 from federation.envelope import parse
 from node import config as config_mod
 from node.projector import log_events
-from node.receipts import record_receipts
+from node.replication.receipts import record_receipts
 from node.service import Node
 from projections.queries import Filters, run
 from projections.store import ProjectionStore

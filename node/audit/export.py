@@ -8,8 +8,6 @@ An export has the tables ``envelopes (origin, seq, raw)``, ``checkpoints (origin
 
 from __future__ import annotations
 
-import base64
-import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -25,6 +23,8 @@ from federation.suite import load_public
 from node import config as config_mod
 from node.config import Config
 from node.errors import ConfigError
+from node.keys import documents_from_above, key_documents
+from node.readonly import Rows, read_only
 
 FORMAT = "anjian-export/1"
 SCHEMA = """
@@ -37,74 +37,10 @@ CREATE TABLE documents (id INTEGER PRIMARY KEY, raw BLOB NOT NULL);
 """
 PAGE = 5000
 
-Rows = Callable[..., list[Any]]  # (sql with ? placeholders, *params) -> rows by column name
-
-
-@contextmanager
-def read_only(config: Config) -> Iterator[tuple[Rows, str]]:
-    """A query function on the node's store, and the column that orders stored events."""
-    if config.store.backend == "sqlite":
-        if not config.sqlite_file.exists():
-            raise ConfigError(f"{config.sqlite_file}: no event store to audit")
-        db = sqlite3.connect(f"file:{config.sqlite_file}?mode=ro", uri=True)
-        db.row_factory = sqlite3.Row
-        with closing(db):
-            yield (lambda sql, *params: db.execute(sql, params).fetchall()), "rowid"
-        return
-    try:
-        import psycopg
-        from psycopg.rows import dict_row
-    except ImportError:
-        raise ConfigError("the PostgreSQL store needs: pip install 'anjian[postgres]'") from None
-    pg = config.store.postgres
-    try:
-        conn = psycopg.connect(
-            dbname=pg.dbname,
-            host=pg.host,
-            port=pg.port,
-            user=pg.user,
-            password=pg.password,
-            row_factory=dict_row,
-            autocommit=True,
-        )
-    except psycopg.Error as e:
-        raise ConfigError(f"cannot reach the PostgreSQL store: {e}") from None
-    with conn:
-        yield (
-            (lambda sql, *params: conn.execute(sql.replace("?", "%s"), params).fetchall()),
-            "notification_id",
-        )
-
 
 def envelope_count(config: Config) -> int:
     with read_only(config) as (rows, _):
         return int(rows("SELECT COUNT(*) AS n FROM envelopes")[0]["n"])
-
-
-def key_documents(config: Config) -> list[bytes]:
-    """Key documents in the node's trust chain directory and recorded in its log (read-only)."""
-    docs = [p.read_bytes() for p in sorted(config.trust_dir.glob("*.doc"))]
-    if config.store.backend == "sqlite" and not config.sqlite_file.exists():
-        return docs
-    with read_only(config) as (rows, order):
-        for row in rows(
-            "SELECT state FROM stored_events"
-            f" WHERE topic = 'keys.document_recorded/1' ORDER BY {order}"
-        ):
-            docs.append(base64.b64decode(json.loads(bytes(row["state"]))["document"]))
-    return docs
-
-
-def documents_from_above(rows: Rows) -> list[bytes]:
-    """Certifications, rotations and revocations recorded by the tiers above, as they came
-    down (each verified on its own signature when it arrived)."""
-    return [
-        base64.b64decode(parse(bytes(r["raw"])).payload["document"])
-        for r in rows(
-            "SELECT raw FROM downward WHERE verified > 0 AND type = 'keys.document_recorded/1'"
-            " ORDER BY origin, seq"
-        )
-    ]
 
 
 @dataclass

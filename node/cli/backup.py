@@ -12,10 +12,10 @@ import click
 
 from federation.suite import public_pem
 from federation.transport import TRANSPORT_ERRORS
-from node.backup import recover, restore
-from node.clitools import NODE_DIR, bar, emit, open_node, public_key
+from node.cli.base import NODE_DIR, bar, emit, open_node, public_key
 from node.config import nats_url
 from node.errors import ConfigError
+from node.replication.backup import recover, restore
 
 
 def _url(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -30,20 +30,11 @@ from federation.keys import chaining
 from federation.suite import load_public, public_pem
 from federation.transport import ARCHIVE, DOWN, HISTORY, SUBJECTS, UP, connect, up_subject
 from node.errors import ConfigError
-from node.federation import (
-    Archive,
-    Call,
-    DownConsumer,
-    DownPublisher,
-    Part,
-    Receiver,
-    Taker,
-    Uplink,
-    _item,
-    _last_seq,
-    tree_sizes,
-)
-from node.importer import KEY_DOCUMENT, Importer
+from node.replication.archive import last_seq
+from node.replication.importer import KEY_DOCUMENT, Importer
+from node.replication.outbox import tree_sizes
+from node.replication.part import item
+from node.replication.receiver import Taker
 from node.service import Node
 
 log = logging.getLogger("anjian.federation")
@@ -144,7 +135,7 @@ async def restore(
                         f"the archive at {url} stopped delivering at message {seen} of {last}"
                     ) from None
                 seen = msgs[-1].metadata.sequence.stream
-                items = docs.scan([_item(m.subject, m.data) for m in msgs])
+                items = docs.scan([item(m.subject, m.data) for m in msgs])
                 totals.add(importer.take(items, hold_tail=seen < last))
                 node.log.write(  # what waits is in import_pending: safe to go on from here
                     "INSERT INTO restore_positions (source, seq) VALUES (?, ?)"
@@ -207,7 +198,7 @@ async def recover(
         js = nc.jetstream()
         unapplied = {}  # published to the parent, not applied there yet: must not be re-signed
         for origin, applied in origins.items():
-            last = await _last_seq(js, UP, up_subject(me, "env", origin))
+            last = await last_seq(js, UP, up_subject(me, "env", origin))
             if last > applied:
                 unapplied[origin] = last - applied
         with contextlib.suppress(NotFoundError):
@@ -304,27 +295,3 @@ def _next_key(node: Node, importer: Importer, size: int) -> dict[str, Any]:
             ),
         }
     return {"ready": True, "next_sequence": size + 1, "key_id": node.key.key_id}
-
-
-def parts(node: Node, read: Call, write: Call, importer: Importer) -> list[Part]:
-    """The federation tasks this node's configuration asks for: a backup centre follows the
-    national archive (its parent) and republishes its own; every other tier sends up to its
-    parent, takes what comes down, and with its own NATS receives from its children."""
-    config = node.config
-    parent, nats = config.node.parent, config.federation.nats
-    found: list[Part] = []
-    if config.node.tier.value == "backup":
-        follower = Follower(node, parent, read, write, importer) if parent else None
-        found += [follower] if follower else []
-        found += [Archive(node, nats, read, write, follower)] if nats else []
-        return found
-    if parent:
-        found.append(Uplink(node, parent, read, write))
-        found.append(DownConsumer(node, parent, read, write, importer))
-    if nats:
-        receiver = Receiver(node, nats, read, write, importer)
-        found.append(receiver)
-        found.append(DownPublisher(node, nats, read, write))
-        if config.node.tier.value == "national":
-            found.append(Archive(node, nats, read, write, receiver))
-    return found

@@ -16,12 +16,12 @@ from federation.proof import check_proof
 from federation.suite import key_id
 from federation.verify import Grant, Trust
 from node import config as config_mod
-from node.audit import verify
-from node.clitools import NODE_DIR, bar, emit, public_key, user_errors, when
+from node.audit.export import Source, envelope_count, export, open_source
+from node.audit.proofs import prove_consistency, prove_event, prove_readings
+from node.audit.replay import replay
+from node.audit.verify import verify
+from node.cli.base import NODE_DIR, bar, emit, public_key, user_errors, when
 from node.errors import ConfigError
-from node.export import Source, envelope_count, export, open_source
-from node.proofs import prove_consistency, prove_event, prove_readings
-from node.replay import replay
 
 SOURCE = click.argument("source", type=click.Path(exists=True, path_type=Path))
 ROOT_KEY = click.option(

@@ -17,12 +17,12 @@ from federation.checkpoint import parse_checkpoint
 from federation.envelope import Envelope, parse
 from federation.keys import build_trust
 from node import config as config_mod
+from node.audit.export import Source, prefix_until
 from node.config import NodeSection
 from node.errors import ConfigError
-from node.export import Source, prefix_until
-from node.importer import stored_event
 from node.keys import generate_node_key
 from node.projector import rebuild
+from node.signedlog import stored_event
 from node.store import EventLog
 
 ORIGIN = "replay"  # the replayed directory's own name: never an origin of the history

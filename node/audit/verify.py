@@ -28,8 +28,8 @@ from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
 from federation.merkle import CompactRange, leaf_hash
 from federation.verify import Failure, Trust, check_envelope, check_note
+from node.audit.export import Source, node_source, open_source
 from node.config import Config
-from node.export import Source, node_source, open_source
 
 CHUNK = 2000  # envelopes per task
 # licence events that came down from the tiers above (kept with their envelopes, no chain)

@@ -1,4 +1,4 @@
-"""Audit proofs from a node directory or an export (``node.export.Source``): that one envelope
+"""Audit proofs from a node directory or an export (``node.audit.export.Source``): that one envelope
 is in its origin's signed log, that two signed checkpoints of an origin are consistent, and that
 a file of raw readings is the one a signed summary covers. ``federation.proof.check_proof``
 checks them with nothing but the root public key."""
@@ -22,8 +22,8 @@ from federation.proof import (
     make_inclusion,
     make_readings,
 )
+from node.audit.export import Source
 from node.errors import ConfigError
-from node.export import Source
 from node.readings import ReadingsStore
 
 

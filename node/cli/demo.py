@@ -32,9 +32,9 @@ from federation.suite import SigningKey, load_key, load_public, public_pem
 from node import config as config_mod
 from node.config import NodeSection
 from node.errors import ConfigError
-from node.federation import tree_sizes
 from node.keys import generate_node_key
-from node.natsd import NatsServer, free_port
+from node.replication.natsd import NatsServer, free_port
+from node.replication.outbox import tree_sizes
 from node.service import Node
 
 # (name, tier, region, parent name), parents first

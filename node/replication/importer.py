@@ -7,27 +7,25 @@ area goes to the quarantine with its reason, never applied and never silently dr
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
-from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError
 
 from domain.codes import in_subtree
 from domain.errors import DomainError
-from federation.checkpoint import parse_checkpoint, verify_checkpoint
+from federation.checkpoint import parse_checkpoint
 from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
 from federation.keys import build_trust
-from federation.merkle import CompactRange, leaf_hash
-from federation.merkle import root as merkle_root
 from federation.suite import load_public
 from federation.verify import Trust
-from node.export import documents_from_above, key_documents
-from node.receipts import record_receipts
+from node.keys import documents_from_above, key_documents
+from node.replication.checkpoints import Checkpoints, signed_by_valid_key
+from node.replication.receipts import record_receipts
 from node.service import Node
+from node.signedlog import storable, stored_event
 
 log = logging.getLogger("anjian.import")
 RUN = 2000  # envelopes of one origin checked and stored per transaction
@@ -61,6 +59,7 @@ class Importer:
         # per origin, the next envelopes in sequence waiting (in memory) for a checkpoint, while
         # the caller keeps the messages that carried them unacknowledged
         self._tails: dict[str, dict[bytes, Envelope]] = {}
+        self.checkpoints = Checkpoints(self.log, self.quarantine, self._applied)
 
     # -- trust --------------------------------------------------------------------------------
     def trust(self, extra_documents: Sequence[bytes] = ()) -> Trust:
@@ -135,7 +134,7 @@ class Importer:
             )
             self.quarantine("?", 0, error, data, summary)
         for text in notes:
-            self._receive_checkpoint(text, trust, summary)
+            self.checkpoints.receive(text, trust, summary)
         fresh = self._receive(envelopes, trust, summary)
         if trust is not self._swept:
             self._sweep_pending(trust, summary)
@@ -149,7 +148,7 @@ class Importer:
                 [*self._tails.pop(origin, {}).values(), *fresh.get(origin, [])],
                 tail_in_memory,
             )
-        self._recheck_checkpoints(self._current(documents), summary)
+        self.checkpoints.recheck(self._current(documents), summary)
         summary["held"] = self.held()
         if tail_in_memory:  # for the caller's acknowledgements only (not part of a report)
             summary["unsettled"] = {e.raw for tail in self._tails.values() for e in tail.values()}
@@ -401,7 +400,7 @@ class Importer:
             notes.setdefault(int(row["size"]), str(row["note"]))
         if not notes:
             return 0
-        tree = self._tree(origin)
+        tree = self.checkpoints.tree(origin)
         covered = 0
         for env in run:
             tree.append(env.leaf)
@@ -411,7 +410,7 @@ class Importer:
             cp, _ = parse_checkpoint(note)
             if cp.root != tree.root():
                 break  # the envelopes or the checkpoint are wrong: check each signature
-            if self._signed_by_valid_key(note, cp.origin, cp.size, trust):
+            if signed_by_valid_key(note, cp.origin, cp.size, trust):
                 covered = tree.size
                 self._proven.append((cp.origin, cp.size, cp.root, note))
         return covered
@@ -430,25 +429,6 @@ class Importer:
             "DELETE FROM import_checkpoints WHERE origin = ? AND size = ? AND note = ?",
             [(o, size, note) for o, size, _, note in done],
         )
-
-    def _tree(self, origin: str) -> CompactRange:
-        rows = self.log.query("SELECT size, peaks FROM merkle WHERE origin = ?", (origin,))
-        if not rows:
-            return CompactRange()
-        peaks = bytes(rows[0]["peaks"])
-        return CompactRange(
-            int(rows[0]["size"]), [peaks[i : i + 32] for i in range(0, len(peaks), 32)]
-        )
-
-    @staticmethod
-    def _signed_by_valid_key(note: str, origin: str, size: int, trust: Trust) -> bool:
-        for grant in trust.valid_at(origin, size):
-            try:
-                verify_checkpoint(note, grant.public, grant.suite)
-                return True
-            except VerificationError:
-                continue
-        return False
 
     def _apply_one(
         self, origin: str, waiting: list[Envelope], trust: Trust, summary: dict[str, Any]
@@ -514,60 +494,6 @@ class Importer:
                 )
             except DomainError as e:  # the reports are applied; only the receipt is missing
                 log.error("no receipt recorded for %s: %s", reports, e)
-
-    def _receive_checkpoint(self, text: bytes, trust: Trust, summary: dict[str, Any]) -> None:
-        """Keep a checkpoint of another origin once its signature (by a key valid at its size)
-        and its root (against the envelopes applied, when they reach its size) hold; one that
-        contradicts the applied envelopes is quarantined, never kept."""
-        note = text.decode(errors="replace")
-        where: tuple[str, int] = ("?", 0)
-        try:
-            cp, _ = parse_checkpoint(note)
-            where = (cp.origin, cp.size)
-            if not self._signed_by_valid_key(note, cp.origin, cp.size, trust):
-                raise VerificationError(
-                    "bad_checkpoint_signature",
-                    f"no key of {cp.origin} valid at {cp.size} signed it",
-                )
-            applied = self._applied(cp.origin)[0]
-            if cp.size > applied:
-                self.log.write(
-                    "INSERT INTO import_checkpoints (origin, size, note) VALUES (?, ?, ?)"
-                    " ON CONFLICT (origin, size, note) DO NOTHING",
-                    (cp.origin, cp.size, note),
-                )
-                return
-            if cp.size and self._root(cp.origin, cp.size, applied) != cp.root:
-                raise VerificationError(
-                    "checkpoint_mismatch",
-                    f"{cp.origin} signed a root at size {cp.size} that its envelopes do not give",
-                )
-        except VerificationError as e:
-            self.quarantine(*where, e, text, summary)
-            return
-        self.log.write(
-            "INSERT INTO checkpoints (origin, size, root, note) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (origin, size) DO NOTHING",
-            (cp.origin, cp.size, cp.root, note),
-        )
-
-    def _root(self, origin: str, size: int, applied: int) -> bytes:
-        if size == applied:
-            return self._tree(origin).root()
-        rows = self.log.query(
-            "SELECT raw FROM envelopes WHERE origin = ? AND seq <= ? ORDER BY seq", (origin, size)
-        )
-        return merkle_root([leaf_hash(bytes(r["raw"])) for r in rows])
-
-    def _recheck_checkpoints(self, trust: Trust, summary: dict[str, Any]) -> None:
-        """Checkpoints that waited for their envelopes, now that more are applied."""
-        for row in self.log.query("SELECT origin, size, note FROM import_checkpoints"):
-            if int(row["size"]) <= self._applied(str(row["origin"]))[0]:
-                self.log.write(
-                    "DELETE FROM import_checkpoints WHERE origin = ? AND size = ? AND note = ?",
-                    (row["origin"], row["size"], row["note"]),
-                )
-                self._receive_checkpoint(str(row["note"]).encode(), trust, summary)
 
     # -- state --------------------------------------------------------------------------------
     def _applied(self, origin: str) -> tuple[int, bytes]:
@@ -637,48 +563,6 @@ def _foreign_key(env: Envelope, trust: Trust) -> VerificationError | None:
             f"{env.origin}:{env.seq} is signed with key {env.key} of {', '.join(sorted(others))}",
         )
     return None
-
-
-def stored_event(env: Envelope) -> StoredEvent:
-    """The event as the store keeps it; VerificationError if it cannot be kept (an aggregate id
-    that is not canonical, bytes in the payload). Made once per envelope (cached on it)."""
-    cached = _STORED.get(env.hash)
-    if cached is not None:
-        return cached
-    try:
-        aggregate = UUID(env.aggregate)
-    except ValueError:
-        aggregate = None
-    if aggregate is None or str(aggregate) != env.aggregate:
-        raise VerificationError(
-            "malformed_envelope", f"aggregate {env.aggregate!r} is not a canonical id"
-        )
-    state = {"recorded_at": env.at, "actor": env.actor, **env.payload}
-    try:
-        text = _JSON.encode(state)
-    except TypeError:
-        raise VerificationError(
-            "unsupported_payload", "the payload holds values this store cannot keep (bytes)"
-        ) from None
-    stored = StoredEvent(
-        originator_id=aggregate,
-        originator_version=env.version,
-        topic=env.type,
-        state=text.encode(),
-    )
-    if len(_STORED) >= PARSED:
-        _STORED.clear()
-    _STORED[env.hash] = stored
-    return stored
-
-
-def storable(env: Envelope) -> None:
-    """Raise VerificationError if the event store cannot keep the envelope's event."""
-    stored_event(env)
-
-
-_STORED: dict[bytes, StoredEvent] = {}  # by envelope hash: checked once, stored from it
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # as the store keeps states
 
 
 def _documents_in_log(log: Any) -> list[bytes]:

@@ -1,0 +1,253 @@
+"""The ``anjian`` command line: one click group, JSON on stdout, errors on stderr with a
+non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from domain.codes import Tier
+from domain.commands import BY_KIND, SPECS
+from domain.errors import Invalid
+from node import config as config_mod
+from node.cli.audit import audit
+from node.cli.backup import backup, recover_command
+from node.cli.base import NODE_DIR, emit, open_node, user_errors
+from node.cli.hardware import simulate_site
+from node.cli.keys import keys
+from node.cli.log import log
+from node.cli.query import projections, query, readings
+from node.cli.users import users
+from node.errors import ConfigError
+from node.keys import generate_node_key
+from node.replication.status import federation_view
+from node.tuning import collect_less
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """anjian: the node software of work-safety supervision bureaus.
+
+    \b
+    Example, a county node on the embedded SQLite store:
+      anjian init ./county --tier county --region 130102
+      anjian users add ./county clerk --role writer
+      anjian serve ./county
+    """
+    collect_less()
+
+
+main.add_command(audit)
+main.add_command(backup)
+main.add_command(recover_command)
+main.add_command(simulate_site)
+for group in (keys, log, query, projections, readings, users):
+    main.add_command(group)
+
+
+@main.command()
+@NODE_DIR
+@click.option("--tier", type=click.Choice([t.value for t in Tier]), required=True)
+@click.option(
+    "--region",
+    required=True,
+    help="GB/T 2260 code of the bureau's area (000000: national, backup).",
+)
+@click.option("--parent", help="NATS URL of the parent tier, e.g. nats://city-host:4222.")
+@click.option(
+    "--nats",
+    "nats_url",
+    help="This tier's own NATS server (city and above), e.g. nats://127.0.0.1:4222.",
+)
+@click.option("--origin", help="Origin id for the node's whole life (default: the region code).")
+def init(
+    directory: Path,
+    tier: str,
+    region: str,
+    parent: str | None,
+    nats_url: str | None,
+    origin: str | None,
+) -> None:
+    """Create a node directory: configuration and an empty log.
+
+    \b
+    Example:
+      anjian init ./county --tier county --region 130102 --parent nats://city:4222
+    """
+    with user_errors():
+        if directory.exists() and any(directory.iterdir()):
+            raise ConfigError(f"{directory} exists and is not empty; choose a new directory")
+        if origin is None:
+            origin = "backup" if tier == Tier.BACKUP else region
+        try:
+            section = config_mod.NodeSection(
+                origin=origin, tier=Tier(tier), region=region, parent=parent
+            )
+        except ValidationError as e:
+            msgs = [
+                f"{'.'.join(map(str, err['loc'])) or 'region'}: "
+                + str(err["msg"]).removeprefix("Value error, ")
+                for err in e.errors()
+            ]
+            raise ConfigError("; ".join(msgs)) from None
+        if nats_url is not None:
+            try:
+                config_mod.FederationSection(nats=nats_url)
+            except ValidationError as e:
+                raise ConfigError(
+                    "--nats: " + str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+                ) from None
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / config_mod.CONFIG_FILE).write_text(
+            config_mod.render(section, nats_url), encoding="utf-8"
+        )
+        generate_node_key(directory)
+    with open_node(directory) as node:
+        emit({"directory": str(directory.resolve()), **node.status()})
+    click.echo(
+        f"next: anjian users add {directory} NAME --role writer   (then: anjian serve {directory})",
+        err=True,
+    )
+
+
+@main.command()
+@NODE_DIR
+@click.option("--host", help="Override [http] host.")
+@click.option("--port", type=int, help="Override [http] port (0: any free port).")
+def serve(directory: Path, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API until SIGINT or SIGTERM."""
+    import uvloop
+
+    from node.api.app import serve as serve_http
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with open_node(directory) as node:
+        http = node.config.http
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await serve_http(node, host or http.host, http.port if port is None else port, stop)
+
+        try:
+            uvloop.run(run())
+        except OSError as e:
+            raise ConfigError(f"cannot listen: {e}") from None
+
+
+@main.command()
+@NODE_DIR
+@click.argument("kind", type=click.Choice(list(BY_KIND)), metavar="KIND")
+@click.option(
+    "--json",
+    "source",
+    type=click.File("rb"),
+    required=True,
+    help="Command as JSON: a file, or - for stdin.",
+)
+@click.option("--actor", default=None, help="Who records it (default: your login name).")
+@click.option(
+    "--id", "target", help='Id of the record the command acts on (or give "id" in the JSON).'
+)
+def record(directory: Path, kind: str, source: Any, actor: str | None, target: str | None) -> None:
+    """Record one command without a server. KIND is one of the command kinds (`anjian kinds`).
+
+    \b
+    Example:
+      echo '{"name": "某煤矿", "credit_code": "91350100M000100Y43",
+             "industry": "coal_mine", "division": "130102"}' |
+        anjian record ./county enterprise.register --json - --actor zhang
+    """
+    raw = source.read()
+    with user_errors():
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise Invalid.field("*", f"the input is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise Invalid.field("*", "the input must be a JSON object")
+        if "id" in data and not BY_KIND[kind].creates:
+            embedded = str(data.pop("id"))
+            if target is not None and target != embedded:
+                raise Invalid.field("id", f"--id {target} and the JSON's id {embedded} differ")
+            target = embedded
+    with open_node(directory) as node:
+        emit(node.execute(kind, json.dumps(data), user=actor or getpass.getuser(), target=target))
+
+
+@main.command()
+@NODE_DIR
+@click.argument("record_id", metavar="ID")
+def show(directory: Path, record_id: str) -> None:
+    """Print a record (enterprise, accident ...) as it stands, with its history."""
+    with open_node(directory) as node:
+        emit(node.show(record_id))
+
+
+@main.command()
+@click.option(
+    "--smoke", is_flag=True, help="A short run: exit 0 only if it converges in 3 minutes."
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the federation in this (new) directory instead of a temporary one.",
+)
+def demo(smoke: bool, directory: Path | None) -> None:
+    """Run a small federation here: national, one province, one city, two counties, each with
+    its own nats-server or none, as bureaus would. Records a day at the counties, cuts one
+    county's line for a while, and prints per-tier counts and digests until they converge.
+
+    Needs nats-server on PATH (apt-get install -y nats-server)."""
+    import tempfile
+
+    from node.cli.demo import run as run_demo
+    from node.replication.natsd import nats_server_binary
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with user_errors():
+        nats_server_binary()
+        if directory is not None:
+            if directory.exists() and any(directory.iterdir()):
+                raise ConfigError(f"{directory} exists and is not empty; choose a new directory")
+            ok_ = run_demo(directory, smoke)
+        else:
+            with tempfile.TemporaryDirectory(prefix="anjian-demo-") as tmp:
+                ok_ = run_demo(Path(tmp), smoke)
+    if not ok_:
+        sys.exit(1)
+
+
+@main.command()
+@NODE_DIR
+def status(directory: Path) -> None:
+    """Print the node's origin, tier, region, event count and last log position, and per
+    origin held from others: applied, pending, lag, quarantined, unknown types."""
+    with open_node(directory) as node:
+        emit({**node.status(), "federation": federation_view(node, node.clock())})
+
+
+@main.command()
+@click.argument("kind", required=False, type=click.Choice(list(BY_KIND)), metavar="[KIND]")
+def kinds(kind: str | None) -> None:
+    """List the command kinds, or print one kind's JSON schema."""
+    if kind:
+        emit(BY_KIND[kind].model.model_json_schema())
+    else:
+        emit(
+            [{"kind": s.kind, "summary": s.summary, "http": f"POST /api/v1{s.path}"} for s in SPECS]
+        )

@@ -1,0 +1,207 @@
+"""`anjian query`, `anjian projections ...` and `anjian readings ...`: the registers and
+statistics, the read projections themselves, and the raw readings store."""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import io
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from domain.sensors.readings import window_of
+from domain.sensors.site import site_id
+from federation.proof import SUMMARY
+from node.audit.proofs import readings_file
+from node.cli.base import NODE_DIR, emit, open_node, when
+from node.errors import ConfigError
+from node.projector import rebuild
+from projections.queries import QUERIES, Filters
+from projections.store import BY_NAME
+
+
+@click.command()
+@NODE_DIR
+@click.argument("name", type=click.Choice(list(QUERIES)), metavar="NAME")
+@click.option("--region", help="Division code of an area: a county, city or province.")
+@click.option("--since", help="From this time (ISO 8601; a bare date is China time).")
+@click.option("--until", help="Up to (not including) this time.")
+@click.option("--grade")
+@click.option("--industry")
+@click.option("--status")
+@click.option(
+    "--level",
+    type=click.Choice(["county", "city", "province"]),
+    default="county",
+    show_default=True,
+    help="Statistics: the region level to group by.",
+)
+@click.option("--as-of", "as_of", help="For clock-relative lists (default: now).")
+@click.option("--accident", help="accident-receipts: one accident's id.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--offset", default=0, type=click.IntRange(min=0))
+@click.option("--csv", "as_csv", is_flag=True, help="CSV instead of JSON.")
+def query(
+    directory: Path,
+    name: str,
+    region: str | None,
+    since: str | None,
+    until: str | None,
+    grade: str | None,
+    industry: str | None,
+    status: str | None,
+    level: str,
+    as_of: str | None,
+    accident: str | None,
+    limit: int,
+    offset: int,
+    as_csv: bool,
+) -> None:
+    """Query the projections. NAME is one of the queries (accidents, accident-stats,
+    enforcement-stats, open-cases, licences, unlicensed, points, alarms, excursions,
+    summaries, origins, accident-receipts).
+
+    \b
+    Example: accidents of Shijiazhuang (130100) in June 2026, by month and grade:
+      anjian query ./city accident-stats --region 130100 --since 2026-06-01 --until 2026-07-01
+    """
+    with open_node(directory) as node:
+        node.project()
+        try:
+            filters = Filters(
+                region=region,
+                since=when(since, "since"),
+                until=when(until, "until"),
+                grade=grade,
+                industry=industry,
+                status=status,
+                level=level,
+                as_of=when(as_of, "as-of") or node.clock(),
+                accident=accident,
+                limit=limit,
+                offset=offset,
+            )
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        rows = node.query(name, filters)
+    if as_csv:
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        emit(rows)
+
+
+@click.group()
+def projections() -> None:
+    """The read projections: rebuild them from the log, or print their digest."""
+
+
+@projections.command("rebuild")
+@NODE_DIR
+@click.argument("name", required=False, type=click.Choice(list(BY_NAME)))
+def projections_rebuild(directory: Path, name: str | None) -> None:
+    """Rebuild from zero (one projection, or all) into a new file; a running node keeps
+    serving the old tables until the new ones are complete."""
+    with open_node(directory) as node:
+        total = node.status()["event_count"]
+        with click.progressbar(
+            length=total, label="rebuilding", file=sys.stderr, hidden=not sys.stderr.isatty()
+        ) as bar:
+            emit(rebuild(node.config, node.log, name, progress=bar.update))
+
+
+@projections.command("digest")
+@NODE_DIR
+@click.option("--region", help="Only rows of this area (division code).")
+@click.option("--each", is_flag=True, help="One digest per table as well.")
+def projections_digest(directory: Path, region: str | None, each: bool) -> None:
+    """The digest over the canonical content of the event-derived tables: equal digests,
+    equal views (national centre, backup centre, an auditor's replay)."""
+    with open_node(directory) as node:
+        node.project()
+        assert node._projector is not None
+        digest = node._projector.store.digest(region)
+        emit(digest if each else {"digest": digest["all"], "region": region})
+
+
+@projections.command("run")
+@NODE_DIR
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls.")
+def projections_run(directory: Path, interval: float) -> None:
+    """Follow the log and keep the projections up to date until stopped (SIGINT/SIGTERM)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with open_node(directory) as node:
+        while not stop.is_set():
+            if node.project() == 0:
+                stop.wait(interval)
+
+
+@click.group()
+def readings() -> None:
+    """Raw sensor readings: the local store (not the log) and what is derived from it."""
+
+
+@readings.command("ingest")
+@NODE_DIR
+@click.argument("site")
+@click.option(
+    "--json", "source", type=click.File("rb"), required=True, help="Batch as JSON: a file, or -."
+)
+@click.option("--actor", default=None, help="Who records the derived events (default: your login).")
+def readings_ingest(directory: Path, site: str, source: Any, actor: str | None) -> None:
+    """Take a batch {"readings": [{"point", "t", "value", "status"}]} for SITE (its code).
+
+    \b
+    Example:
+      echo '{"readings": [{"point": "CH4-01", "t": "2026-11-29T08:00:00+08:00", "value": 0.42}]}' |
+        anjian readings ingest ./county 130102B001 --json -
+    """
+    raw = source.read()
+    with open_node(directory) as node:
+        emit(node.ingest(site, raw, user=actor or getpass.getuser()))
+
+
+@readings.command("export")
+@NODE_DIR
+@click.argument("site")
+@click.option("--window", required=True, help="A time in the 5-minute window (ISO 8601).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def readings_export(directory: Path, site: str, window: str, out: Path) -> None:
+    """Write the raw readings a signed summary covers (its site and window), as the canonical
+    lines the summary's hash is over: the file `anjian audit prove --readings` proves.
+
+    \b
+    Example:
+      anjian readings export ./county 130102B001 --window 2026-11-29T08:05 --out w.tsv
+    """
+    with open_node(directory) as node:
+        start = window_of(when(window, "window") or 0)
+        for row in node.log.site_events(site_id(site), SUMMARY):
+            state = json.loads(bytes(row["state"]))
+            if state["window_start"] == start:
+                data = readings_file(node.readings, site, start, state["last_reading_id"])
+                out.write_bytes(data)
+                emit({"readings": str(out), "lines": data.count(b"\n"), "summary": state})
+                return
+        raise ConfigError(f"no signed summary of site {site} for the window at {window}")
+
+
+@readings.command("prune")
+@NODE_DIR
+def readings_prune(directory: Path) -> None:
+    """Drop raw readings older than [readings] retention_days, and dropped monitoring files
+    kept in the file-drop folders that long (the log is never touched)."""
+    with open_node(directory) as node:
+        emit(node.prune_readings())

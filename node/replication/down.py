@@ -1,0 +1,233 @@
+"""The downward stream: what a subtree must know (certifications, rotations, revocations, and
+licences of its area), published by each tier on its own NATS and taken by its children."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from domain.codes import in_subtree
+from federation.envelope import check_signature, parse
+from federation.errors import VerificationError
+from federation.transport import (
+    DOWN,
+    SUBJECTS,
+    Message,
+    ensure_stream,
+    envelope_id,
+    publish,
+)
+from node.replication.importer import Importer
+from node.replication.part import ACK_WAIT, IDLE, Call, Part, ack, fetch
+from node.service import Node
+from node.signedlog import storable, stored_event
+from node.store import EventLog
+
+log = logging.getLogger("anjian.federation")
+
+DOWN_TYPES = ("keys.document_recorded/1",)  # what a subtree must know, with licences
+
+DOWN_PREFIXES = ("licence.",)
+
+
+# -- down: what a subtree must know ----------------------------------------------------------
+def down_batch(node: Node, limit: int) -> tuple[list[Message], dict[str, int]]:
+    """The next envelopes for the downward stream: this node's own key documents and licence
+    events (with the licence's division in the subject, so each child keeps its area's), then
+    everything that came down from above, relayed as it came. Returns the messages and the
+    scan positions to remember once they are published."""
+    log = node.log
+    me = node.config.node.origin
+    scanned = {
+        str(r["origin"]): int(r["scanned"])
+        for r in log.query("SELECT origin, scanned FROM down_published")
+    }
+    messages: list[Message] = []
+    after = scanned.get(me, 0)
+    rows = log.query(
+        "SELECT seq, raw FROM envelopes WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (me, after, limit),
+    )
+    for r in rows:
+        env = parse(bytes(r["raw"]))
+        if env.type in DOWN_TYPES or env.type.startswith(DOWN_PREFIXES):
+            messages.append(
+                Message(down_subject(me, _division(node, env)), envelope_id(me, env.seq), env.raw)
+            )
+    new = {me: int(rows[-1]["seq"])} if rows else {}
+    above = scanned.get("^", 0)
+    rows = log.query(
+        "SELECT origin, seq, raw, division, verified FROM downward WHERE verified > ?"
+        " ORDER BY verified LIMIT ?",
+        (above, limit),
+    )
+    for r in rows:
+        origin, seq, raw = str(r["origin"]), int(r["seq"]), bytes(r["raw"])
+        messages.append(
+            Message(down_subject(origin, str(r["division"])), envelope_id(origin, seq), raw)
+        )
+    if rows:
+        new["^"] = int(rows[-1]["verified"])
+    return messages, new
+
+
+def down_subject(origin: str, division: str) -> str:
+    return f"anjian.down.env.{origin}.{division}"
+
+
+def _division(node: Node, env: Any) -> str:
+    """The division a downward envelope concerns ("all" for key documents)."""
+    if not env.type.startswith(DOWN_PREFIXES):
+        return "all"
+    division = env.payload.get("division")
+    if isinstance(division, str) and division.isdigit():
+        return division
+    with contextlib.suppress(Exception):
+        licence = node.log.load(UUID(env.aggregate))
+        found = getattr(licence, "division", "")
+        if found:
+            return str(found)
+    return "all"
+
+
+def remember_scanned(log: EventLog, positions: dict[str, int]) -> None:
+    log.write_many(
+        "INSERT INTO down_published (origin, scanned) VALUES (?, ?)"
+        " ON CONFLICT (origin) DO UPDATE SET scanned = excluded.scanned",
+        list(positions.items()),
+    )
+
+
+class DownPublisher(Part):
+    """Publishes on this tier's own downward stream."""
+
+    name = "down"
+
+    async def session(self, nc: Client) -> None:
+        js = nc.jetstream()
+        await ensure_stream(js, DOWN)
+        batch_size = self.node.config.federation.batch
+        while True:
+            messages, positions = await self.read(down_batch, self.node, batch_size)
+            if messages:
+                done = await publish(js, messages)
+                if done < len(messages):
+                    raise TimeoutError(f"{len(messages) - done} publishes not acknowledged")
+            if positions:
+                await self.write(remember_scanned, self.node.log, positions)
+            else:
+                await asyncio.sleep(IDLE)
+
+
+class DownConsumer(Part):
+    """Consumes the parent's downward stream as a client (a durable consumer named after this
+    node) and keeps, after verifying each envelope's signature, what comes from the tiers
+    above and concerns this node's area."""
+
+    name = "downlink"
+
+    def __init__(self, node: Node, url: str, read: Call, write: Call, importer: Importer) -> None:
+        super().__init__(node, url, read, write)
+        self.importer = importer
+
+    async def session(self, nc: Client) -> None:
+        js = nc.jetstream()
+        me = self.node.config.node.origin
+        sub = await js.pull_subscribe(
+            SUBJECTS[DOWN],
+            durable=f"anjian-down-{me}",
+            stream=DOWN,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=ACK_WAIT,
+                max_deliver=-1,
+            ),
+        )
+        batch = self.node.config.federation.batch
+        while True:
+            msgs = await fetch(sub, batch, timeout=1.0)
+            if msgs:
+                items = [(m.subject, m.data) for m in msgs]
+                summary = await self.write(take_from_above, self.importer, items)
+                for q in summary["quarantined"]:
+                    log.warning(
+                        "quarantined from above %s:%s (%s)", q["origin"], q["seq"], q["reason"]
+                    )
+                await ack(msgs)
+
+
+def take_from_above(importer: Importer, items: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """Verify and keep downward envelopes (DESIGN.md §6 "Down"). Each envelope stands on its
+    own signature: the downward stream carries a selection of each tier's log, so there is no
+    chain to follow. One whose signer is not known yet is kept unverified and tried again."""
+    node = importer.node
+    own = node.config.node
+    summary: dict[str, Any] = {"kept": 0, "quarantined": []}
+    for subject, data in items:
+        division = subject.rsplit(".", 1)[-1]
+        if division != "all" and not in_subtree(own.region, division):
+            continue  # another area's licence: not for this node
+        try:
+            env = parse(data)
+        except VerificationError as e:
+            importer.quarantine("?", 0, e, data, summary)
+            continue
+        node.log.write(
+            "INSERT INTO downward (origin, seq, type, raw, division, verified)"
+            " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (origin, seq) DO NOTHING",
+            (env.origin, env.seq, env.type, data, division),
+        )
+    for _ in range(3):  # a certification may let a held signer through, and so on
+        if not _verify_from_above(importer, summary):
+            break
+    return summary
+
+
+def _verify_from_above(importer: Importer, summary: dict[str, Any]) -> int:
+    node = importer.node
+    own = node.config.node
+    trust = importer.trust()
+    verified = 0
+    for r in node.log.query("SELECT origin, seq, raw FROM downward WHERE verified = 0"):
+        env = parse(bytes(r["raw"]))
+        try:
+            region = trust.regions.get(env.origin)
+            if env.origin == own.origin or (
+                region is not None and not in_subtree(region, own.region)
+            ):
+                raise VerificationError(
+                    "not_from_above", f"{env.origin} is not a tier above {own.origin}"
+                )
+            check_signature(env, trust.key_for(env.origin, env.key, env.seq))
+            storable(env)
+        except VerificationError as e:
+            if e.reason == "unknown_key":
+                continue
+            node.log.write(
+                "DELETE FROM downward WHERE origin = ? AND seq = ?", (env.origin, env.seq)
+            )
+            importer.quarantine(env.origin, env.seq, e, env.raw, summary)
+            continue
+        if env.type.startswith(DOWN_PREFIXES):  # licences: into the log, for the registers
+            with contextlib.suppress(IntegrityError):  # kept before a crash, not yet marked
+                node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
+        node.log.write(  # numbered in the order verified: the relay follows that order
+            "UPDATE downward SET verified = (SELECT COALESCE(MAX(verified), 0) + 1 FROM downward)"
+            " WHERE origin = ? AND seq = ?",
+            (env.origin, env.seq),
+        )
+        verified += 1
+        summary["kept"] += 1
+    return verified
+
+
+def describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__

@@ -1,0 +1,203 @@
+"""The receiver: takes what the children publish on this tier's stream through the verified
+import, and answers their "what have you applied" and "give me back my history" requests."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+import msgpack
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from federation.proof import chain_documents
+from federation.transport import (
+    HISTORY,
+    SUBJECTS,
+    TRANSPORT_ERRORS,
+    UP,
+    child_of,
+    ensure_stream,
+    kind_of,
+    pack_positions,
+)
+from node.keys import documents_from_above, key_documents
+from node.replication.importer import Importer
+from node.replication.outbox import applied_positions
+from node.replication.part import ACK_WAIT, Call, Part, ack, fetch, item, now_ms
+from node.service import Node
+from node.store import EventLog
+
+log = logging.getLogger("anjian.federation")
+
+HISTORY_PAGE = 500  # envelopes per history answer (well inside NATS's 1 MB message limit)
+
+
+class Taker(Part):
+    """Takes a stream with a durable pull consumer through the verified import, acknowledging
+    each message once what it carried is stored."""
+
+    stream = UP
+    durable = "anjian-receiver"
+
+    def __init__(self, node: Node, url: str, read: Call, write: Call, importer: Importer) -> None:
+        super().__init__(node, url, read, write)
+        self.importer = importer
+        self.held = False
+        self.busy_until = 0.0  # while a backlog waits in the stream, and a second after
+        self.taking_until = 0.0  # while full batches arrive, and a second after
+        self.unacked: list[Msg] = []  # delivered, carrying envelopes that wait in memory
+
+    def note(self, msgs: list[Msg], batch: int) -> None:
+        """What the views and the archive yield to, each for a second after: a backlog waiting
+        in the stream behind these messages (busy: the views trail it), and full batches
+        arriving (taking: the tier applies all it can, and the archive trails it)."""
+        now = time.monotonic()
+        if len(msgs) == batch:
+            self.taking_until = now + 1.0
+        self.busy_until = now + 1.0 if msgs[-1].metadata.num_pending >= batch else 0.0
+
+    def busy(self) -> bool:
+        return time.monotonic() < self.busy_until
+
+    def taking(self) -> bool:
+        return time.monotonic() < self.taking_until
+
+    async def consume(self, js: JetStreamContext) -> None:
+        await ensure_stream(js, self.stream)
+        sub = await js.pull_subscribe(
+            SUBJECTS[self.stream],
+            durable=self.durable,
+            stream=self.stream,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ACK_WAIT,
+                max_deliver=-1,
+                max_ack_pending=-1,
+            ),
+        )
+        batch = self.node.config.federation.batch
+        self.unacked = []  # a new connection: what the last one left unacknowledged comes again
+        while True:
+            msgs = await fetch(sub, batch, timeout=0.5)
+            if msgs:
+                self.note(msgs, batch)
+                await ack(await self.take(msgs, more=len(msgs) == batch))
+            elif self.held:
+                await ack(await self.take([], more=False))
+
+    async def take(self, msgs: list[Msg], more: bool) -> list[Msg]:
+        """Apply what the messages carry; returns the messages to acknowledge now."""
+        return self.settled(msgs, await self.apply(self.items(msgs), more))
+
+    def items(self, msgs: list[Msg]) -> list[tuple[str, bytes]]:
+        """What the messages carry, for the verified import."""
+        return [item(m.subject, m.data) for m in msgs]
+
+    def settled(self, msgs: list[Msg], unsettled: set[bytes]) -> list[Msg]:
+        """Of the messages delivered so far and not acknowledged, those whose content is now
+        applied or kept; the others (envelopes waiting in memory for a checkpoint) wait."""
+        delivered = self.unacked + msgs
+        self.unacked = [m for m in delivered if m.data in unsettled]
+        return [m for m in delivered if m.data not in unsettled]
+
+    async def apply(self, items: list[tuple[str, bytes]], more: bool) -> set[bytes]:
+        """Take items through the verified import; returns the envelope bytes waiting in
+        memory (their messages are not to be acknowledged yet)."""
+        summary = await self.write(self.importer.take, items, hold_tail=more, tail_in_memory=True)
+        unsettled: set[bytes] = summary["unsettled"]
+        self.held = bool(summary["held"]) or bool(unsettled)
+        for q in summary["quarantined"]:
+            log.warning("quarantined %s:%s (%s)", q["origin"], q["seq"], q["reason"])
+        return unsettled
+
+
+class Receiver(Taker):
+    """Consumes the children's envelopes and checkpoints from this tier's own stream and
+    applies them; answers the children's "what have you applied" and "give me back my
+    history" requests."""
+
+    name = "receiver"
+
+    async def session(self, nc: Client) -> None:
+        answering = await nc.subscribe("anjian.applied.*", cb=self._answer)
+        history = await nc.subscribe(f"{HISTORY}.*", cb=self._history)
+        try:
+            await self.consume(nc.jetstream())
+        finally:
+            with contextlib.suppress(Exception):
+                await answering.unsubscribe()
+                await history.unsubscribe()
+
+    async def take(self, msgs: list[Msg], more: bool) -> list[Msg]:
+        ready = await super().take(msgs, more)
+        if msgs:
+            await self.write(record_routes, self.node.log, [m.subject for m in msgs], now_ms())
+        return ready
+
+    async def _answer(self, msg: Msg) -> None:
+        try:
+            positions = await self.read(applied_positions, self.node.log)
+            await msg.respond(pack_positions(positions))
+        except TRANSPORT_ERRORS as e:
+            log.info("receiver: could not answer %s: %s", msg.subject, e)
+
+    async def _history(self, msg: Msg) -> None:
+        """A recovering child asks for the history of the origins it relayed (DESIGN.md §8:
+        nothing acknowledged is lost, even with the child's disk)."""
+        try:
+            request = msgpack.unpackb(msg.data)
+            page = await self.read(history_page, self.node, msg.subject.split(".")[-1], request)
+        except (ValueError, TypeError, KeyError, msgpack.UnpackException) as e:
+            page = {"error": f"a history request is {{origin, after}}: {e}"}
+        try:
+            await msg.respond(msgpack.packb(page))
+        except TRANSPORT_ERRORS as e:
+            log.info("receiver: could not answer %s: %s", msg.subject, e)
+
+
+def history_page(node: Node, child: str, request: dict[str, Any]) -> dict[str, Any]:
+    """``{"origin": None}``: the origins ``child`` relayed (itself included) with the size
+    applied here, and the key documents that chain their keys to the root.
+    ``{"origin": O, "after": N}``: the next envelopes of one of those origins after N and the
+    checkpoints among them. Nothing of origins the child does not relay."""
+    log_ = node.log
+    origin, after = request["origin"], int(request.get("after", 0))
+    origins = {
+        str(r["origin"]): int(r["size"])
+        for r in log_.query(
+            "SELECT m.origin, m.size FROM merkle m LEFT JOIN routes r ON r.origin = m.origin"
+            " WHERE r.child = ? OR m.origin = ?",
+            (child, child),
+        )
+    }
+    if origin is None:
+        docs = documents_from_above(lambda sql, *p: log_.query(sql, p))
+        docs += key_documents(node.config)
+        return {"origins": origins, "documents": chain_documents(docs, origins)}
+    if origin not in origins or not 0 <= after < 2**62:
+        return {"error": f"{child} relays no origin {origin!r} here, or after is out of range"}
+    envelopes = log_.envelopes(after, HISTORY_PAGE, origin=str(origin))
+    notes = log_.query(
+        "SELECT note FROM checkpoints WHERE origin = ? AND size > ? AND size <= ? ORDER BY size",
+        (origin, after, after + len(envelopes)),
+    )
+    return {"envelopes": envelopes, "checkpoints": [str(n["note"]) for n in notes]}
+
+
+def record_routes(log: EventLog, subjects: list[str], at: int) -> None:
+    """Remember which child relays which origin (for the per-child status)."""
+    counts: dict[tuple[str, str], int] = {}
+    for subject in subjects:
+        key = (kind_of(subject)[1], child_of(subject))
+        counts[key] = counts.get(key, 0) + 1
+    log.write_many(
+        "INSERT INTO routes (origin, child, messages, last_seen) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (origin) DO UPDATE SET child = excluded.child,"
+        " messages = routes.messages + excluded.messages, last_seen = excluded.last_seen",
+        [(origin, child, n, at) for (origin, child), n in counts.items()],
+    )

@@ -1,0 +1,98 @@
+"""The federation view: how fresh each origin this node holds from others is, and what each
+child relays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from federation.envelope import parse
+from node.replication.outbox import tree_sizes
+from node.service import Node
+
+
+# -- the federation view ----------------------------------------------------------------------
+def federation_view(node: Node, now: int) -> dict[str, Any]:
+    """Per origin this node holds from others: applied sequence, what waits (pending), lag in
+    events (the highest sequence known from envelopes or checkpoints, less the applied) and in
+    seconds (the recording time of the newest envelope waiting, less that of the last applied;
+    0 when nothing waits), quarantined and unknown-type counts; and per child: the origins it
+    relays, messages and when it was last heard from."""
+    log = node.log
+    me = node.config.node.origin
+    sizes = tree_sizes(log)
+    pending = {
+        str(r["origin"]): (int(r["n"]), int(r["top"]))
+        for r in log.query(
+            "SELECT origin, COUNT(*) AS n, MAX(seq) AS top FROM import_pending GROUP BY origin"
+        )
+    }
+    announced = {
+        str(r["origin"]): int(r["top"])
+        for r in log.query(
+            "SELECT origin, MAX(size) AS top FROM import_checkpoints GROUP BY origin"
+        )
+    }
+    quarantined = {
+        str(r["origin"]): int(r["n"])
+        for r in log.query("SELECT origin, COUNT(*) AS n FROM quarantine GROUP BY origin")
+    }
+    stats = {
+        str(r["origin"]): (int(r["unknown"]), int(r["last_at"]))
+        for r in log.query("SELECT origin, unknown, last_at FROM origin_stats")
+    }
+    routes = {
+        str(r["origin"]): (str(r["child"]), int(r["messages"]), int(r["last_seen"]))
+        for r in log.query("SELECT origin, child, messages, last_seen FROM routes")
+    }
+    origins: dict[str, Any] = {}
+    for origin in sorted((set(sizes) | set(pending) | set(quarantined)) - {me, "?"}):
+        applied = sizes.get(origin, 0)
+        waiting, top = pending.get(origin, (0, 0))
+        unknown, last_at = stats.get(origin, (0, 0))
+        lag_s = 0.0
+        if waiting:
+            newest = log.query(
+                "SELECT raw FROM import_pending WHERE origin = ? ORDER BY seq DESC LIMIT 1",
+                (origin,),
+            )
+            lag_s = max(0.0, (parse(bytes(newest[0]["raw"])).at - last_at) / 1000)
+        origins[origin] = {
+            "applied": applied,
+            "pending": waiting,
+            "lag_events": max(top, announced.get(origin, 0), applied) - applied,
+            "lag_seconds": lag_s,
+            "last_recorded_at": last_at or None,
+            "quarantined": quarantined.get(origin, 0),
+            "unknown_types": unknown,
+            "child": routes.get(origin, ("", 0, 0))[0] or None,
+        }
+    children: dict[str, Any] = {}
+    for origin, (child, messages, seen) in routes.items():
+        entry = children.setdefault(
+            child, {"origins": [], "messages": 0, "last_seen": 0, "lag_events": 0, "pending": 0}
+        )
+        entry["origins"].append(origin)
+        entry["messages"] += messages
+        entry["last_seen"] = max(entry["last_seen"], seen)
+        if origin in origins:
+            entry["lag_events"] += origins[origin]["lag_events"]
+            entry["pending"] += origins[origin]["pending"]
+    down = log.query(
+        "SELECT COUNT(*) AS n, SUM(CASE WHEN verified > 0 THEN 1 ELSE 0 END) AS kept FROM downward"
+    )[0]
+    return {
+        "origin": me,
+        "tier": node.config.node.tier.value,
+        "parent": node.config.node.parent,
+        "nats": node.config.federation.nats,
+        "origins": origins,
+        "children": {
+            c: {**v, "origins": sorted(v["origins"])} for c, v in sorted(children.items())
+        },
+        "quarantined": sum(quarantined.values()),
+        "from_above": {
+            "kept": int(down["kept"] or 0),
+            "held": int(down["n"]) - int(down["kept"] or 0),
+        },
+        "as_of": now,
+    }

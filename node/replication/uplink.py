@@ -1,0 +1,115 @@
+"""The uplink: publishes this node's log (its own envelopes and those it relays) to the
+parent's JetStream, resuming from what the parent has durably applied."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from nats.aio.client import Client
+
+from federation.transport import (
+    TRANSPORT_ERRORS,
+    applied_subject,
+    unpack_positions,
+    up_subject,
+)
+from node.replication.outbox import Outbox
+from node.replication.part import Call, Part, describe, now_ms
+from node.service import Node
+
+log = logging.getLogger("anjian.federation")
+
+ASK_TIMEOUT = 2.0  # seconds to wait for the parent's applied positions
+
+REASK = 10.0  # seconds between asks while publishing (to see gaps the parent holds)
+
+
+class Uplink(Part):
+    """Publishes every envelope and checkpoint in this node's log to the parent's stream,
+    resuming from what the parent has durably applied; recording never waits for it."""
+
+    name = "uplink"
+
+    def __init__(self, node: Node, url: str, read: Call, write: Call) -> None:
+        super().__init__(node, url, read, write)
+        me = node.config.node.origin
+        self.outbox = Outbox(lambda kind, origin: up_subject(me, kind, origin))
+        self.parent_applied: dict[str, tuple[int, int]] = {}
+        self.asked_at: int | None = None
+
+    async def ask(self, nc: Client) -> dict[str, tuple[int, int]] | None:
+        me = self.node.config.node.origin
+        try:
+            reply = await nc.request(applied_subject(me), me.encode(), timeout=ASK_TIMEOUT)
+            positions = unpack_positions(reply.data)
+        except TRANSPORT_ERRORS as e:
+            self.last_error = f"the parent node did not answer: {describe(e)}"
+            return None
+        except ValueError as e:
+            self.last_error = str(e)
+            log.error("uplink: %s", e)
+            return None
+        self.parent_applied, self.asked_at = positions, now_ms()
+        return positions
+
+    async def session(self, nc: Client) -> None:
+        js = nc.jetstream()
+        waited = 0
+        while (positions := await self.ask(nc)) is None:
+            if waited % 30 == 0:  # now and then, not every attempt
+                log.warning("uplink: %s; waiting before publishing", self.last_error)
+            # the parent's receiver is often a moment behind its NATS (both just restarted):
+            # ask again soon, then every ASK_TIMEOUT
+            await asyncio.sleep(min(0.1 * 2 ** min(waited, 5), ASK_TIMEOUT))
+            waited += 1
+        self.outbox.sent = {o: p[0] for o, p in positions.items()}
+        self.outbox.sent_cp = {o: p[1] for o, p in positions.items()}
+        last_ask = time.monotonic()
+        batch_size = self.node.config.federation.batch
+        while True:
+            batch = await self.read(self.outbox.next_batch, self.node.log, batch_size)
+            await self.outbox.publish(js, batch)
+            if time.monotonic() - last_ask > REASK:
+                previous = self.parent_applied
+                last_ask = time.monotonic()
+                if (positions := await self.ask(nc)) is not None:
+                    self._rewind_stalled(previous, positions)
+
+    def _rewind_stalled(
+        self, previous: dict[str, tuple[int, int]], now: dict[str, tuple[int, int]]
+    ) -> None:
+        """An origin the parent has not advanced since the last ask although more was
+        published: what it lacks never reached it (a stream restored from an older copy, a
+        message lost); publish again from what it holds (a gap is repaired, never skipped)."""
+        for origin, sent in list(self.outbox.sent.items()):
+            applied = now.get(origin, (0, 0))[0]
+            if applied < sent and previous.get(origin, (0, 0))[0] == applied:
+                log.warning(
+                    "uplink: the parent holds %s at %d although %d were published; "
+                    "publishing again from there",
+                    origin,
+                    applied,
+                    sent,
+                )
+                self.outbox.sent[origin] = applied
+                self.outbox.sent_cp[origin] = now.get(origin, (0, 0))[1]
+
+    def state(self, sizes: dict[str, int]) -> dict[str, Any]:
+        return {
+            "parent": self.url,
+            "connected": self.connected,
+            "last_error": self.last_error,
+            "asked_at": self.asked_at,
+            "origins": {
+                origin: {
+                    "recorded": size,
+                    "published": self.outbox.sent.get(origin, 0),
+                    "parent_applied": self.parent_applied.get(origin, (0, 0))[0],
+                    "backlog": size - self.parent_applied.get(origin, (0, 0))[0],
+                }
+                for origin, size in sorted(sizes.items())
+            },
+        }
