@@ -18,8 +18,8 @@ from node.errors import ConfigError
 from node.replication.natsd import nats_server_binary
 from tests.conftest import Clock
 from tests.factories import credit_code, enterprise, js
-from tests.federation.test_import import forge  # noqa: F401 (for the tests here)
 from tests.integration.helpers import Server
+from tests.node.replication.test_import import forge  # noqa: F401 (for the tests here)
 from tests.servers import missing
 
 

@@ -23,7 +23,7 @@ from node.service import Node
 from node.users import Role, add_user
 from tests.conftest import make_node_dir
 from tests.factories import enterprise, js
-from tests.federation.test_import import COUNTIES, forge, setup
+from tests.node.replication.test_import import COUNTIES, forge, setup
 
 
 def test_per_origin_and_per_child_view(tmp_path, clock):

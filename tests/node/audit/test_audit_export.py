@@ -18,7 +18,7 @@ from node.audit import verify as audit_mod
 from node.cli.main import main
 from node.service import Node
 from tests.factories import accident, credit_code, enterprise, js
-from tests.federation.test_signed_log import after_in_another_origin
+from tests.node.test_signed_log import after_in_another_origin
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from node.replication import importer as importer_mod
 from node.replication.importer import Importer
 from node.service import Node
 from tests.factories import credit_code, enterprise, js
-from tests.federation.test_import import setup
+from tests.node.replication.test_import import setup
 
 A = "130102"
 

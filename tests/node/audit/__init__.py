@@ -1,0 +1,1 @@
+"""Tests of node/audit: exports, verification, replay and proofs."""

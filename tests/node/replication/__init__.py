@@ -1,0 +1,1 @@
+"""Tests of node/replication: the verified import, the outbox, the federation view, receipts."""
