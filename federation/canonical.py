@@ -1,4 +1,4 @@
-"""Canonical msgpack: the one encoding of signed bytes (DESIGN.md §4).
+"""Canonical msgpack: the one encoding of signed bytes (docs/architecture.md §4).
 
 Maps have string keys sorted by their UTF-8 bytes; integers take their shortest form; strings
 and binaries their shortest headers; no floats and no extension types (times are integer

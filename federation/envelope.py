@@ -1,4 +1,4 @@
-"""The envelope (DESIGN.md §4): one signed, chained record per event an origin recorded.
+"""The envelope (docs/architecture.md §4): one signed, chained record per event an origin recorded.
 
 An envelope is the canonical msgpack map ``{"body": <bytes>, "sig": <bytes>}``: the body is
 itself canonical msgpack of every field (origin, sequence, previous hash, time, type,

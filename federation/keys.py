@@ -1,4 +1,4 @@
-"""The key hierarchy (DESIGN.md §5): certifications and revocations, signed documents in
+"""The key hierarchy (docs/architecture.md §5): certifications and revocations, signed documents in
 canonical msgpack, and the trust they add up to under one national root key.
 
 The root certifies the national, backup and provincial nodes' keys; every other node's key is

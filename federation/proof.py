@@ -1,4 +1,4 @@
-"""Audit proofs (DESIGN.md §4): self-contained JSON documents that one envelope is in its
+"""Audit proofs (docs/architecture.md §4): self-contained JSON documents that one envelope is in its
 origin's signed log, that a later signed checkpoint of an origin extends an earlier one, or that
 a file of raw readings is the one a signed 5-minute summary covers. Each carries the key
 documents that chain its signing keys to the national root, so ``check_proof`` needs nothing

@@ -1,5 +1,5 @@
 """The event store with envelopes: every event the node records gets its signed, chained
-envelope in the same transaction (DESIGN.md §4), with the origin's Merkle tree advanced
+envelope in the same transaction (docs/architecture.md §4), with the origin's Merkle tree advanced
 alongside. Nothing is recorded unsigned, and no envelope exists for an event not recorded.
 
 The eventsourcing recorders are extended at the one place that sees the final stored events

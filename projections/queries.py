@@ -5,6 +5,7 @@ they were read."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,41 @@ class Filters:
     as_of: int = 0
     limit: int = 100
     offset: int = 0
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str | None], now: int) -> Filters:
+        """Filters from text, as the command line and the HTTP API receive them (keys as the
+        fields are named; times as ``moment`` reads them; ``as_of`` defaults to ``now``).
+        ValueError names the parameter and what was wrong with it."""
+
+        def time(name: str) -> int | None:
+            try:
+                return moment(params.get(name))
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+
+        def number(name: str, default: int) -> int:
+            value = params.get(name)
+            if value is None or value == "":
+                return default
+            try:
+                return int(value)
+            except ValueError:
+                raise ValueError(f"{name}: {value!r} is not a whole number") from None
+
+        return cls(
+            region=params.get("region") or None,
+            since=time("since"),
+            until=time("until"),
+            grade=params.get("grade") or None,
+            industry=params.get("industry") or None,
+            status=params.get("status") or None,
+            level=params.get("level") or "county",
+            as_of=time("as_of") or now,
+            accident=params.get("accident") or None,
+            limit=number("limit", 100),
+            offset=number("offset", 0),
+        )
 
     def __post_init__(self) -> None:
         """Refuse what no query can mean, with what was wrong (ValueError)."""

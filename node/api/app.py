@@ -27,7 +27,7 @@ from node.runtime import Runtime
 from node.sensors import counters, sources
 from node.service import Node
 from node.users import User, digest
-from projections.queries import Filters, moment
+from projections.queries import Filters
 
 log = logging.getLogger("anjian.http")
 T = TypeVar("T")
@@ -166,21 +166,8 @@ async def readings(request: web.Request) -> web.Response:
 
 async def query(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    q = request.query
     try:
-        filters = Filters(
-            region=q.get("region"),
-            since=moment(q.get("since")),
-            until=moment(q.get("until")),
-            grade=q.get("grade"),
-            industry=q.get("industry"),
-            status=q.get("status"),
-            level=q.get("level", "county"),
-            as_of=moment(q.get("as_of")) or rt.node.clock(),
-            accident=q.get("accident"),
-            limit=int(q.get("limit", "100")),
-            offset=int(q.get("offset", "0")),
-        )
+        filters = Filters.parse(request.query, rt.node.clock())
     except (ValueError, OverflowError) as e:
         raise Invalid.field("query", f"bad filter: {e}") from None
     if filters.limit > 10_000:

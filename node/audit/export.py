@@ -121,7 +121,8 @@ def open_source(path: Path) -> Iterator[Source]:
 
 
 def prefix_until(envelopes: Iterable[Envelope], until: int | None) -> Iterator[Envelope]:
-    """The longest prefix recorded at or before ``until`` (DESIGN.md §7: "as it stood at T")."""
+    """The longest prefix recorded at or before ``until`` (docs/architecture.md §7: "as it stood
+    at T")."""
     for env in envelopes:
         if until is not None and env.at > until:
             return

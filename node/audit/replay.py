@@ -1,6 +1,7 @@
 """Replaying an export or a node directory into a new node directory as it stood at a moment
-(DESIGN.md §7: per origin, the longest prefix recorded at or before T), with its projections
-rebuilt, so that `anjian query` and `anjian projections digest` answer about that moment.
+(docs/architecture.md §7: per origin, the longest prefix recorded at or before T), with its
+projections rebuilt, so that `anjian query` and `anjian projections digest` answer about that
+moment.
 
 The envelopes are stored verbatim (with their checkpoints and the key documents), so the
 replayed directory verifies with `anjian audit verify --root-key` like any node; the replay

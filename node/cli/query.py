@@ -74,21 +74,27 @@ def query(
     with open_node(directory) as node:
         node.project()
         try:
-            filters = Filters(
-                region=region,
-                since=when(since, "since"),
-                until=when(until, "until"),
-                grade=grade,
-                industry=industry,
-                status=status,
-                level=level,
-                as_of=when(as_of, "as-of") or node.clock(),
-                accident=accident,
-                limit=limit,
-                offset=offset,
+            filters = Filters.parse(
+                {
+                    "region": region,
+                    "since": since,
+                    "until": until,
+                    "grade": grade,
+                    "industry": industry,
+                    "status": status,
+                    "level": level,
+                    "as_of": as_of,
+                    "accident": accident,
+                    "limit": str(limit),
+                    "offset": str(offset),
+                },
+                node.clock(),
             )
-        except ValueError as e:
-            raise click.UsageError(str(e)) from None
+        except ValueError as e:  # "since: ..." names the option as the command line spells it
+            field, _, problem = str(e).partition(": ")
+            if problem and field in ("since", "until", "as_of", "limit", "offset"):
+                raise ConfigError(f"--{field.replace('_', '-')}: {problem}") from None
+            raise ConfigError(str(e)) from None
         rows = node.query(name, filters)
     if as_csv:
         out = io.StringIO()

@@ -1,4 +1,4 @@
-"""Verified import (DESIGN.md §6 "In"): envelopes, checkpoints and key documents
+"""Verified import (docs/architecture.md §6 "In"): envelopes, checkpoints and key documents
 of other origins are verified and applied to this node's store in each origin's sequence,
 exactly once. A gap holds that origin (others go on) until it is filled; an envelope whose key
 cannot be judged yet is held like a gap; anything forged, altered or from outside this node's
@@ -487,7 +487,7 @@ class Importer:
         reports = [
             (env.aggregate, env.origin, env.seq, env.at) for env in run if env.type in REPORTS
         ]
-        if reports and self.receipts:  # this tier's signed receipt (DESIGN.md §6)
+        if reports and self.receipts:  # this tier's signed receipt (docs/architecture.md §6)
             try:
                 summary["receipts"] = summary.get("receipts", 0) + record_receipts(
                     self.node, reports

@@ -1,4 +1,5 @@
-"""Receipts of accident reports that reached this node from below (DESIGN.md §6 "Receipts").
+"""Receipts of accident reports that reached this node from below (docs/architecture.md §6,
+"Receipts").
 
 The federation importer calls ``record_receipts`` after it applies a run of envelopes, with the
 accident reports among them: for each report of another origin that this node has no receipt
