@@ -1,6 +1,7 @@
 """Key documents (certifications, revocations) a node issues, recorded in its own log so they
-replicate and are audited like everything else (DESIGN.md §5). The documents themselves are
-signed bytes the node checks before recording; the domain keeps them verbatim (base64)."""
+replicate and are audited like everything else (docs/architecture.md §5). The documents
+themselves are signed bytes the node checks before recording; the domain keeps them verbatim
+(base64)."""
 
 from __future__ import annotations
 

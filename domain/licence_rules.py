@@ -126,7 +126,7 @@ _NUMBER = re.compile(
 
 
 def parse_licence_number(number: str) -> dict[str, Any] | None:
-    """The parts of a licence number (DOMAIN.md §2.4), bracket styles and full-width
+    """The parts of a licence number (docs/domain.md §2.4), bracket styles and full-width
     characters unified; None when it does not have the usual shape (it is still valid)."""
     text = unicodedata.normalize("NFKC", number).strip().upper()
     m = _NUMBER.match(text)

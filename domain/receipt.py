@@ -1,6 +1,6 @@
-"""Receipts of accident reports (DESIGN.md §6 "Receipts"). When a tier's node applies another
-origin's accident report that came up from below, it records its own receipt, signed, in its
-own log: the receipt belongs to the receiving node (one writing origin per record) and refers
+"""Receipts of accident reports (docs/architecture.md §6 "Receipts"). When a tier's node applies
+another origin's accident report that came up from below, it records its own receipt, signed, in
+its own log: the receipt belongs to the receiving node (one writing origin per record) and refers
 to the report by the accident's id and the reporting origin's envelope sequence. Receipts
 replicate upward like every event, so the national view holds every tier against 493号令
 Art. 11 (逐级上报, no more than 2 hours per tier) with signed times.
@@ -13,10 +13,11 @@ at T by the reporting node is due at the n-th tier above it (county < city < pro
 national) by T + n × 2 hours, and a receipt recorded at or before that instant is on time.
 T is the report event's own recording time (its envelope's signed time), which the receipt
 carries so that it can be judged without the report. The reporting node's tier is the level of
-its origin id, which is its division code at creation (DESIGN.md §3; 000000 is the national
-centre): PP0000 a province, PPCC00 a city, any other code a county. A county directly under its
-province (PP90XX, no city above it) has the province as its first tier above. An origin that is
-not a division code has no known tier: its receipts are kept and shown, without a deadline.
+its origin id, which is its division code at creation (docs/architecture.md §3; 000000 is the
+national centre): PP0000 a province, PPCC00 a city, any other code a county. A county directly
+under its province (PP90XX, no city above it) has the province as its first tier above. An
+origin that is not a division code has no known tier: its receipts are kept and shown, without a
+deadline.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Enforcement: one row per case as it stands; the 执法统计 indicators (DOMAIN.md §3.4) by
+"""Enforcement: one row per case as it stands; the 执法统计 indicators (docs/domain.md §3.4) by
 region and month are queries over it, and so are the open cases with their deadlines."""
 
 from __future__ import annotations

@@ -406,8 +406,8 @@ InspectionOpened.CREATES = EnforcementCase
 
 
 def _check_penalty_powers(items: list[PenaltyItem], ctx: Context) -> None:
-    """Suspending or revoking a licence is the issuer's decision (DESIGN §3): a county or city
-    bureau recommends it instead (case.recommend-licence-action)."""
+    """Suspending or revoking a licence is the issuer's decision (docs/architecture.md §3): a
+    county or city bureau recommends it instead (case.recommend-licence-action)."""
     issuer_only = {PenaltyType.SUSPEND_LICENCE, PenaltyType.REVOKE_LICENCE}
     if ctx.tier in ("county", "city") and any(p.type in issuer_only for p in items):
         raise Refused(

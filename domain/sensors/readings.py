@@ -11,7 +11,7 @@ from typing import Any
 
 WINDOW_MS = 300_000  # summaries every 5 minutes (AQ 6201 统计值 period)
 
-# Status bits (DOMAIN.md §4.3): values taken during calibration (标校, 4) or from a faulty
+# Status bits (docs/domain.md §4.3): values taken during calibration (标校, 4) or from a faulty
 # sensor (传感器故障, 128) are stored but neither raise alarms nor enter min/mean/max.
 EXCLUDED_STATUS = 4 | 128
 

@@ -112,7 +112,7 @@ class RawReading(BaseModel):
         description="Milliseconds since the epoch (UTC), or ISO 8601 with offset."
     )
     value: Decimal = Field(description="In the point's unit, e.g. 0.75 (%CH4).")
-    status: int = Field(default=0, ge=0, le=255, description="Status bits (DOMAIN.md §4.3).")
+    status: int = Field(default=0, ge=0, le=255, description="Status bits (docs/domain.md §4.3).")
 
 
 class ReadingBatch(BaseModel):

@@ -1,5 +1,5 @@
 """Sensor types with their units and integer scales, and the default thresholds of the
-煤矿安全规程 methane table by location (DOMAIN.md §4.1) and CO (§4.2).
+煤矿安全规程 methane table by location (docs/domain.md §4.1) and CO (§4.2).
 
 Values are integers in a fixed scale per point: ``value = round_half_even(reading × 10**scale)``
 (0.75 %CH₄ at scale 4 is 7500)."""
