@@ -1,6 +1,19 @@
 """Errors of the node application. Domain refusals (``domain.errors``) pass through as they are;
 these add what only the application knows: records that do not exist, conflicting writers, and
-configuration or storage problems."""
+configuration or storage problems.
+
+    domain.errors.DomainError      what every edge (HTTP, CLI) answers as a refusal
+     ├── Invalid, Refused          the domain's own (bad input; the law says no)
+     └── NodeError                 root of the node's own errors
+          ├── NotFound             no such record                              (HTTP 404)
+          ├── Conflict             someone else recorded first: reload, retry  (HTTP 409)
+          └── ConfigError          the node directory, its configuration or its store is
+                                   missing or wrong                            (CLI exit 1)
+
+NodeError stands under DomainError so that an edge catches one root for everything a user is
+told; the other packages have their own roots (``federation.errors.FederationError``,
+``projections.errors.ProjectionError``, ``hardware.errors.HardwareError``), which the node
+turns into these where they reach a user."""
 
 from __future__ import annotations
 
@@ -12,7 +25,7 @@ class NodeError(DomainError):
 
 
 class NotFound(NodeError):
-    pass
+    """No such record."""
 
 
 class Conflict(NodeError):

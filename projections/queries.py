@@ -16,6 +16,7 @@ import sqlite_utils
 from domain.base import CHINA, to_ms
 from domain.grading import MUST_REACH
 from domain.receipt import CHAIN
+from projections.errors import BadFilter
 
 DAY_MS = 86_400_000
 MAX_MS = 2**53  # times and offsets beyond this are mistakes, not dates
@@ -30,7 +31,7 @@ LICENSED_INDUSTRIES = (
 
 def moment(value: str | None) -> int | None:
     """A filter time: milliseconds since 1970, or ISO 8601 (a bare date or time is China
-    time). ValueError says what is wrong."""
+    time). BadFilter (a ValueError) says what is wrong."""
     if value is None or value == "":
         return None
     if value.lstrip("-").isdigit():
@@ -38,7 +39,7 @@ def moment(value: str | None) -> int | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO 8601 date or time") from None
+        raise BadFilter(f"{value!r} is not an ISO 8601 date or time") from None
     return to_ms(parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA))
 
 
@@ -60,13 +61,13 @@ class Filters:
     def parse(cls, params: Mapping[str, str | None], now: int) -> Filters:
         """Filters from text, as the command line and the HTTP API receive them (keys as the
         fields are named; times as ``moment`` reads them; ``as_of`` defaults to ``now``).
-        ValueError names the parameter and what was wrong with it."""
+        BadFilter (a ValueError) names the parameter and what was wrong with it."""
 
         def time(name: str) -> int | None:
             try:
                 return moment(params.get(name))
             except ValueError as e:
-                raise ValueError(f"{name}: {e}") from None
+                raise BadFilter(f"{name}: {e}") from None
 
         def number(name: str, default: int) -> int:
             value = params.get(name)
@@ -75,7 +76,7 @@ class Filters:
             try:
                 return int(value)
             except ValueError:
-                raise ValueError(f"{name}: {value!r} is not a whole number") from None
+                raise BadFilter(f"{name}: {value!r} is not a whole number") from None
 
         return cls(
             region=params.get("region") or None,
@@ -92,24 +93,22 @@ class Filters:
         )
 
     def __post_init__(self) -> None:
-        """Refuse what no query can mean, with what was wrong (ValueError)."""
+        """Refuse what no query can mean, with what was wrong (BadFilter)."""
         if self.region is not None and not (len(self.region) == 6 and self.region.isdigit()):
-            raise ValueError(f"region {self.region!r} is not a 6-digit division code")
+            raise BadFilter(f"region {self.region!r} is not a 6-digit division code")
         if self.accident is not None:
             try:
                 UUID(self.accident)
             except ValueError:
-                raise ValueError(
-                    f"accident {self.accident!r} is not a record id (a UUID)"
-                ) from None
+                raise BadFilter(f"accident {self.accident!r} is not a record id (a UUID)") from None
         if self.level not in ("county", "city", "province"):
-            raise ValueError(f"level {self.level!r} is not county, city or province")
+            raise BadFilter(f"level {self.level!r} is not county, city or province")
         for name in ("since", "until", "as_of"):
             value = getattr(self, name)
             if value is not None and not -MAX_MS <= value <= MAX_MS:
-                raise ValueError(f"{name} {value} is out of range (milliseconds since 1970)")
+                raise BadFilter(f"{name} {value} is out of range (milliseconds since 1970)")
         if not 1 <= self.limit <= 100_000 or not 0 <= self.offset <= MAX_MS:
-            raise ValueError("limit is 1 to 100000 and offset is not negative")
+            raise BadFilter("limit is 1 to 100000 and offset is not negative")
 
 
 @dataclass(frozen=True)
