@@ -1,12 +1,14 @@
 """The port every sensor adapter fills: a ``Source`` that turns what a monitoring system sends
 (Modbus registers, MQTT messages, dropped files) into reading ``Batch``es for one site and hands
 them to a ``Sink`` — in ``anjian serve``, the node, which takes each batch through the domain
-(raw readings to the local store; alarms, power cuts and summaries to the log, DESIGN.md §4).
+(raw readings to the local store; alarms, power cuts and summaries to the log,
+docs/architecture.md §4).
 
 A source runs until cancelled and survives its peer: a device or broker that restarts, a
 malformed frame, payload or file is a log line and a counter, never a crash and never a reading
-recorded from it. A batch delivered again (a retry after a failure) is harmless: the readings
-store keeps one reading per point and time."""
+recorded from it (hardware.errors names what can go wrong). A batch delivered again (a retry
+after a failure) is harmless: the readings store keeps one reading per point and time. Every
+source meets the contract of tests/hardware/contract.py."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from hardware.errors import Refused as Refused  # re-exported: the Sink's refusal
+
 log = logging.getLogger("anjian.hardware")
 
 
@@ -24,7 +28,7 @@ class Reading:
     point: str  # 测点编码, as registered at the site
     t: int  # milliseconds since the epoch, UTC
     value: Decimal  # in the point's unit (e.g. 0.75 for 0.75 %CH4)
-    status: int = 0  # the status bits of DOMAIN.md §4.3
+    status: int = 0  # the status bits of docs/domain.md §4.3
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,6 @@ class PointDefinition:
     location: str | None = None  # 设置地点 (the domain's Location), which sets methane defaults
 
 
-class Refused(Exception):
-    """The node refused a batch or a definition; the message says why."""
-
-
 class Sink(Protocol):
     async def readings(self, batch: Batch) -> dict[str, Any]:
         """Take a batch; raise Refused with the reason if the node will not."""
@@ -74,15 +74,26 @@ class Counters:
 
     batches: int = 0
     readings: int = 0
-    refused: int = 0  # batches the node refused (an unknown point, a bad value)
-    malformed: int = 0  # frames, payloads or files that could not be read
+    refused: int = 0  # batches the node refused (an unknown point, a bad value): Refused
+    malformed: int = 0  # frames, payloads or files that could not be read: Malformed
     reconnects: int = 0
     connected: bool = False
     last_error: str | None = None
+    # each adapter's own; every adapter counts ``failures``: a sink that failed (not a refusal:
+    # the node down, its store busy), whose batch the adapter keeps or retries as it documents
     extra: dict[str, int] = field(default_factory=dict)
 
     def error(self, what: str, counter: str = "malformed") -> None:
         setattr(self, counter, getattr(self, counter) + 1)
+        self.last_error = what
+        log.warning("%s", what)
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.extra[what] = self.extra.get(what, 0) + n
+
+    def failed(self, what: str) -> None:
+        """A failure that is neither a refusal nor malformed input (``extra["failures"]``)."""
+        self.count("failures")
         self.last_error = what
         log.warning("%s", what)
 
@@ -95,7 +106,7 @@ class Source(Protocol):
         """What it reads, for log lines and status ("modbus 10.0.0.5:502 site X")."""
 
     async def run(self, sink: Sink) -> None:
-        """Deliver batches to ``sink`` until cancelled."""
+        """Deliver batches to ``sink`` until cancelled (it ends with CancelledError then)."""
 
 
 async def deliver(source: Source, sink: Sink, batch: Batch, split: bool = True) -> bool:

@@ -1,4 +1,4 @@
-"""Monitoring-system file drops (DOMAIN.md §4.3 b): the networking files a coal-mine safety
+"""Monitoring-system file drops (docs/domain.md §4.3 b): the networking files a coal-mine safety
 monitoring system (煤矿安全监控系统) writes into a directory,
 ``{矿井编码}_{TYPE}_{yyyyMMddHHmmss}.txt``.
 
@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from domain.sensors.thresholds import SensorType
-from hardware.base import Batch, Counters, PointDefinition, Reading, Refused, Sink, log
+from hardware.base import Batch, Counters, PointDefinition, Reading, Sink, log
+from hardware.errors import Malformed as Malformed  # re-exported: it was defined here
+from hardware.errors import Refused
 
 CHINA = timezone(timedelta(hours=8), "CST")  # no daylight saving since 1991
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,7 +36,7 @@ KINDS = {
     "YCBJ": "abnormality alarms",
     "TJSJ": "statistics",
 }
-# 传感器类型 codes of DOMAIN.md §4.3 that the domain knows; other codes are skipped.
+# 传感器类型 codes of docs/domain.md §4.3 that the domain knows; other codes are skipped.
 SENSOR_TYPES = {
     "0001": SensorType.METHANE,  # 环境瓦斯
     "0043": SensorType.METHANE,  # 激光甲烷
@@ -54,10 +56,6 @@ UPPER = {"alarm": "上限报警门限", "power_cut": "上限断电门限", "rest
 LOWER = {"alarm": "下限报警门限", "power_cut": "下限断电门限", "restore": "下限复电门限"}
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 BATCH = 5000  # readings handed to the node at a time
-
-
-class Malformed(ValueError):
-    """A file that cannot be read; the message says where and what was wrong."""
 
 
 # -- reading a file ---------------------------------------------------------------------------
@@ -281,7 +279,7 @@ class FileDropSource:
                 await self.scan_once(sink)
             except OSError as e:  # the directory is missing or unreadable: look again later
                 self.counters.connected = False
-                self._failed(f"{self.name}: {e}")
+                self.counters.failed(f"{self.name}: {e}")
             await asyncio.sleep(self.config.interval)
 
     async def scan_once(self, sink: Sink) -> int:
@@ -297,7 +295,7 @@ class FileDropSource:
             try:
                 await self._take(path, sink)
             except Exception as e:
-                self._failed(f"{self.name}: {path.name}: not delivered, will retry: {e!r}")
+                self.counters.failed(f"{self.name}: {path.name}: not delivered, will retry: {e!r}")
                 break
             self._looks.pop(path.name, None)  # a file of the same name later is a new file
             moved += 1
@@ -426,12 +424,7 @@ class FileDropSource:
         self._count(f"files_{folder}")
 
     def _count(self, what: str, n: int = 1) -> None:
-        self.counters.extra[what] = self.counters.extra.get(what, 0) + n
-
-    def _failed(self, what: str) -> None:
-        self._count("failures")
-        self.counters.last_error = what
-        log.warning("%s", what)
+        self.counters.count(what, n)
 
     def _learn_from_done(self) -> dict[str, set[str]]:
         """The points the newest CDDY file of each mine taken before (done/, or rejected/ when

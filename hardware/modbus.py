@@ -1,10 +1,13 @@
 """Modbus TCP: ``ModbusSource`` polls a monitoring outstation's registers every AQ 6201 cycle
-(≤ 10 s, DOMAIN.md §4.2) and delivers one batch per poll; ``ModbusDevice`` is a small simulated
-device (a real pymodbus TCP server) for tests and the site simulator.
+(≤ 10 s, docs/domain.md §4.2) and delivers one batch per poll; ``ModbusDevice`` is a small
+simulated device (a real pymodbus TCP server) for tests and the site simulator.
 
-A poll is all or nothing: a Modbus exception response or a short reply is counted as
-``malformed`` and nothing of that poll is delivered; a device that stops answering or goes away
-is reconnected with backoff (``reconnects``), and no reading is recorded from a failed poll.
+A poll is all or nothing: a Modbus exception response or a short reply is ``Malformed``,
+counted as ``malformed``, and nothing of that poll is delivered; a device that stops answering
+or goes away (``ConnectionLost``) is reconnected with backoff (``reconnects``), and no reading is
+recorded from a failed poll. A poll the node refuses is counted (``refused``) and one it fails
+to take is counted as a failure; neither is kept: the next poll reads the device again. A
+configuration that cannot work is ``Misconfigured`` when it is made.
 
     config = ModbusConfig("130102B0012", "10.0.0.5", points=(
         ModbusPoint("CH4-01", 0, scale=Decimal("0.01"), status_register=1),
@@ -31,6 +34,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hardware.base import Batch, Counters, Reading, Sink, deliver
+from hardware.errors import ConnectionLost, Malformed, Misconfigured
 
 log = logging.getLogger("anjian.hardware.modbus")
 
@@ -49,7 +53,7 @@ def _iso(t: int) -> str:
 
 def _address(value: int, what: str) -> None:
     if not 0 <= value <= 0xFFFF:
-        raise ValueError(f"{what} {value} is not a register address (0–65535)")
+        raise Misconfigured(f"{what} {value} is not a register address (0–65535)")
 
 
 @dataclass(frozen=True)
@@ -61,19 +65,23 @@ class ModbusPoint:
     register: int  # 0-based register address, as in the request
     scale: Decimal = Decimal(1)
     signed: bool = False  # the register holds a 16-bit two's complement number
-    status_register: int | None = None  # the point's status bits (DOMAIN.md §4.3)
+    status_register: int | None = None  # the point's status bits (docs/domain.md §4.3)
     kind: Kind = "holding"  # holding (0x03) or input (0x04) registers
 
     def __post_init__(self) -> None:
         if not self.point:
-            raise ValueError("a Modbus point needs its point code")
+            raise Misconfigured("a Modbus point needs its point code")
         _address(self.register, f"{self.point}: register")
         if self.status_register is not None:
             _address(self.status_register, f"{self.point}: status register")
         if not isinstance(self.scale, Decimal) or not self.scale.is_finite() or not self.scale:
-            raise ValueError(f"{self.point}: scale must be a non-zero Decimal, not {self.scale!r}")
+            raise Misconfigured(
+                f"{self.point}: scale must be a non-zero Decimal, not {self.scale!r}"
+            )
         if self.kind not in ("holding", "input"):
-            raise ValueError(f"{self.point}: kind must be 'holding' or 'input', not {self.kind!r}")
+            raise Misconfigured(
+                f"{self.point}: kind must be 'holding' or 'input', not {self.kind!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -89,16 +97,16 @@ class ModbusConfig:
     def __post_init__(self) -> None:
         where = f"modbus {self.host}:{self.port}"
         if not self.points:
-            raise ValueError(f"{where}: no points configured")
+            raise Misconfigured(f"{where}: no points configured")
         codes = [p.point for p in self.points]
         if dup := sorted({c for c in codes if codes.count(c) > 1}):
-            raise ValueError(f"{where}: points configured twice: {', '.join(dup)}")
+            raise Misconfigured(f"{where}: points configured twice: {', '.join(dup)}")
         if not 0 < self.port <= 0xFFFF:
-            raise ValueError(f"{where}: port must be 1–65535")
+            raise Misconfigured(f"{where}: port must be 1–65535")
         if not 0 <= self.unit <= 255:
-            raise ValueError(f"{where}: unit must be 0–255, not {self.unit}")
+            raise Misconfigured(f"{where}: unit must be 0–255, not {self.unit}")
         if not (self.interval > 0 and self.timeout > 0):
-            raise ValueError(f"{where}: interval and timeout must be positive seconds")
+            raise Misconfigured(f"{where}: interval and timeout must be positive seconds")
 
 
 @dataclass(frozen=True)
@@ -137,14 +145,6 @@ def _exception(code: int) -> str:
         return f"{code} ({ExcCodes(code).name})"
     except ValueError:
         return str(code)
-
-
-class _Malformed(Exception):
-    """A reply that cannot be used: a Modbus exception response, a short reply."""
-
-
-class _Lost(Exception):
-    """No usable connection: the device went away or stopped answering."""
 
 
 class ModbusSource:
@@ -248,17 +248,18 @@ class ModbusSource:
         poll = f"unit {self.config.unit}, the poll at {_iso(t)}"
         try:
             raw = await self._read_all()
-        except _Malformed as e:
+        except Malformed as e:
             self.counters.error(f"{self.name}: {poll}: {e}; nothing of it recorded")
             return True
-        except _Lost as e:
+        except ConnectionLost as e:
             self._lost(f"{poll}: {e}")
             self._failures += 1
             return False
         readings = tuple(self._reading(p, t, raw) for p in self.config.points)
         try:
             await deliver(self, sink, Batch(self.config.site, readings, poll))
-        except Exception as e:  # the sink failed, not the device: log it and poll on
+        except Exception as e:  # the sink failed, not the device: count it, log it, poll on
+            self.counters.count("failures")
             self.counters.last_error = f"{self.name}: {poll}: the sink failed: {e!r}"
             log.exception("%s: %s: the sink failed", self.name, poll)
         return True
@@ -266,7 +267,7 @@ class ModbusSource:
     async def _read_all(self) -> dict[tuple[Kind, int], int]:
         client, unit = self._client, self.config.unit
         if client is None:
-            raise _Lost("not connected")
+            raise ConnectionLost("not connected")
         raw: dict[tuple[Kind, int], int] = {}
         for r in self.requests:
             read = (
@@ -278,12 +279,12 @@ class ModbusSource:
             try:
                 reply = await read(r.address, count=r.count, device_id=unit)
             except ModbusException as e:
-                raise _Lost(f"no valid reply reading {what}: {e}") from None
+                raise ConnectionLost(f"no valid reply reading {what}: {e}") from None
             if reply.isError():
-                raise _Malformed(f"exception {_exception(reply.exception_code)} reading {what}")
+                raise Malformed(f"exception {_exception(reply.exception_code)} reading {what}")
             registers = list(reply.registers)
             if len(registers) != r.count:
-                raise _Malformed(f"{len(registers)} registers in the reply reading {what}")
+                raise Malformed(f"{len(registers)} registers in the reply reading {what}")
             for i, value in enumerate(registers):
                 raw[(r.kind, r.address + i)] = value
         return raw
@@ -306,7 +307,9 @@ class ModbusDevice:
     returns, called on every read (the device's tick: a site simulator computes its values at
     the moment it is polled; it runs on the event loop, so it must be quick). The device can be
     stopped and started again on the same port (a restart; a new ``size`` takes effect then);
-    with ``port=0`` it takes a free port on its first start and keeps it."""
+    with ``port=0`` it takes a free port on its first start and keeps it. While ``fault`` holds
+    an exception code, every read is answered with that exception response (a device in
+    trouble: its sensors' bus down, say)."""
 
     def __init__(
         self,
@@ -321,6 +324,7 @@ class ModbusDevice:
         self.values, self.host, self.port, self.unit, self.size = values, host, port, unit, size
         self._raw: dict[int, int] = {}
         self._server: ModbusTcpServer | None = None
+        self.fault: ExcCodes | None = None
 
     def set(self, register: int, raw: int) -> None:
         """Put a raw value in a register; a negative one is stored as two's complement."""
@@ -381,6 +385,8 @@ class ModbusDevice:
         registers: list[int],
         set_values: Any,
     ) -> ExcCodes | None:
+        if self.fault is not None:
+            return self.fault
         current = dict(self._raw)
         if self.values is not None:
             current.update((r, self._checked(r, v)) for r, v in self.values().items())

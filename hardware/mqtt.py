@@ -6,8 +6,11 @@ delivered).
 
 A message is one reading ``{"point", "value", "time", "status"}`` or a list of them; ``time``
 is milliseconds since the epoch (UTC) or ISO 8601 with an offset, ``status`` the bits of
-DOMAIN.md §4.3 (default 0). A message that is not that is counted and logged, and nothing of it
-is kept; the others go on."""
+docs/domain.md §4.3 (default 0). A message that is not that is ``Malformed``: counted and
+logged, and nothing of it is kept; the others go on. A batch the node refuses is counted and
+not kept (its points offered again one by one first, see ``hardware.base.deliver``); one the
+node fails to take (not a refusal) is kept for the next interval and counted as a failure.
+Cancelled, the source delivers what it still holds before it stops."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from typing import Any
 import aiomqtt
 
 from hardware.base import Batch, Counters, Reading, Sink, deliver
+from hardware.errors import Malformed as Malformed  # re-exported: it was defined here
 
 log = logging.getLogger("anjian.hardware")
 BACKOFF = (0.5, 1.0, 2.0, 5.0)  # seconds between connection attempts (the last repeats)
@@ -39,10 +43,6 @@ class MqttConfig:
     username: str | None = None
     password: str | None = None
     client_id: str | None = None  # a stable id keeps the broker's session across restarts
-
-
-class Malformed(ValueError):
-    pass
 
 
 def readings_of(payload: bytes) -> list[Reading]:
@@ -124,10 +124,9 @@ class MqttSource:
         except Exception as e:  # whatever the node raised: kept, logged
             kept = {(r.point, r.t): r for r in readings[-MAX_PENDING:]}
             self._pending = {**kept, **self._pending}
-            self.counters.error(
+            self.counters.failed(
                 f"{self.name}: the node did not take {len(readings)} readings ({e});"
-                f" {len(kept)} kept for the next try",
-                "refused",
+                f" {len(kept)} kept for the next try"
             )
 
     async def run(self, sink: Sink) -> None:

@@ -1,5 +1,6 @@
 """The node as the sensor adapters' sink (hardware.base.Sink): each batch through the domain in
-the node's writer thread, refusals turned into the adapter's ``Refused`` with the reason."""
+the node's writer thread, refusals turned into the adapters' ``hardware.errors.Refused`` with the
+reason."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from domain.errors import DomainError, Invalid
 from domain.sensors.site import site_id
-from hardware.base import Batch, PointDefinition, Refused
+from hardware.base import Batch, PointDefinition
+from hardware.errors import Refused
 
 Call = Callable[..., Awaitable[Any]]  # runs a storage function in the node's writer thread
 

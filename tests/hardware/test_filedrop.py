@@ -1,20 +1,23 @@
-"""The file-drop adapter on real files: CDSS values and CDDY definitions to the sink, malformed
-and refused files to rejected/ with the reason beside them, files still being written left
-alone, GBK text; and with a real node, definitions registered, alarms derived, exactly once."""
+"""The file-drop adapter on real files: the source contract (tests/hardware/contract.py); CDSS
+values and CDDY definitions to the sink, malformed and refused files to rejected/ with the
+reason beside them, files still being written left alone, GBK text; and with a real node,
+definitions registered, alarms derived, exactly once."""
 
 import asyncio
 import os
 import time
+from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import count
 
 import pytest
 from blockbuster import blockbuster_ctx
 
 from domain.base import to_ms
-from hardware.base import Refused
 from hardware.filedrop import FileDropConfig, FileDropSource
 from node.adapters import NodeSink
 from tests.factories import NOW, SITE_CODE, js, site
+from tests.hardware.contract import RecordingSink, SourceContract
 
 MINE = "130102B0012"  # 矿井编码 (= the site code unless FileDropConfig.sites maps it)
 NOW_MS = to_ms(NOW)  # 2026-11-29 08:00:00 UTC = 16:00:00 China time
@@ -51,23 +54,6 @@ CDDY = (
 )
 
 
-class FakeSink:
-    def __init__(self, refuse: str | None = None) -> None:
-        self.batches, self.definitions, self.refuse = [], [], refuse
-
-    async def readings(self, batch):
-        if self.refuse:
-            raise Refused(self.refuse)
-        self.batches.append(batch)
-        return {"events": []}
-
-    async def points(self, site, points):
-        if self.refuse:
-            raise Refused(self.refuse)
-        self.definitions.append((site, points))
-        return {"registered": [p.point for p in points], "refused": {}}
-
-
 def drop(directory, name, text, encoding="utf-8", age=10.0):
     """A finished file: written ``age`` seconds ago."""
     path = directory / name
@@ -88,8 +74,40 @@ def source(tmp_path):
     return FileDropSource(FileDropConfig(tmp_path))
 
 
+class TestContract(SourceContract):
+    """Fed by dropping a CDSS file of one reading, or an empty file, into the directory."""
+
+    __test__ = True
+    SITE = MINE
+    POINT = "CH4-01"
+    KEEPS_FAILED = True  # the file stays for the next look
+
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path):
+        self.directory = tmp_path
+        self.seconds = count()
+
+    def create_source(self):
+        return FileDropSource(FileDropConfig(self.directory, interval=0.02))
+
+    def _next(self):
+        return datetime(2026, 11, 29, 16, 0, 0) + timedelta(seconds=next(self.seconds))
+
+    async def offer(self, value):
+        at = self._next()
+        stamp, when = at.strftime("%Y%m%d%H%M%S"), at.strftime("%Y-%m-%d %H:%M:%S")
+        text = _cdss(
+            f"{self.POINT};甲烷;上隅角;{value};%CH4;0;{when}~", header=f"{MINE};矿;{when}~"
+        )
+        await asyncio.to_thread(drop, self.directory, f"{MINE}_CDSS_{stamp}.txt", text)
+
+    async def offer_malformed(self):
+        stamp = self._next().strftime("%Y%m%d%H%M%S")
+        await asyncio.to_thread(drop, self.directory, f"{MINE}_CDSS_{stamp}.txt", "")
+
+
 async def test_a_cdss_file_becomes_one_batch_and_goes_to_done(tmp_path):
-    sink = FakeSink()
+    sink = RecordingSink()
     source = FileDropSource(FileDropConfig(tmp_path, sites={MINE: "mine-7"}))
     drop(tmp_path, CDSS_NAME, CDSS)
     assert await scan(source, sink) == 1
@@ -110,7 +128,7 @@ async def test_a_cdss_file_becomes_one_batch_and_goes_to_done(tmp_path):
 async def test_a_cddy_file_defines_the_analog_points_and_its_switch_points_are_left_out(
     source, tmp_path
 ):
-    sink = FakeSink()
+    sink = RecordingSink()
     drop(tmp_path, CDDY_NAME, CDDY)
     drop(tmp_path, CDSS_NAME, CDSS)  # a later file: the definitions go first
     assert await scan(source, sink) == 2
@@ -200,7 +218,7 @@ MALFORMED = [
 async def test_a_malformed_file_is_rejected_with_the_reason_and_nothing_of_it_delivered(
     source, tmp_path, name, text, reason
 ):
-    sink = FakeSink()
+    sink = RecordingSink()
     drop(tmp_path, name, text)
     assert await scan(source, sink) == 1
     assert sink.batches == [] and sink.definitions == []
@@ -213,7 +231,7 @@ async def test_a_malformed_file_is_rejected_with_the_reason_and_nothing_of_it_de
 
 
 async def test_a_file_the_node_refuses_is_rejected_with_the_nodes_reason(source, tmp_path):
-    sink = FakeSink(refuse="readings.3.point: no point 'FS-01' at this site")
+    sink = RecordingSink(refuse="readings.3.point: no point 'FS-01' at this site")
     drop(tmp_path, CDSS_NAME, CDSS)
     drop(tmp_path, CDDY_NAME, CDDY)
     assert await scan(source, sink) == 2
@@ -228,7 +246,7 @@ async def test_a_file_the_node_refuses_is_rejected_with_the_nodes_reason(source,
 
 
 async def test_a_file_still_being_written_is_left_until_it_is_finished(source, tmp_path):
-    sink = FakeSink()
+    sink = RecordingSink()
     half = CDSS[: len(CDSS) // 2]
     path = drop(tmp_path, CDSS_NAME, half, age=0)  # just written
     assert await scan(source, sink) == 0
@@ -245,7 +263,7 @@ async def test_a_file_still_being_written_is_left_until_it_is_finished(source, t
 
 
 async def test_gbk_text_is_read(source, tmp_path):
-    sink = FakeSink()
+    sink = RecordingSink()
     drop(tmp_path, CDDY_NAME, CDDY, encoding="gbk")
     drop(tmp_path, CDSS_NAME, CDSS, encoding="gbk")
     assert await scan(source, sink) == 2
@@ -257,31 +275,28 @@ async def test_other_networking_files_go_to_done_untouched(source, tmp_path):
     names = [f"{MINE}_{kind}_20261129155940.txt" for kind in ("FZDY", "YCBJ", "TJSJ")]
     for name in names:
         drop(tmp_path, name, "whatever the system writes")
-    sink = FakeSink()
+    sink = RecordingSink()
     assert await scan(source, sink) == 3
     assert sorted(os.listdir(tmp_path / "done")) == sorted(names)
     assert source.counters.extra["files_not_interpreted"] == 3 and sink.batches == []
 
 
 async def test_a_failing_sink_leaves_the_files_for_the_next_look(source, tmp_path):
-    class Down(FakeSink):
-        async def readings(self, batch):
-            raise ConnectionError("the node is down")
-
+    sink = RecordingSink(fail_first=1, failure=ConnectionError("the node is down"))
     drop(tmp_path, CDSS_NAME, CDSS)
     drop(tmp_path, CDSS_NAME.replace("155940", "160040"), CDSS)
-    assert await scan(source, Down()) == 0
+    assert await scan(source, sink) == 0
     assert sorted(p.name for p in tmp_path.glob("*.txt")) == [
         CDSS_NAME,
         CDSS_NAME.replace("155940", "160040"),
     ]
     assert "the node is down" in source.counters.last_error
-    assert await scan(source, FakeSink()) == 2
+    assert await scan(source, sink) == 2
 
 
 async def test_run_looks_every_interval_until_cancelled(tmp_path):
     source = FileDropSource(FileDropConfig(tmp_path / "missing", interval=0.01))
-    sink = FakeSink()
+    sink = RecordingSink()
     task = asyncio.create_task(source.run(sink))
     await asyncio.sleep(0.05)  # the directory is missing: a failure, not a crash
     assert task.done() is False and source.counters.connected is False
@@ -372,7 +387,7 @@ async def test_a_large_file_is_handed_over_in_batches(tmp_path, monkeypatch):
     import hardware.filedrop as filedrop
 
     monkeypatch.setattr(filedrop, "BATCH", 3)
-    sink = FakeSink()
+    sink = RecordingSink()
     source = FileDropSource(FileDropConfig(tmp_path))
     drop(tmp_path, CDSS_NAME, CDSS)
     assert await scan(source, sink) == 1

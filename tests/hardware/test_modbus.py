@@ -1,7 +1,8 @@
 """The Modbus TCP source against a real pymodbus server (the simulated device) on a free port:
-scaled, signed and status values in one batch per poll; a device restart survived without a
-reading lost or doubled; exception responses and short replies counted, nothing recorded from
-them; refusals counted; and a methane excursion through the real node's alarms and power cuts."""
+the source contract (tests/hardware/contract.py); scaled, signed and status values in one batch
+per poll; a device restart survived without a reading lost or doubled; exception responses and
+short replies counted, nothing recorded from them; refusals counted; and a methane excursion
+through the real node's alarms and power cuts."""
 
 from __future__ import annotations
 
@@ -15,33 +16,17 @@ from itertools import count, pairwise
 
 import pytest
 from blockbuster import blockbuster_ctx
+from pymodbus.constants import ExcCodes
 
-from hardware.base import Batch, Refused
+from hardware.base import Batch
 from hardware.modbus import ModbusConfig, ModbusDevice, ModbusPoint, ModbusSource, plan
 from node.adapters import NodeSink
 from node.replication.natsd import free_port
 from tests.factories import SITE_CODE, enterprise, js, site
+from tests.hardware.contract import RecordingSink, SourceContract
 
 T0 = 1_795_000_000_000
 CYCLE = 0.05  # seconds: the test's polling interval (10 s in the field)
-
-
-class Recorder:
-    """A sink that keeps what it is given; refuses the first ``refuse`` batches."""
-
-    def __init__(self, refuse: int = 0) -> None:
-        self.batches: list[Batch] = []
-        self.refuse = refuse
-
-    async def readings(self, batch: Batch) -> dict[str, object]:
-        if self.refuse:
-            self.refuse -= 1
-            raise Refused("no point 'CH4-09' at this site")
-        self.batches.append(batch)
-        return {"stored": len(batch.readings)}
-
-    async def points(self, site, points):  # pragma: no cover - not used by Modbus
-        return {}
 
 
 def ticking(start: int = T0, step: int = 10_000):
@@ -98,6 +83,32 @@ POINTS = (
 )
 
 
+class TestContract(SourceContract):
+    """Fed by setting the methane register of the simulated device; malformed: the device
+    answers every read with an exception response while its ``fault`` is set."""
+
+    __test__ = True
+    SITE = SITE_CODE
+    POINT = METHANE.point
+    KEEPS_FAILED = False  # a poll not taken is gone: the next poll reads the device again
+
+    @pytest.fixture(autouse=True)
+    def _device(self, device):
+        self.device = device
+
+    def create_source(self):
+        return ModbusSource(config(self.device, METHANE), clock=ticking())
+
+    async def offer(self, value):
+        self.device.set(METHANE.register, int(value / METHANE.scale))
+
+    async def offer_malformed(self):
+        self.device.fault = ExcCodes.DEVICE_FAILURE
+
+    async def mend(self):
+        self.device.fault = None
+
+
 def test_contiguous_registers_are_read_together():
     requests = [(r.kind, r.address, r.count) for r in plan(POINTS)]
     assert requests == [("holding", 0, 3), ("holding", 4, 1), ("input", 3, 1)]
@@ -119,7 +130,7 @@ def test_a_misconfigured_point_is_refused_up_front():
 async def test_each_poll_is_one_batch_of_scaled_signed_values_with_status(device):
     for register, raw in {0: 40, 1: 0b11, 2: -55, 3: 250, 4: 65535}.items():
         device.set(register, raw)
-    source, sink = ModbusSource(config(device, *POINTS), clock=ticking()), Recorder()
+    source, sink = ModbusSource(config(device, *POINTS), clock=ticking()), RecordingSink()
     async with running(source, sink):
         await until(lambda: len(sink.batches) >= 3, what="three polls")
         device.set(0, 160)
@@ -152,7 +163,7 @@ async def test_each_poll_is_one_batch_of_scaled_signed_values_with_status(device
 async def test_a_device_restart_is_survived_without_a_reading_lost_or_doubled(device, caplog):
     caplog.set_level(logging.INFO, "anjian.hardware")
     device.set(0, 40)
-    source, sink = ModbusSource(config(device, METHANE), clock=ticking()), Recorder()
+    source, sink = ModbusSource(config(device, METHANE), clock=ticking()), RecordingSink()
     async with running(source, sink):
         await until(lambda: len(sink.batches) >= 2 and source.counters.connected)
         await device.stop()
@@ -178,7 +189,7 @@ async def test_a_device_unreachable_at_start_is_waited_for():
     port = free_port()
     d = ModbusDevice(port=port)
     d.set(0, 40)
-    source, sink = ModbusSource(config(d, METHANE), clock=ticking()), Recorder()
+    source, sink = ModbusSource(config(d, METHANE), clock=ticking()), RecordingSink()
     async with running(source, sink):
         await asyncio.sleep(4 * CYCLE)
         assert sink.batches == [] and "cannot connect" in (source.counters.last_error or "")
@@ -189,7 +200,7 @@ async def test_a_device_unreachable_at_start_is_waited_for():
 
 async def test_an_exception_response_is_malformed_and_nothing_of_the_poll_is_recorded(device):
     bad = ModbusPoint("CO-02", 100)  # beyond the device's 100 registers
-    source, sink = ModbusSource(config(device, METHANE, bad), clock=ticking()), Recorder()
+    source, sink = ModbusSource(config(device, METHANE, bad), clock=ticking()), RecordingSink()
     async with running(source, sink):
         await until(lambda: source.counters.malformed >= 3, what="malformed polls")
         assert sink.batches == []  # register 0 was read each time, yet nothing delivered
@@ -244,7 +255,7 @@ async def test_a_short_reply_is_malformed():
         return tid + b"\x00\x00\x00\x05" + unit + b"\x03\x02\x00\x28"
 
     async with bare_device(one_register) as (port, _):
-        source, sink = ModbusSource(bare_config(port), clock=ticking()), Recorder()
+        source, sink = ModbusSource(bare_config(port), clock=ticking()), RecordingSink()
         async with running(source, sink):
             await until(lambda: source.counters.malformed >= 2, what="malformed replies")
     assert sink.batches == [] and source.counters.reconnects == 0
@@ -255,7 +266,10 @@ async def test_a_short_reply_is_malformed():
 
 async def test_a_device_that_stops_answering_is_reconnected_with_backoff(caplog):
     async with bare_device(lambda request: None) as (port, accepted):
-        source, sink = ModbusSource(bare_config(port, timeout=0.2), clock=ticking()), Recorder()
+        source, sink = (
+            ModbusSource(bare_config(port, timeout=0.2), clock=ticking()),
+            RecordingSink(),
+        )
         async with running(source, sink):
             await until(lambda: len(accepted) >= 5, what="five connections")
     gaps = [b - a for a, b in pairwise(accepted)]
@@ -269,7 +283,10 @@ async def test_a_device_that_stops_answering_is_reconnected_with_backoff(caplog)
 
 async def test_a_refused_batch_is_counted_and_polling_goes_on(device):
     device.set(0, 40)
-    source, sink = ModbusSource(config(device, METHANE), clock=ticking()), Recorder(refuse=2)
+    source, sink = (
+        ModbusSource(config(device, METHANE), clock=ticking()),
+        RecordingSink("no point 'CH4-09' at this site", refuse_first=2),
+    )
     async with running(source, sink):
         await until(lambda: len(sink.batches) >= 2)
     c = source.counters

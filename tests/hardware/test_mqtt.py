@@ -1,6 +1,6 @@
-"""The MQTT adapter against a real mosquitto broker started by the test: readings batched per
-interval, malformed messages counted and left out, a broker restarted mid-run, a node's alarm
-from a published excursion."""
+"""The MQTT adapter against a real mosquitto broker started by the test: the source contract
+(tests/hardware/contract.py); readings batched per interval, malformed messages counted and left
+out, a broker restarted mid-run, a node's alarm from a published excursion."""
 
 from __future__ import annotations
 
@@ -9,35 +9,16 @@ import contextlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import count
 
 import aiomqtt
 import pytest
 
-from hardware.base import Batch, Refused
 from hardware.mqtt import Malformed, MqttConfig, MqttSource, readings_of
+from tests.hardware.contract import RecordingSink, SourceContract
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class Collect:
-    """A sink that keeps what it is given (and can refuse a point)."""
-
-    def __init__(self, refuse: str | None = None) -> None:
-        self.batches: list[Batch] = []
-        self.refuse = refuse
-
-    async def readings(self, batch: Batch) -> dict:
-        if self.refuse and any(r.point == self.refuse for r in batch.readings):
-            raise Refused(f"no point {self.refuse} at site {batch.site}")
-        self.batches.append(batch)
-        return {}
-
-    async def points(self, site, points):  # pragma: no cover - not used by MQTT
-        return {}
-
-    def seen(self) -> list[tuple[str, int]]:
-        return [(r.point, r.t) for b in self.batches for r in b.readings]
 
 
 @pytest.fixture
@@ -45,6 +26,31 @@ def broker(tmp_path):
     b = Mosquitto(tmp_path / "mosquitto")
     yield b
     b.stop()
+
+
+class TestContract(SourceContract):
+    """Fed by publishing on the broker: a reading as JSON, or a payload that is not JSON."""
+
+    __test__ = True
+    SITE = "S1"
+    POINT = "CH4-01"
+    KEEPS_FAILED = True  # kept for the next interval
+
+    @pytest.fixture(autouse=True)
+    def _broker(self, broker):
+        self.broker = broker
+        self.times = count(1000, 1000)
+
+    def create_source(self):
+        c = MqttConfig(site=self.SITE, topic="mine/S1/#", port=self.broker.port, interval=0.05)
+        return MqttSource(c)
+
+    async def offer(self, value):
+        payload = {"point": self.POINT, "value": str(value), "time": next(self.times)}
+        await publish(self.broker.port, "mine/S1/a", json.dumps(payload).encode())
+
+    async def offer_malformed(self):
+        await publish(self.broker.port, "mine/S1/a", b"{oops")
 
 
 def test_a_message_is_one_reading_or_a_list():
@@ -107,7 +113,7 @@ async def test_batches_per_interval_malformed_left_out_and_a_broker_restart(brok
     source = MqttSource(
         MqttConfig(site="S1", topic="mine/S1/#", port=broker.port, interval=0.2, client_id="s1")
     )
-    sink = Collect(refuse="BAD-01")
+    sink = RecordingSink(refuse_point="BAD-01")
     task = asyncio.create_task(source.run(sink))
     try:
         await until(lambda: source.counters.connected)
@@ -138,17 +144,8 @@ async def test_batches_per_interval_malformed_left_out_and_a_broker_restart(brok
 
 
 async def test_a_batch_the_node_cannot_take_now_is_kept_for_the_next_interval():
-    class Busy(Collect):
-        calls = 0
-
-        async def readings(self, batch):
-            self.calls += 1
-            if self.calls == 1:
-                raise OSError("database is locked")
-            return await super().readings(batch)
-
     source = MqttSource(MqttConfig(site="S1", topic="t", interval=60))
-    sink = Busy()
+    sink = RecordingSink(fail_first=1, failure=OSError("database is locked"))
     source.take(reading("CH4-01", 1000), "t")
     await source.flush(sink)
     assert sink.batches == [] and "database is locked" in (source.counters.last_error or "")
