@@ -1,6 +1,9 @@
-"""NATS JetStream for federation (DESIGN.md §6): the subjects and streams, connecting with
-retries, and pipelined publishing with message ids so that JetStream's duplicate window drops
-retries. What is published and what is done with what arrives is the node's business.
+"""The transport port for federation (docs/architecture.md §6): the subjects and streams, and
+what the node uses of a message broker (Transport, Connection, Consumer, Delivery), with one error,
+TransportError, that the adapters translate the driver's errors into at their boundary. The
+NATS JetStream adapter is federation.jetstream (the only module that imports nats), an
+in-memory one for unit tests federation.memory. What is published and what is done with what
+arrives is the node's business.
 
 Subjects (``<child>`` is the origin id of the node that publishes upward):
 
@@ -11,28 +14,22 @@ Subjects (``<child>`` is the origin id of the node that publishes upward):
   durably applied per origin.
 - ``anjian.history.<child>``: request-reply; the parent answers a recovering child with the
   origins it relayed and their envelopes and checkpoints, a page at a time.
-- ``anjian.down.env.<origin>``: what a tier's subtree must know, on its own ``ANJIAN_DOWN``.
+- ``anjian.down.env.<origin>.<division>``: what a tier's subtree must know (``all`` for key
+  documents, a licence's division for licences), on its own ``ANJIAN_DOWN``.
 - ``anjian.archive.env.<origin>`` / ``anjian.archive.cp.<origin>``: the national centre's
   entire log on its own ``ANJIAN_ARCHIVE``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import abc
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-import nats
-from nats.aio.client import Client
-from nats.errors import Error as NatsError
-from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
 
-log = logging.getLogger("anjian.federation")
+from federation.errors import FederationError
 
 UP, DOWN, ARCHIVE = "ANJIAN_UP", "ANJIAN_DOWN", "ANJIAN_ARCHIVE"
 HISTORY = "anjian.history"
@@ -43,8 +40,11 @@ SUBJECTS = {UP: "anjian.up.>", DOWN: "anjian.down.>", ARCHIVE: "anjian.archive.>
 DUPLICATE_WINDOW = 30.0
 RETENTION = 30 * 24 * 3600.0  # seconds ANJIAN_UP keeps messages (longer than any outage)
 
-# What can go wrong on a NATS connection: the caller drops the connection and starts again.
-TRANSPORT_ERRORS = (NatsError, OSError, asyncio.TimeoutError)
+
+class TransportError(FederationError):
+    """What can go wrong on a connection (the driver's errors, the network's, a timeout),
+    translated at the adapter's boundary: the one error a caller catches, and then drops the
+    connection and starts again."""
 
 
 def up_subject(child: str, kind: str, origin: str) -> str:
@@ -83,98 +83,120 @@ def child_of(subject: str) -> str:
     return parts[2] if len(parts) > 4 else "?"
 
 
-async def connect(url: str, name: str) -> Client:
-    """One connection that reconnects by itself once made; the first attempt fails fast so
-    the caller can log that it works offline and try again later."""
-
-    async def error(e: Exception) -> None:  # reconnect attempts: a line, not a traceback
-        log.debug("%s: %s", name, e or type(e).__name__)
-
-    async def disconnected() -> None:
-        log.warning("%s: disconnected from %s; reconnecting in the background", name, url)
-
-    async def reconnected() -> None:
-        log.info("%s: reconnected to %s", name, url)
-
-    try:  # nats-py retries the first connection forever too: give up on it after a while
-        return await asyncio.wait_for(_connect(url, name, error, disconnected, reconnected), 4)
-    except TimeoutError:
-        raise OSError(f"no NATS server answered at {url}") from None
+# -- the port: what the node uses of a message broker ----------------------------------------
+Handler = Callable[[str, bytes], Awaitable[bytes]]  # (subject, request) -> reply
 
 
-async def _connect(
-    url: str,
-    name: str,
-    error: Callable[[Exception], Awaitable[None]],
-    disconnected: Callable[[], Awaitable[None]],
-    reconnected: Callable[[], Awaitable[None]],
-) -> Client:
-    return await nats.connect(
-        url,
-        name=name,
-        error_cb=error,
-        disconnected_cb=disconnected,
-        reconnected_cb=reconnected,
-        connect_timeout=2,
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.25,  # a line back, or a server restarted: on again at once
-        ping_interval=5,
-        max_outstanding_pings=2,
-    )
+async def _no_ack() -> None:
+    return None
 
 
-async def ensure_stream(js: JetStreamContext, name: str) -> None:
-    """Create the stream if it is missing (a restart keeps the existing one and its data), or
-    bring an existing one's retention to this version's."""
-    # what goes up is applied by the parent and kept there: the stream only bridges outages;
-    # the archive is the restorable copy, and what comes down every future child must learn
-    max_age = RETENTION if name == UP else 0.0
-    try:
-        info = await js.stream_info(name)
-    except NotFoundError:
-        info = None
-    if info is not None:
-        if (info.config.max_age or 0.0) != max_age:
-            await js.update_stream(replace(info.config, max_age=max_age))
-        return
-    await js.add_stream(
-        StreamConfig(
-            name=name,
-            subjects=[SUBJECTS[name]],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW,
-            max_age=max_age,
-            deny_delete=True,
-            deny_purge=True,
-        )
-    )
+@dataclass
+class Delivery:
+    """A message delivered by a consumer: ``pending`` is how many more wait behind it for the
+    consumer, ``seq`` its position in the stream; ``ack()`` settles it (and, on a consumer
+    that acknowledges all, every one delivered before it)."""
+
+    subject: str
+    data: bytes
+    pending: int = 0
+    seq: int = 0
+    acker: Callable[[], Awaitable[None]] = field(default=_no_ack, repr=False)
+
+    async def ack(self) -> None:
+        await self.acker()
 
 
-async def publish(js: JetStreamContext, messages: Sequence[Message], timeout: float = 10.0) -> int:
-    """Publish pipelined (many in flight, each acknowledged by the server); returns how many
-    were acknowledged as a prefix: on any failure the rest is left for the caller to retry with
-    the same ids. An acknowledgement that never comes counts as a failure after ``timeout``
-    (a server error can leave it unresolved)."""
-    futures: list[asyncio.Future[Any]] = []
-    try:
-        for m in messages:
-            futures.append(
-                await js.publish_async(m.subject, m.data, headers={"Nats-Msg-Id": m.msg_id})
-            )
-    except TRANSPORT_ERRORS as e:
-        log.info("publish stopped after %d sent: %r", len(futures), e)
-    if futures:
-        await asyncio.wait(futures, timeout=timeout)
-    done = 0
-    for future in futures:
-        if not future.done() or future.cancelled() or future.exception() is not None:
-            break
-        done += 1
-    for future in futures[done:]:
-        future.cancel()
-    return done
+@dataclass(frozen=True)
+class StreamState:
+    messages: int  # held now
+    last_seq: int  # sequence of the last one
+    created: str  # when the stream was made: tells one stream from another of the same name
+
+
+class Consumer(abc.ABC):
+    """A durable pull consumer on a stream."""
+
+    @abc.abstractmethod
+    async def fetch(self, batch: int, timeout: float) -> list[Delivery]:
+        """Up to ``batch`` messages; none if none came in ``timeout`` seconds."""
+
+
+class Served(abc.ABC):
+    """A subscription answering requests."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+
+class Connection(abc.ABC):
+    """One connection to a broker. Every method raises TransportError on a failure."""
+
+    @abc.abstractmethod
+    async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
+        """The reply of whoever serves ``subject``."""
+
+    @abc.abstractmethod
+    async def serve(self, subject: str, handler: Handler) -> Served:
+        """Answer requests on ``subject`` (wildcards allowed) with what ``handler`` returns;
+        a request whose answer cannot be sent is logged, not raised."""
+
+    @abc.abstractmethod
+    async def ensure_stream(self, name: str) -> None:
+        """Create stream ``name`` (one of SUBJECTS) if it is missing (a restart keeps the
+        existing one and its data), or bring an existing one's retention to this version's."""
+
+    @abc.abstractmethod
+    async def publish(self, messages: Sequence[Message], timeout: float = 10.0) -> int:
+        """Publish pipelined (many in flight, each acknowledged by the server); returns how
+        many were acknowledged as a prefix: on any failure the rest is left for the caller to
+        retry with the same ids (the stream's duplicate window drops what it already holds).
+        An acknowledgement that never comes counts as a failure after ``timeout``."""
+
+    @abc.abstractmethod
+    async def consumer(
+        self,
+        stream: str,
+        durable: str,
+        subject: str,
+        *,
+        ack_wait: float | None = None,
+        ack_all: bool = False,
+        after: int = 0,
+        max_ack_pending: int | None = None,
+        inactive: float | None = None,
+    ) -> Consumer:
+        """The durable pull consumer ``durable`` of ``stream`` on ``subject``, made if missing
+        (an existing one is bound as it is): delivering from the stream's first message (after
+        sequence ``after`` if given), each message again until acknowledged (after ``ack_wait``
+        seconds without), acknowledging each message (or, ``ack_all``, all up to one);
+        ``max_ack_pending`` -1 for no limit; ``inactive``: seconds after which the broker
+        forgets a consumer nobody uses. None: the broker's default."""
+
+    @abc.abstractmethod
+    async def delete_consumer(self, stream: str, durable: str) -> None:
+        """Forget a durable consumer (nothing if there is none)."""
+
+    @abc.abstractmethod
+    async def stream_info(self, name: str) -> StreamState | None:
+        """The stream's state, None if there is no such stream."""
+
+    @abc.abstractmethod
+    async def last_id(self, stream: str, subject: str) -> str | None:
+        """The message id of the last message on ``subject`` in ``stream``, None if none."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class Transport(abc.ABC):
+    """Makes connections: NATSTransport (federation.jetstream) in service, MemoryTransport
+    (federation.memory) in unit tests."""
+
+    @abc.abstractmethod
+    async def connect(self, url: str, name: str) -> Connection:
+        """One connection that reconnects by itself once made; the first attempt fails fast
+        (TransportError) so the caller can log that it works offline and try again later."""
 
 
 def pack_positions(positions: dict[str, tuple[int, int]]) -> bytes:

@@ -54,7 +54,7 @@ ROOMS = {
     "node.__main__": {"node.cli"},
 }
 # third-party libraries only one place may import: the NATS driver stays behind the transport
-ONLY_IN: dict[str, set[str]] = {}
+ONLY_IN: dict[str, set[str]] = {"nats": {"federation"}}
 
 
 def modules():

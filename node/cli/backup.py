@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from federation.suite import public_pem
-from federation.transport import TRANSPORT_ERRORS
+from federation.transport import TransportError
 from node.cli.base import NODE_DIR, bar, emit, open_node, public_key
 from node.config import nats_url
 from node.errors import ConfigError
@@ -57,7 +57,7 @@ def _run(
 
             try:
                 return asyncio.run(job(node, url, b.update, total))
-            except TRANSPORT_ERRORS as e:
+            except TransportError as e:
                 raise ConfigError(f"NATS at {url}: {e or type(e).__name__}") from None
 
 

@@ -7,13 +7,10 @@ import asyncio
 import time
 from typing import Protocol
 
-from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
-
 from federation.transport import (
     ARCHIVE,
-    ensure_stream,
+    Connection,
+    Transport,
 )
 from node.replication.outbox import Outbox
 from node.replication.part import TRAIL, Call, Part
@@ -31,9 +28,15 @@ class Archive(Part):
     name = "archive"
 
     def __init__(
-        self, node: Node, url: str, read: Call, write: Call, receiver: Taking | None = None
+        self,
+        node: Node,
+        url: str,
+        read: Call,
+        write: Call,
+        receiver: Taking | None = None,
+        transport: Transport | None = None,
     ) -> None:
-        super().__init__(node, url, read, write)
+        super().__init__(node, url, read, write, transport)
         self.outbox = Outbox(lambda kind, origin: f"anjian.archive.{kind}.{origin}")
         self.receiver = receiver
 
@@ -45,9 +48,8 @@ class Archive(Part):
         ):
             await asyncio.sleep(0.2)
 
-    async def session(self, nc: Client) -> None:
-        js = nc.jetstream()
-        await ensure_stream(js, ARCHIVE)
+    async def session(self, nc: Connection) -> None:
+        await nc.ensure_stream(ARCHIVE)
         self.outbox.sent, self.outbox.sent_cp = {}, {}  # read again from the stream
         batch_size = self.node.config.federation.batch
         last = 0.0
@@ -58,20 +60,16 @@ class Archive(Part):
             new = {origin for _, origin, _ in batch} - set(self.outbox.sent)
             for origin in new:  # first seen since the start: where the archive holds it
                 self.outbox.sent[origin] = await last_seq(
-                    js, ARCHIVE, self.outbox.subject("env", origin)
+                    nc, ARCHIVE, self.outbox.subject("env", origin)
                 )
                 self.outbox.sent_cp[origin] = await last_seq(
-                    js, ARCHIVE, self.outbox.subject("cp", origin)
+                    nc, ARCHIVE, self.outbox.subject("cp", origin)
                 )
             if not new:
-                await self.outbox.publish(js, batch)
+                await self.outbox.publish(nc, batch)
 
 
-async def last_seq(js: JetStreamContext, stream: str, subject: str) -> int:
+async def last_seq(nc: Connection, stream: str, subject: str) -> int:
     """The sequence (or checkpoint size) of the last message on a subject, from its id."""
-    try:
-        msg = await js.get_last_msg(stream, subject)
-    except NotFoundError:
-        return 0
-    msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
+    msg_id = await nc.last_id(stream, subject)
     return int(msg_id.rsplit(":", 1)[-1]) if msg_id else 0

@@ -1,4 +1,4 @@
-"""The backup centre and node recovery (DESIGN.md §6 "Archive", §8).
+"""The backup centre and node recovery (docs/architecture.md §6 "Archive", §8).
 
 - ``Follower``: a backup node follows the national centre's archive stream with a durable
   consumer and applies everything through the verified import, so it holds every envelope and
@@ -19,16 +19,23 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from federation.envelope import parse
 from federation.errors import VerificationError
+from federation.jetstream import NATSTransport
 from federation.keys import chaining
 from federation.suite import load_public, public_pem
-from federation.transport import ARCHIVE, DOWN, HISTORY, SUBJECTS, UP, connect, up_subject
+from federation.transport import (
+    ARCHIVE,
+    DOWN,
+    HISTORY,
+    SUBJECTS,
+    UP,
+    Connection,
+    Delivery,
+    Transport,
+    up_subject,
+)
 from node.errors import ConfigError
 from node.replication.archive import last_seq
 from node.replication.importer import KEY_DOCUMENT, Importer
@@ -75,18 +82,22 @@ class Follower(Taker):
     name = "backup"
     stream = ARCHIVE
 
-    async def session(self, nc: Client) -> None:
+    async def session(self, nc: Connection) -> None:
         self.durable = f"anjian-backup-{self.node.config.node.origin}"
         self.documents = Documents(await self.read(waiting_envelopes, self.node))
-        await self.consume(nc.jetstream())
+        await self.consume(nc)
 
-    def items(self, msgs: list[Msg]) -> list[tuple[str, bytes]]:
+    def items(self, msgs: list[Delivery]) -> list[tuple[str, bytes]]:
         return self.documents.scan(super().items(msgs))
 
 
 # -- rebuilding a node ---------------------------------------------------------------------------
 async def restore(
-    node: Node, url: str, progress: Progress | None = None, total: Progress | None = None
+    node: Node,
+    url: str,
+    progress: Progress | None = None,
+    total: Progress | None = None,
+    transport: Transport | None = None,
 ) -> dict[str, Any]:
     """Apply an archive stream from its first message into ``node``, verified: the whole
     country's log, for a national or a backup centre."""
@@ -96,45 +107,38 @@ async def restore(
             " a bureau below takes its history from its parent (anjian recover)"
         )
     importer = Importer(node, restoring=True)
-    nc = await _connect(url, node, "restore")
+    nc = await _connect(transport, url, node, "restore")
     try:
-        js = nc.jetstream()
-        try:
-            info = await js.stream_info(ARCHIVE)
-        except NotFoundError:
-            raise ConfigError(f"no archive stream ({ARCHIVE}) at {url}") from None
-        last, count = info.state.last_seq, info.state.messages
+        info = await nc.stream_info(ARCHIVE)
+        if info is None:
+            raise ConfigError(f"no archive stream ({ARCHIVE}) at {url}")
+        last, count = info.last_seq, info.messages
         if total is not None:
             total(count)
         # this very stream (its address and when it was made): where an earlier run stopped
         source = f"{url} {ARCHIVE} {info.created}"
         seen = _restored(node, source)
         durable = f"anjian-restore-{secrets.token_hex(4)}"
-        sub = await js.pull_subscribe(
+        sub = await nc.consumer(
+            ARCHIVE,
+            durable,
             SUBJECTS[ARCHIVE],
-            durable=durable,
-            stream=ARCHIVE,
-            # a restore killed midway leaves no consumer behind for long
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.ALL,
-                max_ack_pending=-1,
-                inactive_threshold=300.0,
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE if seen else DeliverPolicy.ALL,
-                opt_start_seq=seen + 1 if seen else None,
-            ),
+            ack_all=True,
+            after=seen,
+            max_ack_pending=-1,
+            inactive=300.0,  # a restore killed midway leaves no consumer behind for long
         )
         totals = _Totals()
         docs = Documents(waiting_envelopes(node))
         resumed, taken = seen, 0
         try:
             while seen < last:
-                try:
-                    msgs = await sub.fetch(node.config.federation.batch, timeout=FETCH_TIMEOUT)
-                except TimeoutError:
+                msgs = await sub.fetch(node.config.federation.batch, FETCH_TIMEOUT)
+                if not msgs:
                     raise ConfigError(
                         f"the archive at {url} stopped delivering at message {seen} of {last}"
-                    ) from None
-                seen = msgs[-1].metadata.sequence.stream
+                    )
+                seen = msgs[-1].seq
                 items = docs.scan([item(m.subject, m.data) for m in msgs])
                 totals.add(importer.take(items, hold_tail=seen < last))
                 node.log.write(  # what waits is in import_pending: safe to go on from here
@@ -148,7 +152,7 @@ async def restore(
                     progress(len(msgs))
         finally:
             with contextlib.suppress(Exception):
-                await js.delete_consumer(ARCHIVE, durable)
+                await nc.delete_consumer(ARCHIVE, durable)
     finally:
         await nc.close()
     totals.add(importer.take(docs.scan([]), hold_tail=False))
@@ -164,14 +168,18 @@ def _restored(node: Node, source: str) -> int:
 
 
 async def recover(
-    node: Node, url: str, progress: Progress | None = None, total: Progress | None = None
+    node: Node,
+    url: str,
+    progress: Progress | None = None,
+    total: Progress | None = None,
+    transport: Transport | None = None,
 ) -> dict[str, Any]:
     """Take back from the parent everything it applied of the origins this node relayed (its
     own first), verified; then forget this node's place in the parent's downward stream so
     that what came down is delivered again."""
     me = node.config.node.origin
     importer = Importer(node, restoring=True)
-    nc = await _connect(url, node, "recover")
+    nc = await _connect(transport, url, node, "recover")
     try:
         index = await _ask(nc, me, {"origin": None})
         origins: dict[str, int] = index["origins"]
@@ -195,14 +203,12 @@ async def recover(
                 if progress is not None:
                     progress(len(page["envelopes"]))
         totals.add(importer.take(docs.scan([]), hold_tail=False))
-        js = nc.jetstream()
         unapplied = {}  # published to the parent, not applied there yet: must not be re-signed
         for origin, applied in origins.items():
-            last = await last_seq(js, UP, up_subject(me, "env", origin))
+            last = await last_seq(nc, UP, up_subject(me, "env", origin))
             if last > applied:
                 unapplied[origin] = last - applied
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(DOWN, f"anjian-down-{me}")
+        await nc.delete_consumer(DOWN, f"anjian-down-{me}")
     finally:
         await nc.close()
     report = {"parent_held": origins, **totals.report(importer), **_finish(node)}
@@ -217,22 +223,24 @@ async def recover(
     return report
 
 
-async def _connect(url: str, node: Node, what: str) -> Client:
+async def _connect(transport: Transport | None, url: str, node: Node, what: str) -> Connection:
     try:
-        return await connect(url, f"anjian {node.config.node.origin} {what}")
+        return await (transport or NATSTransport()).connect(
+            url, f"anjian {node.config.node.origin} {what}"
+        )
     except Exception as e:
         raise ConfigError(f"cannot reach NATS at {url}: {e or type(e).__name__}") from None
 
 
-async def _ask(nc: Client, me: str, request: dict[str, Any]) -> dict[str, Any]:
+async def _ask(nc: Connection, me: str, request: dict[str, Any]) -> dict[str, Any]:
     try:
-        msg: Msg = await nc.request(f"{HISTORY}.{me}", msgpack.packb(request), timeout=30)
+        reply = await nc.request(f"{HISTORY}.{me}", msgpack.packb(request), timeout=30)
     except Exception as e:
         raise ConfigError(
             f"the parent did not answer for the history of {me} ({e or type(e).__name__}):"
             " is its node running (`anjian serve`) with [federation] nats set?"
         ) from None
-    answer: dict[str, Any] = msgpack.unpackb(msg.data)
+    answer: dict[str, Any] = msgpack.unpackb(reply)
     if "error" in answer:
         raise ConfigError(f"the parent refused: {answer['error']}")
     return answer

@@ -10,8 +10,6 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
-from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from domain.codes import in_subtree
 from federation.envelope import check_signature, parse
@@ -19,10 +17,11 @@ from federation.errors import VerificationError
 from federation.transport import (
     DOWN,
     SUBJECTS,
+    Connection,
     Message,
-    ensure_stream,
+    Transport,
+    TransportError,
     envelope_id,
-    publish,
 )
 from node.replication.importer import Importer
 from node.replication.part import ACK_WAIT, IDLE, Call, Part, ack, fetch
@@ -110,16 +109,15 @@ class DownPublisher(Part):
 
     name = "down"
 
-    async def session(self, nc: Client) -> None:
-        js = nc.jetstream()
-        await ensure_stream(js, DOWN)
+    async def session(self, nc: Connection) -> None:
+        await nc.ensure_stream(DOWN)
         batch_size = self.node.config.federation.batch
         while True:
             messages, positions = await self.read(down_batch, self.node, batch_size)
             if messages:
-                done = await publish(js, messages)
+                done = await nc.publish(messages)
                 if done < len(messages):
-                    raise TimeoutError(f"{len(messages) - done} publishes not acknowledged")
+                    raise TransportError(f"{len(messages) - done} publishes not acknowledged")
             if positions:
                 await self.write(remember_scanned, self.node.log, positions)
             else:
@@ -133,24 +131,21 @@ class DownConsumer(Part):
 
     name = "downlink"
 
-    def __init__(self, node: Node, url: str, read: Call, write: Call, importer: Importer) -> None:
-        super().__init__(node, url, read, write)
+    def __init__(
+        self,
+        node: Node,
+        url: str,
+        read: Call,
+        write: Call,
+        importer: Importer,
+        transport: Transport | None = None,
+    ) -> None:
+        super().__init__(node, url, read, write, transport)
         self.importer = importer
 
-    async def session(self, nc: Client) -> None:
-        js = nc.jetstream()
+    async def session(self, nc: Connection) -> None:
         me = self.node.config.node.origin
-        sub = await js.pull_subscribe(
-            SUBJECTS[DOWN],
-            durable=f"anjian-down-{me}",
-            stream=DOWN,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=ACK_WAIT,
-                max_deliver=-1,
-            ),
-        )
+        sub = await nc.consumer(DOWN, f"anjian-down-{me}", SUBJECTS[DOWN], ack_wait=ACK_WAIT)
         batch = self.node.config.federation.batch
         while True:
             msgs = await fetch(sub, batch, timeout=1.0)
@@ -165,8 +160,8 @@ class DownConsumer(Part):
 
 
 def take_from_above(importer: Importer, items: list[tuple[str, bytes]]) -> dict[str, Any]:
-    """Verify and keep downward envelopes (DESIGN.md §6 "Down"). Each envelope stands on its
-    own signature: the downward stream carries a selection of each tier's log, so there is no
+    """Verify and keep downward envelopes (docs/architecture.md §6 "Down"). Each envelope stands
+    on its own signature: the downward stream carries a selection of each tier's log, so there is no
     chain to follow. One whose signer is not known yet is kept unverified and tried again."""
     node = importer.node
     own = node.config.node

@@ -7,13 +7,12 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nats.js import JetStreamContext
-
 from federation.transport import (
+    Connection,
     Message,
+    TransportError,
     checkpoint_id,
     envelope_id,
-    publish,
 )
 from node.replication.part import IDLE
 from node.store import EventLog
@@ -90,16 +89,16 @@ class Outbox:
                 batch.append((message, origin, -n))
         return batch
 
-    async def publish(self, js: JetStreamContext, batch: list[tuple[Message, str, int]]) -> None:
+    async def publish(self, nc: Connection, batch: list[tuple[Message, str, int]]) -> None:
         """Publish a batch and advance past what the server acknowledged; raise if not all
         was (the connection is started again); with nothing to publish, wait a moment."""
         if not batch:
             await asyncio.sleep(IDLE)
             return
-        done = await publish(js, [m for m, _, _ in batch])
+        done = await nc.publish([m for m, _, _ in batch])
         self.acknowledged(batch[:done])
         if done < len(batch):
-            raise TimeoutError(f"{len(batch) - done} publishes not acknowledged")
+            raise TransportError(f"{len(batch) - done} publishes not acknowledged")
 
     def acknowledged(self, batch: list[tuple[Message, str, int]]) -> None:
         for _, origin, seq in batch:

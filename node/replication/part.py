@@ -10,14 +10,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-
 from federation.errors import VerificationError
+from federation.jetstream import NATSTransport
 from federation.transport import (
-    TRANSPORT_ERRORS,
-    connect,
+    Connection,
+    Consumer,
+    Delivery,
+    Transport,
+    TransportError,
     kind_of,
 )
 from node.service import Node
@@ -44,8 +44,11 @@ class Part:
 
     name = "federation"
 
-    def __init__(self, node: Node, url: str, read: Call, write: Call) -> None:
+    def __init__(
+        self, node: Node, url: str, read: Call, write: Call, transport: Transport | None = None
+    ) -> None:
         self.node, self.url, self.read, self.write = node, url, read, write
+        self.transport = transport or NATSTransport()
         self.connected = False
         self.last_error: str | None = None
 
@@ -53,8 +56,10 @@ class Part:
         attempt = 0
         while True:
             try:
-                nc = await connect(self.url, f"anjian {self.node.config.node.origin} {self.name}")
-            except TRANSPORT_ERRORS as e:
+                nc = await self.transport.connect(
+                    self.url, f"anjian {self.node.config.node.origin} {self.name}"
+                )
+            except TransportError as e:
                 if attempt == 0:
                     log.warning(
                         "%s: NATS at %s is not reachable (%s); the node works offline and "
@@ -72,7 +77,7 @@ class Part:
             log.info("%s: connected to %s", self.name, self.url)
             try:
                 await self.session(nc)
-            except TRANSPORT_ERRORS as e:
+            except TransportError as e:
                 self.last_error = describe(e)
                 log.warning("%s: connection to %s lost (%s); reconnecting", self.name, self.url, e)
             except VerificationError as e:  # e.g. no trust chain installed yet
@@ -89,7 +94,7 @@ class Part:
                     await nc.close()
             await asyncio.sleep(RETRY[0])
 
-    async def session(self, nc: Client) -> None:
+    async def session(self, nc: Connection) -> None:
         raise NotImplementedError
 
     def busy(self) -> bool:
@@ -97,15 +102,12 @@ class Part:
         return False
 
 
-async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:
-    """Up to ``batch`` messages from a pull subscription; none if none came in ``timeout``."""
-    try:
-        return await sub.fetch(batch, timeout=timeout)
-    except TimeoutError:
-        return []
+async def fetch(sub: Consumer, batch: int, timeout: float) -> list[Delivery]:
+    """Up to ``batch`` messages from a pull consumer; none if none came in ``timeout``."""
+    return await sub.fetch(batch, timeout)
 
 
-async def ack(msgs: list[Msg]) -> None:
+async def ack(msgs: list[Delivery]) -> None:
     """Acknowledge each message once what it carried is durably kept. (Not AckPolicy.ALL:
     acknowledging the last of a batch would also settle messages that were delivered to a
     receiver killed before it kept them, and they would never be delivered again.)"""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from federation.transport import Transport
 from node.replication.archive import Archive
 from node.replication.backup import Follower
 from node.replication.down import DownConsumer, DownPublisher
@@ -13,25 +14,29 @@ from node.replication.uplink import Uplink
 from node.service import Node
 
 
-def parts(node: Node, read: Call, write: Call, importer: Importer) -> list[Part]:
+def parts(
+    node: Node, read: Call, write: Call, importer: Importer, transport: Transport | None = None
+) -> list[Part]:
     """The federation tasks this node's configuration asks for: a backup centre follows the
     national archive (its parent) and republishes its own; every other tier sends up to its
-    parent, takes what comes down, and with its own NATS receives from its children."""
+    parent, takes what comes down, and with its own NATS receives from its children. They
+    connect through ``transport`` (NATS JetStream unless given)."""
+    t = transport
     config = node.config
     parent, nats = config.node.parent, config.federation.nats
     found: list[Part] = []
     if config.node.tier.value == "backup":
-        follower = Follower(node, parent, read, write, importer) if parent else None
+        follower = Follower(node, parent, read, write, importer, t) if parent else None
         found += [follower] if follower else []
-        found += [Archive(node, nats, read, write, follower)] if nats else []
+        found += [Archive(node, nats, read, write, follower, t)] if nats else []
         return found
     if parent:
-        found.append(Uplink(node, parent, read, write))
-        found.append(DownConsumer(node, parent, read, write, importer))
+        found.append(Uplink(node, parent, read, write, t))
+        found.append(DownConsumer(node, parent, read, write, importer, t))
     if nats:
-        receiver = Receiver(node, nats, read, write, importer)
+        receiver = Receiver(node, nats, read, write, importer, t)
         found.append(receiver)
-        found.append(DownPublisher(node, nats, read, write))
+        found.append(DownPublisher(node, nats, read, write, t))
         if config.node.tier.value == "national":
-            found.append(Archive(node, nats, read, write, receiver))
+            found.append(Archive(node, nats, read, write, receiver, t))
     return found

@@ -9,19 +9,16 @@ import time
 from typing import Any
 
 import msgpack
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from federation.proof import chain_documents
 from federation.transport import (
     HISTORY,
     SUBJECTS,
-    TRANSPORT_ERRORS,
     UP,
+    Connection,
+    Delivery,
+    Transport,
     child_of,
-    ensure_stream,
     kind_of,
     pack_positions,
 )
@@ -44,22 +41,30 @@ class Taker(Part):
     stream = UP
     durable = "anjian-receiver"
 
-    def __init__(self, node: Node, url: str, read: Call, write: Call, importer: Importer) -> None:
-        super().__init__(node, url, read, write)
+    def __init__(
+        self,
+        node: Node,
+        url: str,
+        read: Call,
+        write: Call,
+        importer: Importer,
+        transport: Transport | None = None,
+    ) -> None:
+        super().__init__(node, url, read, write, transport)
         self.importer = importer
         self.held = False
         self.busy_until = 0.0  # while a backlog waits in the stream, and a second after
         self.taking_until = 0.0  # while full batches arrive, and a second after
-        self.unacked: list[Msg] = []  # delivered, carrying envelopes that wait in memory
+        self.unacked: list[Delivery] = []  # delivered, carrying envelopes that wait in memory
 
-    def note(self, msgs: list[Msg], batch: int) -> None:
+    def note(self, msgs: list[Delivery], batch: int) -> None:
         """What the views and the archive yield to, each for a second after: a backlog waiting
         in the stream behind these messages (busy: the views trail it), and full batches
         arriving (taking: the tier applies all it can, and the archive trails it)."""
         now = time.monotonic()
         if len(msgs) == batch:
             self.taking_until = now + 1.0
-        self.busy_until = now + 1.0 if msgs[-1].metadata.num_pending >= batch else 0.0
+        self.busy_until = now + 1.0 if msgs[-1].pending >= batch else 0.0
 
     def busy(self) -> bool:
         return time.monotonic() < self.busy_until
@@ -67,18 +72,14 @@ class Taker(Part):
     def taking(self) -> bool:
         return time.monotonic() < self.taking_until
 
-    async def consume(self, js: JetStreamContext) -> None:
-        await ensure_stream(js, self.stream)
-        sub = await js.pull_subscribe(
+    async def consume(self, nc: Connection) -> None:
+        await nc.ensure_stream(self.stream)
+        sub = await nc.consumer(
+            self.stream,
+            self.durable,
             SUBJECTS[self.stream],
-            durable=self.durable,
-            stream=self.stream,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT,
-                max_deliver=-1,
-                max_ack_pending=-1,
-            ),
+            ack_wait=ACK_WAIT,
+            max_ack_pending=-1,
         )
         batch = self.node.config.federation.batch
         self.unacked = []  # a new connection: what the last one left unacknowledged comes again
@@ -90,15 +91,15 @@ class Taker(Part):
             elif self.held:
                 await ack(await self.take([], more=False))
 
-    async def take(self, msgs: list[Msg], more: bool) -> list[Msg]:
+    async def take(self, msgs: list[Delivery], more: bool) -> list[Delivery]:
         """Apply what the messages carry; returns the messages to acknowledge now."""
         return self.settled(msgs, await self.apply(self.items(msgs), more))
 
-    def items(self, msgs: list[Msg]) -> list[tuple[str, bytes]]:
+    def items(self, msgs: list[Delivery]) -> list[tuple[str, bytes]]:
         """What the messages carry, for the verified import."""
         return [item(m.subject, m.data) for m in msgs]
 
-    def settled(self, msgs: list[Msg], unsettled: set[bytes]) -> list[Msg]:
+    def settled(self, msgs: list[Delivery], unsettled: set[bytes]) -> list[Delivery]:
         """Of the messages delivered so far and not acknowledged, those whose content is now
         applied or kept; the others (envelopes waiting in memory for a checkpoint) wait."""
         delivered = self.unacked + msgs
@@ -123,41 +124,34 @@ class Receiver(Taker):
 
     name = "receiver"
 
-    async def session(self, nc: Client) -> None:
-        answering = await nc.subscribe("anjian.applied.*", cb=self._answer)
-        history = await nc.subscribe(f"{HISTORY}.*", cb=self._history)
+    async def session(self, nc: Connection) -> None:
+        answering = await nc.serve("anjian.applied.*", self._answer)
+        history = await nc.serve(f"{HISTORY}.*", self._history)
         try:
-            await self.consume(nc.jetstream())
+            await self.consume(nc)
         finally:
             with contextlib.suppress(Exception):
-                await answering.unsubscribe()
-                await history.unsubscribe()
+                await answering.stop()
+                await history.stop()
 
-    async def take(self, msgs: list[Msg], more: bool) -> list[Msg]:
+    async def take(self, msgs: list[Delivery], more: bool) -> list[Delivery]:
         ready = await super().take(msgs, more)
         if msgs:
             await self.write(record_routes, self.node.log, [m.subject for m in msgs], now_ms())
         return ready
 
-    async def _answer(self, msg: Msg) -> None:
-        try:
-            positions = await self.read(applied_positions, self.node.log)
-            await msg.respond(pack_positions(positions))
-        except TRANSPORT_ERRORS as e:
-            log.info("receiver: could not answer %s: %s", msg.subject, e)
+    async def _answer(self, subject: str, data: bytes) -> bytes:
+        return pack_positions(await self.read(applied_positions, self.node.log))
 
-    async def _history(self, msg: Msg) -> None:
-        """A recovering child asks for the history of the origins it relayed (DESIGN.md §8:
-        nothing acknowledged is lost, even with the child's disk)."""
+    async def _history(self, subject: str, data: bytes) -> bytes:
+        """A recovering child asks for the history of the origins it relayed
+        (docs/architecture.md §8: nothing acknowledged is lost, even with the child's disk)."""
         try:
-            request = msgpack.unpackb(msg.data)
-            page = await self.read(history_page, self.node, msg.subject.split(".")[-1], request)
+            request = msgpack.unpackb(data)
+            page = await self.read(history_page, self.node, subject.split(".")[-1], request)
         except (ValueError, TypeError, KeyError, msgpack.UnpackException) as e:
             page = {"error": f"a history request is {{origin, after}}: {e}"}
-        try:
-            await msg.respond(msgpack.packb(page))
-        except TRANSPORT_ERRORS as e:
-            log.info("receiver: could not answer %s: %s", msg.subject, e)
+        return msgpack.packb(page)  # type: ignore[no-any-return]
 
 
 def history_page(node: Node, child: str, request: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,10 @@ import logging
 import time
 from typing import Any
 
-from nats.aio.client import Client
-
 from federation.transport import (
-    TRANSPORT_ERRORS,
+    Connection,
+    Transport,
+    TransportError,
     applied_subject,
     unpack_positions,
     up_subject,
@@ -33,19 +33,21 @@ class Uplink(Part):
 
     name = "uplink"
 
-    def __init__(self, node: Node, url: str, read: Call, write: Call) -> None:
-        super().__init__(node, url, read, write)
+    def __init__(
+        self, node: Node, url: str, read: Call, write: Call, transport: Transport | None = None
+    ) -> None:
+        super().__init__(node, url, read, write, transport)
         me = node.config.node.origin
         self.outbox = Outbox(lambda kind, origin: up_subject(me, kind, origin))
         self.parent_applied: dict[str, tuple[int, int]] = {}
         self.asked_at: int | None = None
 
-    async def ask(self, nc: Client) -> dict[str, tuple[int, int]] | None:
+    async def ask(self, nc: Connection) -> dict[str, tuple[int, int]] | None:
         me = self.node.config.node.origin
         try:
             reply = await nc.request(applied_subject(me), me.encode(), timeout=ASK_TIMEOUT)
-            positions = unpack_positions(reply.data)
-        except TRANSPORT_ERRORS as e:
+            positions = unpack_positions(reply)
+        except TransportError as e:
             self.last_error = f"the parent node did not answer: {describe(e)}"
             return None
         except ValueError as e:
@@ -55,8 +57,7 @@ class Uplink(Part):
         self.parent_applied, self.asked_at = positions, now_ms()
         return positions
 
-    async def session(self, nc: Client) -> None:
-        js = nc.jetstream()
+    async def session(self, nc: Connection) -> None:
         waited = 0
         while (positions := await self.ask(nc)) is None:
             if waited % 30 == 0:  # now and then, not every attempt
@@ -71,7 +72,7 @@ class Uplink(Part):
         batch_size = self.node.config.federation.batch
         while True:
             batch = await self.read(self.outbox.next_batch, self.node.log, batch_size)
-            await self.outbox.publish(js, batch)
+            await self.outbox.publish(nc, batch)
             if time.monotonic() - last_ask > REASK:
                 previous = self.parent_applied
                 last_ask = time.monotonic()

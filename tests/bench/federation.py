@@ -39,9 +39,9 @@ import nats  # noqa: E402
 import nats.errors  # noqa: E402
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig  # noqa: E402
 
+from federation.jetstream import publish as transport_publish  # noqa: E402
 from federation.suite import SUITES, SigningKey  # noqa: E402
 from federation.transport import Message  # noqa: E402
-from federation.transport import publish as transport_publish  # noqa: E402
 from node.replication.natsd import NatsServer  # noqa: E402
 from tests.integration.federation import (  # noqa: E402
     Federation,

@@ -22,7 +22,8 @@ def test_registration_derives_the_id_from_the_credit_code():
 
 
 def test_only_the_county_where_it_is_located_registers_it():
-    """One writing origin per enterprise (DESIGN §3): the county node, never a tier above."""
+    """One writing origin per enterprise (docs/architecture.md §3): the county node, never a tier
+    above."""
     with pytest.raises(Invalid, match="registered by the node of the county"):
         register(division="130104")
     cmd = RegisterEnterprise.model_validate_json(js(enterprise(division="130104")))

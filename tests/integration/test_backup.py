@@ -1,6 +1,6 @@
 """The backup centre and node recovery over real nats-server processes and real `anjian serve`
-nodes (DESIGN.md §6 "Archive", §8): a disaster drill at the national centre, and a county that
-lost its disk taking its history back from its parent."""
+nodes (docs/architecture.md §6 "Archive", §8): a disaster drill at the national centre, and a
+county that lost its disk taking its history back from its parent."""
 
 from __future__ import annotations
 
@@ -27,8 +27,12 @@ from tests.integration.federation import (
     register_enterprises,
     wait_for,
 )
+from tests.servers import Deadline
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+# each test's own waits add up to at most ~430 s: the federation's start 90 s, the waits for
+# the logs to travel (sharing 150 s in the disaster drill), a stop 30 s, the CLI commands (their
+# own 120 s), the kills at the end 5 s a process. On a busy 2-core machine each takes about 60 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 LAYOUT = [
     ("national", "national", "000000", None),
@@ -45,16 +49,19 @@ def fed(tmp_path):
     f.close()
 
 
-def anjian(*args: object, ok: bool = True) -> dict:
+def anjian(*args: object, ok: bool = True, timeout: float = 60) -> dict:
     r = subprocess.run(
-        [sys.executable, "-m", "node", *map(str, args)], capture_output=True, text=True
+        [sys.executable, "-m", "node", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert (r.returncode == 0) == ok, r.stderr[-3000:]
     return json.loads(r.stdout) if ok else {"stderr": r.stderr}
 
 
-def digest(directory: Path) -> str:
-    return anjian("projections", "digest", directory)["digest"]
+def digest(directory: Path, timeout: float = 60) -> str:
+    return anjian("projections", "digest", directory, timeout=timeout)["digest"]
 
 
 def archived(url: str) -> int:
@@ -87,16 +94,17 @@ def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, 
     register_enterprises(f["county"], 300)
     with closing_node(f["county"]) as county:
         county.execute("accident.report", js(accident()), user="clerk")  # receipts at each tier
+    travel = Deadline(150)  # the four waits below: once the first holds, the rest soon do
     wait_for(
         converged(f, "national", ["130102", "130100"]),
-        90,
+        travel.left(90),
         "the national centre has the county's and the city's logs",
         lambda: (f["national"].applied(), f["county"].applied()),
     )
     national = f["national"]
     wait_for(
         lambda: f["backup"].applied() == national.applied(),
-        90,
+        travel.left(90),
         "the backup centre holds everything the national centre holds",
         lambda: (f["backup"].applied(), national.applied()),
     )
@@ -108,20 +116,21 @@ def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, 
 
     wait_for(
         lambda: signed(f["backup"]) == signed(national),
-        60,
+        travel.left(60),
         "the backup centre keeps every checkpoint",
         lambda: signed(national) ^ signed(f["backup"]),
     )
     total = sum(national.applied().values())
     wait_for(
         lambda: archived(f["backup"].nats.url) == total,
-        90,
+        travel.left(90),
         "the backup centre republished it all",
         lambda: archived(f["backup"].nats.url),
     )
     f.stop()  # closing checkpoints signed; then the national centre is lost, NATS and all
-    before = digest(national.directory)
-    assert digest(f["backup"].directory) == before  # the same view at both centres
+    cli = Deadline(120)  # the six commands below: a few seconds each on a busy machine
+    before = digest(national.directory, cli.left())
+    assert digest(f["backup"].directory, cli.left()) == before  # the same view at both centres
     held = national.applied()
     national.nats.kill()
     shutil.rmtree(national.directory)
@@ -132,20 +141,27 @@ def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, 
     root_pub = tmp_path / "root.pub"
     shutil.copy(f["backup"].directory / "trust" / "root.pub", root_pub)
     report = anjian(
-        "backup", "restore", new, "--from", f["backup"].nats.url, "--root-key", root_pub
+        "backup",
+        "restore",
+        new,
+        "--from",
+        f["backup"].nats.url,
+        "--root-key",
+        root_pub,
+        timeout=cli.left(),
     )
     assert report["quarantined"] == [] and report["held"] == {}
     assert report["envelopes"] == total
     assert report["continue"]["ready"] is False  # a new key: certified from the next sequence
     assert (report["resumed_after"], report["taken"]) == (0, report["messages"])
-    again = anjian("backup", "restore", new, "--from", f["backup"].nats.url)
+    again = anjian("backup", "restore", new, "--from", f["backup"].nats.url, timeout=cli.left())
     assert (again["resumed_after"], again["taken"]) == (report["messages"], 0)  # goes on
     assert again["envelopes"] == total and again["quarantined"] == []
-    assert digest(new) == before
+    assert digest(new, cli.left()) == before
     restored = {o: n for o, n in f["backup"].applied().items()}
     assert restored == held
     # the rebuilt log verifies with the root key alone, byte for byte the origins' own
-    report = anjian("audit", "verify", new, "--root-key", root_pub, "--json")
+    report = anjian("audit", "verify", new, "--root-key", root_pub, "--json", timeout=cli.left())
     assert report["ok"] and report["events_checked"] == total
 
 

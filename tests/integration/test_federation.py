@@ -1,5 +1,6 @@
-"""Federation over real nats-server processes and real `anjian serve` nodes (DESIGN.md §6):
-outages, kills, injected messages, a revocation travelling down, and a four-tier view."""
+"""Federation over real nats-server processes and real `anjian serve` nodes
+(docs/architecture.md §6): outages, kills, injected messages, a revocation travelling down, and a
+four-tier view."""
 
 from __future__ import annotations
 
@@ -29,8 +30,12 @@ from tests.integration.federation import (
     wait_for,
 )
 from tests.node.test_rules_across_records import application
+from tests.servers import Deadline
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+# each test's own waits add up to at most ~400 s (the federation's start 90 s, its waits below, a
+# stop 30 s, the kills at the end 5 s a process): the outage 337, the injections 400, the kills
+# 387, the four tiers 345, the revocation 405. On a busy 2-core machine each takes 35-80 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(450)]
 
 THREE = [
     ("national", "national", "000000", None),
@@ -120,10 +125,11 @@ def test_injected_messages_are_quarantined_while_good_traffic_flows(tmp_path):
             ("?", 0, "malformed_envelope"),
             ("?", 0, "malformed_message"),
         ]
+        quarantined = Deadline(45)  # both tiers had them at once
         for tier in ("city", "national"):
             wait_for(
                 lambda t=tier: sorted(f[t].quarantine()) == sorted(expected),
-                30,
+                quarantined.left(),
                 f"{tier} quarantines the forgeries",
                 lambda t=tier: f[t].quarantine(),
             )
@@ -144,10 +150,11 @@ def test_killing_publishers_and_receivers_mid_stream_converges_exactly_once(thre
     f = three
     register_enterprises(f["county"], 3000)  # a backlog before anything runs
     f.start()
+    restarts = Deadline(120)  # six: a node serves in 2 s idle, 10 s on a busy machine
     for victim in ("county", "city", "county", "city", "national", "county"):
         time.sleep(0.4)
         f[victim].kill()  # SIGKILL mid-stream
-        f[victim].start()
+        f[victim].start(restarts)
     register_enterprises(f["county"], 200, start=3000)
     wait_for(
         converged(f, "national", ["130102", "130100"]),
@@ -311,13 +318,14 @@ def test_a_revocation_at_the_province_reaches_the_county_and_every_ancestor_refu
     subject = "anjian.up.130100.env.130102"  # as a faulty relay would pass them on
     inject(f["province"].nats.url, [(subject, raw) for raw in late])
     inject(f["national"].nats.url, [(subject, raw) for raw in late])
+    refused = Deadline(60)  # the three tiers had them at once
     for tier in ("city", "province", "national"):
         wait_for(
             lambda t=tier: (
                 {(o, s, r) for o, s, r in f[t].quarantine()}
                 >= {("130102", s, "revoked_key") for s in range(11, 16)}
             ),
-            60,
+            refused.left(),
             f"{tier} refuses a's envelopes after sequence 10",
             lambda t=tier: f[t].quarantine(),
         )

@@ -10,7 +10,8 @@ import nats
 import pytest
 from nats.js.api import StreamConfig
 
-from federation.transport import ARCHIVE, DOWN, RETENTION, SUBJECTS, UP, ensure_stream
+from federation.jetstream import ensure_stream
+from federation.transport import ARCHIVE, DOWN, RETENTION, SUBJECTS, UP
 from node.errors import ConfigError
 from node.replication.natsd import NatsServer, nats_server_binary
 from tests.servers import missing

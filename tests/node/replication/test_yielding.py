@@ -1,29 +1,43 @@
 """What a busy tier's views and archive yield to: the views trail a backlog waiting in the
 stream (not traffic the tier keeps up with), the archive trails full batches (not a trickle)."""
 
-from types import SimpleNamespace
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from federation.memory import MemoryTransport
+from federation.transport import Delivery
+from node.replication.importer import Importer
 from node.replication.receiver import Taker
+from node.service import Node
 
 
-def messages(count: int, pending: int) -> list[Any]:
+def messages(count: int, pending: int) -> list[Delivery]:
     """Messages as a fetch returns them: the last one tells how many wait behind it."""
-    return [SimpleNamespace(metadata=SimpleNamespace(num_pending=pending)) for _ in range(count)]
+    return [Delivery("anjian.up.c.env.o", b"", pending=pending) for _ in range(count)]
 
 
-def taker() -> Taker:
-    return Taker(None, "nats://127.0.0.1:4222", None, None, None)  # type: ignore[arg-type]
+async def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return function(*args, **kwargs)
 
 
-def test_a_backlog_behind_the_batch_makes_the_tier_busy() -> None:
+@pytest.fixture
+def taker(node: Node) -> Callable[[], Taker]:
+    importer = Importer(node)
+    return lambda: Taker(node, "memory://", call, call, importer, MemoryTransport())
+
+
+def test_a_backlog_behind_the_batch_makes_the_tier_busy(taker: Callable[[], Taker]) -> None:
     t = taker()
     assert not t.busy() and not t.taking()
     t.note(messages(1000, pending=40_000), batch=1000)
     assert t.busy() and t.taking()
 
 
-def test_traffic_the_tier_keeps_up_with_lets_the_views_follow_and_a_trickle_the_archive() -> None:
+def test_traffic_the_tier_keeps_up_with_lets_the_views_follow_and_a_trickle_the_archive(
+    taker: Callable[[], Taker],
+) -> None:
     t = taker()
     t.note(messages(1000, pending=40_000), batch=1000)
     t.note(messages(1000, pending=300), batch=1000)  # the backlog is drained: a full batch
