@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, PersistenceError
-from eventsourcing.utils import register_topic
+from eventsourcing.utils import Environment, EnvType, register_topic
 
 import domain.commands  # defines every event type before the registration below
 import domain.keys  # noqa: F401
@@ -50,6 +50,19 @@ def persistence_env(config: Config) -> dict[str, str]:
     }
 
 
+class _Store(Application[UUID]):
+    """eventsourcing's Application configured by the node alone: its own ``construct_env``
+    lays the whole process environment (COMPRESSOR_TOPIC, CIPHER_TOPIC, PERSISTENCE_MODULE,
+    SQLITE_DBNAME, IS_SNAPSHOTTING_ENABLED, ...) over the settings it is given, so a variable
+    left in an operator's shell would change how, or where, the log is written. The node's
+    settings come from node.toml and its ANJIAN_ overrides only (:func:`persistence_env`)."""
+
+    name = "Application"  # the name it had before (eventsourcing prefixes setting names with it)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        return Environment(name, dict(env or {}))
+
+
 def _check_sqlite(path: Path) -> None:
     """Refuse a file that is not an SQLite database before the event store opens it."""
     if not path.exists():
@@ -75,7 +88,7 @@ class EventLog:
         self.origin = config.node.origin
         self.placeholder = "?" if config.store.backend == "sqlite" else "%s"
         try:
-            self.app: Application[UUID] = Application(env=persistence_env(config))
+            self.app: Application[UUID] = _Store(env=persistence_env(config))
         except (PersistenceError, OSError, sqlite3.Error, FederationError) as e:
             where = config.sqlite_file if config.store.backend == "sqlite" else "PostgreSQL"
             raise ConfigError(f"cannot open the event store ({where}): {e}") from None
