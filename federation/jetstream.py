@@ -34,6 +34,7 @@ from federation.transport import (
     UP,
     Connection,
     Consumer,
+    ConsumerSpec,
     Delivery,
     Handler,
     Message,
@@ -104,30 +105,20 @@ class NATSConnection(Connection):
         with mapped():
             return await publish(self.js, messages, timeout)
 
-    async def consumer(
-        self,
-        stream: str,
-        durable: str,
-        subject: str,
-        *,
-        ack_wait: float | None = None,
-        ack_all: bool = False,
-        after: int = 0,
-        max_ack_pending: int | None = None,
-        inactive: float | None = None,
-    ) -> Consumer:
+    async def consumer(self, spec: ConsumerSpec) -> Consumer:
+        after = spec.after
         config = ConsumerConfig(
-            ack_policy=AckPolicy.ALL if ack_all else AckPolicy.EXPLICIT,
+            ack_policy=AckPolicy.ALL if spec.ack_all else AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
             opt_start_seq=after + 1 if after else None,
-            ack_wait=ack_wait,
+            ack_wait=spec.ack_wait,
             max_deliver=-1,
-            max_ack_pending=max_ack_pending,
-            inactive_threshold=inactive,
+            max_ack_pending=spec.max_ack_pending,
+            inactive_threshold=spec.inactive,
         )
         with mapped():
             sub = await self.js.pull_subscribe(
-                subject, durable=durable, stream=stream, config=config
+                spec.subject, durable=spec.durable, stream=spec.stream, config=config
             )
         return _Consumer(sub)
 

@@ -19,6 +19,7 @@ from federation.transport import (
     SUBJECTS,
     Connection,
     Consumer,
+    ConsumerSpec,
     Delivery,
     Handler,
     Message,
@@ -152,23 +153,14 @@ class MemoryConnection(Connection):
             done += 1
         return done
 
-    async def consumer(
-        self,
-        stream: str,
-        durable: str,
-        subject: str,
-        *,
-        ack_wait: float | None = None,
-        ack_all: bool = False,
-        after: int = 0,
-        max_ack_pending: int | None = None,
-        inactive: float | None = None,
-    ) -> Consumer:
+    async def consumer(self, spec: ConsumerSpec) -> Consumer:
         self.check()
-        s = self.broker.stream(stream)
-        if durable not in s.durables:
-            s.durables[durable] = _Durable(subject, ack_wait or 30.0, ack_all, after)
-        return _Consumer(self, s, durable)
+        s = self.broker.stream(spec.stream)
+        if spec.durable not in s.durables:
+            s.durables[spec.durable] = _Durable(
+                spec.subject, spec.ack_wait or 30.0, spec.ack_all, spec.after
+            )
+        return _Consumer(self, s, spec.durable)
 
     async def delete_consumer(self, stream: str, durable: str) -> None:
         self.check()

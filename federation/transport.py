@@ -114,6 +114,24 @@ class StreamState:
     created: str  # when the stream was made: tells one stream from another of the same name
 
 
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer ``durable`` of ``stream`` on ``subject``: delivering from the
+    stream's first message (after sequence ``after`` if given), each message again until
+    acknowledged (after ``ack_wait`` seconds without), acknowledging each message (or,
+    ``ack_all``, all up to one); ``max_ack_pending`` -1 for no limit; ``inactive``: seconds
+    after which the broker forgets a consumer nobody uses. None: the broker's default."""
+
+    stream: str
+    durable: str
+    subject: str
+    ack_wait: float | None = None
+    ack_all: bool = False
+    after: int = 0
+    max_ack_pending: int | None = None
+    inactive: float | None = None
+
+
 class Consumer(abc.ABC):
     """A durable pull consumer on a stream."""
 
@@ -154,24 +172,9 @@ class Connection(abc.ABC):
         An acknowledgement that never comes counts as a failure after ``timeout``."""
 
     @abc.abstractmethod
-    async def consumer(
-        self,
-        stream: str,
-        durable: str,
-        subject: str,
-        *,
-        ack_wait: float | None = None,
-        ack_all: bool = False,
-        after: int = 0,
-        max_ack_pending: int | None = None,
-        inactive: float | None = None,
-    ) -> Consumer:
-        """The durable pull consumer ``durable`` of ``stream`` on ``subject``, made if missing
-        (an existing one is bound as it is): delivering from the stream's first message (after
-        sequence ``after`` if given), each message again until acknowledged (after ``ack_wait``
-        seconds without), acknowledging each message (or, ``ack_all``, all up to one);
-        ``max_ack_pending`` -1 for no limit; ``inactive``: seconds after which the broker
-        forgets a consumer nobody uses. None: the broker's default."""
+    async def consumer(self, spec: ConsumerSpec) -> Consumer:
+        """The durable pull consumer ``spec`` names, made if missing (an existing one is bound
+        as it is)."""
 
     @abc.abstractmethod
     async def delete_consumer(self, stream: str, durable: str) -> None:

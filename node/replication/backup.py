@@ -32,6 +32,7 @@ from federation.transport import (
     SUBJECTS,
     UP,
     Connection,
+    ConsumerSpec,
     Delivery,
     Transport,
     up_subject,
@@ -120,13 +121,15 @@ async def restore(
         seen = _restored(node, source)
         durable = f"anjian-restore-{secrets.token_hex(4)}"
         sub = await nc.consumer(
-            ARCHIVE,
-            durable,
-            SUBJECTS[ARCHIVE],
-            ack_all=True,
-            after=seen,
-            max_ack_pending=-1,
-            inactive=300.0,  # a restore killed midway leaves no consumer behind for long
+            ConsumerSpec(
+                ARCHIVE,
+                durable,
+                SUBJECTS[ARCHIVE],
+                ack_all=True,
+                after=seen,
+                max_ack_pending=-1,
+                inactive=300.0,  # a restore killed midway leaves no consumer behind for long
+            )
         )
         totals = _Totals()
         docs = Documents(waiting_envelopes(node))

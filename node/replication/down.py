@@ -18,6 +18,7 @@ from federation.transport import (
     DOWN,
     SUBJECTS,
     Connection,
+    ConsumerSpec,
     Message,
     Transport,
     TransportError,
@@ -145,7 +146,9 @@ class DownConsumer(Part):
 
     async def session(self, nc: Connection) -> None:
         me = self.node.config.node.origin
-        sub = await nc.consumer(DOWN, f"anjian-down-{me}", SUBJECTS[DOWN], ack_wait=ACK_WAIT)
+        sub = await nc.consumer(
+            ConsumerSpec(DOWN, f"anjian-down-{me}", SUBJECTS[DOWN], ack_wait=ACK_WAIT)
+        )
         batch = self.node.config.federation.batch
         while True:
             msgs = await fetch(sub, batch, timeout=1.0)

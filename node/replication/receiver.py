@@ -16,6 +16,7 @@ from federation.transport import (
     SUBJECTS,
     UP,
     Connection,
+    ConsumerSpec,
     Delivery,
     Transport,
     child_of,
@@ -75,11 +76,13 @@ class Taker(Part):
     async def consume(self, nc: Connection) -> None:
         await nc.ensure_stream(self.stream)
         sub = await nc.consumer(
-            self.stream,
-            self.durable,
-            SUBJECTS[self.stream],
-            ack_wait=ACK_WAIT,
-            max_ack_pending=-1,
+            ConsumerSpec(
+                self.stream,
+                self.durable,
+                SUBJECTS[self.stream],
+                ack_wait=ACK_WAIT,
+                max_ack_pending=-1,
+            )
         )
         batch = self.node.config.federation.batch
         self.unacked = []  # a new connection: what the last one left unacknowledged comes again

@@ -19,6 +19,7 @@ from federation.transport import (
     SUBJECTS,
     UP,
     Connection,
+    ConsumerSpec,
     Message,
     Transport,
     TransportError,
@@ -130,7 +131,9 @@ def test_consume_acknowledge_and_unacknowledged_come_again(broker) -> None:  # t
     async def check(conn: Connection) -> None:
         await conn.ensure_stream(UP)
         await conn.publish([up(n) for n in range(1, 6)])
-        sub = await conn.consumer(UP, "d", SUBJECTS[UP], ack_wait=1.0, max_ack_pending=-1)
+        sub = await conn.consumer(
+            ConsumerSpec(UP, "d", SUBJECTS[UP], ack_wait=1.0, max_ack_pending=-1)
+        )
         first = await sub.fetch(3, 2.0)
         assert [m.data for m in first] == [b"m1", b"m2", b"m3"]
         assert [m.seq for m in first] == [1, 2, 3] and first[-1].pending == 2
@@ -141,13 +144,15 @@ def test_consume_acknowledge_and_unacknowledged_come_again(broker) -> None:  # t
         for m in rest:
             await m.ack()
         assert await sub.fetch(10, 0.2) == []  # nothing more: a timeout is no error
-        again = await conn.consumer(UP, "d", SUBJECTS[UP], ack_wait=1.0, max_ack_pending=-1)
+        again = await conn.consumer(
+            ConsumerSpec(UP, "d", SUBJECTS[UP], ack_wait=1.0, max_ack_pending=-1)
+        )
         redelivered = await again.fetch(10, 3.0)  # m2 was never acknowledged
         assert [m.data for m in redelivered] == [b"m2"]
         await redelivered[0].ack()
         await conn.delete_consumer(UP, "d")
         await conn.delete_consumer(UP, "d")  # none: nothing happens
-        fresh = await conn.consumer(UP, "d", SUBJECTS[UP], ack_all=True, after=3)
+        fresh = await conn.consumer(ConsumerSpec(UP, "d", SUBJECTS[UP], ack_all=True, after=3))
         assert [m.seq for m in await fresh.fetch(10, 2.0)] == [4, 5]
 
     run(broker, check)
