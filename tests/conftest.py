@@ -1,3 +1,4 @@
+import itertools
 import os
 from pathlib import Path
 
@@ -10,6 +11,33 @@ from node.config import NodeSection
 from node.keys import generate_node_key
 from node.service import Node
 from tests.factories import NOW
+
+
+def pytest_configure(config):
+    # what starts outside any test (a session's server) is marked the session's
+    from tests.servers import SESSION, TAG
+
+    os.environ[TAG] = SESSION
+
+
+def pytest_sessionfinish(session):
+    # the last resort: nothing this session started outlives it
+    from tests.servers import Processes
+
+    Processes(None).end()
+
+
+@pytest.fixture(autouse=True)
+def processes(request):
+    """Every process the test starts ends with it, passed or failed, and so do theirs: a serving
+    node's projections process, the demo's servers, an orphan of a SIGKILLed parent."""
+    from tests.servers import ended_with
+
+    with ended_with(f"{os.getpid()}.{next(_tests)}") as started:
+        yield started
+
+
+_tests = itertools.count(1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,6 +6,7 @@ node, look into any node's store read-only, and wait for convergence."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -20,7 +21,7 @@ from tests.conftest import Clock
 from tests.factories import credit_code, enterprise, js
 from tests.integration.helpers import Server
 from tests.node.replication.test_import import forge  # noqa: F401 (for the tests here)
-from tests.servers import missing
+from tests.servers import Deadline, missing
 
 
 @dataclass
@@ -29,11 +30,14 @@ class Member(demo.Member):
 
     server: Server | None = None
 
-    def start(self) -> None:
+    def start(self, within: Deadline | None = None) -> None:
+        """Its NATS server if it runs one and that is down, and its node; within START seconds
+        (nats-server is ready in about one, a node serves in 2 s idle, 10 s on a busy machine)."""
+        within = within or Deadline(START)
         if self.nats is not None and self.nats.proc is None:
-            self.nats.start()
+            self.nats.start(timeout=within.left())
         if self.server is None or self.server.proc.poll() is not None:
-            self.server = Server(self.directory)
+            self.server = Server(self.directory, timeout=within.left())
 
     def stop(self) -> None:
         if self.server is not None and self.server.proc.poll() is None:
@@ -75,24 +79,41 @@ class Federation:
         return self.members[name]
 
     def start(self, *names: str) -> None:
+        """Start the members named (all by default), within FEDERATION_START seconds in all."""
+        within = Deadline(FEDERATION_START)
         for m in self.members.values():  # servers first, top down
             if m.nats is not None and m.nats.proc is None and (not names or m.name in names):
-                m.nats.start()
+                m.nats.start(timeout=within.left())
         for m in self.members.values():
             if not names or m.name in names:
-                m.start()
+                m.start(within)
 
     def stop(self) -> None:
-        """Stop every node gracefully (closing checkpoints signed), leaving NATS running."""
+        """Stop every node gracefully (closing checkpoints signed), top down, leaving NATS
+        running; within STOP seconds in all (one not stopped by then is killed)."""
+        within = Deadline(STOP)
         for m in self.members.values():
-            m.stop()
+            if m.server is not None and m.server.proc.poll() is None:
+                m.server.proc.terminate()
+                try:
+                    m.server.proc.wait(within.left())
+                except subprocess.TimeoutExpired:
+                    m.server.kill()
 
     def close(self) -> None:
+        """Kill every node, then every NATS server (a SIGKILLed process is gone at once)."""
         for m in self.members.values():
             m.kill()
         for m in self.members.values():
             if m.nats is not None:
                 m.nats.kill()
+
+
+# the bounds of the waits above, for the tests' sums: START for a member (re)started alone,
+# FEDERATION_START for a federation's start, STOP for its stop
+START = 30
+FEDERATION_START = 120
+STOP = 30
 
 
 closing_node = demo.opened
@@ -118,17 +139,25 @@ def register_enterprises(member: Member, count: int, start: int = 0, batch: int 
 
 
 def wait_for(
-    condition: Callable[[], bool], timeout: float, what: str, show: Callable[[], Any] = lambda: ""
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    show: Callable[[], Any] = lambda: "",
+    interval: float = 0.2,
 ) -> None:
+    """Poll ``condition`` (at least once) until it holds; fail saying ``what`` did not happen
+    within ``timeout`` seconds, and ``show()``. The integration tests wait for what they need
+    with this, never with a sleep sized for an idle machine."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         try:
             if condition():
                 return
         except sqlite3.OperationalError:
             pass  # a store being created or locked: look again
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout:.0f}s: {show()}")
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} within {timeout:.0f}s: {show()}")
+        time.sleep(interval)
 
 
 def converged(federation: Federation, top: str, origins: list[str]) -> Callable[[], bool]:

@@ -17,8 +17,11 @@ from node.service import Node
 from node.users import Role, add_user
 from tests.factories import accident, credit_code, enterprise, js
 from tests.integration.helpers import Server
+from tests.servers import Deadline
 
-pytestmark = pytest.mark.slow
+# the SIGKILL test's waits: the node's start 30 s, the writes 20 s, the kill 10 s, the clients
+# 15 s, the restart 30 s and stop 20 s (125 s); the CLI writer's: 30 + 120 + 15 + 10 + 20 s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 def post(url: str, token: str, path: str, body: dict) -> tuple[int, dict]:
@@ -68,14 +71,17 @@ def test_sigkill_while_writing_loses_no_acknowledged_write(tmp_path, round_):
     ]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 20
-    while len(acked) < 40 + 20 * round_ and time.monotonic() < deadline:
-        time.sleep(0.01)
-    server.proc.send_signal(signal.SIGKILL)  # mid-write: clients are still sending
-    server.proc.wait(10)
-    stop.set()
-    for t in threads:
-        t.join(15)
+    try:
+        deadline = time.monotonic() + 20
+        while len(acked) < 40 + 20 * round_ and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.proc.send_signal(signal.SIGKILL)  # mid-write: clients are still sending
+        server.proc.wait(10)
+    finally:
+        stop.set()
+        clients = Deadline(15)
+        for t in threads:
+            t.join(clients.left())
     assert len(acked) >= 40, "the clients should have written before the kill"
 
     restarted = Server(directory)  # the node starts again on the same directory
@@ -113,6 +119,7 @@ def test_a_cli_writer_beside_a_running_server(tmp_path):
         stop = threading.Event()
         t = threading.Thread(target=writer, args=(server.url, token, 1, acked, stop))
         t.start()
+        cli = Deadline(120)  # five CLI processes: 1.5 s each idle, 6 s on a busy machine
         for i in range(5):
             r = subprocess.run(
                 [
@@ -128,6 +135,7 @@ def test_a_cli_writer_beside_a_running_server(tmp_path):
                 input=js(enterprise(credit_code=credit_code(900_000 + i))),
                 capture_output=True,
                 text=True,
+                timeout=cli.left(),
             )
             assert r.returncode == 0, r.stderr
         stop.set()

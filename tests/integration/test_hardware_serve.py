@@ -26,7 +26,9 @@ from tests.factories import credit_code, enterprise, js, site
 from tests.integration.federation import wait_for
 from tests.servers import Mosquitto
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+# the broker's start 10 s, the node's 30 s, the MQTT simulator 60 s, the readings 30 + 30 s (and
+# 5 s for a look), the stops 20 + 20 s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 MQTT_SITE, MODBUS_SITE, FILE_SITE = "130102B0001", "130102B0002", "130102B0003"
 SIMULATE = [sys.executable, "-m", "node", "simulate-site"]
@@ -94,26 +96,30 @@ interval = 0.2
     try:
         common = ["--points", "6", "--speed", "50", "--excursion-every", "60"]
         start = (int(time.time() * 1000) - 180_000) // 60_000 * 60_000  # a period's start
-        common += ["--excursion-length", "20", "--cycles", "13", "--start", str(start)]
+        common += ["--excursion-length", "20", "--start", str(start)]
+        mqtt = ["--cycles", "13", "--mqtt", f"127.0.0.1:{broker.port}"]
         sims.append(
             subprocess.Popen(
-                [*SIMULATE, MQTT_SITE, *common, "--mqtt", f"127.0.0.1:{broker.port}"],
+                [*SIMULATE, MQTT_SITE, *common, *mqtt],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
         )
-        sims.append(
-            subprocess.Popen(
-                [*SIMULATE, MODBUS_SITE, *common, "--modbus", f"127.0.0.1:{modbus_port}"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+        # the Modbus device serves until the node has polled it through an excursion: the node,
+        # started first, backs off between attempts to connect (up to 20 s), so a device gone
+        # after a fixed 13 cycles (3 s) can be missed altogether on a busy machine
+        with (tmp_path / "modbus-sim.log").open("wb") as out:
+            sims.append(
+                subprocess.Popen(
+                    [*SIMULATE, MODBUS_SITE, *common, "--modbus", f"127.0.0.1:{modbus_port}"],
+                    stdout=out,
+                    stderr=out,
+                )
             )
-        )
         (drop / "bad_CDSS_20261129080000.txt").write_text("not a monitoring file", "utf-8")
-        outputs = [sim.communicate(timeout=60) for sim in sims]
-        for sim, (_, err) in zip(sims, outputs, strict=True):
-            assert sim.returncode == 0, err
-        points = json.loads(outputs[0][0].splitlines()[0])
+        output, err = sims[0].communicate(timeout=60)  # 13 cycles at 50 × real time: ~3 s
+        assert sims[0].returncode == 0, err
+        points = json.loads(output.splitlines()[0])
         assert [p["point"] for p in points["points"]][:2] == ["CH4-001", "CH4-002"]
 
         def counters() -> dict[str, dict]:
@@ -129,6 +135,19 @@ interval = 0.2
             "the MQTT adapter delivered every cycle",
             counters,
         )
+        # an excursion lasts 20 s of each minute of site time: 0.4 s of each 1.2 s here
+        wait_for(
+            lambda: any(
+                e["aggregate_id"] == str(site_id(MODBUS_SITE))
+                and e["event"] == "sensor.power_cut/1"
+                for e in events(directory)
+            ),
+            30,
+            "the node polled the Modbus device through an excursion",
+            counters,
+            interval=0.5,
+        )
+        assert sims[1].poll() is None, (tmp_path / "modbus-sim.log").read_text()
         seen = counters()
         assert seen["modbus"]["batches"] > 0 and seen["modbus"]["malformed"] == 0
         assert seen["file"]["malformed"] == 1

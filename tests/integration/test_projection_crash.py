@@ -12,7 +12,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import closing
 from pathlib import Path
 
@@ -24,7 +23,9 @@ from node.service import Node
 from projections.store import ProjectionStore
 from tests.conftest import make_node_dir
 from tests.factories import accident, credit_code, enterprise, inspection
+from tests.integration.federation import wait_for
 from tests.integration.helpers import Server
+from tests.servers import Deadline
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +74,13 @@ def digest(path) -> str:
         store.close()
 
 
+# a round (two followers started, a catch-up from zero) takes ~3 s on an idle machine and ~12 s
+# on a busy 2-core one; the eight rounds' waits share ROUNDS seconds, and the filling and the
+# reference rebuild before them take well under a minute
+ROUNDS = 360
+
+
+@pytest.mark.timeout(ROUNDS + 120)
 def test_sigkill_mid_batch_never_doubles_or_loses_a_row(tmp_path):
     directory = make_node_dir(tmp_path / "county")
     last = fill(directory, 6000)
@@ -85,22 +93,31 @@ def test_sigkill_mid_batch_never_doubles_or_loses_a_row(tmp_path):
     expected = digest(reference_dir / "projections.db")
 
     kills = 0
+    budget = Deadline(ROUNDS)
     for _ in range(8):
         proc = follower(directory)
         # kill it as soon as one batch is committed: the next batch is then under way
-        deadline = time.monotonic() + 60
-        while positions(directory) == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_for(
+            lambda p=proc: positions(directory) > 0 or p.poll() is not None,
+            budget.left(),
+            "the follower commits its first batch",
+            interval=0.005,
+        )
+        assert proc.poll() is None, f"the follower exited with {proc.returncode}"
         proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        proc.wait(budget.left())
         kills += 0 < positions(directory) < last
         # after the restart, once caught up, the tables equal the rebuild
         proc = follower(directory)
-        deadline = time.monotonic() + 60
-        while positions(directory) < last and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(
+            lambda p=proc: positions(directory) >= last or p.poll() is not None,
+            budget.left(),
+            "the restarted follower catches up",
+            lambda: f"at {positions(directory)} of {last}",
+            interval=0.05,
+        )
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) in (0, -signal.SIGTERM)
+        assert proc.wait(budget.left()) in (0, -signal.SIGTERM)
         assert positions(directory) == last
         assert digest(directory / "projections.db") == expected
         for f in directory.glob("projections.db*"):  # from zero again, for the next kill
@@ -115,25 +132,32 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def running(pids: set[int]) -> list[int]:
+    """Those of ``pids`` still running (an ended one waiting to be reaped is not)."""
+    found = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+                found.append(pid)
+    return found
+
+
+@pytest.mark.timeout(150)  # the node's start 30 s, the views 60 s, the kill 5 s, its child 10 s
 def test_a_serving_node_projects_in_a_process_that_ends_with_it(tmp_path):
     directory = make_node_dir(tmp_path / "county")
     last = fill(directory, 3000)
     server = Server(directory)
     try:
-        deadline = time.monotonic() + 60
-        while positions(directory) < last and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert positions(directory) == last  # the views followed the log, from their process
+        # the views follow the log, from their process
+        wait_for(lambda: positions(directory) >= last, 60, "the views catch up", interval=0.05)
+        assert positions(directory) == last
         process = children(server.proc.pid)
         assert any(
             b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes() for p in process
         ), process
     finally:
         server.kill()  # a crash: nothing closes the pool
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{p}").exists() for p in process) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [p for p in process if Path(f"/proc/{p}").exists()]
+    wait_for(lambda: not running(process), 10, "the node's children end with it", interval=0.1)
 
 
 def test_the_projections_process_ends_even_when_its_node_died_before_it_started(tmp_path):
@@ -150,7 +174,8 @@ def test_the_projections_process_ends_even_when_its_node_died_before_it_started(
     )
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    assert subprocess.run([sys.executable, "-c", script], cwd=place, env=env).returncode == 0
+    run = subprocess.run([sys.executable, "-c", script], cwd=place, env=env, timeout=60)
+    assert run.returncode == 0
 
     def here() -> list[int]:
         found = []
@@ -160,7 +185,4 @@ def test_the_projections_process_ends_even_when_its_node_died_before_it_started(
                     found.append(int(proc.name))
         return found
 
-    deadline = time.monotonic() + 15
-    while here() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert here() == []
+    wait_for(lambda: here() == [], 15, "the projections process ends", here)

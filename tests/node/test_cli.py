@@ -160,7 +160,10 @@ def test_python_dash_m_node_works(county):
     import sys
 
     r = subprocess.run(
-        [sys.executable, "-m", "node", "status", str(county)], capture_output=True, text=True
+        [sys.executable, "-m", "node", "status", str(county)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 0 and json.loads(r.stdout)["tier"] == "county"
 
