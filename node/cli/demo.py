@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -413,6 +414,9 @@ def run(directory: Path, smoke: bool, timeout: float = 180.0) -> bool:
     members: dict[str, Member]
     _, members = build(directory, LAYOUT, via_relay)
     servers: list[Server] = []
+    # SIGTERM (a service manager, `kill`, a test's timeout) stops the demo as Ctrl-C does: its
+    # nats-servers and nodes are stopped below, not left running without it
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         for m in members.values():
             if m.nats is not None:
@@ -452,3 +456,8 @@ def run(directory: Path, smoke: bool, timeout: float = 180.0) -> bool:
                 m.nats.stop()
         for relay in relays.values():
             relay.cut()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
