@@ -23,7 +23,7 @@ from hardware.modbus import ModbusConfig, ModbusDevice, ModbusPoint, ModbusSourc
 from node.adapters import NodeSink
 from node.replication.natsd import free_port
 from tests.factories import SITE_CODE, enterprise, js, site
-from tests.hardware.contract import RecordingSink, SourceContract
+from tests.hardware.contract import RecordingSink, SourceContract, until
 
 T0 = 1_795_000_000_000
 CYCLE = 0.05  # seconds: the test's polling interval (10 s in the field)
@@ -32,15 +32,6 @@ CYCLE = 0.05  # seconds: the test's polling interval (10 s in the field)
 def ticking(start: int = T0, step: int = 10_000):
     """A clock that moves one cycle each time it is read."""
     return partial(next, count(start, step))
-
-
-async def until(predicate, timeout: float = 5.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
@@ -191,8 +182,8 @@ async def test_a_device_unreachable_at_start_is_waited_for():
     d.set(0, 40)
     source, sink = ModbusSource(config(d, METHANE), clock=ticking()), RecordingSink()
     async with running(source, sink):
-        await asyncio.sleep(4 * CYCLE)
-        assert sink.batches == [] and "cannot connect" in (source.counters.last_error or "")
+        await until(lambda: "cannot connect" in (source.counters.last_error or ""))
+        assert sink.batches == []
         async with d:
             await until(lambda: len(sink.batches) >= 1, what="the first poll")
     assert source.counters.reconnects == 0  # a first connection, not a reconnection

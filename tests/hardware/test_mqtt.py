@@ -18,7 +18,7 @@ from hardware.mqtt import Malformed, MqttConfig, MqttSource, readings_of
 from tests.hardware.contract import RecordingSink, SourceContract
 from tests.servers import Mosquitto
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(150)  # the broker-restart test's waits add up to ~130 s
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from node import config as config_mod
 from node.adapters import NodeSink
 from node.service import Node
 from tests.factories import SITE_CODE, credit_code, enterprise, js, site
+from tests.hardware.contract import until
 from tests.servers import Mosquitto
 
 pytestmark = pytest.mark.timeout(60)
@@ -57,16 +58,14 @@ async def test_an_excursion_through_mqtt_into_a_node(tmp_path, node_dir):
             MqttConfig(SITE_CODE, "mine/sim", port=broker.port, interval=0.1, client_id="sim")
         )
         task = asyncio.create_task(source.run(sink))
-        while not source.counters.connected:
-            await asyncio.sleep(0.05)
+        await until(lambda: source.counters.connected, what="the MQTT connection")
         # 9 cycles (90 s of site time) at 100 × real time: one excursion of 20 s
         start = (node.clock() - 120_000) // 60_000 * 60_000
         ran = await publish_cycles(
             model, speed=100, cycles=9, start_ms=start, mqtt=("127.0.0.1", broker.port, "mine/sim")
         )
         assert ran == 9
-        while source.counters.readings < 9 * 6:
-            await asyncio.sleep(0.05)
+        await until(lambda: source.counters.readings >= 9 * 6, timeout=60, what="9 cycles")
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
