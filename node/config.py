@@ -242,6 +242,33 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
             target[key] = value  # text: the schema converts what must be a number
 
 
+def new_node_toml(
+    tier: str, region: str, parent: str | None, nats: str | None, origin: str | None
+) -> str:
+    """The node.toml of a new node, after checking what it is given (ConfigError names each
+    setting that is wrong and why). The origin defaults to the region code ("backup" for a
+    backup centre)."""
+    if origin is None:
+        origin = "backup" if tier == Tier.BACKUP else region
+    try:
+        section = NodeSection(origin=origin, tier=Tier(tier), region=region, parent=parent)
+    except ValidationError as e:
+        msgs = [
+            f"{'.'.join(map(str, err['loc'])) or 'region'}: "
+            + str(err["msg"]).removeprefix("Value error, ")
+            for err in e.errors()
+        ]
+        raise ConfigError("; ".join(msgs)) from None
+    if nats is not None:
+        try:
+            FederationSection(nats=nats)
+        except ValidationError as e:
+            raise ConfigError(
+                "--nats: " + str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+            ) from None
+    return render(section, nats)
+
+
 def render(node: NodeSection, nats_url: str | None = None) -> str:
     """The text of a new node.toml: every setting shown, commented where it has a default."""
     parent = f'parent = "{node.parent}"' if node.parent else '# parent = "nats://parent-host:4222"'

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from domain.codes import Tier
 from domain.commands import BY_KIND, SPECS
@@ -86,30 +85,9 @@ def init(
     with user_errors():
         if directory.exists() and any(directory.iterdir()):
             raise ConfigError(f"{directory} exists and is not empty; choose a new directory")
-        if origin is None:
-            origin = "backup" if tier == Tier.BACKUP else region
-        try:
-            section = config_mod.NodeSection(
-                origin=origin, tier=Tier(tier), region=region, parent=parent
-            )
-        except ValidationError as e:
-            msgs = [
-                f"{'.'.join(map(str, err['loc'])) or 'region'}: "
-                + str(err["msg"]).removeprefix("Value error, ")
-                for err in e.errors()
-            ]
-            raise ConfigError("; ".join(msgs)) from None
-        if nats_url is not None:
-            try:
-                config_mod.FederationSection(nats=nats_url)
-            except ValidationError as e:
-                raise ConfigError(
-                    "--nats: " + str(e.errors()[0]["msg"]).removeprefix("Value error, ")
-                ) from None
+        toml = config_mod.new_node_toml(tier, region, parent, nats_url, origin)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / config_mod.CONFIG_FILE).write_text(
-            config_mod.render(section, nats_url), encoding="utf-8"
-        )
+        (directory / config_mod.CONFIG_FILE).write_text(toml, encoding="utf-8")
         generate_node_key(directory)
     with open_node(directory) as node:
         emit({"directory": str(directory.resolve()), **node.status()})
