@@ -148,7 +148,7 @@ class MemoryConnection(Connection):
         self.check()
         done = 0
         for m in messages:
-            if self.broker.down or not self.broker.store(m):
+            if not self.broker.store(m):
                 break
             done += 1
         return done
@@ -235,11 +235,8 @@ class _Consumer(Consumer):
         for m in chosen:
             state.unacked[m.seq] = now + state.ack_wait
             pending = len(mine) - bisect.bisect_right(mine, state.cursor)
-            delivered.append(Delivery(m.subject, m.data, pending, m.seq, self._acker(m.seq)))
+            delivered.append(Delivery(m.subject, m.data, pending, m.seq, _Ack(self, m.seq)))
         return delivered
-
-    def _acker(self, seq: int) -> _Ack:
-        return _Ack(self, seq)
 
 
 @dataclass

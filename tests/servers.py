@@ -83,6 +83,25 @@ def _table() -> dict[int, tuple[int, str | None]]:
     return found
 
 
+def descendants(pid: int) -> set[int]:
+    """The running processes below ``pid``: its children, theirs, and so on."""
+    children: dict[int, set[int]] = {}
+    for child, (parent, _) in _table().items():
+        children.setdefault(parent, set()).add(child)
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), set()) - found:
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def running(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (an ended one waiting to be reaped is not)."""
+    return pids & set(_table())
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()

@@ -25,7 +25,7 @@ from federation.transport import (
     envelope_id,
 )
 from node.replication.importer import Importer
-from node.replication.part import ACK_WAIT, IDLE, Call, Part, ack, fetch
+from node.replication.part import ACK_WAIT, IDLE, Call, Part, ack
 from node.service import Node
 from node.signedlog import storable, stored_event
 from node.store import EventLog
@@ -151,7 +151,7 @@ class DownConsumer(Part):
         )
         batch = self.node.config.federation.batch
         while True:
-            msgs = await fetch(sub, batch, timeout=1.0)
+            msgs = await sub.fetch(batch, 1.0)
             if msgs:
                 items = [(m.subject, m.data) for m in msgs]
                 summary = await self.write(take_from_above, self.importer, items)

@@ -1,5 +1,5 @@
 """One long-running federation task (``Part``): connect, run a session, and on any transport
-failure start again, forever; and what every part shares (timings, fetching and acknowledging)."""
+failure start again, forever; and what every part shares (timings, acknowledging)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from federation.errors import VerificationError
 from federation.jetstream import NATSTransport
 from federation.transport import (
     Connection,
-    Consumer,
     Delivery,
     Transport,
     TransportError,
@@ -100,11 +99,6 @@ class Part:
     def busy(self) -> bool:
         """Whether this part is taking in a backlog (the views trail it meanwhile)."""
         return False
-
-
-async def fetch(sub: Consumer, batch: int, timeout: float) -> list[Delivery]:
-    """Up to ``batch`` messages from a pull consumer; none if none came in ``timeout``."""
-    return await sub.fetch(batch, timeout)
 
 
 async def ack(msgs: list[Delivery]) -> None:

@@ -26,7 +26,7 @@ from federation.transport import (
 from node.keys import documents_from_above, key_documents
 from node.replication.importer import Importer
 from node.replication.outbox import applied_positions
-from node.replication.part import ACK_WAIT, Call, Part, ack, fetch, item, now_ms
+from node.replication.part import ACK_WAIT, Call, Part, ack, item, now_ms
 from node.service import Node
 from node.store import EventLog
 
@@ -87,7 +87,7 @@ class Taker(Part):
         batch = self.node.config.federation.batch
         self.unacked = []  # a new connection: what the last one left unacknowledged comes again
         while True:
-            msgs = await fetch(sub, batch, timeout=0.5)
+            msgs = await sub.fetch(batch, 0.5)
             if msgs:
                 self.note(msgs, batch)
                 await ack(await self.take(msgs, more=len(msgs) == batch))

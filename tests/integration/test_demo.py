@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.integration.federation import Federation  # noqa: F401 (skips without nats-server)
-from tests.servers import missing
+from tests.servers import descendants, missing, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -54,31 +54,6 @@ def test_the_demo_says_how_to_install_nats_server_when_it_is_missing(tmp_path):
     assert "apt-get install -y nats-server" in run.stderr
 
 
-def _processes() -> dict[int, int]:
-    """Running processes (not zombies): pid -> parent pid."""
-    found: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        state, ppid = stat[stat.rindex(b")") + 2 :].split()[:2]
-        if state not in (b"Z", b"X"):
-            found[int(name)] = int(ppid)
-    return found
-
-
-def _descendants(pid: int) -> set[int]:
-    parents, found, frontier = _processes(), set(), {pid}
-    while frontier:
-        frontier = {p for p, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
 def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path):
     """A service manager's or a timeout's SIGTERM ends the demo as Ctrl-C does: its
     nats-servers and nodes are stopped, not left running without it."""
@@ -101,12 +76,12 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path):
         lines.append(line)
         if line.startswith("county-b (") and "serving on" in line:
             break
-    started = _descendants(demo.pid)
+    started = descendants(demo.pid)
     assert len(started) >= 8, "".join(lines)  # 3 nats-servers and 5 nodes at least
     demo.send_signal(signal.SIGTERM)
     demo.communicate(timeout=60)
     assert demo.returncode == 128 + signal.SIGTERM
     deadline = time.monotonic() + 30
-    while (left := started & set(_processes())) and time.monotonic() < deadline:
+    while (left := running(started)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"still running after the demo ended: {sorted(left)}"

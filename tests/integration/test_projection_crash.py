@@ -25,7 +25,7 @@ from tests.conftest import make_node_dir
 from tests.factories import accident, credit_code, enterprise, inspection
 from tests.integration.federation import wait_for
 from tests.integration.helpers import Server
-from tests.servers import Deadline
+from tests.servers import Deadline, running
 
 pytestmark = pytest.mark.slow
 
@@ -131,16 +131,6 @@ def children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
         found |= {int(c) for c in (task / "children").read_text().split()}
-    return found
-
-
-def running(pids: set[int]) -> list[int]:
-    """Those of ``pids`` still running (an ended one waiting to be reaped is not)."""
-    found = []
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
-                found.append(pid)
     return found
 
 
