@@ -66,6 +66,23 @@ class FederationSection(_Section):
 
     nats: Annotated[str, AfterValidator(_check_nats)] | None = None
     batch: int = Field(default=1000, ge=1, le=10_000)
+    # this node's NATS identity: an nkey user seed (0600), relative to the node directory;
+    # its public key is in the node's certification, from which a tier's server config is made
+    nats_key: str = "nats.nk"
+    # TLS for NATS connections: the CA that signed the servers' certificates (turns TLS on),
+    # and this node's client certificate and key for servers that require mutual TLS
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # where `anjian nats config` wrote this tier's server configuration: the node rewrites its
+    # authorisation there and has the server reload it when a child is certified or revoked
+    server_dir: str | None = None
+    # the largest envelope recorded, imported or relayed (bytes): well under NATS's 1 MB
+    max_envelope: int = Field(default=262_144, ge=4096, le=1_000_000)
+    # envelopes kept waiting for their turn: per origin with a certified key, and in all for
+    # envelopes whose key is not known yet; beyond that they are dropped (counted), not kept
+    hold_per_origin: int = Field(default=5000, ge=100)
+    hold_unknown: int = Field(default=10_000, ge=100)
 
 
 class PostgresSection(_Section):
@@ -86,6 +103,15 @@ class HttpSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8640, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # HTTPS: certificate (chain) and key files; without them the API speaks plain HTTP, which
+    # is allowed only on a loopback address unless ``allow_plain`` says otherwise
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    allow_plain: bool = False
+    token_days: int = Field(default=90, ge=1, le=3650)  # API tokens expire after this
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)  # console sessions
+    lockout_failures: int = Field(default=5, ge=1, le=100)  # failed logins before a lockout
+    lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
 
 class ReadingsSection(_Section):
@@ -142,6 +168,7 @@ class FileDropSection(_Section):
 
     directory: str
     interval: float = Field(default=2.0, gt=0)
+    max_file_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # larger files: rejected
     sites: dict[str, str] = Field(default_factory=dict)
 
 
