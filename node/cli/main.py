@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -24,7 +25,9 @@ from node.cli.base import NODE_DIR, emit, open_node, user_errors
 from node.cli.hardware import simulate_site
 from node.cli.keys import keys
 from node.cli.log import log
+from node.cli.nats import nats
 from node.cli.query import projections, query, readings
+from node.cli.tls import tls
 from node.cli.users import users
 from node.errors import ConfigError
 from node.keys import generate_node_key
@@ -42,6 +45,7 @@ def main() -> None:
       anjian users add ./county clerk --role writer
       anjian serve ./county
     """
+    os.umask(0o077)  # what the node creates (stores, keys, logs) is its own: 0600 and 0700
     collect_less()
 
 
@@ -49,7 +53,7 @@ main.add_command(audit)
 main.add_command(backup)
 main.add_command(recover_command)
 main.add_command(simulate_site)
-for group in (keys, log, query, projections, readings, users):
+for group in (keys, log, nats, query, projections, readings, tls, users):
     main.add_command(group)
 
 
