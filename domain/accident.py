@@ -265,8 +265,10 @@ class Accident(Aggregate):
             raise Invalid.field("reported_at", "the report cannot be earlier than the accident")
         if self.near_miss:
             _check_near_miss_criteria(merged)
-        if "enterprise_credit_code" in changes:
-            changes["enterprise_id"] = str(enterprise_id(changes["enterprise_credit_code"]))
+        if "enterprise_credit_code" in changes or "division" in changes:
+            changes["enterprise_id"] = str(
+                enterprise_id(merged["enterprise_credit_code"], merged["division"])
+            )
         self._trigger(
             Corrected, ctx, changes=changes, grade=self._regrade(changes).code, reason=cmd.reason
         )
@@ -382,7 +384,7 @@ def _first_facts(cmd: _Occurrence, ctx: Context) -> dict[str, Any]:
             "reported_at", f"{iso(reported)} is earlier than occurred_at {iso(occurred)}"
         )
     return {
-        "enterprise_id": str(enterprise_id(cmd.enterprise_credit_code)),
+        "enterprise_id": str(enterprise_id(cmd.enterprise_credit_code, cmd.division)),
         "enterprise_credit_code": cmd.enterprise_credit_code,
         "enterprise_name": cmd.enterprise_name,
         "occurred_at": occurred,

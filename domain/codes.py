@@ -62,8 +62,12 @@ def normalize_credit_code(raw: str) -> str:
     return code
 
 
-def enterprise_id(credit_code: str) -> uuid.UUID:
-    return uuid.uuid5(ENTERPRISE_NAMESPACE, credit_code)
+def enterprise_id(credit_code: str, division: str) -> uuid.UUID:
+    """The id of the enterprise with ``credit_code`` as registered by the node of ``division``
+    (the county where it is located): scoped to that node, so no other node can take it first.
+    The same code registered in two divisions makes two records, which the exceptions list
+    shows (docs/architecture.md §4)."""
+    return uuid.uuid5(ENTERPRISE_NAMESPACE, f"{division}:{credit_code}")
 
 
 _DIVISION = re.compile(r"^\d{6}$")

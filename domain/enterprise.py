@@ -107,13 +107,13 @@ class Enterprise(Aggregate):
 
     @staticmethod
     def id_for(command: RegisterEnterprise) -> Any:
-        return enterprise_id(command.credit_code)
+        return enterprise_id(command.credit_code, command.division)
 
     @classmethod
     def register(cls, cmd: RegisterEnterprise, ctx: Context) -> Enterprise:
         _check_located_here(cmd.division, ctx)
         return cls.start(
-            enterprise_id(cmd.credit_code),
+            enterprise_id(cmd.credit_code, cmd.division),
             Registered,
             ctx,
             name=cmd.name,

@@ -332,7 +332,7 @@ class Licence(Aggregate):
             ctx.new_id(),
             Applied,
             ctx,
-            enterprise_id=str(enterprise_id(cmd.enterprise_credit_code)),
+            enterprise_id=str(enterprise_id(cmd.enterprise_credit_code, cmd.division)),
             enterprise_credit_code=cmd.enterprise_credit_code,
             enterprise_name=cmd.enterprise_name,
             industry=cmd.industry,
@@ -481,8 +481,10 @@ class Licence(Aggregate):
             )
         if "division" in found:
             _check_area(found["division"], ctx)
-        if "enterprise_credit_code" in found:
-            found["enterprise_id"] = str(enterprise_id(found["enterprise_credit_code"]))
+        if "enterprise_credit_code" in found or "division" in found:
+            code = found.get("enterprise_credit_code", self.enterprise_credit_code)
+            division = found.get("division", self.division)
+            found["enterprise_id"] = str(enterprise_id(code, division))
         if "number" in found:
             found["number_parsed"] = parse_licence_number(found["number"])
         if "valid_from" in found:

@@ -61,7 +61,7 @@ class NodeSink:
                     "sensor.register-point",
                     json.dumps(body),
                     user=self.user,
-                    target=str(site_id(site)),
+                    target=str(site_id(site, self.node.config.node.region)),
                 )
                 registered.append(p.point)
             except DomainError as e:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from domain.accident import Accident
 from domain.base import DAY_MS, Actor, Aggregate, Context, iso
 from domain.commands import AGGREGATES, BY_KIND
-from domain.errors import FieldError, Invalid, Refused
+from domain.errors import DomainError, FieldError, Invalid, Refused
 from domain.keys import KeyRegister, RecordKeyDocument, register_id
 from domain.licence import Licence
 from domain.sensors.readings import window_of
@@ -31,9 +31,10 @@ from federation.errors import FederationError
 from federation.keys import ROOT, parse_document, verify_document
 from federation.suite import key_id, load_key, load_public
 from node.config import Config
-from node.errors import Conflict, NotFound
+from node.errors import Conflict, NodeError, NotFound
 from node.projector import Projector
 from node.readings import ReadingsStore
+from node.signedlog import Oversized
 from node.store import EventLog
 from projections.queries import QUERIES, Filters
 from projections.queries import run as run_query
@@ -91,6 +92,8 @@ class Node:
         self.config = config
         self.clock = clock
         self.log = EventLog(config)
+        recorder: Any = self.log.app.recorder  # the signed recorder (node.signedlog)
+        recorder.writer.max_bytes = config.federation.max_envelope
         self.key = load_key(config.key_file)
         self.readings = ReadingsStore(config.readings_file)
         self._closed = False
@@ -205,9 +208,11 @@ class Node:
         counts = {agg.id: len(agg.pending_events) for agg in aggs}
         try:
             position = self.log.append(*aggs)
-        except BaseException:
+        except BaseException as e:
             for agg in aggs:
                 self._cache.pop(agg.id, None)
+            if isinstance(e, Oversized):
+                raise Invalid.field("*", str(e)) from None
             raise
         if position % CHECKPOINT_EVERY < sum(counts.values()):  # crossed a multiple of 1,000
             self.checkpoint()
@@ -345,7 +350,7 @@ class Node:
         return {"pruned": self.readings.prune(cutoff), "files": files, "before": iso(cutoff)}
 
     def _site(self, code: str) -> Site:
-        site = self._load_by_id(site_id(code))
+        site = self._load_by_id(site_id(code, self.config.node.region))
         if not isinstance(site, Site):
             raise NotFound(f"no monitoring site {code!r}: register it with sensor.register-site")
         return site
@@ -383,7 +388,33 @@ class Node:
     def show(self, raw_id: str, kind: str | None = None) -> dict[str, Any]:
         if kind == "site" and not _is_uuid(raw_id):
             return self._site(raw_id).view()  # sites may also be named by their code
-        return self.load(kind, raw_id).view()
+        try:
+            return self.load(kind, raw_id).view()
+        except (DomainError, NodeError):
+            raise
+        except Exception as e:  # a stored history this version cannot fold: shown as stored
+            return self._as_stored(parse_id(kind or "record", raw_id), e)
+
+    def _as_stored(self, aggregate_id: UUID, error: Exception) -> dict[str, Any]:
+        """A record whose stored events this node cannot fold into a view (a type it does not
+        know, from a newer version; values outside what its rules know): each event as stored,
+        and why no view could be made, instead of a failure."""
+        stored = self.log.app.recorder.select_events(aggregate_id)
+        if not stored:
+            raise NotFound(f"no record with id {aggregate_id}")
+        return {
+            "id": str(aggregate_id),
+            "version": stored[-1].originator_version,
+            "unreadable": f"this node cannot make a view of the record: {error!r}"[:500],
+            "events": [
+                {
+                    "version": s.originator_version,
+                    "event": s.topic,
+                    "stored": json.loads(s.state),
+                }
+                for s in stored
+            ],
+        }
 
     def status(self) -> dict[str, Any]:
         node = self.config.node

@@ -52,11 +52,18 @@ TABLES = (
     " origin TEXT NOT NULL, seq BIGINT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,"
     " raw {blob} NOT NULL, at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS quarantine_position ON quarantine (origin, seq)",
-    # federation (node.federation): what came down from the tiers above (verified, each
-    # envelope on its own signature), and which child relays which origin
+    # envelopes not kept because the bounds on waiting (or on the quarantine) were reached
+    "CREATE TABLE IF NOT EXISTS import_dropped ("
+    " origin TEXT PRIMARY KEY, n BIGINT NOT NULL, last_at BIGINT NOT NULL)",
+    # federation (node.replication): what came down from the tiers above (verified, each
+    # envelope on its own signature; those whose signer is not known yet wait apart), and
+    # which child relays which origin
     "CREATE TABLE IF NOT EXISTS downward ("
     " origin TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, raw {blob} NOT NULL,"
     " division TEXT NOT NULL, verified BIGINT NOT NULL, PRIMARY KEY (origin, seq))",
+    "CREATE TABLE IF NOT EXISTS downward_pending ("
+    " origin TEXT NOT NULL, seq BIGINT NOT NULL, hash {blob} NOT NULL, raw {blob} NOT NULL,"
+    " division TEXT NOT NULL, PRIMARY KEY (origin, seq, hash))",
     "CREATE TABLE IF NOT EXISTS routes ("
     " origin TEXT PRIMARY KEY, child TEXT NOT NULL, messages BIGINT NOT NULL,"
     " last_seen BIGINT NOT NULL)",
@@ -66,9 +73,16 @@ TABLES = (
 )
 
 
+class Oversized(ValueError):
+    """An event whose envelope would be larger than the federation carries: refused whole (the
+    transaction that would have stored it is rolled back)."""
+
+
 class EnvelopeWriter:
     """Seals the envelopes of events this node records, and files the verified envelopes of
     events imported from other origins, advancing each origin's Merkle tree."""
+
+    max_bytes: int | None = None  # the largest envelope sealed ([federation] max_envelope)
 
     def __init__(self, key: SigningKey, origin: str, placeholder: str) -> None:
         self.key, self.origin, self.p = key, origin, placeholder
@@ -113,6 +127,12 @@ class EnvelopeWriter:
                     actor=actor,
                     payload=state,
                 )
+                if self.max_bytes is not None and len(raw) > self.max_bytes:
+                    raise Oversized(
+                        f"the {s.topic} event would make an envelope of {len(raw)} bytes, more "
+                        f"than the {self.max_bytes} the federation carries ([federation] "
+                        "max_envelope): record less at once (a long text as several records)"
+                    )
                 raws.append(raw)
                 prev = hashlib.sha256(raw).digest()
         rows = []

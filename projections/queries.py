@@ -247,6 +247,21 @@ QUERIES: dict[str, Query] = {
         None,
         "e.industry",
     ),
+    "duplicate_codes": Query(
+        "Exceptions: one credit code registered as an enterprise by more than one node. Ids are"
+        " scoped to the registering node, so each stays a record of its own; code_division is"
+        " the registration authority's division within the code (GB 32100), which tells the"
+        " node where the enterprise is registered from one that registered it by mistake (or"
+        " to take it).",
+        "SELECT e.credit_code, substr(e.credit_code, 3, 6) AS code_division, e.id, e.name,"
+        " e.division, e.industry FROM enterprises e {where} AND e.voided = 0 AND e.credit_code"
+        " IN (SELECT d.credit_code FROM enterprises d WHERE d.voided = 0 GROUP BY d.credit_code"
+        " HAVING COUNT(*) > 1) ORDER BY e.credit_code, e.division, e.id",
+        None,
+        "e.division",
+        None,
+        "e.industry",
+    ),
     "points": Query(
         "Monitoring points with their latest 5-minute summary.",
         "SELECT s.site_code, s.division, p.point, p.sensor_type, p.location, p.unit, p.scale,"

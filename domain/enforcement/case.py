@@ -92,7 +92,7 @@ class EnforcementCase(Aggregate):
             uuid.uuid4(),
             InspectionOpened,
             ctx,
-            enterprise_id=str(enterprise_id(cmd.enterprise_credit_code)),
+            enterprise_id=str(enterprise_id(cmd.enterprise_credit_code, cmd.division)),
             enterprise_credit_code=cmd.enterprise_credit_code,
             enterprise_name=cmd.enterprise_name,
             division=cmd.division,

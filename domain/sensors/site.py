@@ -45,8 +45,10 @@ FUTURE_SLACK_MS = 300_000
 Level = Annotated[str | int, Field(description='A value in the point\'s unit, e.g. "1.5".')]
 
 
-def site_id(code: str) -> uuid.UUID:
-    return uuid.uuid5(SITE_NAMESPACE, code)
+def site_id(code: str, region: str) -> uuid.UUID:
+    """The id of the site with ``code`` as registered by the node of ``region``: scoped to
+    that node, so no other node can take it first."""
+    return uuid.uuid5(SITE_NAMESPACE, f"{region}:{code}")
 
 
 class SiteKind(StrEnum):
@@ -291,13 +293,13 @@ class Site(Aggregate):
                 "division", f"{cmd.division} is outside this node's area ({ctx.region})"
             )
         return cls.start(
-            site_id(cmd.site_code),
+            site_id(cmd.site_code, ctx.region),
             SiteRegistered,
             ctx,
             site_code=cmd.site_code,
             name=cmd.name,
             site_type=cmd.site_type.value,
-            enterprise_id=str(enterprise_id(cmd.enterprise_credit_code)),
+            enterprise_id=str(enterprise_id(cmd.enterprise_credit_code, cmd.division)),
             enterprise_credit_code=cmd.enterprise_credit_code,
             enterprise_name=cmd.enterprise_name,
             division=cmd.division,

@@ -194,7 +194,7 @@ def readings_export(directory: Path, site: str, window: str, out: Path) -> None:
     """
     with open_node(directory) as node:
         start = window_of(when(window, "window") or 0)
-        for row in node.log.site_events(site_id(site), SUMMARY):
+        for row in node.log.site_events(site_id(site, node.config.node.region), SUMMARY):
             state = json.loads(bytes(row["state"]))
             if state["window_start"] == start:
                 data = readings_file(node.readings, site, start, state["last_reading_id"])

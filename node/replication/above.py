@@ -5,53 +5,100 @@ anything of them is kept."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
 from domain.codes import in_subtree
-from federation.envelope import check_signature, parse
+from federation.envelope import Envelope, check_signature, parse
 from federation.errors import VerificationError
 from node.replication.importer import Importer
 from node.signedlog import storable, stored_event
+
+log = logging.getLogger("anjian.federation")
 
 DOWN_PREFIXES = ("licence.",)
 
 
 def take_from_above(importer: Importer, items: list[tuple[str, bytes]]) -> dict[str, Any]:
     """Verify and keep downward envelopes (docs/architecture.md §6 "Down"). Each envelope stands
-    on its own signature: the downward stream carries a selection of each tier's log, so there is no
-    chain to follow. One whose signer is not known yet is kept unverified and tried again."""
+    on its own signature: the downward stream carries a selection of each tier's log, so there
+    is no chain to follow. Nothing unverified is kept where later decisions look: an envelope
+    whose signer is not known yet waits in ``downward_pending`` (bounded, several candidates
+    per position side by side) and is tried again, so a forged envelope can never take the
+    place of the genuine one at its position."""
     node = importer.node
     own = node.config.node
-    summary: dict[str, Any] = {"kept": 0, "quarantined": []}
+    limits = node.config.federation
+    summary: dict[str, Any] = {"kept": 0, "quarantined": [], "dropped": 0}
+    arrived: list[tuple[Envelope, str]] = []
     for subject, data in items:
         division = subject.rsplit(".", 1)[-1]
         if division != "all" and not in_subtree(own.region, division):
             continue  # another area's licence: not for this node
         try:
-            env = parse(data)
+            if len(data) > limits.max_envelope:
+                raise VerificationError(
+                    "oversized", f"{len(data)} bytes, over the limit of {limits.max_envelope}"
+                )
+            arrived.append((parse(data), division))
         except VerificationError as e:
             importer.quarantine("?", 0, e, data, summary)
-            continue
-        node.log.write(
-            "INSERT INTO downward (origin, seq, type, raw, division, verified)"
-            " VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (origin, seq) DO NOTHING",
-            (env.origin, env.seq, env.type, data, division),
-        )
+    waiting = _verify(importer, arrived, summary)
     for _ in range(3):  # a certification may let a held signer through, and so on
-        if not _verify_from_above(importer, summary):
+        trust = importer.trust()
+        if trust is importer.swept_above:
             break
+        importer.swept_above = trust
+        waiting = _verify(importer, waiting, summary)
+        _verify(importer, _pending(node), summary, stored=True)
+    _hold(node, waiting, summary)
     return summary
 
 
-def _verify_from_above(importer: Importer, summary: dict[str, Any]) -> int:
+def _pending(node: Any) -> list[tuple[Envelope, str]]:
+    rows = node.log.query("SELECT raw, division FROM downward_pending ORDER BY origin, seq")
+    return [(parse(bytes(r["raw"])), str(r["division"])) for r in rows]
+
+
+def _hold(node: Any, waiting: list[tuple[Envelope, str]], summary: dict[str, Any]) -> None:
+    """Keep envelopes whose signer is not known yet, up to ``hold_unknown`` in all; beyond it
+    they are dropped and counted (the tier above publishes them again to a new child, and a
+    stream redelivers nothing it has not been acknowledged for: see the status's counter)."""
+    if not waiting:
+        return
+    room = node.config.federation.hold_unknown - int(
+        node.log.query("SELECT COUNT(*) AS n FROM downward_pending")[0]["n"]
+    )
+    kept = waiting[: max(room, 0)]
+    node.log.write_many(
+        "INSERT INTO downward_pending (origin, seq, hash, raw, division) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (origin, seq, hash) DO NOTHING",
+        [(env.origin, env.seq, env.hash, env.raw, division) for env, division in kept],
+    )
+    if len(waiting) > len(kept):
+        summary["dropped"] += len(waiting) - len(kept)
+        log.warning(
+            "dropped %d envelopes from above whose signer is unknown: %d already wait",
+            len(waiting) - len(kept),
+            node.config.federation.hold_unknown,
+        )
+
+
+def _verify(
+    importer: Importer,
+    envelopes: list[tuple[Envelope, str]],
+    summary: dict[str, Any],
+    stored: bool = False,
+) -> list[tuple[Envelope, str]]:
+    """Keep each envelope that verifies; quarantine each that cannot; return those whose signer
+    is not known yet. ``stored``: some come from ``downward_pending`` (removed once settled)."""
     node = importer.node
     own = node.config.node
     trust = importer.trust()
-    verified = 0
-    for r in node.log.query("SELECT origin, seq, raw FROM downward WHERE verified = 0"):
-        env = parse(bytes(r["raw"]))
+    waiting: list[tuple[Envelope, str]] = []
+    for env, division in envelopes:
         try:
             region = trust.regions.get(env.origin)
             if env.origin == own.origin or (
@@ -62,22 +109,38 @@ def _verify_from_above(importer: Importer, summary: dict[str, Any]) -> int:
                 )
             check_signature(env, trust.key_for(env.origin, env.key, env.seq))
             storable(env)
+            _keep(node, env, division, summary)
         except VerificationError as e:
             if e.reason == "unknown_key":
+                waiting.append((env, division))
                 continue
-            node.log.write(
-                "DELETE FROM downward WHERE origin = ? AND seq = ?", (env.origin, env.seq)
-            )
             importer.quarantine(env.origin, env.seq, e, env.raw, summary)
-            continue
-        if env.type.startswith(DOWN_PREFIXES):  # licences: into the log, for the registers
-            with contextlib.suppress(IntegrityError):  # kept before a crash, not yet marked
-                node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
-        node.log.write(  # numbered in the order verified: the relay follows that order
-            "UPDATE downward SET verified = (SELECT COALESCE(MAX(verified), 0) + 1 FROM downward)"
-            " WHERE origin = ? AND seq = ?",
-            (env.origin, env.seq),
-        )
-        verified += 1
-        summary["kept"] += 1
-    return verified
+        if stored:
+            node.log.write(
+                "DELETE FROM downward_pending WHERE origin = ? AND seq = ? AND hash = ?",
+                (env.origin, env.seq, env.hash),
+            )
+    return waiting
+
+
+def _keep(node: Any, env: Envelope, division: str, summary: dict[str, Any]) -> None:
+    """A verified envelope: kept once; a second, different one signed for the same position is
+    the tier above signing twice, quarantined as such."""
+    rows = node.log.query(
+        "SELECT raw FROM downward WHERE origin = ? AND seq = ?", (env.origin, env.seq)
+    )
+    if rows:
+        if bytes(rows[0]["raw"]) != env.raw:
+            raise VerificationError(
+                "duplicate_sequence", f"another envelope is already kept at {env.origin}:{env.seq}"
+            )
+        return  # the same again (a redelivery)
+    if env.type.startswith(DOWN_PREFIXES):  # licences: into the log, for the registers
+        with contextlib.suppress(IntegrityError):  # kept before a crash, not yet marked
+            node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
+    node.log.write(  # numbered in the order verified: the relay follows that order
+        "INSERT INTO downward (origin, seq, type, raw, division, verified)"
+        " SELECT ?, ?, ?, ?, ?, COALESCE(MAX(verified), 0) + 1 FROM downward",
+        (env.origin, env.seq, env.type, env.raw, division),
+    )
+    summary["kept"] += 1

@@ -22,6 +22,7 @@ from federation.keys import build_trust
 from federation.suite import load_public
 from federation.verify import Trust
 from node.keys import documents_from_above, key_documents
+from node.replication.admit import Admission
 from node.replication.checkpoints import Checkpoints, signed_by_valid_key
 from node.replication.receipts import record_receipts
 from node.service import Node
@@ -31,6 +32,7 @@ log = logging.getLogger("anjian.import")
 RUN = 2000  # envelopes of one origin checked and stored per transaction
 HOLD = 2000  # at most this many envelopes of one origin wait for a checkpoint to cover them
 PARSED = 20_000  # envelopes kept parsed between takes (those waiting for their turn)
+QUARANTINED = 1000  # refused messages kept per origin (with their bytes, for inspection)
 KEY_DOCUMENT = "keys.document_recorded/1"
 REPORTS = ("accident.reported/1", "accident.near_miss_reported/1")
 
@@ -50,6 +52,7 @@ class Importer:
         self._trust: Trust | None = None
         self._trust_mark: tuple[Any, ...] = ()
         self._swept: Trust | None = None  # the trust the waiting envelopes were last judged by
+        self.swept_above: Trust | None = None  # the same for what waits from above
         self._parsed: dict[bytes, Envelope] = {}  # envelopes by their bytes, parsed once
         # while one origin is applied: what waits for its turn by hash, and which of it is
         # already kept in import_pending
@@ -60,6 +63,8 @@ class Importer:
         # the caller keeps the messages that carried them unacknowledged
         self._tails: dict[str, dict[bytes, Envelope]] = {}
         self.checkpoints = Checkpoints(self.log, self.quarantine, self._applied)
+        self.admission = Admission(self.log)
+        self.limits = node.config.federation
 
     # -- trust --------------------------------------------------------------------------------
     def trust(self, extra_documents: Sequence[bytes] = ()) -> Trust:
@@ -175,6 +180,12 @@ class Importer:
         foreign: dict[tuple[str, str], VerificationError | None] = {}  # per origin and key
         for raw in raws:
             try:
+                if len(raw) > self.limits.max_envelope:
+                    raise VerificationError(
+                        "oversized",
+                        f"an envelope of {len(raw)} bytes, over the limit of "
+                        f"{self.limits.max_envelope} ([federation] max_envelope)",
+                    )
                 env = self._parse(raw)
             except VerificationError as e:
                 self.quarantine("?", 0, e, raw, summary)
@@ -283,11 +294,11 @@ class Importer:
             self._apply_waiting(origin, trust, summary, hold_tail, applied, prev)
         finally:
             rest = [env for h, env in self._waiting.items() if h not in self._in_db]
-            if tail_in_memory and hold_tail and rest:
-                tail = self._next_in_sequence(origin, rest)
+            if tail_in_memory and hold_tail and rest and origin in trust.regions:
+                tail = self._next_in_sequence(origin, rest)[: self.limits.hold_per_origin]
                 self._tails[origin] = {env.hash: env for env in tail}
                 rest = [env for env in rest if env.hash not in self._tails[origin]]
-            self._keep(origin, rest)
+            self._keep(origin, rest, trust, summary)
             self._waiting, self._in_db = {}, set()
 
     def _next_in_sequence(self, origin: str, envs: list[Envelope]) -> list[Envelope]:
@@ -302,13 +313,43 @@ class Importer:
             expected += 1
         return found
 
-    def _keep(self, origin: str, envs: Iterable[Envelope]) -> None:
-        """Keep waiting envelopes in ``import_pending`` (acknowledged messages may carry them)."""
+    def _keep(
+        self, origin: str, envs: list[Envelope], trust: Trust, summary: dict[str, Any]
+    ) -> None:
+        """Keep waiting envelopes in ``import_pending`` (acknowledged messages may carry them),
+        within bounds: ``hold_per_origin`` per origin, counted from its applied position, and
+        ``hold_unknown`` in all while the origin is not certified here. Beyond them envelopes
+        are dropped and counted, not kept: an uplink publishes again what its parent does not
+        advance on, so a genuine origin loses nothing, and a flood costs no more than the bound."""
+        if not envs:
+            return
+        limits = self.limits
+        applied = self._applied(origin)[0]
+        count = "SELECT COUNT(*) AS n FROM import_pending"
+        room = limits.hold_per_origin - int(
+            self.log.query(count + " WHERE origin = ?", (origin,))[0]["n"]
+        )
+        if origin not in trust.regions:
+            room = min(room, limits.hold_unknown - int(self.log.query(count)[0]["n"]))
+        near = sorted(
+            (env for env in envs if env.seq <= applied + limits.hold_per_origin),
+            key=lambda e: (e.seq, e.hash),
+        )
+        kept = near[: max(room, 0)]
         self.log.write_many(
             "INSERT INTO import_pending (origin, seq, hash, raw) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (origin, seq, hash) DO NOTHING",
-            [(env.origin, env.seq, env.hash, env.raw) for env in envs],
+            [(env.origin, env.seq, env.hash, env.raw) for env in kept],
         )
+        dropped = len(envs) - len(kept)
+        if dropped:
+            summary["dropped"] = summary.get("dropped", 0) + dropped
+            self.log.write(
+                "INSERT INTO import_dropped (origin, n, last_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (origin) DO UPDATE SET n = import_dropped.n + excluded.n,"
+                " last_at = excluded.last_at",
+                (origin, dropped, self.node.clock()),
+            )
 
     def _apply_waiting(
         self,
@@ -360,6 +401,7 @@ class Importer:
         """The longest verified prefix of a contiguous run, and whether to stop after it
         (a held envelope). The first failing envelope is quarantined."""
         covered = self._covered(origin, run, trust)
+        created: dict[str, str] = {}  # records created by the run so far
         good: list[Envelope] = []
         outside = self._outside(origin, trust)
         for env in run:
@@ -376,6 +418,7 @@ class Importer:
                         return good, True  # waits for the checkpoint that will cover it
                     check_signature(env, public)
                 storable(env)
+                self.admission.check(env, trust.regions.get(origin), created)
             except VerificationError as e:
                 if e.reason == "unknown_key":
                     return good, True  # its certification may still come: held like a gap
@@ -481,6 +524,7 @@ class Importer:
                     return  # the rest waits behind the refused one (a gap until repaired)
             return
         self._drop_pending(run)
+        self.admission.stored(run)
         summary["applied"] += len(run)
         if any(env.type == KEY_DOCUMENT for env in run):
             self._trust = None  # the next look at the trust rebuilds it
@@ -533,14 +577,26 @@ class Importer:
         self, origin: str, seq: int, error: VerificationError, raw: bytes, summary: dict[str, Any]
     ) -> None:
         """Keep a refused message with the reason (once: the same bytes again, e.g. published
-        again by an uplink repairing what its parent holds, are not counted twice)."""
+        again by an uplink repairing what its parent holds, are not counted twice), at most
+        QUARANTINED per origin (a flood is counted in ``import_dropped`` beyond that), and of an
+        oversized one only its first bytes."""
+        summary["quarantined"].append({"origin": origin, "seq": seq, "reason": error.reason})
+        held = self.log.query("SELECT COUNT(*) AS n FROM quarantine WHERE origin = ?", (origin,))
+        if int(held[0]["n"]) >= QUARANTINED:
+            self.log.write(
+                "INSERT INTO import_dropped (origin, n, last_at) VALUES (?, 1, ?)"
+                " ON CONFLICT (origin) DO UPDATE SET n = import_dropped.n + 1,"
+                " last_at = excluded.last_at",
+                (origin, self.node.clock()),
+            )
+            return
+        raw = raw[: self.limits.max_envelope]
         self.log.write(
             "INSERT INTO quarantine (origin, seq, reason, message, raw, at)"
             " SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
             " (SELECT 1 FROM quarantine WHERE origin = ? AND seq = ? AND raw = ?)",
             (origin, seq, error.reason, str(error), raw, self.node.clock(), origin, seq, raw),
         )
-        summary["quarantined"].append({"origin": origin, "seq": seq, "reason": error.reason})
 
 
 def _revoked(env: Envelope, trust: Trust) -> VerificationError | None:

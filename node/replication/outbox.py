@@ -4,6 +4,7 @@ batch after it; and the positions a parent tells its children it has applied."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,8 @@ from federation.transport import (
 )
 from node.replication.part import IDLE
 from node.store import EventLog
+
+logger = logging.getLogger("anjian.federation")
 
 
 # -- reading the log to publish it ------------------------------------------------------------
@@ -42,8 +45,11 @@ class Outbox:
     the backup centre need each one)."""
 
     subject: Callable[[str, str], str]  # (kind, origin) -> subject
+    max_bytes: int = 1_000_000  # the largest message the stream takes
     sent: dict[str, int] = field(default_factory=dict)
     sent_cp: dict[str, int] = field(default_factory=dict)
+    # origins that cannot go on: an envelope too large for the stream, never retried
+    blocked: dict[str, str] = field(default_factory=dict)
 
     def next_batch(self, log: EventLog, limit: int) -> list[tuple[Message, str, int]]:
         """At most ``limit`` messages: per origin, the envelopes after those the stream holds
@@ -54,6 +60,8 @@ class Outbox:
             room = limit - len(batch)
             if room <= 0:
                 break
+            if origin in self.blocked:
+                continue
             after = self.sent.get(origin, 0)
             notes = [
                 (int(r["size"]), str(r["note"]))
@@ -75,11 +83,18 @@ class Outbox:
                 )
                 for r in rows:
                     seq = int(r["seq"])
+                    if len(r["raw"]) > self.max_bytes:
+                        self.blocked[origin] = (
+                            f"envelope {origin}:{seq} is {len(r['raw'])} bytes, more than the "
+                            f"{self.max_bytes} the stream takes: {origin} stops here"
+                        )
+                        logger.error("%s", self.blocked[origin])
+                        break
                     message = Message(
                         self.subject("env", origin), envelope_id(origin, seq), bytes(r["raw"])
                     )
                     batch.append((message, origin, seq))
-                after = int(rows[-1]["seq"]) if rows else after
+                after = batch[-1][2] if batch and batch[-1][1] == origin else after
             for n, note in notes:  # in order: one left for the next batch leaves the rest
                 if n > after or len(batch) >= limit:
                     break

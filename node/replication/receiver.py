@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import msgpack
 
+from domain.codes import in_subtree
 from federation.proof import chain_documents
 from federation.transport import (
     HISTORY,
@@ -140,7 +142,13 @@ class Receiver(Taker):
     async def take(self, msgs: list[Delivery], more: bool) -> list[Delivery]:
         ready = await super().take(msgs, more)
         if msgs:
-            await self.write(record_routes, self.node.log, [m.subject for m in msgs], now_ms())
+            await self.write(
+                record_routes,
+                self.node.log,
+                [m.subject for m in msgs],
+                now_ms(),
+                self.importer.trust().regions,
+            )
         return ready
 
     async def _answer(self, subject: str, data: bytes) -> bytes:
@@ -186,12 +194,18 @@ def history_page(node: Node, child: str, request: dict[str, Any]) -> dict[str, A
     return {"envelopes": envelopes, "checkpoints": [str(n["note"]) for n in notes]}
 
 
-def record_routes(log: EventLog, subjects: list[str], at: int) -> None:
-    """Remember which child relays which origin (for the per-child status)."""
+def record_routes(log: EventLog, subjects: list[str], at: int, regions: Mapping[str, str]) -> None:
+    """Remember which child relays which origin (for the per-child status and the history a
+    recovering child may ask for). Only what the certified hierarchy allows is kept: a child
+    relays itself and origins certified inside its own area; a subject naming anything else
+    (an origin never certified, a county of another subtree) is not a route."""
     counts: dict[tuple[str, str], int] = {}
     for subject in subjects:
-        key = (kind_of(subject)[1], child_of(subject))
-        counts[key] = counts.get(key, 0) + 1
+        origin, child = kind_of(subject)[1], child_of(subject)
+        area, region = regions.get(child), regions.get(origin)
+        if area is None or region is None or not in_subtree(area, region):
+            continue
+        counts[origin, child] = counts.get((origin, child), 0) + 1
     log.write_many(
         "INSERT INTO routes (origin, child, messages, last_seen) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (origin) DO UPDATE SET child = excluded.child,"

@@ -15,8 +15,8 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
     """Per origin this node holds from others: applied sequence, what waits (pending), lag in
     events (the highest sequence known from envelopes or checkpoints, less the applied) and in
     seconds (the recording time of the newest envelope waiting, less that of the last applied;
-    0 when nothing waits), quarantined and unknown-type counts; and per child: the origins it
-    relays, messages and when it was last heard from."""
+    0 when nothing waits), quarantined, dropped and unknown-type counts; and per child: the
+    origins it relays, messages and when it was last heard from."""
     log = node.log
     me = node.config.node.origin
     sizes = tree_sizes(log)
@@ -39,6 +39,9 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
     stats = {
         str(r["origin"]): (int(r["unknown"]), int(r["last_at"]))
         for r in log.query("SELECT origin, unknown, last_at FROM origin_stats")
+    }
+    dropped = {
+        str(r["origin"]): int(r["n"]) for r in log.query("SELECT origin, n FROM import_dropped")
     }
     routes = {
         str(r["origin"]): (str(r["child"]), int(r["messages"]), int(r["last_seen"]))
@@ -63,6 +66,7 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
             "lag_seconds": lag_s,
             "last_recorded_at": last_at or None,
             "quarantined": quarantined.get(origin, 0),
+            "dropped": dropped.get(origin, 0),
             "unknown_types": unknown,
             "child": routes.get(origin, ("", 0, 0))[0] or None,
         }
@@ -78,7 +82,8 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
             entry["lag_events"] += origins[origin]["lag_events"]
             entry["pending"] += origins[origin]["pending"]
     down = log.query(
-        "SELECT COUNT(*) AS n, SUM(CASE WHEN verified > 0 THEN 1 ELSE 0 END) AS kept FROM downward"
+        "SELECT (SELECT COUNT(*) FROM downward) AS kept,"
+        " (SELECT COUNT(*) FROM downward_pending) AS held"
     )[0]
     return {
         "origin": me,
@@ -90,9 +95,12 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
             c: {**v, "origins": sorted(v["origins"])} for c, v in sorted(children.items())
         },
         "quarantined": sum(quarantined.values()),
+        # messages not kept because a bound was reached (waiting envelopes, the quarantine):
+        # a flood, or an origin far ahead of what it can be judged by; see docs §6 "In"
+        "dropped": sum(dropped.values()),
         "from_above": {
-            "kept": int(down["kept"] or 0),
-            "held": int(down["n"]) - int(down["kept"] or 0),
+            "kept": int(down["kept"]),
+            "held": int(down["held"]),
         },
         "as_of": now,
     }

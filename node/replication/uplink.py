@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from federation.transport import (
     Connection,
@@ -16,9 +16,10 @@ from federation.transport import (
     unpack_positions,
     up_subject,
 )
-from node.replication.outbox import Outbox
+from node.replication.outbox import Outbox, checkpoint_sizes, tree_sizes
 from node.replication.part import Call, Part, describe, now_ms
 from node.service import Node
+from node.store import EventLog
 
 log = logging.getLogger("anjian.federation")
 
@@ -38,7 +39,10 @@ class Uplink(Part):
     ) -> None:
         super().__init__(node, url, read, write, transport)
         me = node.config.node.origin
-        self.outbox = Outbox(lambda kind, origin: up_subject(me, kind, origin))
+        self.outbox = Outbox(
+            lambda kind, origin: up_subject(me, kind, origin),
+            max_bytes=node.config.federation.max_envelope,
+        )
         self.parent_applied: dict[str, tuple[int, int]] = {}
         self.asked_at: int | None = None
 
@@ -47,6 +51,9 @@ class Uplink(Part):
         try:
             reply = await nc.request(applied_subject(me), me.encode(), timeout=ASK_TIMEOUT)
             positions = unpack_positions(reply)
+            positions = cast(
+                dict[str, tuple[int, int]], await self.read(believable, self.node.log, positions)
+            )
         except TransportError as e:
             self.last_error = f"the parent node did not answer: {describe(e)}"
             return None
@@ -104,6 +111,7 @@ class Uplink(Part):
             "connected": self.connected,
             "last_error": self.last_error,
             "asked_at": self.asked_at,
+            "blocked": dict(sorted(self.outbox.blocked.items())),
             "origins": {
                 origin: {
                     "recorded": size,
@@ -114,3 +122,26 @@ class Uplink(Part):
                 for origin, size in sorted(sizes.items())
             },
         }
+
+
+def believable(log_: EventLog, positions: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """The parent's applied positions as far as they can be true: never beyond what this node
+    holds (and so could have published). A larger one is a parent that lost its store and was
+    given another's, or an answer that is not the parent's; believing it would make the uplink
+    skip what the parent lacks, so it is cut to what is here, and said."""
+    sizes = tree_sizes(log_)
+    cps = checkpoint_sizes(log_)
+    believed: dict[str, tuple[int, int]] = {}
+    for origin, (applied, kept) in positions.items():
+        here = sizes.get(origin, 0)
+        if applied > here:
+            log.error(
+                "uplink: the parent says it applied %s up to %d, but this node holds %d of it; "
+                "going on from %d",
+                origin,
+                applied,
+                here,
+                here,
+            )
+        believed[origin] = (min(applied, here), min(kept, cps.get(origin, 0)))
+    return believed

@@ -67,9 +67,11 @@ def test_check_character_zero_when_sum_is_a_multiple_of_31():
     pytest.fail("no code with check character 0 in the range searched")
 
 
-def test_enterprise_ids_derive_from_the_code_alone():
-    assert enterprise_id(REAL[0]) == enterprise_id(REAL[0])
-    assert enterprise_id(REAL[0]) != enterprise_id(REAL[1])
+def test_enterprise_ids_derive_from_the_code_and_the_registering_division():
+    assert enterprise_id(REAL[0], "130102") == enterprise_id(REAL[0], "130102")
+    assert enterprise_id(REAL[0], "130102") != enterprise_id(REAL[1], "130102")
+    # another county cannot take the id of an enterprise registered here by registering first
+    assert enterprise_id(REAL[0], "130102") != enterprise_id(REAL[0], "130104")
 
 
 @pytest.mark.parametrize("bad", ["13010", "1301020", "13a102", "990102", ""])

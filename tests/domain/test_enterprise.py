@@ -16,7 +16,7 @@ def register(**over):
 
 def test_registration_derives_the_id_from_the_credit_code():
     e = register()
-    assert e.id == enterprise_id(credit_code(1))
+    assert e.id == enterprise_id(credit_code(1), e.division)
     assert e.view()["industry"] == "coal_mine"
     assert [ev.NAME for ev in e.pending_events] == ["enterprise.registered/1"]
 

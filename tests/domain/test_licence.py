@@ -100,7 +100,7 @@ def test_the_way_to_an_issued_licence():
     assert v["valid_from"] == "2026-04-30T16:00:00.000Z"
     assert v["valid_until"] == iso(to_ms(VALID_UNTIL)) == "2029-04-30T16:00:00.000Z"
     assert v["renewal_opens"] == iso(to_ms(RENEWAL_OPENS)) == "2029-01-31T16:00:00.000Z"
-    assert v["enterprise_id"] == str(enterprise_id(credit_code(1)))
+    assert v["enterprise_id"] == str(enterprise_id(credit_code(1), lic.division))
     assert v["issuing_authority"].startswith("省级煤矿安全监察机构")
     assert [e.NAME for e in lic.pending_events] == [
         "licence.applied/1",
@@ -459,7 +459,7 @@ def test_corrections_re_derive_what_depends_on_them():
     assert changes["valid_until"] == to_ms(datetime(2029, 6, 1, tzinfo=CHINA))
     assert lic.view()["renewal_opens"] == iso(to_ms(datetime(2029, 3, 1, tzinfo=CHINA)))
     lic.correct(correction(lic, enterprise_credit_code=credit_code(2), reason="代码错"), pctx())
-    assert lic.enterprise_id == str(enterprise_id(credit_code(2)))
+    assert lic.enterprise_id == str(enterprise_id(credit_code(2), lic.division))
     with pytest.raises(Invalid, match=r"changes nothing"):
         lic.correct(correction(lic, scope="煤炭开采 (一号井)", reason="same"), pctx())
     with pytest.raises(Invalid, match=r"outside this node's area"):

@@ -138,7 +138,7 @@ interval = 0.2
         # an excursion lasts 20 s of each minute of site time: 0.4 s of each 1.2 s here
         wait_for(
             lambda: any(
-                e["aggregate_id"] == str(site_id(MODBUS_SITE))
+                e["aggregate_id"] == str(site_id(MODBUS_SITE, "130102"))
                 and e["event"] == "sensor.power_cut/1"
                 for e in events(directory)
             ),
@@ -165,7 +165,8 @@ interval = 0.2
         return sum(
             1
             for e in logged
-            if e["aggregate_id"] == str(site_id(code)) and e["event"] == f"sensor.{kind}/1"
+            if e["aggregate_id"] == str(site_id(code, "130102"))
+            and e["event"] == f"sensor.{kind}/1"
         )
 
     # 130 s of site time from a period's start, an excursion at 40-60 s of each minute: two,

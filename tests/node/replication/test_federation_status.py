@@ -45,8 +45,13 @@ def test_per_origin_and_per_child_view(tmp_path, clock):
     items += [("envelope", b"\x01\x02")]  # not an envelope
     items += [("checkpoint", n.encode()) for n in logs[b][1]]
     city = Node(config_mod.load(city_dir, environ={}), clock=clock)
-    summary = Importer(city).take(items)
-    record_routes(city.log, [f"anjian.up.{o}.env.{o}" for o in (a, a, b)], clock())
+    importer = Importer(city)
+    summary = importer.take(items)
+    regions = importer.trust().regions
+    record_routes(city.log, [f"anjian.up.{o}.env.{o}" for o in (a, a, b)], clock(), regions)
+    # a route is what the hierarchy allows: a child relaying another county, or an origin
+    # never certified, is not one
+    record_routes(city.log, [f"anjian.up.{a}.env.{b}", f"anjian.up.{a}.env.999999"], 0, regions)
     view = federation_view(city, clock())
     city.close()
     assert summary["held"] == {b: {"applied": 2, "pending": len(logs[b][0]) - 3}}
@@ -57,6 +62,7 @@ def test_per_origin_and_per_child_view(tmp_path, clock):
         "lag_seconds": 0.0,
         "last_recorded_at": last.at,
         "quarantined": 0,
+        "dropped": 0,
         "unknown_types": 1,
         "child": a,
     }

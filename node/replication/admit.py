@@ -1,0 +1,152 @@
+"""What a verified envelope may do to the records (docs/architecture.md §6 "In"): a signature
+proves who wrote an envelope, not that its writer may write that record. Before an imported
+envelope is stored, its event must fit its type's schema, and it must be its origin's to write:
+one writing origin per record, the origin that created it, and an id derived from a real-world
+code only in the origin's own scope. Whatever fails is quarantined with its reason; nothing of
+it reaches the records."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from domain.base import EVENT_TYPES, Event
+from domain.codes import enterprise_id, in_subtree
+from domain.investigation import Investigation
+from domain.keys import register_id
+from domain.receipt import receipt_id
+from domain.sensors.site import site_id
+from federation.envelope import Envelope
+from federation.errors import VerificationError
+from node.store import EventLog
+
+COMMON = {"originator_id", "originator_version", "recorded_at", "actor"}
+OWNERS = 50_000  # aggregates whose writing origin is kept in memory between takes
+
+
+# The id each creating event of a record named by a code must carry, recorded by ``origin``
+# certified for ``region`` (KeyError/ValueError/TypeError: the payload lacks the code).
+DERIVED: dict[str, Callable[[Mapping[str, Any], str, str], UUID]] = {
+    "enterprise.registered/1": lambda p, origin, region: enterprise_id(p["credit_code"], region),
+    "sensor.site_registered/1": lambda p, origin, region: site_id(p["site_code"], region),
+    "accident.receipt_recorded/1": lambda p, origin, region: receipt_id(origin, p["accident_id"]),
+    "investigation.opened/1": lambda p, origin, region: Investigation.id_for(
+        p["accident_id"], region
+    ),
+    "keys.register_opened/1": lambda p, origin, region: register_id(origin),
+}
+
+
+class Admission:
+    """The record-level checks of one importer (not thread-safe, like the importer)."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self._owners: dict[str, str] = {}  # aggregate id -> its writing origin
+
+    def check(self, env: Envelope, region: str | None, run: dict[str, str]) -> None:
+        """Raise VerificationError (``bad_payload``, ``foreign_aggregate``) unless ``env`` may be
+        stored; ``region``: the area its origin is certified for (None for a backup centre's
+        own history, judged by the origin alone); ``run``: the records created by the
+        envelopes before it in the same run (to be stored with it), updated."""
+        event_class = EVENT_TYPES.get(env.type)
+        if event_class is not None:
+            _check_schema(event_class, env)
+        division = env.payload.get("division")
+        if region is not None and isinstance(division, str) and not in_subtree(region, division):
+            raise VerificationError(
+                "foreign_aggregate",
+                f"{env.origin}:{env.seq} records {env.type} in division {division}, outside "
+                f"the area {region} it is certified for",
+            )
+        owner = run.get(env.aggregate) or self._owner(env.aggregate)
+        if owner is None and event_class is not None and event_class.CREATES is None:
+            raise VerificationError(
+                "foreign_aggregate",
+                f"{env.origin}:{env.seq} writes {env.type} on record {env.aggregate}, which "
+                f"{env.origin} never created (one writing origin per record)",
+            )
+        if owner is not None and owner != env.origin:
+            raise VerificationError(
+                "foreign_aggregate",
+                f"{env.origin}:{env.seq} writes {env.type} on record {env.aggregate}, which "
+                f"{owner} created and alone writes (one writing origin per record)",
+            )
+        if owner is None and env.type in DERIVED:
+            try:
+                expected = DERIVED[env.type](env.payload, env.origin, region or env.origin)
+            except (KeyError, ValueError, TypeError):
+                raise VerificationError(
+                    "bad_payload", f"{env.type} without the code its id derives from"
+                ) from None
+            if str(expected) != env.aggregate:
+                raise VerificationError(
+                    "foreign_aggregate",
+                    f"{env.origin}:{env.seq} creates record {env.aggregate}, which is not the id "
+                    f"{env.type} derives in its own scope ({expected})",
+                )
+        run.setdefault(env.aggregate, env.origin)
+
+    def stored(self, envs: list[Envelope]) -> None:
+        """Envelopes now stored: the records they created are their origins'."""
+        if len(self._owners) > OWNERS:
+            self._owners.clear()
+        for env in envs:
+            self._owners.setdefault(env.aggregate, env.origin)
+
+    def _owner(self, aggregate: str) -> str | None:
+        """The origin that created the record (the node in its first event's actor)."""
+        owner = self._owners.get(aggregate)
+        if owner is not None:
+            return owner
+        try:
+            stored = self.log.app.recorder.select_events(UUID(aggregate), lte=1, limit=1)
+        except ValueError:
+            return None
+        if not stored:
+            return None
+        owner = str(json.loads(stored[0].state)["actor"]["node"])
+        self._owners[aggregate] = owner
+        return owner
+
+
+def _check_schema(event_class: type[Event], env: Envelope) -> None:
+    try:
+        model = _MODELS.get(env.type)
+        if model is None:
+            model = _MODELS[env.type] = _payload_model(event_class)
+        model.model_validate(env.payload)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['type']}"
+            for err in e.errors()[:5]
+        )
+        raise VerificationError(
+            "bad_payload", f"{env.origin}:{env.seq} {env.type} does not fit its schema: {problems}"
+        ) from None
+
+
+_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def _payload_model(event_class: type[Event]) -> type[BaseModel]:
+    """A strict model of an event type's own fields: exactly those, of exactly their types."""
+    hints = typing.get_type_hints(event_class)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(event_class):
+        if f.name in COMMON:
+            continue
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], f.default_factory())
+        else:
+            fields[f.name] = (hints[f.name], ...)
+    config = ConfigDict(strict=True, extra="forbid", arbitrary_types_allowed=True)
+    return create_model(f"{event_class.__name__}Payload", __config__=config, **fields)

@@ -1,0 +1,401 @@
+"""The verified import against hostile certified nodes and anonymous senders
+(docs/architecture.md §6 "In"): a valid signature proves who wrote an envelope, not that its
+writer may write that record, nor that it may cost the tier whatever it likes. Each attack is
+refused with a named reason while the genuine traffic of every origin goes on."""
+
+import json
+import uuid
+
+import pytest
+
+from domain.codes import enterprise_id
+from domain.errors import Invalid
+from federation.envelope import parse, seal
+from federation.keys import ROOT, certify, revoke
+from federation.suite import SigningKey, load_key, load_public, public_pem
+from node import config as config_mod
+from node.errors import NotFound
+from node.replication.above import take_from_above
+from node.replication.importer import Importer
+from node.replication.outbox import Outbox
+from node.replication.status import federation_view
+from node.replication.uplink import believable
+from node.service import Node
+from node.signedlog import stored_event
+from projections.queries import Filters
+from tests.conftest import make_node_dir
+from tests.factories import credit_code, enterprise, js
+from tests.node.replication.test_import import COUNTIES, forge, setup
+
+
+def node_at(directory, clock, **settings):
+    environ = {f"ANJIAN_FEDERATION_{k.upper()}": str(v) for k, v in settings.items()}
+    return Node(config_mod.load(directory, environ=environ), clock=clock)
+
+
+def next_of(raws, key, **fields):
+    """A new envelope signed with ``key`` after the last of ``raws`` (same origin)."""
+    last = parse(raws[-1])
+    return forge(raws[-1], key, seq=last.seq + 1, prev=last.hash, **fields)
+
+
+def quarantined(summary):
+    return sorted((q["origin"], q["seq"], q["reason"]) for q in summary["quarantined"])
+
+
+def test_a_county_cannot_write_another_countys_record(tmp_path, clock):
+    """County A's valid key appends to county B's enterprise (B's id, the next version): the
+    city refuses it as foreign_aggregate, B's record is untouched, and B goes on."""
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, b, _ = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    b_first = parse(logs[b][0][0])
+    hostile = next_of(
+        logs[a][0],
+        a_key,
+        type="enterprise.corrected/1",
+        aggregate=b_first.aggregate,
+        version=2,
+        payload={"changes": {"name": "被篡改的企业"}, "reason": "冒名修改"},
+    )
+    city = node_at(city_dir, clock)
+    importer = Importer(city)
+    items = [("envelope", e) for o in (a, b) for e in logs[o][0]] + [("envelope", hostile)]
+    summary = importer.take(items)
+    assert quarantined(summary) == [(a, len(logs[a][0]) + 1, "foreign_aggregate")]
+    assert city.show(b_first.aggregate)["name"] == enterprise()["name"]
+    assert city.show(b_first.aggregate)["version"] == 1
+    # B's own next envelope on its record is applied: B is not held by A's act
+    b_key = load_key(tmp_path / b / "node.key")
+    genuine = next_of(
+        logs[b][0],
+        b_key,
+        type="enterprise.corrected/1",
+        aggregate=b_first.aggregate,
+        version=2,
+        payload={"changes": {"name": "更正后的名称"}, "reason": "名称更正"},
+    )
+    assert importer.take([("envelope", genuine)])["applied"] == 1
+    assert city.show(b_first.aggregate)["name"] == "更正后的名称"
+    city.close()
+
+
+def test_a_squatted_derived_id_holds_no_one_but_the_squatter(tmp_path, clock):
+    """County A registers B's enterprise first. With B's id (derived in B's scope) it is
+    refused as foreign_aggregate; in its own scope it is a record of A's, applied, and the
+    exceptions list names the credit code registered by two counties. B's genuine
+    registration, arriving after, is applied either way and B is never held."""
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, b, _ = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    b_dir = tmp_path / b
+    b_node = node_at(b_dir, clock)
+    code = credit_code(777, b)
+    record = b_node.execute(
+        "enterprise.register", js(enterprise(credit_code=code, division=b)), user="clerk"
+    )
+    b_envelopes = b_node.log.envelopes(0, 100)
+    b_node.close()
+    assert record["id"] == str(enterprise_id(code, b))
+    registered = parse(b_envelopes[-1])
+    as_b = next_of(  # B's id, signed by A
+        logs[a][0],
+        a_key,
+        aggregate=registered.aggregate,
+        version=1,
+        type="enterprise.registered/1",
+        payload=registered.payload,
+    )
+    city = node_at(city_dir, clock)
+    importer = Importer(city)
+    first = importer.take([("envelope", e) for e in logs[a][0]] + [("envelope", as_b)])
+    assert quarantined(first) == [(a, len(logs[a][0]) + 1, "foreign_aggregate")]
+    # A, refused, tries again in its own scope at the same position: a record of its own
+    elsewhere = forge(as_b, a_key, aggregate=str(enterprise_id(code, a)))  # but located in b
+    refused = importer.take([("envelope", elsewhere)])
+    assert quarantined(refused) == [(a, len(logs[a][0]) + 1, "foreign_aggregate")]
+    in_own_scope = forge(
+        as_b,
+        a_key,
+        aggregate=str(enterprise_id(code, a)),
+        payload={**registered.payload, "division": a},
+    )
+    assert importer.take([("envelope", in_own_scope)])["applied"] == 1
+    second = importer.take([("envelope", e) for e in b_envelopes])
+    assert second["applied"] == len(b_envelopes) and second["quarantined"] == []
+    assert second["held"] == {}
+    assert city.show(registered.aggregate)["division"] == b
+    city.project()
+    shared = city.query("duplicate_codes", Filters.parse({}, clock()))
+    city.close()
+    assert [(r["division"], r["code_division"], r["id"]) for r in shared] == [
+        (a, b, str(enterprise_id(code, a))),  # the squatter's, flagged: the code says b
+        (b, b, registered.aggregate),
+    ]
+
+
+def test_an_oversized_envelope_is_refused_at_record_import_and_uplink(tmp_path, clock):
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, b, _ = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    # at record: the command is refused whole, nothing is stored
+    county = node_at(tmp_path / a, clock, max_envelope=4096)
+    before = county.status()["event_count"]
+    with pytest.raises(Invalid, match="max_envelope"):
+        county.execute(
+            "enterprise.register",
+            js(enterprise(credit_code=credit_code(900, a), division=a, address="长" * 1500)),
+            user="clerk",
+        )
+    assert county.status()["event_count"] == before
+    county.close()
+    # at import: 8 MB signed by a certified county is quarantined (its first bytes only)
+    huge = next_of(
+        logs[a][0], a_key, payload={**parse(logs[a][0][0]).payload, "x": "y" * 8_000_000}
+    )
+    city = node_at(city_dir, clock)
+    importer = Importer(city)
+    summary = importer.take([("envelope", e) for e in logs[b][0]] + [("envelope", huge)])
+    assert quarantined(summary) == [("?", 0, "oversized")]
+    assert summary["applied"] == len(logs[b][0])
+    kept = city.log.query("SELECT length(raw) AS n FROM quarantine")
+    assert [r["n"] for r in kept] == [city.config.federation.max_envelope]
+    city.close()
+    # at the uplink: an envelope larger than the stream takes (recorded under an older, larger
+    # limit) blocks its origin, visibly, and is never retried; the other origins go on
+    b_node = node_at(tmp_path / b, clock)
+    b_node.execute(
+        "enterprise.register",
+        js(enterprise(credit_code=credit_code(902, b), division=b, address="长" * 1500)),
+        user="clerk",
+    )
+    b_node.execute(
+        "enterprise.register",
+        js(enterprise(credit_code=credit_code(903, b), division=b)),
+        user="clerk",
+    )
+    b_log = b_node.log.envelopes(0, 100)
+    b_node.close()
+    city = node_at(city_dir, clock)
+    assert (
+        Importer(city).take(
+            [("envelope", e) for o in (a,) for e in logs[o][0]] + [("envelope", e) for e in b_log]
+        )["applied"]
+        == len(logs[a][0]) + 2
+    )
+    big = len(logs[b][0]) + 1
+    outbox = Outbox(lambda kind, origin: f"anjian.up.x.{kind}.{origin}", max_bytes=3000)
+    batch = outbox.next_batch(city.log, 100)
+    again = outbox.next_batch(city.log, 100)
+    city.close()
+    assert [seq for _, o, seq in batch if o == a and seq > 0] == list(range(1, len(logs[a][0]) + 1))
+    assert [seq for _, o, seq in batch if o == b and seq > 0] == list(range(1, big))
+    assert set(outbox.blocked) == {b} and f"{b}:{big}" in outbox.blocked[b]
+    assert again == [] or all(o != b for _, o, _ in again)
+
+
+def test_a_payload_outside_its_schema_is_refused_and_show_never_crashes(tmp_path, clock):
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, _, _ = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    payload = {**parse(logs[a][0][0]).payload, "credit_code": 12345}  # a number, not text
+    code = credit_code(901, a)
+    bad = next_of(
+        logs[a][0],
+        a_key,
+        type="enterprise.registered/1",
+        aggregate=str(enterprise_id(code, a)),
+        version=1,
+        payload=payload,
+    )
+    city = node_at(city_dir, clock)
+    summary = Importer(city).take([("envelope", e) for e in logs[a][0]] + [("envelope", bad)])
+    assert quarantined(summary) == [(a, len(logs[a][0]) + 1, "bad_payload")]
+    assert "credit_code" in city.log.query("SELECT message FROM quarantine")[0]["message"]
+    city.close()
+
+
+def test_show_of_every_record_of_a_fuzzed_store_answers(tmp_path, clock):
+    """Stored histories this node cannot fold (unknown types, values its rules do not know,
+    a history starting with an update) are shown as stored with the reason, never a crash."""
+    directory = make_node_dir(tmp_path / "n")
+    node = node_at(directory, clock)
+    key = SigningKey.generate()
+    ok = node.execute("enterprise.register", js(enterprise()), user="clerk")
+    weird = [
+        ("accident.supplemented/1", {"changes": {}, "grade": "no-such-grade", "note": None}, 1),
+        ("enterprise.closed/1", {"reason": 5}, 1),
+        ("sensor.from_the_future/9", {"anything": [1, 2]}, 1),
+        ("enterprise.registered/1", {"name": None}, 1),
+        ("accident.reported/1", {}, 1),
+    ]
+    ids = [ok["id"]]
+    for n, (kind, payload, version) in enumerate(weird):
+        aggregate = str(uuid.uuid4())
+        env = parse(
+            seal(
+                key,
+                origin="fuzz",
+                seq=n + 1,
+                prev=bytes(32),
+                at=clock(),
+                type=kind,
+                aggregate=aggregate,
+                version=version,
+                actor={"user": "u", "node": "fuzz"},
+                payload=payload,
+            )
+        )
+        node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
+        ids.append(aggregate)
+    for record_id in ids:
+        shown = node.show(record_id)
+        assert shown["id"] == record_id
+    unreadable = [node.show(i) for i in ids[1:]]
+    assert all("unreadable" in s and s["events"] for s in unreadable)
+    assert json.dumps(unreadable, ensure_ascii=False)  # all of it can be answered as JSON
+    with pytest.raises(NotFound):
+        node.show(str(uuid.uuid4()))
+    node.close()
+
+
+def test_a_flood_of_envelopes_nobody_can_judge_is_bounded_and_counted(tmp_path, clock):
+    """10,000 envelopes signed by keys nobody certified, under certified origins at far
+    positions and under origins nobody certified: what waits stays within the bounds, the
+    rest is dropped and counted; genuine envelopes still apply."""
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, b, _ = COUNTIES
+    stranger = SigningKey.generate()
+    template = logs[a][0][0]
+    flood = []
+    for i in range(10_000):
+        origin = a if i % 2 else f"9{i % 500:05d}"
+        flood.append(
+            forge(
+                template,
+                stranger,
+                origin=origin,
+                actor={"user": "u", "node": origin},
+                seq=10 + i,
+                prev=bytes(32),
+            )
+        )
+    city = node_at(city_dir, clock, hold_per_origin=200, hold_unknown=300)
+    importer = Importer(city)
+    summary = importer.take([("envelope", e) for e in flood], hold_tail=True, tail_in_memory=True)
+    pending = {
+        r["origin"]: r["n"]
+        for r in city.log.query("SELECT origin, COUNT(*) AS n FROM import_pending GROUP BY origin")
+    }
+    assert pending.get(a, 0) <= 200
+    assert sum(n for o, n in pending.items() if o != a) <= 300
+    dropped = sum(r["n"] for r in city.log.query("SELECT n FROM import_dropped"))
+    assert dropped == summary["dropped"] == 10_000 - sum(pending.values())
+    assert federation_view(city, clock())["dropped"] == dropped  # shown, not silent
+    assert summary["unsettled"] == set()  # nothing from the flood waits in memory
+    again = importer.take([("envelope", e) for o in (a, b) for e in logs[o][0]])
+    assert again["applied"] == len(logs[a][0]) + len(logs[b][0])
+    city.close()
+
+
+@pytest.fixture
+def province(tmp_path):
+    """A city under a province whose key this test holds (to sign what comes down)."""
+    root, province_key = SigningKey.generate(), SigningKey.generate()
+    city_dir = make_node_dir(tmp_path / "city", tier="city", region="130100")
+    trust = city_dir / "trust"
+    trust.mkdir()
+    (trust / "root.pub").write_bytes(public_pem(root.public))
+    (trust / "0.doc").write_bytes(
+        certify(
+            root,
+            ROOT,
+            origin="130000",
+            region="130000",
+            tier="province",
+            public=province_key.public,
+        )
+    )
+    (trust / "1.doc").write_bytes(
+        certify(
+            province_key,
+            "130000",
+            origin="130100",
+            region="130100",
+            tier="city",
+            public=load_public(city_dir / "node.pub"),
+        )
+    )
+    return city_dir, province_key
+
+
+def down_envelope(key, seq, document, clock):
+    return seal(
+        key,
+        origin="130000",
+        seq=seq,
+        prev=bytes(32),
+        at=clock(),
+        type="keys.document_recorded/1",
+        aggregate=str(uuid.uuid5(uuid.NAMESPACE_DNS, "130000")),
+        version=seq,
+        actor={"user": "u", "node": "130000"},
+        payload={
+            "kind": "revocation",
+            "subject_origin": "130102",
+            "subject_key": "k",
+            "document": __import__("base64").b64encode(document).decode(),
+        },
+    )
+
+
+def test_junk_at_a_future_downward_position_cannot_suppress_a_revocation(province, clock):
+    """Junk published at the province's next downward positions (unsigned, signed by a
+    stranger, signed by a key nobody certified) takes no position: the genuine revocation
+    that comes after at the same position is kept, and with it the county's key is revoked."""
+    city_dir, province_key = province
+    county = SigningKey.generate()
+    certification = certify(
+        province_key,
+        "130000",
+        origin="130102",
+        region="130102",
+        tier="county",
+        public=county.public,
+    )
+    revocation = revoke(province_key, "130000", origin="130102", key=county.key_id, last_seq=3)
+    stranger = SigningKey.generate()
+    junk = [
+        down_envelope(stranger, 2, revocation, clock),
+        down_envelope(stranger, 3, revocation, clock),
+        b"\x93\x01\x02\x03",
+    ]
+    genuine = [
+        down_envelope(province_key, 1, certification, clock),
+        down_envelope(province_key, 2, revocation, clock),
+    ]
+    city = node_at(city_dir, clock)
+    importer = Importer(city)
+    subject = "anjian.down.env.130000.all"
+    first = take_from_above(importer, [(subject, j) for j in junk])
+    assert first["kept"] == 0
+    assert city.log.query("SELECT COUNT(*) AS n FROM downward")[0]["n"] == 0
+    second = take_from_above(importer, [(subject, g) for g in genuine])
+    assert second["kept"] == 2
+    kept = city.log.query("SELECT seq, raw FROM downward ORDER BY seq")
+    assert [bytes(r["raw"]) for r in kept] == genuine
+    trust = importer.trust()
+    with pytest.raises(Exception, match="revoked"):
+        trust.key_for("130102", county.key_id, 4)
+    city.close()
+
+
+def test_the_uplink_believes_no_position_beyond_what_it_holds(tmp_path, clock):
+    directory = make_node_dir(tmp_path / "n")
+    node = node_at(directory, clock)
+    node.execute("enterprise.register", js(enterprise()), user="clerk")
+    me = node.config.node.origin
+    held = node.status()["event_count"]
+    told = {me: (10**9, 10**9), "130104": (5, 1)}
+    assert believable(node.log, told) == {me: (held, 0), "130104": (0, 0)}
+    node.close()
