@@ -12,8 +12,12 @@
     │                                 answering. The source reconnects with backoff
     │                                 (``reconnects``); nothing is recorded from the failed poll.
     └── Misconfigured (ValueError)    an adapter's configuration that cannot work (a register
-                                      beyond 0–65535, a point configured twice, a zero scale),
-                                      raised when the configuration is made, before any run.
+                                      beyond 0–65535, a point configured twice, a zero scale,
+                                      a file-drop folder that is a symbolic link), raised when
+                                      the configuration is made, before any run. The file drop
+                                      also meets it on a later look (its folder, done/ or
+                                      rejected/ replaced by a link): counted as a failure, and
+                                      nothing is taken or written until it is mended.
 
 A source never lets these escape ``run()``: they are its counters and log lines.
 ``Malformed`` and ``Misconfigured`` are ``ValueError``s too, as they were before this root

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from hardware.base import Source
@@ -42,8 +44,12 @@ def sources(config: Config) -> list[Source]:
             )
         )
     for f in hw.filedrop:
-        directory = (config.directory / f.directory).resolve()
-        found.append(FileDropSource(FileDropConfig(directory, f.interval, dict(f.sites))))
+        # absolute, but not resolved: a link in place of the folder is refused, never followed
+        directory = Path(os.path.abspath(config.directory / f.directory))
+        settings = FileDropConfig(
+            directory, f.interval, dict(f.sites), max_file_bytes=f.max_file_bytes
+        )
+        found.append(FileDropSource(settings))
     return found
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -30,6 +31,8 @@ from federation.envelope import parse as parse_envelope
 from federation.errors import FederationError
 from federation.keys import ROOT, parse_document, verify_document
 from federation.suite import key_id, load_key, load_public
+from hardware.errors import Misconfigured
+from hardware.filedrop import prune_kept
 from node.config import Config
 from node.errors import Conflict, NodeError, NotFound
 from node.projector import Projector
@@ -38,6 +41,8 @@ from node.signedlog import Oversized
 from node.store import EventLog
 from projections.queries import QUERIES, Filters
 from projections.queries import run as run_query
+
+log = logging.getLogger("anjian.node")
 
 WINDOW_GRACE_MS = 60_000  # a 5-minute window closes a minute after its end (stragglers)
 SNAPSHOT_EVERY = 100  # events between local snapshots of large aggregates
@@ -341,12 +346,10 @@ class Node:
         ) - self.config.readings.retention_days * DAY_MS
         files = 0
         for drop in self.config.hardware.filedrop:
-            for kept in ("done", "rejected"):
-                folder = self.config.directory / drop.directory / kept
-                for path in folder.glob("*") if folder.is_dir() else ():
-                    if path.is_file() and path.stat().st_mtime * 1000 < cutoff:
-                        path.unlink(missing_ok=True)
-                        files += 1
+            try:  # never through a link (hardware/dropfolder.py)
+                files += prune_kept(self.config.directory / drop.directory, cutoff)
+            except Misconfigured as e:
+                log.warning("%s", e)
         return {"pruned": self.readings.prune(cutoff), "files": files, "before": iso(cutoff)}
 
     def _site(self, code: str) -> Site:

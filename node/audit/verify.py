@@ -5,7 +5,11 @@ in either the log or the store is named. Reads read-only and needs no private ke
 
 Each origin is cut into chunks that worker processes check independently (a chunk also reads
 the envelope before it, for the chain); they return the chunk's leaf hashes, and this process
-rebuilds each origin's tree from them to check its signed checkpoints."""
+rebuilds each origin's tree from them to check its signed checkpoints.
+
+The anchor is the national root key, through the certifications the history carries
+(``federation.keys.build_trust``); a pinned node key is weaker. ``anchor_warnings`` says when a
+key file given lies where whoever holds the verified log could have swapped it."""
 
 from __future__ import annotations
 
@@ -27,9 +31,12 @@ from federation.checkpoint import parse_checkpoint
 from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
 from federation.merkle import CompactRange, leaf_hash
+from federation.suite import key_id
 from federation.verify import Failure, Trust, check_envelope, check_note
+from node import config as config_mod
 from node.audit.export import Source, node_source, open_source
 from node.config import Config
+from node.errors import ConfigError
 
 CHUNK = 2000  # envelopes per task
 # licence events that came down from the tiers above (kept with their envelopes, no chain)
@@ -375,3 +382,63 @@ def audit_node(config: Config, trust: Trust, **options: Any) -> dict[str, Any]:
     """Verify a node directory (see ``verify``)."""
     with node_source(config) as source:
         return verify(source, trust, **options)
+
+
+# -- the auditor's trust anchor ----------------------------------------------------------------
+def anchor_warnings(source: Path, held: Source, keys: dict[str, Path]) -> list[str]:
+    """Why a key file given as the trust anchor (``keys``: option → path) is not independent of
+    what it verifies: it lies inside the node directory being audited or the export itself, or
+    inside the node directory of an origin whose log is verified (an export's own node). Whoever
+    can change that log can change the key beside it, so a pass proves nothing then. Paths are
+    judged as given and with every link resolved."""
+    origins = {o for o, _ in held.origins()} | {held.meta.get("origin", "")}
+    if held.config is not None:
+        origins.add(held.config.node.origin)
+    warnings = []
+    for option, key in keys.items():
+        where = _inside_history(source, key, origins - {""})
+        if where is not None:
+            warnings.append(
+                f"{option} {key} lies inside {where}: whoever can change that log can change"
+                " this key as well, so this verification proves nothing against them. Verify"
+                " with the national root public key, held apart from the node"
+                " (--root-key root.pub, as the national centre publishes it)."
+            )
+    return warnings
+
+
+def _inside_history(source: Path, key: Path, origins: set[str]) -> str | None:
+    for path in dict.fromkeys((Path(os.path.abspath(key)), key.resolve())):
+        for top in dict.fromkeys((Path(os.path.abspath(source)), source.resolve())):
+            if path == top:
+                return f"the export being verified ({source})"
+            if path.is_relative_to(top):
+                return f"the node directory being audited ({source})"
+        for folder in path.parents:
+            if not (folder / config_mod.CONFIG_FILE).is_file():
+                continue
+            origin = _origin_of(folder)
+            if origin is None or origin in origins:
+                named = f" of origin {origin}" if origin else ""
+                return f"the node directory {folder}{named}, whose log is being verified"
+    return None
+
+
+def _origin_of(directory: Path) -> str | None:
+    try:
+        return config_mod.load(directory, environ={}).node.origin
+    except (ConfigError, ValueError, OSError):  # a node directory all the same: unknown whose
+        return None
+
+
+def anchor(trust: Trust, root: bytes | None, pinned: str | None = None) -> dict[str, Any]:
+    """What the report was checked against, for the report."""
+    if root is not None:
+        return {
+            "anchor": "root key",
+            "key_id": key_id(root),
+            "keys_certified": len(trust.grants),
+            "origins_certified": len({g.origin for g in trust.grants}),
+        }
+    (grant,) = trust.grants
+    return {"anchor": "pinned key", "key_id": grant.key_id, "origin": pinned or grant.origin}

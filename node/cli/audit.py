@@ -19,7 +19,7 @@ from node import config as config_mod
 from node.audit.export import Source, envelope_count, export, open_source
 from node.audit.proofs import prove_consistency, prove_event, prove_readings
 from node.audit.replay import replay
-from node.audit.verify import verify
+from node.audit.verify import anchor, anchor_warnings, verify
 from node.cli.base import NODE_DIR, bar, emit, public_key, user_errors, when
 from node.errors import ConfigError
 
@@ -27,7 +27,8 @@ SOURCE = click.argument("source", type=click.Path(exists=True, path_type=Path))
 ROOT_KEY = click.option(
     "--root-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The national root public key: every key must chain to it.",
+    help="The national root public key (held apart from what is verified): every key must"
+    " chain to it through the certifications carried with the history.",
 )
 
 
@@ -65,7 +66,8 @@ def audit_export(directory: Path, out: Path, region: str | None, until: str | No
     "--key",
     "key_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Or pin one node's own public key (PEM) instead of the hierarchy.",
+    help="Or pin one node's own public key (PEM) instead of the hierarchy: weaker, it shows"
+    " only that this key signed the log, not that the key is the node's.",
 )
 @click.option("--origin", help="With --key: the origin whose key it is (an export's).")
 @click.option(
@@ -87,16 +89,29 @@ def audit_verify(
     that every stored event matches its envelope). Exit 0 when everything holds; otherwise 1,
     with the first failure per origin.
 
+    The anchor is the national root public key, held apart from what is verified: each key
+    must chain to it through the certifications the history carries. A key file that lies
+    inside the node directory being audited (or inside the directory of a node whose export
+    this is) could have been swapped with the log: that is warned of (stderr, and
+    ``warnings`` in the JSON).
+
     \b
     Example:
       anjian audit verify hebei.anjian --root-key root.pub
     """
     with user_errors(), open_source(source) as src:
         trust, refused = _trust(src, root_key, key_file, origin)
+        given = {"--root-key": root_key, "--key": key_file}
+        warnings = anchor_warnings(source, src, {o: k for o, k in given.items() if k})
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
         total = sum(n for _, n in src.origins())
         with bar(total, "verifying", as_json) as b:
             report = verify(src, trust, signatures=not fast, jobs=jobs, progress=b.update)
         report["refused_documents"] = refused
+        root = public_key(root_key) if root_key is not None else None
+        report["trust"] = anchor(trust, root, origin)
+        report["warnings"] = warnings
     if as_json:
         emit(report)
     else:
@@ -111,9 +126,14 @@ def audit_verify(
                 err=True,
             )
         if report["ok"]:
+            t = report["trust"]
+            by = f"{t['anchor']} {t['key_id']}" + (
+                f" of {t['origin']}" if "origin" in t else f", {t['keys_certified']} keys chained"
+            )
             click.echo(
                 f"ok: {report['events_checked']} events of {report['origins_checked']} origins,"
-                f" {report['checkpoints_checked']} checkpoints verified ({report['signatures']})"
+                f" {report['checkpoints_checked']} checkpoints verified ({report['signatures']};"
+                f" {by})"
             )
     sys.exit(0 if report["ok"] else 1)
 
