@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from domain.sensors.readings import WINDOW_MS, Reading
+from node.access import private_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE);
@@ -62,6 +63,8 @@ class ReadingsStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()  # reentrant: _site is used inside and outside
+        if path.parent.is_dir():  # else SQLite says what is wrong
+            private_store(path)  # readings.db and its -wal, -shm: 0600
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

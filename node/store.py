@@ -20,6 +20,7 @@ import domain.keys  # noqa: F401
 from domain.base import EVENT_TYPES, Aggregate, Event
 from federation.errors import FederationError
 from federation.merkle import CompactRange
+from node.access import private_store, tighten
 from node.config import Config
 from node.errors import ConfigError, Conflict
 from node.signedlog import KEY_FILE, ORIGIN
@@ -83,8 +84,15 @@ class EventLog:
                 f"{config.key_file} is missing: the node signs every event it records; "
                 f"create the key with `anjian keys generate {config.directory}`"
             )
+        tighten(config.directory)  # files an earlier version left readable by others
         if config.store.backend == "sqlite":
             _check_sqlite(config.sqlite_file)
+            try:
+                private_store(config.sqlite_file)  # events.db and its -wal, -shm: 0600
+            except OSError as e:
+                raise ConfigError(
+                    f"cannot open the event store ({config.sqlite_file}): {e.strerror}"
+                ) from None
         self.origin = config.node.origin
         self.placeholder = "?" if config.store.backend == "sqlite" else "%s"
         try:

@@ -1,24 +1,44 @@
-"""The HTTP API (aiohttp): JSON under /api/v1, bearer-token users, every command of
-``domain.commands`` as a POST route, records and status as GET routes, and an OpenAPI document
-generated from the same table. Storage work runs in a single writer thread (and reads in a
-small pool), never on the event loop."""
+"""The HTTP API (aiohttp): JSON under /api/v1, every command of ``domain.commands`` as a POST
+route, records and status as GET routes, and an OpenAPI document generated from the same table.
+Callers are users of ``users.toml``: a bearer token (with an expiry), or a console session
+(a password login for a cookie and a CSRF token: ``auth.py``, ``sessions.py``). Records,
+exports and logins go to the access log. Served over HTTPS with the ``[http]`` certificate;
+plain HTTP only on a loopback address unless ``allow_plain``. Storage work runs in a single
+writer thread (and reads in a small pool), never on the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
+import ipaddress
 import json
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import ssl
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from domain.commands import COLLECTIONS, SPECS, CommandSpec
+from domain.commands import BY_KIND, COLLECTIONS, SPECS, CommandSpec
 from domain.errors import Invalid, Refused
 from node.adapters import NodeSink
+from node.api.auth import SESSION, SESSIONS, auth_middleware, login, logout, whoami
 from node.api.openapi import openapi_document
-from node.errors import Conflict, NotFound
+from node.api.sessions import Sessions
+from node.api.shared import (
+    API,
+    CODE,
+    RUNTIME,
+    USER,
+    Handler,
+    access_line,
+    error,
+    log,
+    ok,
+)
+from node.config import Config
+from node.errors import ConfigError, Conflict, NotFound
 from node.replication.outbox import tree_sizes
 from node.replication.parts import parts
 from node.replication.status import federation_view
@@ -26,41 +46,12 @@ from node.replication.uplink import Uplink
 from node.runtime import Runtime
 from node.sensors import counters, sources
 from node.service import Node
-from node.users import User, digest
+from node.tls import server_context
+from node.users import User
 from projections.queries import Filters
 
-log = logging.getLogger("anjian.http")
 T = TypeVar("T")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-API = "/api/v1"
-PUBLIC = frozenset({f"{API}/openapi.json"})
-
-
-RUNTIME = web.AppKey("runtime", Runtime)
 OPENAPI = web.AppKey("openapi", dict)
-USER = web.RequestKey("user", User)
-
-
-def error(
-    status: int,
-    code: str,
-    message: str,
-    fields: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    body: dict[str, Any] = {"error": {"code": code, "message": message}}
-    if fields:
-        body["error"]["fields"] = fields
-    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(body, status=status, headers=headers, dumps=_dumps)
 
 
 @web.middleware
@@ -97,33 +88,27 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
 
 
+# -- the access log ------------------------------------------------------------------------------
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC or not request.path.startswith(API):
-        return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="anjian"'}
-    if scheme.lower() != "bearer" or not token:
-        return error(
-            401,
-            "unauthenticated",
-            "send 'Authorization: Bearer <token>' "
-            "(a node administrator issues tokens with `anjian users add`)",
-            headers=challenge,
-        )
-    user = request.app[RUNTIME].users.get(digest(token.strip()))
-    if user is None:
-        return error(401, "unauthenticated", "unknown or revoked token", headers=challenge)
-    if request.method not in ("GET", "HEAD") and not user.can_write():
-        return error(
-            403,
-            "forbidden",
-            f"user {user.name!r} has the role {user.role.value!r}; "
-            "recording needs the 'writer' role",
-        )
-    request[USER] = user
-    return await handler(request)
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Records (each command, each batch) and exports go to the access log, refused or not."""
+    response = await handler(request)
+    route = request.match_info.route.name
+    if route in BY_KIND or route == "batch":
+        target = request.match_info.get("id")
+        if target is None and "Location" in response.headers:
+            target = response.headers["Location"].rsplit("/", 1)[1]
+        await access_line(request, "record", target, _result(response), kind=route)
+    elif route == "query" and request.query.get("format") == "csv":
+        query = request.match_info["name"]
+        await access_line(request, "export", query, _result(response), query=request.query_string)
+    return response
+
+
+def _result(response: web.StreamResponse) -> str:
+    if response.status < 400:
+        return "ok"
+    return str(response.get(CODE, response.status))
 
 
 def command_handler(spec: CommandSpec) -> Handler:
@@ -173,6 +158,11 @@ async def query(request: web.Request) -> web.Response:
     if filters.limit > 10_000:
         raise Invalid.field("limit", "at most 10000 rows per page over HTTP")
     rows = await rt.read(rt.node.query, request.match_info["name"], filters)
+    fmt = request.query.get("format", "json")
+    if fmt == "csv":
+        return _csv(request.match_info["name"], rows)
+    if fmt != "json":
+        raise Invalid.field("format", "json (the default) or csv")
     return ok(
         {
             "query": request.match_info["name"],
@@ -181,6 +171,32 @@ async def query(request: web.Request) -> web.Response:
             "offset": filters.offset,
         }
     )
+
+
+def _csv(name: str, rows: list[dict[str, Any]]) -> web.Response:
+    """Rows as CSV for a spreadsheet: UTF-8 with a byte-order mark (so Chinese text opens
+    right), nested values as JSON, and text that a spreadsheet would run as a formula
+    (=, +, -, @) quoted with a leading apostrophe."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 async def status(request: web.Request) -> web.Response:
@@ -228,12 +244,15 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def make_app(node: Node) -> web.Application:
+    http = node.config.http
     app = web.Application(
-        client_max_size=node.config.http.max_body_bytes,
-        middlewares=[errors_middleware, auth_middleware],
+        client_max_size=http.max_body_bytes,
+        middlewares=[access_middleware, errors_middleware, auth_middleware],
     )
     runtime = Runtime(node)
     app[RUNTIME] = runtime
+    app[SESSIONS] = Sessions(http.session_idle_minutes, http.lockout_failures, http.lockout_minutes)
+    app.on_response_prepare.append(_security_headers)
     for spec in SPECS:
         app.router.add_post(API + spec.path, command_handler(spec), name=spec.kind)
     app.router.add_post(f"{API}/sites/{{site}}/readings", readings, name="sensor.readings")
@@ -247,9 +266,19 @@ def make_app(node: Node) -> web.Application:
     app.router.add_get(f"{API}/federation", federation, name="federation")
     app.router.add_get(f"{API}/hardware", hardware, name="hardware")
     app.router.add_get(f"{API}/openapi.json", openapi, name="openapi")
+    app.router.add_post(SESSION, login, name="session.login")
+    app.router.add_get(SESSION, whoami, name="session.show")
+    app.router.add_delete(SESSION, logout, name="session.logout")
     app[OPENAPI] = openapi_document(app)
     app.cleanup_ctx.append(_background)
     return app
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -274,17 +303,60 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     await asyncio.get_running_loop().run_in_executor(None, runtime.close)
 
 
+def tls_context(config: Config, host: str) -> ssl.SSLContext | None:
+    """The HTTPS context of ``[http] tls_cert``/``tls_key`` (relative to the node directory),
+    or None for plain HTTP, which is refused on any but a loopback address unless
+    ``[http] allow_plain``: tokens and passwords would cross the network readable."""
+    http = config.http
+    if http.tls_cert and http.tls_key:
+        return server_context(config.directory / http.tls_cert, config.directory / http.tls_key)
+    if http.tls_cert or http.tls_key:
+        raise ConfigError(
+            f"{config.directory / 'node.toml'}: [http] tls_cert and tls_key go together "
+            "(the certificate and its key); set both, or neither for plain HTTP"
+        )
+    if not http.allow_plain and not _loopback(host):
+        raise ConfigError(
+            f"refusing to serve plain HTTP on {host or 'every address'}: tokens and passwords "
+            "would cross the network readable by anyone on the way. Set [http] tls_cert and "
+            f"tls_key in {config.directory / 'node.toml'} (a certificate from your PKI, or "
+            "`anjian tls ca` and `anjian tls issue`), or serve on 127.0.0.1 behind a TLS "
+            "proxy, or, only if the network is protected otherwise, set [http] allow_plain = true"
+        )
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set; logs the bound address (useful with port 0)."""
-    runner = web.AppRunner(make_app(node), access_log=None)
+    context = tls_context(node.config, host)
+    app = make_app(node)
+    stale = sorted(u.name for u in app[RUNTIME].users.values() if u.expires_ms is None)
+    if stale:
+        log.warning(
+            "these users' tokens have no expiry (issued before tokens expired) and are refused "
+            "until each gets a new one with `anjian users rotate %s NAME`: %s",
+            node.config.directory,
+            ", ".join(stale),
+        )
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
     for address in runner.addresses:
         log.info(
-            "serving %s node %s on http://%s:%s%s",
+            "serving %s node %s on %s://%s:%s%s",
             node.config.node.tier.value,
             node.config.node.origin,
+            "https" if context is not None else "http",
             address[0],
             address[1],
             API,

@@ -53,16 +53,30 @@ READS = {
 }
 
 
+LOGIN = {
+    "type": "object",
+    "required": ["name", "password"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 128},
+        "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+    },
+}
+
+
 def _responses(*codes: int) -> dict[str, Any]:
     text = {
         200: "OK",
         201: "Recorded",
-        401: "No or unknown bearer token",
-        403: "Role may not write",
+        400: "No session to end (a bearer token is not a session)",
+        401: "No, unknown or expired token; no live session; or a failed login",
+        403: "Role may not write, or a session's change without its X-CSRF-Token",
         404: "No such record or kind",
         409: "Version conflict or duplicate: reload and retry",
         413: "Body over the size limit",
+        415: "The login is not JSON",
         422: "Invalid field(s) or refused by the rules",
+        429: "Too many failed logins for this name: locked for a while (Retry-After)",
     }
     out: dict[str, Any] = {}
     for code in codes:
@@ -72,6 +86,25 @@ def _responses(*codes: int) -> dict[str, Any]:
             "content": {"application/json": {"schema": schema}},
         }
     return out
+
+
+SESSION_OPS: dict[str, tuple[str, dict[str, Any]]] = {
+    "session.login": (
+        "Log in to the console with a name and password: a session cookie (HttpOnly, "
+        "SameSite=Strict, Secure over HTTPS) and the CSRF token every change must carry in "
+        "X-CSRF-Token. A name is locked for a while after repeated failures.",
+        _responses(200, 401, 415, 422, 429),
+    ),
+    "session.show": (
+        "Who the request is: user, role, and for a console session its CSRF token; for a "
+        "token, when it expires.",
+        _responses(200, 401),
+    ),
+    "session.logout": (
+        "End the console session (with its X-CSRF-Token).",
+        _responses(200, 400, 401, 403),
+    ),
+}
 
 
 def openapi_document(app: web.Application) -> dict[str, Any]:
@@ -93,7 +126,15 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
                     "schema": {"type": "string", "format": "uuid"},
                 }
             ]
-        if name == "sensor.readings":
+        if name in SESSION_OPS:
+            op["summary"], op["responses"] = SESSION_OPS[name]
+            op["tags"] = ["session"]
+            if name == "session.login":
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": LOGIN}},
+                }
+        elif name == "sensor.readings":
             schemas["ReadingBatch"] = ReadingBatch.model_json_schema(
                 ref_template="#/components/schemas/{model}"
             )
@@ -162,6 +203,12 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
                             "offset",
                         )
                     ),
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["json", "csv"]},
+                        "description": "csv: the rows as a spreadsheet file (an export, logged)",
+                    },
                 ]
             if name == "events":
                 op["parameters"] = [
@@ -175,8 +222,8 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             op["responses"] = (
                 _responses(200, 401, 404, 422) if name != "openapi" else _responses(200)
             )
-        if name != "openapi":
-            op["security"] = [{"bearer": []}]
+        if name not in ("openapi", "session.login"):
+            op["security"] = [{"bearer": []}, {"session": []}]
         paths.setdefault(path, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -184,6 +231,11 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                # the console's session: changes (POST, PUT, PATCH, DELETE) also carry the
+                # session's CSRF token in the X-CSRF-Token header
+                "session": {"type": "apiKey", "in": "cookie", "name": "anjian_session"},
+            },
         },
     }

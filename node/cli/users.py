@@ -1,19 +1,50 @@
-"""`anjian users ...`: the HTTP API's users and their bearer tokens."""
+"""`anjian users ...`: the HTTP API's users, their bearer tokens (with an expiry) and console
+passwords, and the node's access log. Every change is written to the access log."""
 
 from __future__ import annotations
 
+import getpass
+import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from node import access
 from node import config as config_mod
-from node.cli.base import NODE_DIR, emit, user_errors
-from node.users import Role, add_user, list_users, remove_user
+from node.cli.base import NODE_DIR, emit, user_errors, when
+from node.errors import ConfigError
+from node.users import Role, add_user, list_users, remove_user, rotate_token, set_password
 
 
 @click.group()
 def users() -> None:
-    """Manage the API's users and their bearer tokens."""
+    """Manage the API's users: bearer tokens (they expire after [http] token_days), console
+    passwords, and the access log of who did what.
+
+    \b
+    Example:
+      anjian users add ./county clerk --role writer      # prints the token, once
+      anjian users password ./county clerk               # asks for a console password
+      anjian users rotate ./county clerk                 # a new token; the old one stops
+      anjian users log ./county --since 2026-12-01 --user clerk
+    """
+
+
+def _who() -> str:
+    """Who changes users at the command line: the login name of the OS user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _changed(directory: Path, action: str, name: str, **detail: Any) -> None:
+    try:
+        access.record(directory, _who(), action, target=name, **detail)
+    except OSError as e:  # the change stands; whoever made it must know the log lacks it
+        click.echo(f"warning: the access log in {directory} could not be written: {e}", err=True)
 
 
 @users.command("add")
@@ -26,15 +57,75 @@ def users() -> None:
     show_default=True,
 )
 def users_add(directory: Path, name: str, role: str) -> None:
-    """Add a user and print their token (shown only this once)."""
+    """Add a user and print their token (shown only this once); it expires after
+    [http] token_days (90 by default)."""
     with user_errors():
         cfg = config_mod.load(directory)
-        click.echo(add_user(cfg.users_file, name, Role(role)))
+        token = add_user(cfg.users_file, name, Role(role), days=cfg.http.token_days)
+        _changed(cfg.directory, "user.add", name, role=role)
+        click.echo(token)
+        _expiry_note(directory, cfg.users_file, name)
+
+
+@users.command("rotate")
+@NODE_DIR
+@click.argument("name")
+def users_rotate(directory: Path, name: str) -> None:
+    """Issue a user a new token and print it (shown only this once). The old token stops
+    working within a second on a running server.
+
+    \b
+    Example:
+      anjian users rotate ./county clerk
+    """
+    with user_errors():
+        cfg = config_mod.load(directory)
+        token = rotate_token(cfg.users_file, name, days=cfg.http.token_days)
+        _changed(cfg.directory, "user.rotate", name)
+        click.echo(token)
+        _expiry_note(directory, cfg.users_file, name)
+
+
+def _expiry_note(directory: Path, users_file: Path, name: str) -> None:
+    expires = next(u["token_expires"] for u in list_users(users_file) if u["name"] == name)
+    click.echo(
+        f"the token of {name} is shown only this once; it expires {expires} "
+        f"(then: anjian users rotate {directory} {name})",
+        err=True,
+    )
+
+
+@users.command("password")
+@NODE_DIR
+@click.argument("name")
+def users_password(directory: Path, name: str) -> None:
+    """Set a user's password for the web console (argon2id; at least 12 characters). It is
+    asked for at the terminal, or read as one line from standard input; never an argument.
+    The user's open console sessions end.
+
+    \b
+    Example:
+      anjian users password ./county clerk
+    """
+    with user_errors():
+        cfg = config_mod.load(directory)
+        if sys.stdin.isatty():
+            password = click.prompt(
+                f"password for {name}", hide_input=True, confirmation_prompt=True, err=True
+            )
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+            if not password:
+                raise ConfigError("no password on standard input (one line is read)")
+        set_password(cfg.users_file, name, password)
+        _changed(cfg.directory, "user.password", name)
+    click.echo(f"password set for {name}; their console sessions end", err=True)
 
 
 @users.command("list")
 @NODE_DIR
 def users_list(directory: Path) -> None:
+    """Each user: role, when their token expires (or expired), whether they have a password."""
     with user_errors():
         emit(list_users(config_mod.load(directory).users_file))
 
@@ -43,6 +134,34 @@ def users_list(directory: Path) -> None:
 @NODE_DIR
 @click.argument("name")
 def users_remove(directory: Path, name: str) -> None:
-    """Remove a user; their token stops working within a second on a running server."""
+    """Remove a user; their token and console sessions stop working within a second on a
+    running server."""
     with user_errors():
-        remove_user(config_mod.load(directory).users_file, name)
+        cfg = config_mod.load(directory)
+        remove_user(cfg.users_file, name)
+        _changed(cfg.directory, "user.remove", name)
+
+
+@users.command("log")
+@NODE_DIR
+@click.option("--since", help="From this time (ISO 8601; a bare date is China time).")
+@click.option("--user", "user", help="Only this user's actions.")
+@click.option(
+    "--action",
+    help="Only this action: record, export, login, logout, user.add, user.remove, "
+    "user.rotate, user.password.",
+)
+def users_log(directory: Path, since: str | None, user: str | None, action: str | None) -> None:
+    """Print the access log, oldest first: who did what (records, exports, logins and
+    logouts, changes of users), when (China time), from where, with what result.
+
+    \b
+    Example: failed logins since the first of December:
+      anjian users log ./county --since 2026-12-01 --action login
+    """
+    with user_errors():
+        cfg = config_mod.load(directory)
+        entries, bad = access.read(cfg.directory, when(since, "since"), user, action)
+    emit(entries)
+    if bad:
+        click.echo(f"warning: {bad} unreadable line(s) of the access log were skipped", err=True)

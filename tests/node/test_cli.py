@@ -139,7 +139,13 @@ def test_users(run, county):
     assert (county / "users.toml").stat().st_mode & 0o077 == 0
     assert run("users", "add", county, "clerk").exit_code == 1
     assert run("users", "add", county, "bad name!").exit_code == 1
-    assert json.loads(run("users", "list", county).stdout) == [{"name": "clerk", "role": "writer"}]
+    (listed,) = json.loads(run("users", "list", county).stdout)
+    assert {k: listed[k] for k in ("name", "role", "token_expired")} == {
+        "name": "clerk",
+        "role": "writer",
+        "token_expired": False,
+    }
+    assert listed["token_expires"].endswith("+08:00")
     assert run("users", "remove", county, "clerk").exit_code == 0
     assert run("users", "remove", county, "clerk").exit_code == 1
 

@@ -302,3 +302,142 @@ async def test_a_batch_is_recorded_whole_or_not_at_all(api):
     )
     assert status == 409 and "commands.0" in body["error"]["message"]
     assert (await api("GET", "/status"))[1]["event_count"] == 3  # nothing of the failed batches
+
+
+async def _reload_users(api, node):
+    """What the server does within a second of a change of users.toml, done now."""
+    from node.api.shared import RUNTIME
+    from node.users import read_table
+
+    users = await asyncio.to_thread(read_table, node.config.users_file)
+    api.client.server.app[RUNTIME].users = users
+
+
+async def test_an_expired_token_gets_401_naming_its_expiry(api, node, clock):
+    from node.users import DAY_MS
+
+    path = node.config.users_file
+    token = await asyncio.to_thread(
+        add_user, path, "late", Role.WRITER, now_ms=clock() - 91 * DAY_MS
+    )
+    fresh = await asyncio.to_thread(
+        add_user, path, "fresh", Role.READER, now_ms=clock() - 89 * DAY_MS
+    )
+    await _reload_users(api, node)
+    status, body, resp = await api("GET", "/status", token=f"Bearer {token}")
+    assert status == 401 and body["error"]["code"] == "token_expired"
+    assert "expired at 2026-11-28T16:00:00+08:00" in body["error"]["message"]  # NOW - 1 day
+    assert "anjian users rotate" in body["error"]["message"]
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await api("GET", "/status", token=f"Bearer {fresh}"))[0] == 200
+    clock.advance(DAY_MS)  # expiry is judged by the node's clock
+    assert (await api("GET", "/status", token=f"Bearer {fresh}"))[0] == 401
+    status, body, _ = await api("POST", "/enterprises", enterprise(), token=f"Bearer {token}")
+    assert status == 401 and (await api("GET", "/status"))[1]["event_count"] == 0
+
+
+async def test_a_token_from_before_tokens_expired_is_refused_with_how_to_renew(api, node):
+    import tomllib
+
+    import tomli_w
+
+    from node.users import digest
+
+    def add_old_entry(path):
+        data = tomllib.loads(path.read_text())
+        data["users"].append({"name": "old", "role": "writer", "token_sha256": digest("ajt_old")})
+        path.write_text(tomli_w.dumps(data))
+
+    await asyncio.to_thread(add_old_entry, node.config.users_file)
+    await _reload_users(api, node)
+    status, body, _ = await api("GET", "/status", token="Bearer ajt_old")
+    assert status == 401 and "has no expiry" in body["error"]["message"]
+    assert "anjian users rotate DIR old" in body["error"]["message"]
+
+
+async def test_a_rotated_token_replaces_the_old_one(api, node, tokens):
+    from node.users import rotate_token
+
+    new = await asyncio.to_thread(rotate_token, node.config.users_file, "clerk")
+    await _reload_users(api, node)
+    status, body, _ = await api("GET", "/status")  # the old token of clerk
+    assert status == 401 and body["error"]["message"] == "unknown or revoked token"
+    assert (await api("GET", "/status", token=f"Bearer {new}"))[0] == 200
+    status, me, _ = await api("GET", "/session", token=f"Bearer {new}")
+    assert status == 200 and me["via"] == "token" and me["token_expires"].endswith("+08:00")
+
+
+async def test_records_and_exports_are_in_the_access_log(api, node, tokens):
+    from node import access
+
+    status, created, _ = await api("POST", "/enterprises", enterprise())
+    assert status == 201
+    await api("POST", "/enterprises", enterprise(), token="reader")  # refused: a reader
+    await api("POST", "/accidents", accident(deaths=-1))  # refused: invalid
+    await api("POST", "/enterprises", enterprise(), token=None)  # no token at all
+    items = [{"kind": "enterprise.register", "body": enterprise(credit_code=credit_code(70))}]
+    assert (await api("POST", "/batch", {"commands": items}))[0] == 200
+    resp = await api.client.get(
+        "/api/v1/query/accidents?format=csv&region=130102",
+        headers={"Authorization": f"Bearer {tokens['reader']}"},
+    )
+    assert resp.status == 200
+    await api("GET", "/status")  # reads are not logged
+    entries, _ = await asyncio.to_thread(access.read, node.config.directory)
+    got = [(e["user"], e["action"], e.get("kind"), e["target"], e["result"]) for e in entries]
+    assert got == [
+        ("clerk", "record", "enterprise.register", created["id"], "ok"),
+        ("analyst", "record", "enterprise.register", None, "forbidden"),
+        ("clerk", "record", "accident.report", None, "invalid"),
+        (None, "record", "enterprise.register", None, "unauthenticated"),
+        ("clerk", "record", "batch", None, "ok"),
+        ("analyst", "export", None, "accidents", "ok"),
+    ]
+    assert entries[-1]["query"] == "format=csv&region=130102"
+    assert {e["remote"] for e in entries} == {"127.0.0.1"}
+
+
+async def test_a_query_exports_csv_for_a_spreadsheet(api, tokens):
+    await api("POST", "/enterprises", enterprise(name="=HYPERLINK(1)"))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30  # the projections follow the log in their own process
+    while True:
+        resp = await api.client.get(
+            "/api/v1/query/unlicensed?format=csv",
+            headers={"Authorization": f"Bearer {tokens['reader']}"},
+        )
+        text = await resp.text()
+        if "HYPERLINK" in text or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert resp.status == 200 and resp.content_type == "text/csv"
+    assert resp.headers["Content-Disposition"] == 'attachment; filename="unlicensed.csv"'
+    header, row = text.splitlines()
+    assert header.startswith("\ufeffid,name,credit_code")  # UTF-8 with a BOM, for Excel
+    assert ",'=HYPERLINK(1)," in row  # a spreadsheet shows it, never runs it
+    status, body, _ = await api("GET", "/query/accidents?format=xml")
+    assert status == 422 and body["error"]["fields"][0]["field"] == "format"
+
+
+def test_plain_http_is_refused_off_loopback_unless_allowed(node_dir):
+    from node import config as config_mod
+    from node.api.app import tls_context
+    from node.errors import ConfigError
+
+    config = config_mod.load(node_dir, environ={})
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert tls_context(config, host) is None
+    for host in ("0.0.0.0", "10.1.2.3", ""):
+        with pytest.raises(ConfigError, match="allow_plain = true") as e:
+            tls_context(config, host)
+        assert "tls_cert" in str(e.value) and "anjian tls" in str(e.value)
+    allowed = config_mod.load(node_dir, environ={"ANJIAN_HTTP_ALLOW_PLAIN": "true"})
+    assert tls_context(allowed, "0.0.0.0") is None
+    half = config_mod.load(node_dir, environ={"ANJIAN_HTTP_TLS_CERT": "tls/node.crt"})
+    with pytest.raises(ConfigError, match="go together"):
+        tls_context(half, "127.0.0.1")
+    missing = config_mod.load(
+        node_dir, environ={"ANJIAN_HTTP_TLS_CERT": "a.crt", "ANJIAN_HTTP_TLS_KEY": "a.key"}
+    )
+    with pytest.raises(ConfigError, match=f"{node_dir.resolve()}/a.crt does not exist"):
+        tls_context(missing, "0.0.0.0")  # paths are relative to the node directory
