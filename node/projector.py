@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from node import access
 from node.config import Config
 from node.errors import ConfigError
 from node.store import EventLog
@@ -52,6 +53,7 @@ class Projector:
     def __init__(self, config: Config, log: EventLog) -> None:
         self.config = config
         self.log = log
+        access.private_store(config.projections_file)
         self.store = ProjectionStore(config.projections_file)
         self.inode = _inode(config.projections_file)
 
@@ -76,6 +78,7 @@ class Projector:
     def reopen(self) -> None:
         """After a rebuild replaced the file: read the new tables."""
         self.store.close()
+        access.private_store(self.config.projections_file)
         self.store = ProjectionStore(self.config.projections_file)
         self.inode = _inode(self.config.projections_file)
 
@@ -150,6 +153,7 @@ def rebuild(
     fresh = target.with_suffix(".rebuilding")
     for stale in (fresh, Path(f"{fresh}-wal"), Path(f"{fresh}-shm")):
         stale.unlink(missing_ok=True)
+    access.private_store(fresh)
     store = ProjectionStore(fresh)
     if name is not None and target.exists():  # the others' tables and positions carry over
         store.db.execute("ATTACH DATABASE ? AS old", [str(target)])

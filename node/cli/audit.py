@@ -4,6 +4,7 @@ single events, append-only growth and raw readings against signed checkpoints.""
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from federation.keys import build_trust
 from federation.proof import check_proof
 from federation.suite import key_id
 from federation.verify import Grant, Trust
+from node import access
 from node import config as config_mod
 from node.audit.export import Source, envelope_count, export, open_source
 from node.audit.proofs import prove_consistency, prove_event, prove_readings
@@ -56,6 +58,9 @@ def audit_export(directory: Path, out: Path, region: str | None, until: str | No
         moment_ = when(until, "until")
         with bar(envelope_count(config), "exporting") as b:
             summary = export(config, out, region=region, until=moment_, progress=b.update)
+        access.record(
+            config.directory, getpass.getuser(), "export", str(out), kind="audit", region=region
+        )
     emit(summary)
 
 

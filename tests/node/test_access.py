@@ -127,3 +127,20 @@ def test_the_access_log_is_opened_for_appending_only(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "open", spy)
     access.record(tmp_path, "clerk", "logout")
     assert flags and all(f & os.O_APPEND and not f & os.O_TRUNC for f in flags)
+
+
+def test_an_audit_export_from_the_command_line_is_in_the_access_log(tmp_path, clock):
+    from click.testing import CliRunner
+
+    from node.cli.main import main
+
+    directory = make_node_dir(tmp_path / "county")
+    node = Node(config_mod.load(directory, environ={}), clock=clock)
+    node.execute("enterprise.register", js(enterprise()), user="clerk")
+    node.close()
+    out = tmp_path / "county.anjian"
+    result = CliRunner().invoke(main, ["audit", "export", str(directory), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines, bad = access.read(directory, action="export")
+    assert bad == 0
+    assert [(e["action"], e["target"], e["kind"]) for e in lines] == [("export", str(out), "audit")]
