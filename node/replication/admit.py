@@ -66,6 +66,15 @@ class Admission:
                 f"the area {region} it is certified for",
             )
         owner = run.get(env.aggregate) or self._owner(env.aggregate)
+        if owner is None and event_class is None:
+            # a type of a newer version is kept on its origin's own records; one that would
+            # create a record waits until this node knows the type (versions are rolled out
+            # from the top down): it could otherwise take an id a known type derives
+            raise VerificationError(
+                "unknown_type",
+                f"{env.origin}:{env.seq} {env.type} would create record {env.aggregate}; this "
+                "node does not know the type: it waits for an upgrade",
+            )
         if owner is None and event_class is not None and event_class.CREATES is None:
             raise VerificationError(
                 "foreign_aggregate",

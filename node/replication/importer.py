@@ -420,8 +420,8 @@ class Importer:
                 storable(env)
                 self.admission.check(env, trust.regions.get(origin), created)
             except VerificationError as e:
-                if e.reason == "unknown_key":
-                    return good, True  # its certification may still come: held like a gap
+                if e.reason in ("unknown_key", "unknown_type"):
+                    return good, True  # its certification (or an upgrade) may still come
                 self._drop_pending([env])
                 self.quarantine(origin, env.seq, e, env.raw, summary)
                 return good, False

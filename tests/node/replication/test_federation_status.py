@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 
 from click.testing import CliRunner
 
@@ -31,14 +30,14 @@ def test_per_origin_and_per_child_view(tmp_path, clock):
     a, b, c = COUNTIES
     a_key = load_key(tmp_path / a / "node.key")
     last = parse(logs[a][0][-1])
-    future = forge(  # a type this node does not know: kept, verified, relayed verbatim
+    future = forge(  # a type this node does not know, on a's own record: kept, relayed verbatim
         logs[a][0][-1],
         a_key,
         seq=last.seq + 1,
         prev=last.hash,
-        type="sensor.future_thing/3",
-        aggregate=str(uuid.uuid4()),
-        version=1,
+        type="enterprise.future_thing/3",
+        aggregate=last.aggregate,
+        version=2,
     )
     items = [("envelope", e) for e in logs[a][0] + [future]]
     items += [("envelope", e) for e in logs[b][0][:2] + logs[b][0][3:]]  # b waits at a gap

@@ -399,3 +399,41 @@ def test_the_uplink_believes_no_position_beyond_what_it_holds(tmp_path, clock):
     told = {me: (10**9, 10**9), "130104": (5, 1)}
     assert believable(node.log, told) == {me: (held, 0), "130104": (0, 0)}
     node.close()
+
+
+def test_a_type_this_node_does_not_know_cannot_take_a_record(tmp_path, clock):
+    """An event of a newer version's type is kept on its origin's own records, but one that
+    would create a record waits for an upgrade: it could otherwise take an id that a known type
+    derives (here B's enterprise, signed by A), and hold B forever."""
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, b, _ = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    b_node = node_at(tmp_path / b, clock)
+    code = credit_code(778, b)
+    b_node.execute(
+        "enterprise.register", js(enterprise(credit_code=code, division=b)), user="clerk"
+    )
+    b_log = b_node.log.envelopes(0, 100)
+    b_node.close()
+    squat = next_of(
+        logs[a][0],
+        a_key,
+        type="enterprise.from_a_newer_version/1",
+        aggregate=str(enterprise_id(code, b)),
+        version=1,
+        payload={},
+    )
+    own = forge(squat, a_key, aggregate=parse(logs[a][0][0]).aggregate, version=2)
+    city = node_at(city_dir, clock)
+    importer = Importer(city)
+    first = importer.take([("envelope", e) for e in logs[a][0]] + [("envelope", squat)])
+    assert first["quarantined"] == [] and first["held"] == {
+        a: {"applied": len(logs[a][0]), "pending": 1}
+    }
+    second = importer.take([("envelope", e) for e in b_log])
+    assert second["applied"] == len(b_log) and second["quarantined"] == []
+    assert city.show(str(enterprise_id(code, b)))["credit_code"] == code
+    # on its own record the unknown type is kept (a newer version's event, relayed verbatim)
+    third = importer.take([("envelope", own)])
+    assert third["applied"] == 1 and city.log.envelopes(0, 100, a)[-1] == own
+    city.close()
