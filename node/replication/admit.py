@@ -65,7 +65,12 @@ class Admission:
                 f"{env.origin}:{env.seq} records {env.type} in division {division}, outside "
                 f"the area {region} it is certified for",
             )
-        owner = run.get(env.aggregate) or self._owner(env.aggregate)
+        creates = event_class is not None and event_class.CREATES is not None
+        owner = run.get(env.aggregate)
+        if owner is None and not (creates and env.version == 1):
+            # (a first creation needs no look: its id is derived in its own scope or random,
+            # and the store refuses a version taken)
+            owner = self._owner(env.aggregate)
         if owner is None and event_class is None:
             # a type of a newer version is kept on its origin's own records; one that would
             # create a record waits until this node knows the type (versions are rolled out
@@ -75,7 +80,7 @@ class Admission:
                 f"{env.origin}:{env.seq} {env.type} would create record {env.aggregate}; this "
                 "node does not know the type: it waits for an upgrade",
             )
-        if owner is None and event_class is not None and event_class.CREATES is None:
+        if owner is None and event_class is not None and not creates:
             raise VerificationError(
                 "foreign_aggregate",
                 f"{env.origin}:{env.seq} writes {env.type} on record {env.aggregate}, which "
