@@ -8,6 +8,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -189,6 +190,22 @@ class HardwareSection(_Section):
         return self
 
 
+class CalendarSection(_Section):
+    """China's statutory holidays (放假) and make-up working days (调休上班) of years the shipped
+    calendar does not know yet, copied from the State Council's notice of each year (国务院办公厅
+    关于部分节假日安排的通知): working-day periods of the enforcement procedure count by them."""
+
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+
+
+class DivisionsSection(_Section):
+    """Division codes newer than the shipped GB/T 2260 table (code → name), until an update of
+    the software ships them."""
+
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
 class Config(_Section):
     directory: Path
     node: NodeSection
@@ -197,6 +214,8 @@ class Config(_Section):
     readings: ReadingsSection = ReadingsSection()
     federation: FederationSection = FederationSection()
     hardware: HardwareSection = HardwareSection()
+    calendar: CalendarSection = CalendarSection()
+    divisions: DivisionsSection = DivisionsSection()
 
     @property
     def projections_file(self) -> Path:
