@@ -8,12 +8,13 @@ judged by log position, never by clocks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from domain.codes import NATIONAL_REGION, in_subtree
 from federation.canonical import decode, encode
-from federation.errors import VerificationError
+from federation.errors import FederationError, VerificationError
+from federation.nkey import check_public
 from federation.suite import SUITES, SigningKey, key_id
 from federation.verify import Grant, Trust
 
@@ -45,17 +46,23 @@ def certify(
     from_seq: int = 1,
     at: int = 0,
     at_seq: int = 0,
+    nats: str | None = None,
 ) -> bytes:
+    """A certification of ``public`` for ``origin``; with ``nats`` (the node's NATS user public
+    key, "U...") the node's NATS identity is certified with it, under the same signature."""
+    subject: dict[str, Any] = {
+        "origin": origin,
+        "region": region,
+        "tier": tier,
+        "key": public,
+        "suite": "ed25519",
+    }
+    if nats is not None:
+        subject["nats"] = check_public(nats)
     body = {
         "doc": "certification",
         "v": 1,
-        "subject": {
-            "origin": origin,
-            "region": region,
-            "tier": tier,
-            "key": public,
-            "suite": "ed25519",
-        },
+        "subject": subject,
         "from_seq": from_seq,
         "at": at,
         "certifier": {"origin": certifier_origin, "key": certifier.key_id, "at_seq": at_seq},
@@ -216,7 +223,21 @@ def _apply_certification(
     s = doc.body["subject"]
     regions[s["origin"]] = s["region"]
     trust.regions[s["origin"]] = s["region"]
-    grant = Grant(s["origin"], s["key"], key_id(s["key"]), int(doc.body["from_seq"]))
+    nats = s.get("nats")
+    if nats is not None:
+        try:
+            check_public(nats)
+        except FederationError as e:
+            problems.append(VerificationError("bad_nats_key", f"{s['origin']}: {e}"))
+            nats = None
+    grant = Grant(
+        s["origin"],
+        s["key"],
+        key_id(s["key"]),
+        int(doc.body["from_seq"]),
+        nats=nats,
+        tier=str(s["tier"]),
+    )
     if grant not in trust.grants:
         trust.grants.append(grant)
 
@@ -292,9 +313,7 @@ def _apply_revocation(
     for i, g in enumerate(trust.grants):
         if g.origin == s["origin"] and g.key_id == s["key"]:
             last = int(doc.body["last_seq"])
-            trust.grants[i] = Grant(
-                g.origin, g.public, g.key_id, g.from_seq, min(last, g.until_seq or last), g.suite
-            )
+            trust.grants[i] = replace(g, until_seq=min(last, g.until_seq or last))
             matched = True
     if not matched:
         problems.append(

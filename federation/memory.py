@@ -2,8 +2,10 @@
 streams of SUBJECTS with wildcard subjects (``*``, ``>``) and a duplicate window by message id,
 durable pull consumers delivering each message until it is acknowledged (again after
 ``ack_wait``), request-reply to served handlers. ``down = True`` makes every call fail with
-TransportError, as a broker that went away would. Connections share the transport's broker:
-one MemoryTransport is one server. Not modelled: retention, limits, max_ack_pending."""
+TransportError, as a broker that went away would; ``refused`` (a reason) makes connecting fail
+with Refused, as a server refusing the credentials would. Connections share the transport's
+broker: one MemoryTransport is one server; each keeps the credentials it connected with. Not
+modelled: retention, limits, max_ack_pending, permissions."""
 
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ from federation.transport import (
     Connection,
     Consumer,
     ConsumerSpec,
+    Credentials,
     Delivery,
     Handler,
     Message,
+    Refused,
     Served,
     StreamState,
     Transport,
@@ -75,6 +79,7 @@ class MemoryTransport(Transport):
 
     def __init__(self, duplicate_window: float = DUPLICATE_WINDOW) -> None:
         self.down = False
+        self.refused: str | None = None
         self.duplicate_window = duplicate_window
         self.streams: dict[str, _Stream] = {}
         self.served: dict[int, tuple[str, Handler]] = {}
@@ -84,9 +89,13 @@ class MemoryTransport(Transport):
         if self.down:
             raise TransportError("the broker is down")
 
-    async def connect(self, url: str, name: str) -> MemoryConnection:
+    async def connect(
+        self, url: str, name: str, credentials: Credentials | None = None
+    ) -> MemoryConnection:
         self.check()
-        return MemoryConnection(self, name)
+        if self.refused is not None:
+            raise Refused(self.refused)
+        return MemoryConnection(self, name, credentials or Credentials())
 
     def stream(self, name: str) -> _Stream:
         if name not in self.streams:
@@ -109,8 +118,11 @@ class MemoryTransport(Transport):
 
 
 class MemoryConnection(Connection):
-    def __init__(self, broker: MemoryTransport, name: str) -> None:
+    def __init__(
+        self, broker: MemoryTransport, name: str, credentials: Credentials | None = None
+    ) -> None:
         self.broker, self.name = broker, name
+        self.credentials = credentials or Credentials()
         self.closed = False
         self.serving: set[int] = set()
 
@@ -156,6 +168,8 @@ class MemoryConnection(Connection):
     async def consumer(self, spec: ConsumerSpec) -> Consumer:
         self.check()
         s = self.broker.stream(spec.stream)
+        if spec.durable in s.durables and s.durables[spec.durable].subject != spec.subject:
+            del s.durables[spec.durable]  # another filter: made again
         if spec.durable not in s.durables:
             s.durables[spec.durable] = _Durable(
                 spec.subject, spec.ack_wait or 30.0, spec.ack_all, spec.after

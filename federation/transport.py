@@ -14,8 +14,10 @@ Subjects (``<child>`` is the origin id of the node that publishes upward):
   durably applied per origin.
 - ``anjian.history.<child>``: request-reply; the parent answers a recovering child with the
   origins it relayed and their envelopes and checkpoints, a page at a time.
-- ``anjian.down.env.<origin>.<division>``: what a tier's subtree must know (``all`` for key
-  documents, a licence's division for licences), on its own ``ANJIAN_DOWN``.
+- ``anjian.down.env.<origin>.all``: key documents a tier's subtree must know, and
+  ``anjian.down.env.<origin>.<d2>.<d4>.<d6>``: licences, by the levels of their division
+  (``440305`` is ``44.4403.440305``), so that one filter is a node's area (``down_area``); both
+  on the publishing tier's own ``ANJIAN_DOWN``. The last token is the division (or ``all``).
 - ``anjian.archive.env.<origin>`` / ``anjian.archive.cp.<origin>``: the national centre's
   entire log on its own ``ANJIAN_ARCHIVE``.
 """
@@ -29,6 +31,7 @@ from typing import Any
 
 import msgpack
 
+from domain.codes import NATIONAL_REGION, Tier, division_level
 from federation.errors import FederationError
 
 UP, DOWN, ARCHIVE = "ANJIAN_UP", "ANJIAN_DOWN", "ANJIAN_ARCHIVE"
@@ -47,12 +50,88 @@ class TransportError(FederationError):
     connection and starts again."""
 
 
+class Refused(TransportError):
+    """The server refused this client: its credentials (an authorization violation, a TLS
+    handshake) or something it asked for (a permissions violation, naming the subject). Not a
+    passing fault: starting again at once would be refused again."""
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """NATS over TLS: the CA file that signed the servers' certificates (the server is verified
+    against it), and the client's certificate and key for a server that requires them."""
+
+    ca: str
+    cert: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How a node presents itself to a NATS server: its nkey user seed (None: anonymous), the
+    prefix of its reply subjects (``_INBOX.<origin>``, so a server's permissions can confine
+    replies to it), and TLS (None: plain TCP)."""
+
+    seed: bytes | None = None
+    inbox: str | None = None
+    tls: TLSFiles | None = None
+
+    def __repr__(self) -> str:  # never the seed in a log line
+        seed = "set" if self.seed else None
+        return f"Credentials(seed={seed}, inbox={self.inbox!r}, tls={self.tls!r})"
+
+
 def up_subject(child: str, kind: str, origin: str) -> str:
     return f"anjian.up.{child}.{kind}.{origin}"
 
 
 def applied_subject(child: str) -> str:
     return f"anjian.applied.{child}"
+
+
+def history_subject(child: str) -> str:
+    return f"{HISTORY}.{child}"
+
+
+def down_durables(origin: str) -> tuple[str, str]:
+    """The durable consumers a child keeps on its parent's ANJIAN_DOWN: the key documents,
+    and what concerns its area."""
+    return f"anjian-down-{origin}", f"anjian-down-{origin}-area"
+
+
+def backup_durable(origin: str) -> str:
+    """The backup centre's durable consumer on the national ANJIAN_ARCHIVE."""
+    return f"anjian-backup-{origin}"
+
+
+def restore_durable(origin: str) -> str:
+    """The durable consumer a node being restored reads an ANJIAN_ARCHIVE with."""
+    return f"anjian-restore-{origin}"
+
+
+DOWN_ALL = "anjian.down.env.*.all"  # the key documents on a downward stream, every origin's
+
+
+def down_subject(origin: str, division: str) -> str:
+    """The downward subject of an envelope of ``origin`` concerning ``division`` (six digits),
+    or key documents (``all``; so is anything without a six-digit division)."""
+    if len(division) == 6 and division.isdigit():
+        return f"anjian.down.env.{origin}.{division[:2]}.{division[:4]}.{division}"
+    return f"anjian.down.env.{origin}.all"
+
+
+def down_area(region: str) -> str:
+    """The filter of the downward subjects of ``region``'s area (as ``in_subtree`` draws it):
+    a province's ``anjian.down.env.*.44.>``, a city's ``anjian.down.env.*.44.4403.>``, a
+    county's ``anjian.down.env.*.44.4403.440305``."""
+    if region == NATIONAL_REGION:
+        return "anjian.down.env.*.*.*.*"
+    level = division_level(region)
+    if level == Tier.PROVINCE:
+        return f"anjian.down.env.*.{region[:2]}.>"
+    if level == Tier.CITY:
+        return f"anjian.down.env.*.{region[:2]}.{region[:4]}.>"
+    return f"anjian.down.env.*.{region[:2]}.{region[:4]}.{region}"
 
 
 @dataclass(frozen=True)
@@ -148,7 +227,8 @@ class Served(abc.ABC):
 
 
 class Connection(abc.ABC):
-    """One connection to a broker. Every method raises TransportError on a failure."""
+    """One connection to a broker. Every method raises TransportError on a failure, Refused
+    when the server refused it (or refused this client since)."""
 
     @abc.abstractmethod
     async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
@@ -174,7 +254,7 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     async def consumer(self, spec: ConsumerSpec) -> Consumer:
         """The durable pull consumer ``spec`` names, made if missing (an existing one is bound
-        as it is)."""
+        as it is, unless its subject differs: then it is made again)."""
 
     @abc.abstractmethod
     async def delete_consumer(self, stream: str, durable: str) -> None:
@@ -197,9 +277,13 @@ class Transport(abc.ABC):
     (federation.memory) in unit tests."""
 
     @abc.abstractmethod
-    async def connect(self, url: str, name: str) -> Connection:
-        """One connection that reconnects by itself once made; the first attempt fails fast
-        (TransportError) so the caller can log that it works offline and try again later."""
+    async def connect(
+        self, url: str, name: str, credentials: Credentials | None = None
+    ) -> Connection:
+        """One connection that reconnects by itself once made, as ``credentials`` say (None:
+        anonymous, plain TCP); the first attempt fails fast (TransportError, Refused if the
+        server refused the credentials) so the caller can log that it works offline and try
+        again later."""
 
 
 def pack_positions(positions: dict[str, tuple[int, int]]) -> bytes:

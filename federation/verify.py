@@ -16,7 +16,8 @@ from federation.merkle import CompactRange, leaf_hash
 @dataclass(frozen=True)
 class Grant:
     """Key ``key_id`` may sign for ``origin`` from ``from_seq`` up to ``until_seq`` (inclusive;
-    None: not revoked)."""
+    None: not revoked); certified for a node of ``tier`` whose NATS identity is ``nats`` (an
+    nkey user public key; None in certifications made before NATS identities)."""
 
     origin: str
     public: bytes
@@ -24,6 +25,12 @@ class Grant:
     from_seq: int = 1
     until_seq: int | None = None
     suite: str = "ed25519"
+    nats: str | None = None
+    tier: str | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.until_seq is not None
 
 
 @dataclass

@@ -1,12 +1,15 @@
-"""The node's keys and the rules that govern them: its own signing key (created with the node
-directory, kept readable by its owner), who signs a key document and what a signer may certify,
-installing a trust chain and switching to a rotated key once it is certified."""
+"""The node's keys and the rules that govern them: its own signing key and its NATS identity
+(created with the node directory, kept readable by its owner), who signs a key document and
+what a signer may certify, installing a trust chain and switching to a rotated key once it is
+certified."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +17,9 @@ from domain.codes import NATIONAL_REGION, Tier, in_subtree
 from federation.envelope import parse
 from federation.errors import FederationError
 from federation.keys import ROOT, ROOT_TIERS, build_trust
+from federation.nkey import check_public, generate_seed, public_of
 from federation.suite import SigningKey, load_key, public_pem, save_key
+from federation.transport import Credentials, TLSFiles
 from federation.verify import Trust
 from node import config as config_mod
 from node.config import KEY_FILE, PUBLIC_KEY_FILE, Config
@@ -23,16 +28,113 @@ from node.readonly import Rows, read_only
 
 NEXT_KEY_FILE = "node.key.next"
 NEXT_PUBLIC_KEY_FILE = "node.pub.next"
+NATS_KEY_FILE = "nats.nk"  # the default of [federation] nats_key
+NATS_PUBLIC_FILE = "nats.pub"  # beside the seed: what the certifier certifies with the key
 
 
 def generate_node_key(directory: Path) -> SigningKey:
-    """Create DIR/node.key (0600) and DIR/node.pub; refuse to replace an existing key."""
+    """Create DIR/node.key (0600) and DIR/node.pub, and the node's NATS identity if it has
+    none (``generate_nats_key``); refuse to replace an existing key."""
     if (directory / KEY_FILE).exists():
         raise ConfigError(f"{directory / KEY_FILE} exists: a node's key is replaced by rotation")
     key = SigningKey.generate()
     save_key(key, directory / KEY_FILE)
     (directory / PUBLIC_KEY_FILE).write_bytes(public_pem(key.public))
+    if not nats_key_file(directory).exists():
+        generate_nats_key(directory)
     return key
+
+
+# -- the node's NATS identity ----------------------------------------------------------------
+def nats_key_file(directory: Path) -> Path:
+    """Where the node's nkey seed is: ``[federation] nats_key`` of its node.toml (read as
+    written, before the configuration may be complete), relative to the node directory."""
+    name = NATS_KEY_FILE
+    try:
+        text = (directory / config_mod.CONFIG_FILE).read_text(encoding="utf-8")
+        name = str(tomllib.loads(text).get("federation", {}).get("nats_key", NATS_KEY_FILE))
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        pass
+    return directory / name
+
+
+def nats_public_file(seed_file: Path) -> Path:
+    return seed_file.with_name(NATS_PUBLIC_FILE)
+
+
+def generate_nats_key(directory: Path) -> str:
+    """Create the node's NATS identity: an nkey user seed (0600, never overwritten) and
+    nats.pub beside it. A key of its own, never the signing key: the server chooses what a
+    NATS client signs. Returns the public key ("U...")."""
+    path = nats_key_file(directory)
+    seed = generate_seed()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path} exists: the node has its NATS identity") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(seed + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+    public = public_of(seed)
+    nats_public_file(path).write_text(public + "\n", encoding="ascii")
+    return public
+
+
+def load_nats_seed(path: Path) -> bytes:
+    """The nkey seed in ``path``; ConfigError if it is missing, not a user seed, or readable
+    by others."""
+    try:
+        seed = path.read_bytes().strip()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: the node has no NATS identity; create it with `anjian keys generate "
+            f"{path.parent}` and have the certifier certify nats.pub with the node's key"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    if mode & 0o077:
+        raise ConfigError(f"{path}: the NATS key must be readable by its owner only (chmod 600)")
+    try:
+        public_of(seed)
+    except FederationError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return seed
+
+
+def nats_public(config: Config) -> str:
+    """The node's NATS user public key, from its seed."""
+    return public_of(load_nats_seed(config.directory / config.federation.nats_key))
+
+
+def read_nats_public(path: Path) -> str:
+    """A NATS user public key from a file (nats.pub: "U..." on one line)."""
+    try:
+        return check_public(path.read_text(encoding="ascii").strip())
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except FederationError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def credentials(config: Config) -> Credentials:
+    """How this node presents itself to a NATS server (its parent's, its own tier's): its
+    NATS identity (anonymous if it has none yet: an authorising server refuses it, saying
+    so), replies under ``_INBOX.<origin>``, and TLS as ``[federation]`` says."""
+    path = config.directory / config.federation.nats_key
+    seed = load_nats_seed(path) if path.exists() else None
+    f = config.federation
+    tls = None
+    if f.tls_ca is not None:
+        tls = TLSFiles(
+            str(config.directory / f.tls_ca),
+            str(config.directory / f.tls_cert) if f.tls_cert else None,
+            str(config.directory / f.tls_key) if f.tls_key else None,
+        )
+    elif f.tls_cert is not None:
+        raise ConfigError("[federation] tls_cert needs tls_ca (the CA that signed the servers)")
+    return Credentials(seed=seed, inbox=f"_INBOX.{config.node.origin}", tls=tls)
 
 
 @dataclass(frozen=True)

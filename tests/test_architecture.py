@@ -54,8 +54,9 @@ ROOMS = {
     "node.cli": {"node", "node.runtime", "node.replication", "node.audit", "node.api", "node.cli"},
     "node.__main__": {"node.cli"},
 }
-# third-party libraries only one place may import: the NATS driver stays behind the transport
-ONLY_IN: dict[str, set[str]] = {"nats": {"federation"}}
+# third-party libraries only one place may import: the NATS driver stays behind the transport,
+# and NATS identities (nkeys) are made and checked in federation.nkey
+ONLY_IN: dict[str, set[str]] = {"nats": {"federation"}, "nkeys": {"federation"}}
 
 
 def modules():

@@ -1,7 +1,9 @@
 """`anjian demo`: a small federation on this machine — the national centre, one province, one
 city and two counties — each node with its own directory and key (certified down the chain
 from a root key made for the demo), nats-server processes for the tiers that run one, and
-`anjian serve` for every node. It records a realistic day at the counties, cuts one county's
+`anjian serve` for every node. Every nats-server runs the configuration `anjian nats config`
+writes (each node authenticates with its certified NATS identity, and may do only what its place
+in the hierarchy allows). It records a realistic day at the counties, cuts one county's
 uplink for a while (a TCP relay between the county and its city's NATS is closed, as a bad
 line would be), and prints per-tier counts and digests until the national view equals what
 its subtree recorded."""
@@ -23,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -31,9 +33,11 @@ from domain.codes import Tier, credit_code_check_character
 from federation.keys import ROOT, ROOT_TIERS, certify
 from federation.suite import SigningKey, load_key, load_public, public_pem
 from node import config as config_mod
+from node.cli.nats import set_federation
 from node.config import NodeSection
 from node.errors import ConfigError
-from node.keys import generate_node_key
+from node.keys import generate_node_key, read_nats_public
+from node.replication.natsauth import CONFIG_FILE, ServerTLS, write_authorisation, write_config
 from node.replication.natsd import NatsServer, free_port
 from node.replication.outbox import tree_sizes
 from node.service import Node
@@ -72,46 +76,82 @@ class Member:
         config = config_mod.load(self.directory, environ={})
         return Node(config) if clock is None else Node(config, clock=clock)
 
+    def authorise(self) -> dict[str, Any]:
+        """Rewrite its server's authorisation from its trust now (as its serving node does
+        within a second of a change), and have the running server reload it."""
+        assert self.nats is not None, f"{self.name} runs no NATS server"
+        config = config_mod.load(self.directory, environ={})
+        report = write_authorisation(config, self.nats.directory)
+        if report["changed"]:
+            self.nats.reload()
+        return report
+
+
+class Certificates(Protocol):
+    """A CA for NATS over TLS, issuing each member a certificate for 127.0.0.1 that serves as
+    its server's and its client's."""
+
+    ca: Path
+
+    def issue(self, name: str, directory: Path) -> tuple[Path, Path]: ...  # (cert, key) files
+
 
 def build(
     root: Path,
     layout: list[tuple[str, str, str, str | None]],
     parent_url: Callable[[Member], str] | None = None,
     kind: type[M] = Member,  # type: ignore[assignment]
+    tls: Certificates | None = None,
 ) -> tuple[SigningKey, dict[str, M]]:
     """Node directories with configuration and keys, NATS servers (not started) for every tier
-    with children, and each key certified by the tier above (the root for the national centre
-    and the provinces), each certification recorded in its certifier's log and every node's
-    trust chain installed. ``parent_url`` may route a child to its parent's NATS another way
-    (the demo's cuttable relay)."""
+    with children, and each key and NATS identity certified by the tier above (the root for
+    the national centre and the provinces), each certification recorded in its certifier's log
+    and every node's trust chain installed; then each server's configuration written from its
+    tier's trust (`anjian nats config`), over mutual TLS if ``tls`` issues the certificates.
+    ``parent_url`` may route a child to its parent's NATS another way (the demo's cuttable
+    relay)."""
     root_key = SigningKey.generate()
     members: dict[str, M] = {}
     with_children = {p for *_, p in layout if p}
+    scheme = "tls" if tls else "nats"
     for name, tier, region, parent_name in layout:
         parent = members[parent_name] if parent_name else None
         directory = root / name
         directory.mkdir(parents=True)
         # a backup centre republishes what it holds on an archive stream of its own
         own_nats = name in with_children or tier == "backup"
-        nats = NatsServer(root / f"{name}-nats", name=name) if own_nats else None
+        server_dir = root / f"{name}-nats"
+        nats = (
+            NatsServer(server_dir, name=name, config=server_dir / CONFIG_FILE, scheme=scheme)
+            if own_nats
+            else None
+        )
         member = kind(name, tier, region, directory, parent, nats)
         url = None
         if parent is not None:
             assert parent.nats is not None, f"{parent.name} has children: it runs a NATS server"
             url = parent_url(member) if parent_url else parent.nats.url
         section = NodeSection(origin=member.origin, tier=Tier(tier), region=region, parent=url)
-        (directory / config_mod.CONFIG_FILE).write_text(
-            config_mod.render(section, nats.url if nats else None), encoding="utf-8"
-        )
+        text = config_mod.render(section, nats.url if nats else None)
+        if nats is not None:  # the serving node keeps its server's authorisation current
+            text = set_federation(text, "server_dir", str(server_dir.resolve()))
+        if tls is not None:
+            cert_file, key_file = tls.issue(name, directory)
+            files = (("tls_ca", tls.ca), ("tls_cert", cert_file), ("tls_key", key_file))
+            for setting, path in files:
+                text = set_federation(text, setting, str(path.resolve()))
+        (directory / config_mod.CONFIG_FILE).write_text(text, encoding="utf-8")
         generate_node_key(directory)
         members[name] = member
-    national = next(m for m in members.values() if m.tier == "national")
+    # the root's certifications are recorded in the national centre's log (when there is one)
+    national = next((m for m in members.values() if m.tier == "national"), None)
     for m in members.values():
         public = load_public(m.directory / "node.pub")
-        subject = dict(origin=m.origin, region=m.region, tier=m.tier, public=public)
+        nats_key = read_nats_public(m.directory / "nats.pub")
+        subject = dict(origin=m.origin, region=m.region, tier=m.tier, public=public, nats=nats_key)
         if m.parent is None or m.tier in ROOT_TIERS:
             doc = certify(root_key, ROOT, **subject)  # type: ignore[arg-type]
-            recorder: Member = national
+            recorder: Member | None = national
             m.docs = [doc]
         else:
             assert m.parent is not None
@@ -124,11 +164,20 @@ def build(
         (trust / "root.pub").write_bytes(public_pem(root_key.public))
         for i, d in enumerate(m.docs):
             (trust / f"{i}.doc").write_bytes(d)
-        node = recorder.open()
-        try:
-            node.record_key_document(doc, user="admin")
-        finally:
-            node.close()
+        if recorder is not None:
+            node = recorder.open()
+            try:
+                node.record_key_document(doc, user="admin")
+            finally:
+                node.close()
+    for m in members.values():  # each server from its tier's trust, as `anjian nats config`
+        if m.nats is not None:
+            config = config_mod.load(m.directory, environ={})
+            server_tls = None
+            if tls is not None:
+                f = config.federation
+                server_tls = ServerTLS(Path(str(f.tls_cert)), Path(str(f.tls_key)), tls.ca, True)
+            write_config(config, m.nats.directory, tls=server_tls)
     return root_key, members
 
 

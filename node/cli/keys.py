@@ -1,5 +1,5 @@
-"""`anjian keys ...`: the node's signing key, the national root key, certifications,
-revocations, rotation, and installing a trust chain."""
+"""`anjian keys ...`: the node's signing key and NATS identity, the national root key,
+certifications, revocations, rotation, and installing a trust chain."""
 
 from __future__ import annotations
 
@@ -15,28 +15,52 @@ from node import config as config_mod
 from node.cli.base import NODE_DIR, emit, open_node, public_key, user_errors
 from node.errors import ConfigError
 from node.keys import (
+    NATS_PUBLIC_FILE,
     NEXT_PUBLIC_KEY_FILE,
     check_certification,
+    generate_nats_key,
     generate_node_key,
     install_chain,
+    nats_key_file,
+    nats_public_file,
     prepare_rotation,
+    read_nats_public,
     signer,
 )
 
 
 @click.group()
 def keys() -> None:
-    """The node's signing key."""
+    """The node's signing key and NATS identity, certifications and the root key."""
 
 
 @keys.command("generate")
 @NODE_DIR
 def keys_generate(directory: Path) -> None:
-    """Create the node's Ed25519 key (node.key, 0600) and node.pub, if it has none."""
+    """Create what the node lacks of its keys: its Ed25519 signing key (node.key, 0600, and
+    node.pub) and its NATS identity (an nkey seed, [federation] nats_key, default nats.nk,
+    0600, and nats.pub beside it). The certifier certifies node.pub and nats.pub together.
+
+    \b
+    Example (a node made before NATS identities):
+      anjian keys generate ./county
+    """
     with user_errors():
-        config_mod.load(directory)
-        key = generate_node_key(directory)
-        emit({"key_id": key.key_id, "public_key_file": str(directory / config_mod.PUBLIC_KEY_FILE)})
+        config = config_mod.load(directory)
+        made: dict[str, object] = {}
+        if not config.key_file.exists():
+            key = generate_node_key(directory)
+            made |= {"key_id": key.key_id, "public_key_file": str(config.public_key_file)}
+        seed = nats_key_file(directory)
+        if not seed.exists():
+            made |= {"nats": generate_nats_key(directory)}
+        if not made:
+            raise ConfigError(
+                f"{directory} has its keys: node.key is replaced by rotation (anjian keys rotate)"
+            )
+        if seed.exists():
+            made |= {"nats_key_file": str(seed), "nats_public_file": str(nats_public_file(seed))}
+        emit(made)
 
 
 def _next_position(directory: Path | None) -> int:
@@ -80,9 +104,17 @@ def keys_root_init(out: Path) -> None:
 @click.option("--tier", required=True, type=click.Choice([t.value for t in Tier]))
 @click.option(
     "--public",
+    "--key",
     "public_file",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The node's public key (node.pub).",
+)
+@click.option(
+    "--nats-key",
+    "nats_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The node's NATS identity (nats.pub); default: nats.pub beside --public, if there.",
 )
 @click.option("--from-seq", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
@@ -93,21 +125,27 @@ def keys_certify(
     region: str,
     tier: str,
     public_file: Path,
+    nats_file: Path | None,
     from_seq: int,
     out: Path,
 ) -> None:
-    """Certify a key of the tier below, inside the certifier's own area. From a node
-    directory the certification is also recorded in that node's log.
+    """Certify a key of the tier below, inside the certifier's own area, with the node's NATS
+    identity (which its parent's NATS server authorises). From a node directory the
+    certification is also recorded in that node's log.
 
     \b
     Example (a province certifies one of its counties):
       anjian keys certify ./province --origin 130102 --region 130102 --tier county \\
-        --public county.pub --out 130102.cert
+        --public county/node.pub --nats-key county/nats.pub --out 130102.cert
     """
     with user_errors():
         by = signer(directory, root_key)
         public = public_key(public_file)
         check_certification(by, origin, region, tier)
+        beside = public_file.with_name(NATS_PUBLIC_FILE)
+        if nats_file is None and beside.exists():
+            nats_file = beside
+        nats = read_nats_public(nats_file) if nats_file is not None else None
         doc = certify(
             by.key,
             by.origin,
@@ -117,6 +155,7 @@ def keys_certify(
             public=public,
             from_seq=from_seq,
             at_seq=_next_position(directory),
+            nats=nats,
         )
         _record_if_node(directory, doc)
         out.write_bytes(doc)
@@ -126,8 +165,15 @@ def keys_certify(
                 "origin": origin,
                 "key_id": key_id(public),
                 "from_seq": from_seq,
+                "nats": nats,
             }
         )
+        if nats is None:
+            click.echo(
+                "warning: no NATS identity certified (no --nats-key, no nats.pub beside the"
+                " key): the node cannot connect to its parent's NATS until it is",
+                err=True,
+            )
 
 
 @keys.command("revoke")
@@ -201,8 +247,9 @@ def keys_install(directory: Path, documents: tuple[Path, ...], root_key: Path) -
 @keys.command("rotate")
 @NODE_DIR
 def keys_rotate(directory: Path) -> None:
-    """Prepare a new node key (node.key.next): give node.pub.next and the printed from_seq
-    to the certifier, then install its certification (and the old key's revocation)."""
+    """Prepare a new node key (node.key.next): give node.pub.next, nats.pub (the NATS identity
+    stays) and the printed from_seq to the certifier, then install its certification (and the
+    old key's revocation)."""
     with open_node(directory) as node:
         key = prepare_rotation(directory)
         size = node.status()["signed_log"]["envelopes"]
@@ -213,6 +260,7 @@ def keys_rotate(directory: Path) -> None:
                 "from_seq": size + 1,
                 "old_key_id": node.key.key_id,
                 "old_last_seq": size,
+                "nats_public_file": str(nats_public_file(nats_key_file(directory))),
             }
         )
 

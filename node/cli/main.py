@@ -30,7 +30,7 @@ from node.cli.query import projections, query, readings
 from node.cli.tls import tls
 from node.cli.users import users
 from node.errors import ConfigError
-from node.keys import generate_node_key
+from node.keys import generate_node_key, nats_key_file, nats_public_file
 from node.replication.status import federation_view
 from node.tuning import collect_less
 
@@ -80,7 +80,8 @@ def init(
     nats_url: str | None,
     origin: str | None,
 ) -> None:
-    """Create a node directory: configuration and an empty log.
+    """Create a node directory: configuration, the node's signing key (node.key, node.pub),
+    its NATS identity (nats.nk, nats.pub: the certifier certifies both) and an empty log.
 
     \b
     Example:
@@ -94,9 +95,19 @@ def init(
         (directory / config_mod.CONFIG_FILE).write_text(toml, encoding="utf-8")
         generate_node_key(directory)
     with open_node(directory) as node:
-        emit({"directory": str(directory.resolve()), **node.status()})
+        nats_public = nats_public_file(nats_key_file(directory))
+        emit(
+            {
+                "directory": str(directory.resolve()),
+                **node.status(),
+                "public_key_file": str(node.config.public_key_file),
+                "nats_public_file": str(nats_public),
+            }
+        )
     click.echo(
-        f"next: anjian users add {directory} NAME --role writer   (then: anjian serve {directory})",
+        f"next: have the certifier certify {directory}/node.pub with {nats_public}, install"
+        f" the certification (anjian keys install), and anjian users add {directory} NAME"
+        f" --role writer   (then: anjian serve {directory})",
         err=True,
     )
 

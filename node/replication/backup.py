@@ -14,7 +14,6 @@ import base64
 import contextlib
 import hashlib
 import logging
-import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,16 +27,21 @@ from federation.suite import load_public, public_pem
 from federation.transport import (
     ARCHIVE,
     DOWN,
-    HISTORY,
     SUBJECTS,
     UP,
     Connection,
     ConsumerSpec,
     Delivery,
+    Refused,
     Transport,
+    backup_durable,
+    down_durables,
+    history_subject,
+    restore_durable,
     up_subject,
 )
 from node.errors import ConfigError
+from node.keys import credentials
 from node.replication.archive import last_seq
 from node.replication.importer import KEY_DOCUMENT, Importer
 from node.replication.outbox import tree_sizes
@@ -84,7 +88,7 @@ class Follower(Taker):
     stream = ARCHIVE
 
     async def session(self, nc: Connection) -> None:
-        self.durable = f"anjian-backup-{self.node.config.node.origin}"
+        self.durable = backup_durable(self.node.config.node.origin)
         self.documents = Documents(await self.read(waiting_envelopes, self.node))
         await self.consume(nc)
 
@@ -119,7 +123,10 @@ async def restore(
         # this very stream (its address and when it was made): where an earlier run stopped
         source = f"{url} {ARCHIVE} {info.created}"
         seen = _restored(node, source)
-        durable = f"anjian-restore-{secrets.token_hex(4)}"
+        # named after the node (what the server's permissions let it make); made anew, at
+        # where this restore goes on
+        durable = restore_durable(node.config.node.origin)
+        await nc.delete_consumer(ARCHIVE, durable)
         sub = await nc.consumer(
             ConsumerSpec(
                 ARCHIVE,
@@ -211,7 +218,8 @@ async def recover(
             last = await last_seq(nc, UP, up_subject(me, "env", origin))
             if last > applied:
                 unapplied[origin] = last - applied
-        await nc.delete_consumer(DOWN, f"anjian-down-{me}")
+        for durable in down_durables(me):
+            await nc.delete_consumer(DOWN, durable)
     finally:
         await nc.close()
     report = {"parent_held": origins, **totals.report(importer), **_finish(node)}
@@ -229,15 +237,24 @@ async def recover(
 async def _connect(transport: Transport | None, url: str, node: Node, what: str) -> Connection:
     try:
         return await (transport or NATSTransport()).connect(
-            url, f"anjian {node.config.node.origin} {what}"
+            url, f"anjian {node.config.node.origin} {what}", credentials(node.config)
         )
+    except Refused as e:
+        raise ConfigError(
+            f"NATS at {url} refused this node: {e}. A node on a new disk has a new NATS key"
+            f" ({node.config.federation.nats_key}, nats.pub): have the certifier certify it"
+            " with the node's key (anjian keys certify ... --public node.pub --nats-key"
+            " nats.pub), and the server's tier reload its authorisation"
+        ) from None
     except Exception as e:
         raise ConfigError(f"cannot reach NATS at {url}: {e or type(e).__name__}") from None
 
 
 async def _ask(nc: Connection, me: str, request: dict[str, Any]) -> dict[str, Any]:
     try:
-        reply = await nc.request(f"{HISTORY}.{me}", msgpack.packb(request), timeout=30)
+        reply = await nc.request(history_subject(me), msgpack.packb(request), timeout=30)
+    except Refused as e:
+        raise ConfigError(f"the parent's NATS server refused: {e}") from None
     except Exception as e:
         raise ConfigError(
             f"the parent did not answer for the history of {me} ({e or type(e).__name__}):"

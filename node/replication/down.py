@@ -1,5 +1,6 @@
 """The downward stream: what a subtree must know (certifications, rotations, revocations, and
-licences of its area), published by each tier on its own NATS and taken by its children."""
+licences of its area), published by each tier on its own NATS and taken by its children, each
+reading only its own: the key documents, and the licences of its area (its subjects)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from uuid import UUID
 from federation.envelope import parse
 from federation.transport import (
     DOWN,
-    SUBJECTS,
+    DOWN_ALL,
     Connection,
     ConsumerSpec,
+    Delivery,
     Message,
     Transport,
     TransportError,
+    down_area,
+    down_durables,
+    down_subject,
     envelope_id,
 )
 from node.replication.above import DOWN_PREFIXES, take_from_above
@@ -34,7 +39,7 @@ DOWN_TYPES = ("keys.document_recorded/1",)  # what a subtree must know, with lic
 # -- down: what a subtree must know ----------------------------------------------------------
 def down_batch(node: Node, limit: int) -> tuple[list[Message], dict[str, int]]:
     """The next envelopes for the downward stream: this node's own key documents and licence
-    events (with the licence's division in the subject, so each child keeps its area's), then
+    events (with the licence's division in the subject, so each child reads its area's), then
     everything that came down from above, relayed as it came. Returns the messages and the
     scan positions to remember once they are published."""
     log = node.log
@@ -70,10 +75,6 @@ def down_batch(node: Node, limit: int) -> tuple[list[Message], dict[str, int]]:
     if rows:
         new["^"] = int(rows[-1]["verified"])
     return messages, new
-
-
-def down_subject(origin: str, division: str) -> str:
-    return f"anjian.down.env.{origin}.{division}"
 
 
 def _division(node: Node, env: Any) -> str:
@@ -120,9 +121,10 @@ class DownPublisher(Part):
 
 
 class DownConsumer(Part):
-    """Consumes the parent's downward stream as a client (a durable consumer named after this
-    node) and keeps, after verifying each envelope's signature, what comes from the tiers
-    above and concerns this node's area."""
+    """Consumes the parent's downward stream as a client, with two durable consumers named
+    after this node: the key documents (``anjian.down.env.*.all``) and its area's licences
+    (``down_area``), the only ones its parent's server lets it make; keeps, after verifying
+    each envelope's signature, what comes from the tiers above."""
 
     name = "downlink"
 
@@ -139,13 +141,17 @@ class DownConsumer(Part):
         self.importer = importer
 
     async def session(self, nc: Connection) -> None:
-        me = self.node.config.node.origin
-        sub = await nc.consumer(
-            ConsumerSpec(DOWN, f"anjian-down-{me}", SUBJECTS[DOWN], ack_wait=ACK_WAIT)
-        )
+        own = self.node.config.node
+        documents, area = down_durables(own.origin)
+        subs = [
+            await nc.consumer(ConsumerSpec(DOWN, documents, DOWN_ALL, ack_wait=ACK_WAIT)),
+            await nc.consumer(ConsumerSpec(DOWN, area, down_area(own.region), ack_wait=ACK_WAIT)),
+        ]
         batch = self.node.config.federation.batch
         while True:
-            msgs = await sub.fetch(batch, 1.0)
+            # both at once; the key documents first (a licence may need a key they certify)
+            fetched = await asyncio.gather(*(sub.fetch(batch, 1.0) for sub in subs))
+            msgs: list[Delivery] = [m for found in fetched for m in found]
             if msgs:
                 items = [(m.subject, m.data) for m in msgs]
                 summary = await self.write(take_from_above, self.importer, items)

@@ -1,5 +1,7 @@
-"""Running a nats-server with JetStream for a tier (the demo, the tests): its own store
-directory and port, started from PATH and awaited until it reports ready."""
+"""Running a nats-server with JetStream for a tier (the demo, the tests): started from PATH
+with the configuration `anjian nats config` wrote for the tier (node.replication.natsauth:
+its port, store, authorisation, TLS), or bare (anonymous, its own store directory and port)
+for what needs only a broker, and awaited until it reports ready."""
 
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ INSTALL = (
 )
 
 
+RELOADED = b"Reloaded server configuration"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -32,41 +37,45 @@ def nats_server_binary() -> str:
 
 
 class NatsServer:
-    """``nats-server -js`` on 127.0.0.1 with its store in ``directory``; stop and start again
-    keep the port and the store (an outage and a recovery)."""
+    """A nats-server on 127.0.0.1: from ``config`` (a file `anjian nats config` wrote, which
+    names the port, the store and who may connect; ``scheme`` ``tls`` if it requires TLS), or
+    bare (``-js``, anonymous, its store in ``directory``). Its output goes to
+    ``directory/nats.log``; stop and start again keep the port and the store (an outage and a
+    recovery)."""
 
-    def __init__(self, directory: Path, port: int | None = None, name: str = "anjian") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        name: str = "anjian",
+        config: Path | None = None,
+        scheme: str = "nats",
+    ) -> None:
         self.binary = nats_server_binary()
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.name = name
+        self.config = config
+        self.scheme = scheme
         self.log = self.directory / "nats.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        if self.config is not None:
+            return [self.binary, "-c", str(self.config)]
+        store = str(self.directory / "store")
+        port = str(self.port)
+        return [self.binary, "-js", "-sd", store, "-a", "127.0.0.1", "-p", port, "-n", self.name]
 
     def start(self, timeout: float = 20.0) -> NatsServer:
         start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "-js",
-                    "-sd",
-                    str(self.directory / "store"),
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-n",
-                    self.name,
-                ],
-                stdout=out,
-                stderr=out,
-            )
+            self.proc = subprocess.Popen(self.command(), stdout=out, stderr=out)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.log.open("rb") as f:
@@ -79,6 +88,19 @@ class NatsServer:
             time.sleep(0.05)
         self.stop()
         raise ConfigError(f"nats-server did not become ready within {timeout:.0f}s ({self.log})")
+
+    def reload(self, timeout: float = 10.0) -> None:
+        """Have the running server read its configuration again (SIGHUP), and wait until it
+        says it did."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        before = self.log.read_bytes().count(RELOADED)
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.log.read_bytes().count(RELOADED) <= before:
+            if time.monotonic() > deadline:
+                raise ConfigError(f"nats-server did not reload within {timeout:.0f}s ({self.log})")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -10,15 +10,19 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from domain.errors import DomainError
 from federation.errors import VerificationError
 from federation.jetstream import NATSTransport
 from federation.transport import (
     Connection,
+    Credentials,
     Delivery,
+    Refused,
     Transport,
     TransportError,
     kind_of,
 )
+from node.keys import credentials
 from node.service import Node
 
 log = logging.getLogger("anjian.federation")
@@ -29,6 +33,7 @@ IDLE = 0.2  # seconds between looks at the log when there is nothing to publish
 RETRY = (0.25, 0.5, 1.0)  # seconds between connection attempts (the last repeats): a line
 # back in service is used within a second, and a connection attempt costs next to nothing
 AFTER_FAULT = 2.0  # seconds before starting again after an error that is not the connection's
+AFTER_REFUSAL = 2.0  # seconds before trying again when the server refused this node
 TRAIL = 5.0  # seconds projections and the archive may trail a backlog being applied
 ACK_WAIT = 10.0  # seconds before a message delivered but not acknowledged is delivered again
 
@@ -51,13 +56,28 @@ class Part:
         self.connected = False
         self.last_error: str | None = None
 
+    def credentials(self) -> Credentials:
+        """How this node presents itself (read at each attempt: a NATS key made or certified
+        meanwhile is used at once)."""
+        return credentials(self.node.config)
+
     async def run(self) -> None:
         attempt = 0
+        refused: str | None = None
         while True:
             try:
                 nc = await self.transport.connect(
-                    self.url, f"anjian {self.node.config.node.origin} {self.name}"
+                    self.url,
+                    f"anjian {self.node.config.node.origin} {self.name}",
+                    self.credentials(),
                 )
+            except (Refused, DomainError) as e:  # refused, or this node's NATS key unusable
+                if describe(e) != refused:  # each new reason once, not every attempt
+                    log.error("%s: %s at %s; trying again", self.name, describe(e), self.url)
+                refused = self.last_error = describe(e)
+                await asyncio.sleep(AFTER_REFUSAL)
+                attempt += 1
+                continue
             except TransportError as e:
                 if attempt == 0:
                     log.warning(
@@ -71,11 +91,15 @@ class Part:
                 await asyncio.sleep(RETRY[min(attempt, len(RETRY) - 1)])
                 attempt += 1
                 continue
-            attempt = 0
+            attempt, refused = 0, None
             self.connected = True
             log.info("%s: connected to %s", self.name, self.url)
             try:
                 await self.session(nc)
+            except Refused as e:  # a permission this node lacks: said, and tried again later
+                self.last_error = describe(e)
+                log.error("%s: %s; trying again in %ss", self.name, e, AFTER_REFUSAL)
+                await asyncio.sleep(AFTER_REFUSAL)
             except TransportError as e:
                 self.last_error = describe(e)
                 log.warning("%s: connection to %s lost (%s); reconnecting", self.name, self.url, e)

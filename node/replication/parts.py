@@ -8,6 +8,7 @@ from node.replication.archive import Archive
 from node.replication.backup import Follower
 from node.replication.down import DownConsumer, DownPublisher
 from node.replication.importer import Importer
+from node.replication.natsauth import Authoriser
 from node.replication.part import Call, Part
 from node.replication.receiver import Receiver
 from node.replication.uplink import Uplink
@@ -20,11 +21,14 @@ def parts(
     """The federation tasks this node's configuration asks for: a backup centre follows the
     national archive (its parent) and republishes its own; every other tier sends up to its
     parent, takes what comes down, and with its own NATS receives from its children. They
-    connect through ``transport`` (NATS JetStream unless given)."""
+    connect through ``transport`` (NATS JetStream unless given). A tier whose server
+    configuration is in ``[federation] server_dir`` keeps its authorisation current."""
     t = transport
     config = node.config
     parent, nats = config.node.parent, config.federation.nats
     found: list[Part] = []
+    if nats and config.federation.server_dir:  # this tier's server: its authorisation
+        found.append(Authoriser(node, config.directory / config.federation.server_dir, read, write))
     if config.node.tier.value == "backup":
         follower = Follower(node, parent, read, write, importer, t) if parent else None
         found += [follower] if follower else []

@@ -12,7 +12,12 @@ consume; no verification, no storage), measured in the same run.
 Before each timing the county's own projections hold what it recorded (in service a node
 projects as it records; catching up with a log written in bulk is no part of either figure).
 
-    .venv/bin/python tests/bench/federation.py [--events 100000] [--backlog 50000]
+The tiers' servers run as in service: every connection authenticated with its node's certified
+NATS identity and held to its permissions (`anjian nats config`); with ``--tls`` also over mutual
+TLS (certificates from `anjian tls`'s private CA). The raw relay is the same in either case:
+plain, anonymous NATS, so the ratio includes what authentication and TLS cost.
+
+    .venv/bin/python tests/bench/federation.py [--events 100000] [--backlog 50000] [--tls]
 
 Prints the machine, each rate, the ratios to the raw relay (the median of three runs of it),
 ``ratio: X`` (the lower of the two) and the rate against the single-core Ed25519 verify rate.
@@ -45,7 +50,9 @@ from federation.transport import Message  # noqa: E402
 from node.replication.natsd import NatsServer  # noqa: E402
 from tests.integration.federation import (  # noqa: E402
     Federation,
+    PrivateCA,
     closing_node,
+    connect_as,
     register_enterprises,
 )
 
@@ -100,7 +107,7 @@ def settle_archive(f: Federation, timeout: float = 600) -> None:
     total = sum(f["national"].applied().values())
 
     async def archived() -> int:
-        nc = await nats.connect(f["national"].nats.url)
+        nc = await connect_as(f["national"])
         info = await nc.jetstream().stream_info(
             "ANJIAN_ARCHIVE", subjects_filter="anjian.archive.env.>"
         )
@@ -179,11 +186,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--backlog", type=int, default=50_000)
+    parser.add_argument("--tls", action="store_true", help="NATS over mutual TLS")
     args = parser.parse_args()
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     print(f"machine: {machine}, Python {platform.python_version()}", flush=True)
+    print(f"NATS: nkey authentication{', mutual TLS' if args.tls else ''}", flush=True)
     with tempfile.TemporaryDirectory(prefix="anjian-bench-") as tmp:
-        f = Federation(Path(tmp) / "fed", LAYOUT)
+        tls = PrivateCA(Path(tmp) / "ca") if args.tls else None
+        f = Federation(Path(tmp) / "fed", LAYOUT, tls=tls)
         try:
             register_enterprises(f["county"], args.events, batch=1000)
             payloads = f["county"].envelopes("130102")

@@ -1,7 +1,9 @@
-"""A real federation for integration tests: nats-server processes for the tiers that run one,
-`anjian serve` processes for the nodes, keys certified down the chain from an offline root
-(each certification recorded in its certifier's log, as bureaus do), and ways to record at a
-node, look into any node's store read-only, and wait for convergence."""
+"""A real federation for integration tests: nats-server processes for the tiers that run one
+(configured by `anjian nats config`'s code: only certified NATS identities, each with what its
+place allows; over mutual TLS if asked), `anjian serve` processes for the nodes, keys and NATS
+identities certified down the chain from an offline root (each certification recorded in its
+certifier's log, as bureaus do), and ways to record at a node, connect as a node, look into any
+node's store read-only, and wait for convergence."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node import config as config_mod
 from node.cli import demo
 from node.errors import ConfigError
+from node.keys import credentials
 from node.replication.natsd import nats_server_binary
 from tests.conftest import Clock
 from tests.factories import credit_code, enterprise, js
@@ -53,6 +57,13 @@ class Member(demo.Member):
             db.row_factory = sqlite3.Row
             return list(db.execute(sql, params))
 
+    def nats_options(self) -> dict[str, Any]:
+        """nats-py's connect options to connect as this node: its NATS identity, its inbox
+        prefix, its TLS."""
+        from federation.jetstream import _options
+
+        return _options(credentials(config_mod.load(self.directory, environ={})))
+
     def applied(self) -> dict[str, int]:
         return {r["origin"]: r["size"] for r in self.query("SELECT origin, size FROM merkle")}
 
@@ -65,15 +76,36 @@ class Member(demo.Member):
         return [(r["origin"], r["seq"], r["reason"]) for r in rows]
 
 
+class PrivateCA:
+    """A private CA (node.tls) that issues each member one certificate for 127.0.0.1, which
+    serves as its server's and as its client's (mutual TLS)."""
+
+    def __init__(self, directory: Path) -> None:
+        from node.tls import make_ca
+
+        self.directory = directory
+        self.ca, _ = make_ca(directory)
+
+    def issue(self, name: str, directory: Path) -> tuple[Path, Path]:
+        from node.tls import issue
+
+        return issue(self.directory, name, ["127.0.0.1"], directory / "tls", client=True)
+
+
 class Federation:
     """Members by name; ``layout``: (name, tier, region, parent name or None), parents first."""
 
-    def __init__(self, root: Path, layout: list[tuple[str, str, str, str | None]]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        layout: list[tuple[str, str, str, str | None]],
+        tls: demo.Certificates | None = None,
+    ) -> None:
         try:
             nats_server_binary()
         except ConfigError:
             missing("nats-server", "apt-get install -y nats-server")
-        self.root_key, self.members = demo.build(root, layout, kind=Member)
+        self.root_key, self.members = demo.build(root, layout, kind=Member, tls=tls)
 
     def __getitem__(self, name: str) -> Member:
         return self.members[name]
@@ -178,16 +210,26 @@ def converged(federation: Federation, top: str, origins: list[str]) -> Callable[
 __all__ = ["Clock", "Federation", "js"]
 
 
-def inject(url: str, messages: list[tuple[str, bytes]]) -> None:
-    """Publish raw messages on a tier's JetStream subjects, as an intruder or a faulty relay
-    would (each with a fresh message id, so the server's duplicate window lets them in)."""
+async def connect_as(server: Member, member: Member | None = None) -> Any:
+    """A nats-py connection to ``server``'s NATS as ``member`` (default: the server's own
+    node), with its NATS identity and inbox prefix, failing at once if refused."""
+    import nats
+
+    assert server.nats is not None
+    options = (member or server).nats_options()
+    return await nats.connect(server.nats.url, allow_reconnect=False, **options)
+
+
+def inject(server: Member, messages: list[tuple[str, bytes]], member: Member | None = None) -> None:
+    """Publish raw messages on a tier's JetStream subjects, as an intruder that got hold of a
+    node's NATS key or a faulty relay would (as ``member``, default the tier's own node: it may
+    publish anything there; each with a fresh message id, so the server's duplicate window
+    lets them in)."""
     import asyncio
     import uuid
 
-    import nats
-
     async def run() -> None:
-        nc = await nats.connect(url)
+        nc = await connect_as(server, member)
         js = nc.jetstream()
         for subject, data in messages:
             await js.publish(subject, data, headers={"Nats-Msg-Id": str(uuid.uuid4())})

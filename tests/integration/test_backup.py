@@ -11,18 +11,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nats
 import pytest
 
+from federation.jetstream import NATSTransport
 from federation.keys import certify, revoke
 from federation.suite import load_key, load_public
+from federation.transport import TransportError
 from node import config as config_mod
 from node.config import NodeSection
-from node.keys import generate_node_key
+from node.keys import credentials, generate_node_key, read_nats_public
 from tests.factories import accident, js
 from tests.integration.federation import (
     Federation,
+    Member,
     closing_node,
+    connect_as,
     converged,
     register_enterprises,
     wait_for,
@@ -65,11 +68,11 @@ def digest(directory: Path, timeout: float = 60) -> str:
     return anjian("projections", "digest", directory, timeout=timeout)["digest"]
 
 
-def archived(url: str) -> int:
+def archived(member) -> int:
     """Envelopes on an archive stream."""
 
     async def count() -> int:
-        nc = await nats.connect(url)
+        nc = await connect_as(member)
         try:
             info = await nc.jetstream().stream_info(
                 "ANJIAN_ARCHIVE", subjects_filter="anjian.archive.env.>"
@@ -123,10 +126,10 @@ def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, 
     )
     total = sum(national.applied().values())
     wait_for(
-        lambda: archived(f["backup"].nats.url) == total,
+        lambda: archived(f["backup"]) == total,
         travel.left(90),
         "the backup centre republished it all",
-        lambda: archived(f["backup"].nats.url),
+        lambda: archived(f["backup"]),
     )
     f.stop()  # closing checkpoints signed; then the national centre is lost, NATS and all
     cli = Deadline(120)  # the six commands below: a few seconds each on a busy machine
@@ -141,6 +144,30 @@ def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, 
     fresh_node(new, "000000", "national", "000000", None)
     root_pub = tmp_path / "root.pub"
     shutil.copy(f["backup"].directory / "trust" / "root.pub", root_pub)
+    # the backup centre's NATS lets in only certified identities: the root certifies the new
+    # national key and NATS identity (from the sequence after the one the backup holds), the
+    # backup's operator installs it there and has its server authorise it
+    cert = certify(
+        f.root_key,
+        "root",
+        origin="000000",
+        region="000000",
+        tier="national",
+        public=load_public(new / "node.pub"),
+        nats=read_nats_public(new / "nats.pub"),
+        from_seq=held["000000"] + 1,
+    )
+    (tmp_path / "national.cert").write_bytes(cert)
+    anjian(
+        "keys", "install", f["backup"].directory, tmp_path / "national.cert", "--root-key", root_pub
+    )
+    authorised = anjian("nats", "config", f["backup"].directory, "--reload")
+    assert {"origin": "000000", "role": "archive"}.items() <= authorised["users"][-1].items()
+    assert authorised["reloaded"] is True
+    restored = Member("restored", "national", "000000", new)
+    wait_for(
+        lambda: _can_connect(f["backup"], restored), 30, "the backup's NATS lets the new one in"
+    )
     report = anjian(
         "backup",
         "restore",
@@ -182,20 +209,14 @@ def test_recovery_drill_a_county_that_lost_its_disk(fed, tmp_path):
     lost = county.applied()["130102"]
     shutil.rmtree(county.directory)
 
-    # a new disk, a new key: the history comes back from the city, verified
+    # a new disk, new keys: the city's NATS lets in only certified identities, so the city
+    # certifies the new key and NATS identity from the next sequence (what it applied of the
+    # county, in its `anjian status`) and revokes the lost key; its serving node has its
+    # server authorise the new identity within a second or so, and refuse the old one
     fresh_node(county.directory, "130102", "county", "130102", f["city"].nats.url)
     root_pub = tmp_path / "root.pub"
     shutil.copy(f["city"].directory / "trust" / "root.pub", root_pub)
-    report = anjian(
-        "recover", county.directory, "--from", f["city"].nats.url, "--root-key", root_pub
-    )
-    assert report["own_sequence"] == lost and report["quarantined"] == []
-    assert (
-        report["continue"]["ready"] is False
-        and f"--from-seq {lost + 1}" in report["continue"]["todo"]
-    )
-
-    # the city certifies the new key from the next sequence and revokes the lost one
+    assert f["city"].applied()["130102"] == lost
     city_key = load_key(f["city"].directory / "node.key")
     with closing_node(f["city"]) as city:
         at = city.log.tree()[0] + 1
@@ -206,6 +227,7 @@ def test_recovery_drill_a_county_that_lost_its_disk(fed, tmp_path):
             region="130102",
             tier="county",
             public=load_public(county.directory / "node.pub"),
+            nats=read_nats_public(county.directory / "nats.pub"),
             from_seq=lost + 1,
             at_seq=at,
         )
@@ -214,17 +236,19 @@ def test_recovery_drill_a_county_that_lost_its_disk(fed, tmp_path):
             city_key, "130100", origin="130102", key=old_key.key_id, last_seq=lost, at_seq=at + 1
         )
         city.record_key_document(gone, user="admin")
-    (tmp_path / "new.cert").write_bytes(cert)
-    (tmp_path / "old.revoked").write_bytes(gone)
-    anjian(
-        "keys",
-        "install",
-        county.directory,
-        tmp_path / "new.cert",
-        tmp_path / "old.revoked",
-        "--root-key",
-        root_pub,
+    wait_for(lambda: _can_connect(f["city"], county), 30, "the city's NATS lets the new one in")
+
+    # the history comes back from the city, verified, with the new certification: the node
+    # may go on at once
+    report = anjian(
+        "recover", county.directory, "--from", f["city"].nats.url, "--root-key", root_pub
     )
+    assert report["own_sequence"] == lost and report["quarantined"] == []
+    assert report["continue"] == {
+        "ready": True,
+        "next_sequence": lost + 1,
+        "key_id": load_key(county.directory / "node.key").key_id,
+    }
 
     county.start()
     register_enterprises(county, 50, start=200)
@@ -240,3 +264,18 @@ def test_recovery_drill_a_county_that_lost_its_disk(fed, tmp_path):
         rows = member.query("SELECT seq FROM envelopes WHERE origin = '130102' ORDER BY seq")
         assert [r["seq"] for r in rows] == list(range(1, lost + 51))  # each exactly once
         assert member.envelopes("130102") == county.envelopes("130102")
+
+
+def _can_connect(server, member) -> bool:
+    """Whether ``member``'s NATS identity is let into ``server``'s NATS now."""
+
+    async def attempt() -> bool:
+        creds = credentials(config_mod.load(member.directory, environ={}))
+        try:
+            nc = await NATSTransport().connect(server.nats.url, "test", creds)
+        except TransportError:
+            return False
+        await nc.close()
+        return True
+
+    return asyncio.run(attempt())

@@ -22,6 +22,7 @@ from tests.integration.federation import (
     Federation,
     bad_signature,
     closing_node,
+    connect_as,
     converged,
     forge,
     inject,
@@ -114,8 +115,8 @@ def test_injected_messages_are_quarantined_while_good_traffic_flows(tmp_path):
             (subject, b"\x93\x01\x02\x03"),  # not an envelope
             ("anjian.up.130100.zzz.130102", a_log[0]),  # not a known kind of message
         ]
-        inject(f["city"].nats.url, injected)
-        inject(f["national"].nats.url, injected)
+        inject(f["city"], injected)
+        inject(f["national"], injected)
         register_enterprises(f["b"], 50, start=30)  # good traffic keeps flowing
         wait_for(converged(f, "national", ["130104"]), 60, "b's new events arrive")
         expected = [
@@ -222,7 +223,7 @@ def test_four_tiers_relay_receipts_archive_and_a_consistent_national_view(four):
         "the licence reaches county a",
     )
     assert f["b"].query("SELECT * FROM downward WHERE type LIKE 'licence.%'") == []
-    archive = archived(f["national"].nats.url)
+    archive = archived(f["national"])
     held = f["national"].query("SELECT origin, seq, raw FROM envelopes")
     assert {(r["origin"], r["seq"]): bytes(r["raw"]) for r in held} == archive
     f.stop()
@@ -260,14 +261,12 @@ def test_four_tiers_relay_receipts_archive_and_a_consistent_national_view(four):
         assert city._projector.store.digest("130100")["all"] == view
 
 
-def archived(url: str) -> dict[tuple[str, int], bytes]:
+def archived(member) -> dict[tuple[str, int], bytes]:
     """Every envelope on the national archive stream, by origin and sequence."""
     import asyncio
 
-    import nats
-
     async def run() -> dict[tuple[str, int], bytes]:
-        nc = await nats.connect(url)
+        nc = await connect_as(member)
         js_ = nc.jetstream()
         sub = await js_.pull_subscribe("anjian.archive.env.>", stream="ANJIAN_ARCHIVE")
         found: dict[tuple[str, int], bytes] = {}
@@ -313,11 +312,15 @@ def test_a_revocation_at_the_province_reaches_the_county_and_every_ancestor_refu
     wait_for(
         converged(f, "national", ["130000"]), 60, "the revocation goes up to the national centre"
     )
+    # its only key revoked, county a's NATS identity is no longer let into the city's server
+    wait_for(lambda: not _connects(f["city"], f["a"]), 30, "the city's NATS refuses county a")
     register_enterprises(f["a"], 5, start=10)  # signed with the revoked key
     late = f["a"].envelopes("130102")[10:]
-    subject = "anjian.up.130100.env.130102"  # as a faulty relay would pass them on
-    inject(f["province"].nats.url, [(subject, raw) for raw in late])
-    inject(f["national"].nats.url, [(subject, raw) for raw in late])
+    # as one holding a's NATS key before the revocation, and a faulty relay, would pass them on
+    inject(f["city"], [("anjian.up.130102.env.130102", raw) for raw in late])
+    subject = "anjian.up.130100.env.130102"
+    inject(f["province"], [(subject, raw) for raw in late])
+    inject(f["national"], [(subject, raw) for raw in late])
     refused = Deadline(60)  # the three tiers had them at once
     for tier in ("city", "province", "national"):
         wait_for(
@@ -330,6 +333,26 @@ def test_a_revocation_at_the_province_reaches_the_county_and_every_ancestor_refu
             lambda t=tier: f[t].quarantine(),
         )
         assert f[tier].applied()["130102"] == 10
+
+
+def _connects(server, member) -> bool:
+    """Whether ``member``'s NATS identity is let into ``server``'s NATS now."""
+    import asyncio
+
+    from federation.jetstream import NATSTransport
+    from federation.transport import TransportError
+    from node.keys import credentials
+
+    async def attempt() -> bool:
+        creds = credentials(config_mod.load(member.directory, environ={}))
+        try:
+            nc = await NATSTransport().connect(server.nats.url, "test", creds)
+        except TransportError:
+            return False
+        await nc.close()
+        return True
+
+    return asyncio.run(attempt())
 
 
 def _revoked_at(member) -> bool:
