@@ -50,7 +50,7 @@ LAYOUT = [
     ("county-a", "county", "130102", "city"),
     ("county-b", "county", "130104", "city"),
 ]
-SERVING = re.compile(r"on (http://[\d.]+:\d+)/api/v1")
+SERVING = re.compile(r"on (https?://[\d.]+:\d+)/api/v1")
 M = TypeVar("M", bound="Member")
 
 

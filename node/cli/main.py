@@ -18,6 +18,7 @@ import click
 from domain.codes import Tier
 from domain.commands import BY_KIND, SPECS
 from domain.errors import Invalid
+from node import access
 from node import config as config_mod
 from node.cli.audit import audit
 from node.cli.backup import backup, recover_command
@@ -178,7 +179,10 @@ def record(directory: Path, kind: str, source: Any, actor: str | None, target: s
                 raise Invalid.field("id", f"--id {target} and the JSON's id {embedded} differ")
             target = embedded
     with open_node(directory) as node:
-        emit(node.execute(kind, json.dumps(data), user=actor or getpass.getuser(), target=target))
+        user = actor or getpass.getuser()
+        result = node.execute(kind, json.dumps(data), user=user, target=target)
+        access.record(directory, user, "record", result["id"], kind=kind)
+        emit(result)
 
 
 @main.command()

@@ -144,3 +144,22 @@ def test_an_audit_export_from_the_command_line_is_in_the_access_log(tmp_path, cl
     lines, bad = access.read(directory, action="export")
     assert bad == 0
     assert [(e["action"], e["target"], e["kind"]) for e in lines] == [("export", str(out), "audit")]
+
+
+def test_a_record_from_the_command_line_is_in_the_access_log(tmp_path):
+    from click.testing import CliRunner
+
+    from node.cli.main import main
+
+    directory = make_node_dir(tmp_path / "county")
+    result = CliRunner().invoke(
+        main,
+        ["record", str(directory), "enterprise.register", "--json", "-", "--actor", "zhang"],
+        input=js(enterprise()),
+    )
+    assert result.exit_code == 0, result.output
+    recorded = json.loads(result.stdout)
+    lines, _ = access.read(directory, action="record")
+    assert [(e["user"], e["target"], e["kind"]) for e in lines] == [
+        ("zhang", recorded["id"], "enterprise.register")
+    ]
