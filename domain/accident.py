@@ -23,21 +23,22 @@ from domain.base import (
     not_in_future,
     period_end,
 )
-from domain.codes import enterprise_id, in_subtree, region_chain
+from domain.codes import division_level, enterprise_id, in_subtree, region_chain
 from domain.errors import FieldError, Invalid, Refused
-from domain.fields import Count, CreditCode, DivisionCode, Moment, Name, Text, Yuan
+from domain.fields import Count, CreditCode, Moment, Name, PlaceCode, Text, Yuan
 from domain.grading import (
-    INVESTIGATED_BY,
-    MUST_REACH,
     NEAR_MISS_ENDANGERED,
     NEAR_MISS_EVACUATED,
     NEAR_MISS_TRAPPED,
     UNIT_REPORT_DEADLINE_MS,
     Grade,
     grade_accident,
+    investigated_by,
+    must_reach,
     supplement_window_days,
 )
 from domain.industries import AccidentIndustry
+from domain.receipt import expected_receipts, origin_tier
 
 CASUALTY_FIELDS = ("deaths", "missing", "serious_injuries")
 NEAR_MISS_FIELDS = ("endangered", "trapped", "evacuated")
@@ -50,7 +51,7 @@ class _Occurrence(Command):
     enterprise_name: Name
     occurred_at: Moment = Field(description="When it happened (ISO 8601 with offset).")
     place: Text
-    division: DivisionCode = Field(description="Where it happened (GB/T 2260).")
+    division: PlaceCode = Field(description="Where it happened (GB/T 2260).")
     industry: AccidentIndustry
     summary: Text = Field(description="简要经过: what happened.")
     measures_taken: Text = Field(description="已经采取的措施.")
@@ -100,7 +101,7 @@ class CorrectAccident(_NewFigures, Correction):
     enterprise_name: Name | None = None
     occurred_at: Moment | None = None
     place: Text | None = None
-    division: DivisionCode | None = None
+    division: PlaceCode | None = None
     industry: AccidentIndustry | None = None
     reported_at: Moment | None = None
 
@@ -340,6 +341,9 @@ class Accident(Aggregate):
             )
             grading = list(g.criteria)
         times = {k: iso(f[k]) for k in ("occurred_at", "reported_at")}
+        reach = must_reach(self.grade, f["division"])  # Art. 10, along the division's chain
+        reach_tier = origin_tier(reach)
+        investigating = investigated_by(self.grade, f["division"])  # Art. 19, Art. 20 ¶1 above
         return {
             "near_miss": self.near_miss,
             **{k: v for k, v in f.items() if k not in times},
@@ -355,8 +359,11 @@ class Accident(Aggregate):
                     0, -((deadline - f["reported_at"]) // 60_000)
                 ),  # started minutes
             },
-            "must_reach_tier": MUST_REACH[self.grade].value,
-            "investigated_by_tier": INVESTIGATED_BY[self.grade].value,
+            "must_reach_tier": reach_tier.value if reach_tier else None,
+            "must_reach_region": reach,
+            "receipts_expected_from": expected_receipts(self.origin, f["division"], self.grade),
+            "investigated_by_tier": division_level(investigating).value,
+            "investigated_by_region": investigating,
             "supplement_window_until": iso(window_end),
             "supplements": self.supplements,
         }

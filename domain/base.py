@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from domain.calendar import CHINA as CHINA  # China Standard Time, where legal days are counted
+from domain.calendar import WorkCalendar, china_day, end_of_day
 from domain.errors import Invalid, Refused
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-CHINA = timezone(timedelta(hours=8), "CST")  # legal periods count days in China Standard Time
 
 # Every concrete event class by wire name, filled as the classes are defined.
 EVENT_TYPES: dict[str, type[Event]] = {}
@@ -43,11 +44,11 @@ def iso(ms: int | None) -> str | None:
 
 
 def period_end(start_ms: int, days: int) -> int:
-    """The instant a period of ``days`` days counted from ``start_ms`` ends, by the law's way of
-    counting (民法典 Art. 201: the day it starts is not counted; the last day ends at 24:00),
-    in China Standard Time. Something is within the period while its time is before this."""
-    start_day = from_ms(start_ms).astimezone(CHINA).date()
-    return to_ms(datetime.combine(start_day + timedelta(days=days + 1), time(0), CHINA))
+    """The instant a period of ``days`` calendar days counted from ``start_ms`` ends, by the
+    law's way of counting (民法典 Art. 201: the day it starts is not counted; the last day ends at
+    24:00), in China Standard Time. Something is within the period while its time is before
+    this. Periods in working days: ``Context.calendar.working_period_end``."""
+    return end_of_day(china_day(start_ms) + timedelta(days=days))
 
 
 def changes(current: Mapping[str, Any], proposed: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,13 +69,17 @@ class Actor:
 
 @dataclasses.dataclass(frozen=True)
 class Context:
-    """Everything a command needs besides its input: who, where, and when (the node's clock)."""
+    """Everything a command needs besides its input: who, where, and when (the node's clock),
+    and the working days by which periods of the enforcement procedure count."""
 
     actor: Actor
     now_ms: int
     tier: str
     region: str
     new_id: Callable[[], UUID]  # ids of new records come from the application, not the domain
+    # the node's (shipped schedule and node.toml [calendar]); the default knows no year, so a
+    # working-day period counted without the node's calendar is refused, never guessed
+    calendar: WorkCalendar = dataclasses.field(default_factory=WorkCalendar)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,11 +1,15 @@
 """Identifiers the law defines: unified social credit codes (GB 32100-2015), division codes
-(GB/T 2260), and the tiers of the supervision hierarchy."""
+(GB/T 2260, checked against the table of ``domain.divisions``), and the tiers of the
+supervision hierarchy."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Collection
 from enum import StrEnum
+
+from domain import divisions
 
 # GB 32100-2015: 18 characters from this alphabet (no I, O, S, V, Z); the last is a check
 # character over the first 17 with these weights, modulo 31.
@@ -15,7 +19,7 @@ CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 3
 # uuid5 namespace for enterprise ids: every node derives the same id from the same code.
 ENTERPRISE_NAMESPACE = uuid.UUID("6f1d5c62-6a3f-5e0e-9c1b-0a7e1d2b9c31")
 
-NATIONAL_REGION = "000000"
+NATIONAL_REGION = divisions.NATIONAL
 
 # The 34 province-level codes of GB/T 2260 (31 mainland provinces, 台湾, 香港, 澳门).
 PROVINCE_PREFIXES = frozenset(
@@ -72,9 +76,14 @@ def enterprise_id(credit_code: str, division: str) -> uuid.UUID:
 
 _DIVISION = re.compile(r"^\d{6}$")
 
+# The reporting chain's tiers, upward (493号令 Art. 10: 逐级上报).
+CHAIN_TIERS = (Tier.COUNTY, Tier.CITY, Tier.PROVINCE, Tier.NATIONAL)
+_RANK = {t: i for i, t in enumerate(CHAIN_TIERS)}
 
-def check_division(code: str) -> str:
-    """Return a GB/T 2260 six-digit code, or raise ValueError saying what is wrong."""
+
+def check_division_shape(code: str) -> str:
+    """Return ``code`` if it has the shape of a GB/T 2260 code (six digits, one of the 34
+    province prefixes), whether or not it is in the table; else raise ValueError."""
     if not _DIVISION.match(code):
         raise ValueError(f"a division code is six digits (GB/T 2260), got {code!r}")
     if code[:2] not in PROVINCE_PREFIXES:
@@ -82,8 +91,26 @@ def check_division(code: str) -> str:
     return code
 
 
+def check_division(code: str, extra: Collection[str] = ()) -> str:
+    """Return a GB/T 2260 division code, or raise ValueError saying what is wrong: the code must
+    be in the 民政部 table shipped with this version (domain/divisions.tsv), among the codes the
+    node declared (node.toml ``[divisions] extra``), or in ``extra``."""
+    check_division_shape(code)
+    if not divisions.known(code) and code not in extra:
+        t = divisions.table()
+        raise ValueError(
+            f"{code} is not a division code of GB/T 2260 (the 民政部 table of {t.date} this "
+            "version ships): check the code; a division newer than the table is listed in "
+            "node.toml [divisions] extra"
+        )
+    return code
+
+
 def division_level(code: str) -> Tier:
-    """The tier whose bureau a division code names: PP0000, PPCC00 or PPCCXX."""
+    """The tier whose bureau a division code names: 000000 national, PP0000 province, PPCC00
+    city, any other code county (by its digits; a city without counties is a city)."""
+    if code == NATIONAL_REGION:
+        return Tier.NATIONAL
     if code[2:] == "0000":
         return Tier.PROVINCE
     if code[4:] == "00":
@@ -91,23 +118,37 @@ def division_level(code: str) -> Tier:
     return Tier.COUNTY
 
 
-def check_region(tier: Tier, region: str) -> str:
-    """A node's region must fit its tier; raise ValueError saying what does not."""
+def tier_rank(tier: str) -> int | None:
+    """The place of a tier in the reporting chain (county 0 ... national 3); None for a tier
+    outside it (backup)."""
+    try:
+        return _RANK[Tier(tier)]
+    except (KeyError, ValueError):
+        return None
+
+
+def check_region(tier: Tier, region: str, extra: Collection[str] = ()) -> str:
+    """A node's region must be a division (``check_division``; ``extra``: the node's
+    ``[divisions] extra`` codes) whose level fits its tier; raise ValueError saying what does
+    not. National and backup nodes have 000000."""
     if tier in (Tier.NATIONAL, Tier.BACKUP):
         if region != NATIONAL_REGION:
             raise ValueError(
                 f"a {tier} node covers the whole country: its region is {NATIONAL_REGION}"
             )
         return region
-    check_division(region)
+    check_division_shape(region)
     level = division_level(region)
     if level != tier:
         raise ValueError(f"{region} names a {level}-level division, not a {tier}")
-    return region
+    return check_division(region, extra)
 
 
 def in_subtree(region: str, code: str) -> bool:
-    """True when division ``code`` lies inside the area of the bureau for ``region``."""
+    """True when division ``code`` lies inside the area of the bureau for ``region``: all for
+    000000, the 2-digit prefix for a province, the 4-digit prefix for a city (a city without
+    counties: its own code alone), the code itself for a county. The same as ``region`` being
+    in ``divisions.chain(code)`` for every region a node can have."""
     if region == NATIONAL_REGION:
         return True
     level = division_level(region)
@@ -119,11 +160,23 @@ def in_subtree(region: str, code: str) -> bool:
 
 
 def region_chain(code: str) -> dict[str, str | None]:
-    """County, city and province codes above (and including) a division code."""
+    """County, city and province codes above (and including) a division code. The city is the
+    listed PPCC00: none above 419001 (省直辖) or a municipality's district (110101)."""
     level = division_level(code)
-    province = code[:2] + "0000"
-    city: str | None = None
-    if level != Tier.PROVINCE and code[2:4] != "90":  # PP90XX: counties directly under a province
-        city = code[:4] + "00"
-    county = code if level == Tier.COUNTY else None
-    return {"county": county, "city": city, "province": province}
+    return {
+        "county": code if level == Tier.COUNTY else None,
+        "city": divisions.city_of(code),
+        "province": code[:2] + "0000",
+    }
+
+
+def bureau_for(division: str, tier: Tier) -> str:
+    """The region of the bureau that does ``tier``'s part for a place in ``division``: the
+    lowest bureau of ``divisions.chain(division)`` at ``tier`` or above. A city without counties
+    does the county's part (bureau_for("441900", COUNTY) = 441900); where no city stands above
+    a county the province does the city's (bureau_for("419001", CITY) = 410000)."""
+    want = _RANK[tier]
+    for region in divisions.chain(division):
+        if _RANK[division_level(region)] >= want:
+            return region
+    return NATIONAL_REGION  # not reached: every chain ends at the national centre

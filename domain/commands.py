@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from domain import accident as acc
 from domain import enterprise as ent
+from domain import finding as fnd
 from domain import investigation as inv
 from domain import licence as lic
 from domain import receipt  # noqa: F401 - no command records receipts; this defines their event
@@ -51,7 +52,7 @@ def _on(
 
 
 E, A, C, S = ent.Enterprise, acc.Accident, EnforcementCase, site.Site
-L, INV = lic.Licence, inv.Investigation
+L, INV, F = lic.Licence, inv.Investigation, fnd.Finding
 
 SPECS: tuple[CommandSpec, ...] = (
     CommandSpec(
@@ -126,6 +127,28 @@ SPECS: tuple[CommandSpec, ...] = (
             (
                 "accident.void",
                 "Void an accident record made in error, with the reason.",
+                VoidCommand,
+                "void",
+                "void",
+            ),
+        ],
+    ),
+    CommandSpec(
+        "accident.record-finding",
+        "Record a finding of 漏报, 谎报 or 瞒报 on an accident's report, with its basis.",
+        fnd.RecordFinding,
+        F,
+        "/findings",
+        create=F.record,
+        needs="accident",
+    ),
+    *_on(
+        F,
+        "/findings",
+        [
+            (
+                "accident.void-finding",
+                "Void a finding recorded in error, with the reason.",
                 VoidCommand,
                 "void",
                 "void",
@@ -451,7 +474,8 @@ SPECS: tuple[CommandSpec, ...] = (
         [
             (
                 "sensor.register-point",
-                "Register a monitoring point; thresholds default by location.",
+                "Register a monitoring point; its thresholds and measuring range default by"
+                " type (methane: by location).",
                 site.RegisterPoint,
                 "points",
                 "register_point",

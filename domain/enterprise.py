@@ -1,5 +1,6 @@
-"""Enterprises under supervision. Registered by the node of the county where they are located;
-the id derives from the unified social credit code, so every node names them alike."""
+"""Enterprises under supervision. Registered by the node of the county where they are located
+(or of a city without counties, which does the county's part); the id derives from the unified
+social credit code, so every node names them alike."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from domain.base import (
     iso,
 )
 from domain.codes import enterprise_id
+from domain.divisions import does_county_part
 from domain.errors import Invalid, Refused
 from domain.fields import CreditCode, DivisionCode, Name, Text
 from domain.industries import Industry
@@ -168,11 +170,12 @@ Registered.CREATES = Enterprise
 
 
 def _check_located_here(division: str, ctx: Context) -> None:
-    """One writing origin per enterprise: the node of the county where it is located (or of a
-    city without counties, such as 东莞 441900, whose own code is the location)."""
-    if ctx.tier not in ("county", "city") or division != ctx.region:
+    """One writing origin per enterprise: the node of the county where it is located, or of a
+    city without counties (东莞 441900), which does the county's part (domain.divisions)."""
+    if division != ctx.region or not does_county_part(division):
         raise Invalid.field(
             "division",
             f"an enterprise is registered by the node of the county where it is located "
-            f"({division}); this is the {ctx.tier} node of {ctx.region}",
+            f"({division}), or of a city without counties such as 东莞 441900; this is the "
+            f"{ctx.tier} node of {ctx.region}",
         )

@@ -7,17 +7,50 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, Field
 
-from domain.codes import check_division, normalize_credit_code
+from domain import divisions
+from domain.codes import check_division, division_level, normalize_credit_code
 
 CreditCode = Annotated[
     str,
     AfterValidator(normalize_credit_code),
     Field(description="Unified social credit code, 18 characters (GB 32100-2015)."),
 ]
+
+
+def _division(code: str) -> str:
+    """A division of the 民政部 table, or one the node declared (node.toml [divisions] extra)."""
+    return check_division(code)
+
+
+def _place(code: str) -> str:
+    """Where something is: a division that holds places itself, a county-level division or a
+    city without counties (东莞 441900); a province or a city with counties is an area."""
+    check_division(code)
+    if not divisions.does_county_part(code):
+        raise ValueError(
+            f"{code} {divisions.name(code)} is a {division_level(code)}-level division with "
+            "county-level divisions in it: give the county-level division where it is (or the "
+            "city itself where the city has none, such as 东莞 441900)"
+        )
+    return code
+
+
 DivisionCode = Annotated[
     str,
-    AfterValidator(check_division),
-    Field(description="Six-digit GB/T 2260 division code."),
+    AfterValidator(_division),
+    Field(
+        description="Six-digit GB/T 2260 division code, as the 民政部 table lists it (or a newer "
+        "one the node lists in node.toml [divisions] extra)."
+    ),
+]
+PlaceCode = Annotated[
+    str,
+    AfterValidator(_place),
+    Field(
+        description="Six-digit GB/T 2260 code of the county-level division where it is (or of a "
+        "city without counties, such as 441900), as the 民政部 table lists it or node.toml "
+        "[divisions] extra adds it."
+    ),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]

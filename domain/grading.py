@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from domain.base import HOUR_MS
-from domain.codes import Tier
+from domain.codes import Tier, bureau_for
 
 
 class Grade(IntEnum):
@@ -96,6 +96,24 @@ INVESTIGATED_BY = {
     Grade.MAJOR: Tier.PROVINCE,
     Grade.ESPECIALLY_MAJOR: Tier.NATIONAL,
 }
+
+
+def must_reach(grade: Grade, division: str) -> str:
+    """The region of the bureau a report of an accident in ``division`` must reach (Art. 10):
+    the bureau that does the tier's part there (a municipality's district reports 一般 accidents
+    to the municipality, domain.codes.bureau_for)."""
+    return bureau_for(division, MUST_REACH[grade])
+
+
+def investigated_by(grade: Grade, division: str) -> str:
+    """The region of the bureau whose government investigates an accident of ``grade`` in
+    ``division`` (Art. 19; docs/domain.md §1.7): the county's for 一般, the city's for 较大, the
+    province's for 重大, the State Council's (national) for 特别重大; where the place has no
+    bureau of that tier, the next one up (domain.codes.bureau_for): a city without counties
+    investigates its 一般 accidents (441900), the province the 较大 accidents of a county with
+    no city above it (419001 -> 410000). A tier above may investigate too (Art. 20 para 1)."""
+    return bureau_for(division, INVESTIGATED_BY[grade])
+
 
 UNIT_REPORT_DEADLINE_MS = HOUR_MS  # Art. 9: the unit head reports within 1 hour
 SUPPLEMENT_WINDOW_DAYS = 30  # Art. 13: 自事故发生之日起30日内

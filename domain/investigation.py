@@ -1,5 +1,7 @@
 """Accident investigations (事故调查) of 《生产安全事故报告和调查处理条例》 (国务院令第493号):
-opened by the tier the grade assigns (Art. 19), the report due within 60 days of the accident
+opened by the bureau of the tier the grade assigns at the place (Art. 19, ``investigated_by``)
+or, with a reason, by one above it over the place (Art. 20 para 1: 上级人民政府认为必要时，可以
+调查由下级人民政府负责调查的事故); the report due within 60 days of the accident
 and extendable to at most 120 (Art. 29), the government's reply (批复) due within 15 days of
 receiving the report, 30 for 特别重大, which alone may be extended to at most 60 (Art. 32), then
 closed. Days are counted as the law counts them (domain.base.period_end: the start day is not
@@ -36,10 +38,10 @@ from domain.base import (
     period_end,
     to_ms,
 )
-from domain.codes import in_subtree
+from domain.codes import division_level, in_subtree, tier_rank
 from domain.errors import Invalid, Refused
 from domain.fields import Moment, Name, Text
-from domain.grading import INVESTIGATED_BY, Grade
+from domain.grading import Grade, investigated_by
 
 # uuid5 namespace for investigation ids: one investigation per accident and region, so that
 # after a regrade moves an accident to another tier two nodes never create the same aggregate.
@@ -60,6 +62,13 @@ class OpenInvestigation(Command):
     accident_id: uuid.UUID = Field(description="The accident investigated (its record's id).")
     leader: Name = Field(description="调查组组长.")
     members: Members = Field(default_factory=list, max_length=100, description="调查组成员.")
+    reason: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2000,
+        description="Why this bureau investigates an accident the grade assigns to a tier below "
+        "it (493号令 Art. 20 para 1: 上级人民政府认为必要时): required then, kept with the event.",
+    )
 
 
 class ExtendReport(UpdateCommand):
@@ -126,9 +135,12 @@ class Opened(Event):
     grade: str
     occurred_at: int
     division: str
-    tier: str
+    tier: str  # the tier of the node that opened it
     leader: str
     members: list[str]
+    # the tier Art. 19 assigns (absent on records made before Art. 20 para 1: the same as tier)
+    assigned_tier: str | None = None
+    reason: str | None = None  # why a tier above the assigned one investigates (Art. 20 para 1)
 
     def apply(self, agg: Investigation) -> None:
         agg.accident_id = self.accident_id
@@ -136,6 +148,8 @@ class Opened(Event):
         agg.occurred_at = self.occurred_at
         agg.division = self.division
         agg.tier = self.tier
+        agg.assigned_tier = self.assigned_tier or self.tier
+        agg.reason = self.reason
         agg.leader = self.leader
         agg.members = list(self.members)
 
@@ -219,6 +233,8 @@ class Investigation(Aggregate):
         self.occurred_at = 0
         self.division = ""
         self.tier = ""
+        self.assigned_tier = ""
+        self.reason: str | None = None
         self.leader = ""
         self.members: list[str] = []
         self.report_extensions: list[dict[str, Any]] = []
@@ -238,7 +254,9 @@ class Investigation(Aggregate):
     @classmethod
     def open(cls, cmd: OpenInvestigation, ctx: Context, accident: dict[str, Any]) -> Investigation:
         """Open the investigation of ``accident`` as it stands at this node: {"id", "grade"
-        (a grade code), "occurred_at" (ms), "division", "voided"}."""
+        (a grade code), "occurred_at" (ms), "division", "voided"}. The node's area must hold
+        the place (Arts. 19, 21); its tier must be the one the grade assigns there or, with a
+        reason, one above it (Art. 20 para 1)."""
         if accident["id"] != str(cmd.accident_id):
             raise Invalid.field(
                 "accident_id", f"{cmd.accident_id} is not the accident given ({accident['id']})"
@@ -252,18 +270,30 @@ class Investigation(Aggregate):
             )
         if accident["voided"]:
             raise Refused(f"{which} was voided: a voided record is not investigated")
-        tier = INVESTIGATED_BY[grade]
-        if ctx.tier != tier:
+        division = accident["division"]
+        assigned = investigated_by(grade, division)  # the region of the bureau Art. 19 names
+        tier = division_level(assigned)
+        if not in_subtree(ctx.region, division):
             raise Refused(
-                f"{which} is {grade.label} ({grade.code}): a {grade.label} accident is "
-                f"investigated by the {tier.value} government (493号令 Art. 19), and this is a "
-                f"{ctx.tier} node"
+                f"{which} happened in {division}, outside this node's area ({ctx.region}): it "
+                f"is investigated by the {tier.value} government of the place where it happened "
+                f"({assigned}; 493号令 Art. 19) or one above it (Art. 20)"
             )
-        if not in_subtree(ctx.region, accident["division"]):
+        here, due = tier_rank(ctx.tier), tier_rank(tier)
+        assert due is not None
+        if here is None or here < due:
             raise Refused(
-                f"{which} happened in {accident['division']}, outside this node's area "
-                f"({ctx.region}): it is investigated by the {tier.value} government of the place "
-                "where it happened (493号令 Art. 19)"
+                f"{which} is {grade.label} ({grade.code}): a {grade.label} accident in {division} "
+                f"is investigated by the {tier.value} government ({assigned}; 493号令 Art. 19) "
+                f"or one above it (Art. 20), and this is a {ctx.tier} node"
+            )
+        if here > due and cmd.reason is None:
+            raise Invalid.field(
+                "reason",
+                f"{which} is {grade.label}: the {tier.value} government ({assigned}) is "
+                f"responsible for investigating it (493号令 Art. 19); a {ctx.tier} government "
+                "investigates it when it deems it necessary (Art. 20 para 1: 上级人民政府认为"
+                "必要时): say why",
             )
         return cls.start(
             cls.id_for(cmd.accident_id, ctx.region),
@@ -272,10 +302,12 @@ class Investigation(Aggregate):
             accident_id=str(cmd.accident_id),
             grade=grade.code,
             occurred_at=accident["occurred_at"],
-            division=accident["division"],
-            tier=tier.value,
+            division=division,
+            tier=ctx.tier,
             leader=cmd.leader,
             members=list(cmd.members),
+            assigned_tier=tier.value,
+            reason=cmd.reason,
         )
 
     def extend_report(self, cmd: ExtendReport, ctx: Context) -> None:
@@ -407,7 +439,7 @@ class Investigation(Aggregate):
         if ctx.tier != self.tier:
             raise Refused(
                 f"investigation {self.id} belongs to the {self.tier} node that opened it "
-                f"(493号令 Art. 19); this is a {ctx.tier} node"
+                f"(493号令 Arts. 19, 20); this is a {ctx.tier} node"
             )
         if self.closed is not None and not closed_too:
             raise Refused(
@@ -476,6 +508,8 @@ class Investigation(Aggregate):
             "grade": self.grade.code,
             "grade_label": self.grade.label,
             "tier": self.tier,
+            "assigned_tier": self.assigned_tier,
+            "reason": self.reason,
             "division": self.division,
             "occurred_at": iso(self.occurred_at),
             "leader": self.leader,

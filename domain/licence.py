@@ -4,9 +4,9 @@ records them: application, acceptance, issue or refusal, renewal and extension, 
 
 A licence belongs to the node of the issuing authority (Arts. 3–5: the province, or the
 national authority for centrally managed enterprises); county and city nodes record nothing on
-it. Calendar arithmetic (3 years of validity, the renewal window 3 months before expiry) is done
-in China time (UTC+8), where the licence's dates are read; times are stored as UTC ms. The
-45 days of the decision (Art. 7) count from receipt of the application, as the law counts days.
+it. Calendar arithmetic (3 years of validity, renewal due 3 months before expiry) is done in
+China time (UTC+8), where the licence's dates are read; times are stored as UTC ms. The 45 days
+of the decision (Art. 7) count from receipt of the application, as the law counts days.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from domain.base import (
 )
 from domain.codes import Tier, enterprise_id, in_subtree
 from domain.errors import Invalid, Refused
-from domain.fields import CreditCode, DivisionCode, Moment, Name, Text
+from domain.fields import CreditCode, Moment, Name, PlaceCode, Text
 from domain.licence_rules import (
     INDUSTRY_LABELS,
     ISSUING_AUTHORITY,
@@ -48,7 +48,7 @@ from domain.licence_rules import (
 
 VALIDITY_YEARS = 3  # Art. 9
 EXTENSION_YEARS = 3  # Art. 9
-RENEWAL_MONTHS = 3  # Art. 9: apply 3 months before expiry
+RENEWAL_MONTHS = 3  # Art. 9: 应当于期满前3个月 apply for renewal (later: late, not refused)
 DECISION_DAYS = 45  # Art. 7: 自收到申请之日起45日内
 ISSUING_TIERS = (Tier.PROVINCE, Tier.NATIONAL)
 S = LicenceStatus
@@ -63,7 +63,7 @@ class ApplyLicence(Command):
     enterprise_credit_code: CreditCode
     enterprise_name: Name
     industry: LicenceIndustry
-    division: DivisionCode = Field(description="Where the enterprise (or mine) is (GB/T 2260).")
+    division: PlaceCode = Field(description="Where the enterprise (or mine) is (GB/T 2260).")
     scope: Text = Field(description="许可范围: what the licence is to cover.")
 
 
@@ -85,7 +85,9 @@ class RefuseLicence(UpdateCommand):
 
 
 class ApplyRenewal(UpdateCommand):
-    """延期申请: within the 3 months before expiry (Art. 9)."""
+    """延期申请 (Art. 9): taken at any time while the licence is valid; one later than 3 months
+    before expiry is recorded as late (the issuer decides on it); after expiry the enterprise
+    applies anew (重新申请)."""
 
 
 class ExtendLicence(UpdateCommand):
@@ -128,7 +130,7 @@ class CorrectLicence(Correction):
     enterprise_credit_code: CreditCode | None = None
     enterprise_name: Name | None = None
     industry: LicenceIndustry | None = None
-    division: DivisionCode | None = None
+    division: PlaceCode | None = None
     scope: Text | None = None
     number: LicenceNumber | None = None
     valid_from: Moment | None = None
@@ -199,9 +201,13 @@ class RefusedToIssue(Event):
 @dataclass(frozen=True, kw_only=True)
 class RenewalApplied(Event):
     NAME = "licence.renewal_applied/1"
+    # later than 3 months before expiry (Art. 9); None in applications recorded before the flag
+    # was kept (all of them within those 3 months, then the only time renewal was taken)
+    late: bool | None = None
 
     def apply(self, agg: Licence) -> None:
         agg.renewal_applied_at = self.recorded_at
+        agg.renewal_late = self.recorded_at > agg.renewal_due() if self.late is None else self.late
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,6 +222,7 @@ class Extended(Event):
             {
                 "at": iso(self.recorded_at),
                 "renewal_applied_at": iso(agg.renewal_applied_at),
+                "renewal_late": agg.renewal_late,
                 "previous_until": iso(agg.valid_until),
                 "valid_until": iso(self.valid_until),
                 "note": self.note,
@@ -224,6 +231,7 @@ class Extended(Event):
         agg.valid_from = self.valid_from
         agg.valid_until = self.valid_until
         agg.renewal_applied_at = None
+        agg.renewal_late = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,6 +326,7 @@ class Licence(Aggregate):
         self.valid_from: int | None = None
         self.valid_until: int | None = None
         self.renewal_applied_at: int | None = None
+        self.renewal_late: bool | None = None
         self.extensions: list[dict[str, Any]] = []
         self.suspension: dict[str, Any] | None = None
         self.suspensions: list[dict[str, Any]] = []
@@ -375,20 +384,14 @@ class Licence(Aggregate):
                 f"a renewal of licence {self.number} was already applied for at "
                 f"{iso(self.renewal_applied_at)}; extend it or wait for the decision"
             )
-        until, opens = self._until(), self.renewal_opens()
-        if ctx.now_ms < opens:
-            raise Refused(
-                f"renewal of licence {self.number} opens {RENEWAL_MONTHS} months before expiry, "
-                f"at {iso(opens)} (valid until {iso(until)}); it is now {iso(ctx.now_ms)} "
-                "(《安全生产许可证条例》 Art. 9)"
-            )
+        until = self._until()
         if ctx.now_ms > until:
             raise Refused(
                 f"licence {self.number} expired at {iso(until)}; it is now {iso(ctx.now_ms)}: "
-                "renewal must be applied for before expiry (Art. 9), the enterprise must apply "
-                "for a new licence"
+                "a renewal is applied for while the licence is valid (《安全生产许可证条例》 "
+                "Art. 9); the enterprise must apply anew (重新申请, licence.apply)"
             )
-        self._trigger(RenewalApplied, ctx)
+        self._trigger(RenewalApplied, ctx, late=ctx.now_ms > self.renewal_due())
 
     def extend(
         self, cmd: ExtendLicence, ctx: Context, fatal_accidents: list[dict[str, Any]]
@@ -401,7 +404,8 @@ class Licence(Aggregate):
         if self.renewal_applied_at is None:
             raise Refused(
                 f"licence {self.number} cannot be extended: no renewal application was recorded "
-                f"(it is due from {iso(self.renewal_opens())} to {iso(self._until())}, Art. 9)"
+                f"(due by {iso(self.renewal_due())}, 3 months before expiry at "
+                f"{iso(self._until())}, Art. 9)"
             )
         start, until = self._from(), self._until()
         barring = [
@@ -529,8 +533,9 @@ class Licence(Aggregate):
         assert self.valid_until is not None
         return self.valid_until
 
-    def renewal_opens(self) -> int:
-        """The first moment a renewal may be applied for: 3 months before expiry."""
+    def renewal_due(self) -> int:
+        """Art. 9: 应当于期满前3个月 — the renewal is applied for by 3 months before expiry (the
+        same moment, China time); later it is still taken, and recorded as late."""
         return add_months(self._until(), -RENEWAL_MONTHS)
 
     def decision_due(self) -> int:
@@ -562,8 +567,9 @@ class Licence(Aggregate):
             "number_parsed": self.number_parsed,
             "valid_from": iso(self.valid_from),
             "valid_until": iso(self.valid_until),
-            "renewal_opens": None if self.valid_until is None else iso(self.renewal_opens()),
+            "renewal_due": None if self.valid_until is None else iso(self.renewal_due()),
             "renewal_applied_at": iso(self.renewal_applied_at),
+            "renewal_late": self.renewal_late,
             "extensions": self.extensions,
             "suspension": self.suspension,
             "past_suspensions": self.suspensions,

@@ -3,40 +3,62 @@ another origin's accident report that came up from below, it records its own rec
 its own log: the receipt belongs to the receiving node (one writing origin per record) and refers
 to the report by the accident's id and the reporting origin's envelope sequence. Receipts
 replicate upward like every event, so the national view holds every tier against 493号令
-Art. 11 (逐级上报, no more than 2 hours per tier) with signed times.
+Art. 11 (逐级上报, 每级上报的时间不得超过2小时) with signed times.
 
 One receipt per receiving origin and accident: its id derives from both (uuid5), so a report
 applied again, or an import retried, never records a second one.
 
-The rule (one place, used by the record's view and by the accident register): a report recorded
-at T by the reporting node is due at the n-th tier above it (county < city < province <
-national) by T + n × 2 hours, and a receipt recorded at or before that instant is on time.
-T is the report event's own recording time (its envelope's signed time), which the receipt
-carries so that it can be judged without the report. The reporting node's tier is the level of
-its origin id, which is its division code at creation (docs/architecture.md §3; 000000 is the
-national centre): PP0000 a province, PPCC00 a city, any other code a county. A county directly
-under its province (PP90XX, no city above it) has the province as its first tier above. An
-origin that is not a division code has no known tier: its receipts are kept and shown, without a
-deadline.
+The chain (docs/domain.md §1.2): a report climbs the tiers of the reporting node's division
+chain (``domain.divisions.chain``), its own bureau first, up to the national centre (130102 →
+130100 → 130000 → 000000); a county-level division with no city above it (济源 419001, a
+municipality's districts) has no city in it, a prefecture-level city without counties (东莞
+441900) is its own first tier. The n-th tier above the reporting node is its n-th region in
+that chain. The reporting node's tier is the level of its origin id, which is its division code
+at creation (docs/architecture.md §3; 000000 is the national centre). An origin that is not a
+division code has no chain: its receipts are kept and shown, without a deadline.
+
+The rule (``judge_all``, one place for the record's view and the register): each tier's onward
+report is due 2 hours after the report reached that tier. A receipt at the n-th tier is held
+against the receipt of the nearest tier below it that had the report first (recorded at or
+before it), the m-th, and is due by that receipt's time + (n − m) × 2 hours; with no such
+receipt, against the report itself (m = 0: its recording time at the reporting node, which the
+receipt carries). So a tier skipped (越级上报, or a receipt not held here) keeps its 2 hours, and
+a fast tier leaves nothing to the next. A receipt recorded at or before the deadline is on time.
+
+What the report must reach (Art. 10, ``domain.grading.must_reach``) follows the chain too: 一般
+the city, 较大 the province, 重大 and 特别重大 the national centre; where the chain has no city,
+the next tier up (a 济源 一般 accident must reach the province); a city without counties is its
+own city (a 东莞 一般 accident has reached the tier it must reach when the city records it).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
 
 from domain.base import HOUR_MS, Aggregate, Command, Context, Event, iso
-from domain.codes import NATIONAL_REGION, Tier, check_division, division_level, region_chain
+from domain.codes import (
+    CHAIN_TIERS,
+    NATIONAL_REGION,
+    Tier,
+    check_division_shape,
+    division_level,
+)
+from domain.divisions import chain
 from domain.errors import Refused
+from domain.grading import Grade, must_reach
 
 # uuid5 namespace for receipt ids: one receipt per (receiving origin, accident).
 RECEIPT_NAMESPACE = uuid.UUID("5a2f6c1e-8b3d-5f47-9e0a-3c6d8f1b2e74")
 
 TIER_MS = 2 * HOUR_MS  # Art. 11: 每级上报的时间不得超过2小时
-CHAIN = (Tier.COUNTY, Tier.CITY, Tier.PROVINCE, Tier.NATIONAL)  # the reporting chain, upward
+# The tiers of the reporting chain, upward. A division's own chain may lack one (419001 has no
+# city): count tiers with ``report_chain``, order them with this.
+CHAIN = CHAIN_TIERS
 
 
 def receipt_id(origin: str, accident_id: uuid.UUID | str) -> uuid.UUID:
@@ -45,44 +67,96 @@ def receipt_id(origin: str, accident_id: uuid.UUID | str) -> uuid.UUID:
 
 
 def origin_tier(origin: str) -> Tier | None:
-    """The tier of a node named by its origin id (its division code), None if not a code."""
+    """The tier of a node named by its origin id (its division code), None if not a code. By
+    the code's shape: a receipt is judged alike at every node, whatever codes each declared."""
     if origin == NATIONAL_REGION:
         return Tier.NATIONAL
     try:
-        return division_level(check_division(origin))
+        return division_level(check_division_shape(origin))
     except ValueError:
         return None
 
 
-def tiers_above(reporting_origin: str, tier: str) -> int | None:
-    """How many tiers of the chain a report climbs from the reporting node to a node of
-    ``tier`` (1: the next tier up); None when either tier is unknown or ``tier`` is not above."""
-    reporting = origin_tier(reporting_origin)
-    if reporting is None or tier not in CHAIN:
+def report_chain(origin: str) -> list[str] | None:
+    """The regions a report recorded by the node ``origin`` climbs, its own first, up to the
+    national centre (``domain.divisions.chain``); None if ``origin`` is not a division code."""
+    if origin == NATIONAL_REGION:
+        return [NATIONAL_REGION]
+    if origin_tier(origin) is None:
         return None
-    steps = CHAIN[CHAIN.index(reporting) + 1 : CHAIN.index(Tier(tier)) + 1]
-    if reporting == Tier.COUNTY and region_chain(reporting_origin)["city"] is None:
-        steps = tuple(t for t in steps if t != Tier.CITY)  # PP90XX: no city above the county
-    return len(steps) or None
+    return chain(origin)
+
+
+def tiers_above(reporting_origin: str, tier: str) -> int | None:
+    """How many tiers of the reporting node's chain a report climbs to the node of ``tier``
+    (1: the next tier up; a tier missing from the chain is not counted); None when the
+    reporting node has no chain or ``tier`` is not above it in its chain."""
+    regions = report_chain(reporting_origin)
+    if regions is None:
+        return None
+    tiers = [origin_tier(r) for r in regions]
+    return tiers.index(Tier(tier)) if tier in tiers[1:] else None
+
+
+def expected_receipts(reporting_origin: str, division: str, grade: Grade) -> list[str]:
+    """The regions above the reporting node that must receive the report (Art. 10), lowest
+    first: its chain up to ``must_reach``; none when the reporting node is that tier itself
+    or above it (a city that recorded a 一般 accident)."""
+    regions = report_chain(reporting_origin)
+    target = must_reach(grade, division)
+    if regions is None or target not in regions:
+        return []
+    return regions[1 : regions.index(target) + 1]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A report's arrival at a tier, as the rule needs it: the receipt's tier, its time, and
+    the receiving node's region."""
+
+    tier: str
+    received_at: int
+    region: str = ""
 
 
 @dataclass(frozen=True)
 class Judgement:
     reporting_tier: str | None
     tiers_above: int | None
+    due_from: str | None  # the region whose receipt (or report) starts this tier's clock
+    due_from_at: int | None  # ms: that receipt's (or report's) time
     deadline: int | None  # ms; None when the tiers are unknown
     on_time: bool | None
 
 
-def judge(reporting_origin: str, report_at: int, tier: str, received_at: int) -> Judgement:
-    """A receipt held against Art. 11: due by ``report_at`` + n × 2 hours at the n-th tier."""
+def judge_all(
+    reporting_origin: str, report_at: int, arrivals: Sequence[Arrival]
+) -> list[Judgement]:
+    """Each arrival of one report held against Art. 11 (module docstring): due 2 hours per
+    tier after the nearest tier below that had the report first, or after the report."""
     reporting = origin_tier(reporting_origin)
     known = reporting.value if reporting is not None else None
-    n = tiers_above(reporting_origin, tier)
-    if n is None:
-        return Judgement(known, None, None, None)
-    deadline = report_at + n * TIER_MS
-    return Judgement(known, n, deadline, received_at <= deadline)
+    steps = [tiers_above(reporting_origin, a.tier) for a in arrivals]
+    judged = []
+    for arrival, n in zip(arrivals, steps, strict=True):
+        if n is None:
+            judged.append(Judgement(known, None, None, None, None, None))
+            continue
+        below = [
+            (m, -b.received_at, b.region)
+            for b, m in zip(arrivals, steps, strict=True)
+            if m is not None and m < n and b.received_at <= arrival.received_at
+        ]
+        m, at, region = (0, -report_at, reporting_origin) if not below else max(below)
+        deadline = -at + (n - m) * TIER_MS
+        judged.append(Judgement(known, n, region, -at, deadline, arrival.received_at <= deadline))
+    return judged
+
+
+def judge(reporting_origin: str, report_at: int, tier: str, received_at: int) -> Judgement:
+    """One arrival held against the report alone (no receipt of a tier below known)."""
+    (judgement,) = judge_all(reporting_origin, report_at, [Arrival(tier, received_at)])
+    return judgement
 
 
 # -- command ----------------------------------------------------------------------------------
@@ -168,7 +242,13 @@ class Receipt(Aggregate):
         )
 
     def state(self) -> dict[str, Any]:
+        """The receipt alone knows the clock of the first tier above the reporting node (from
+        the report); a higher tier's clock starts at the receipt of the tier below, which only
+        the register holds (the ``accident-receipts`` query): here it names that tier."""
         j = judge(self.reporting_origin, self.report_recorded_at, self.tier, self.received_at)
+        first = j.tiers_above == 1
+        regions = report_chain(self.reporting_origin)
+        below = regions[j.tiers_above - 1] if regions and j.tiers_above else None
         return {
             "accident_id": self.accident_id,
             "reporting_origin": self.reporting_origin,
@@ -179,8 +259,9 @@ class Receipt(Aggregate):
             "region": self.region,
             "received_at": iso(self.received_at),
             "tiers_above": j.tiers_above,
-            "deadline": iso(j.deadline),
-            "on_time": j.on_time,
+            "due_from": below,
+            "deadline": iso(j.deadline) if first else None,
+            "on_time": j.on_time if first else None,
         }
 
 

@@ -3,6 +3,10 @@ realistic values — a steady level with small noise, the same for the same seed
 excursions that must raise alarms and cut power: every ``excursion_every`` seconds of site
 time the first methane point goes to 1.80 %CH4 (alarm ≥ 1.0, power cut ≥ 1.5 at a working face)
 and the first CO point to 40 ppm (alarm ≥ 24) for ``excursion_length`` seconds, then back.
+Every value is inside its sensor's measuring range (docs/domain.md §4.2), except in fault mode
+(``faults``): the second methane point then reads −1.00 %CH4, below its 0–4 % range (a sensor
+fault the node records and clears), during the same seconds. Air-speed points have no default
+thresholds and are defined with a lower alarm level of 0.25 m/s.
 
 It publishes each 10-second cycle as one MQTT message (a JSON list of readings) and/or keeps a
 Modbus device's registers up to date, and runs faster than real time with ``speed``: site time
@@ -36,9 +40,13 @@ class SimPoint:
     excursion: Decimal | None  # the level during an excursion (None: never)
     address: int  # its Modbus register
     scale: Decimal  # the register holds value / scale
+    fault: Decimal | None = None  # the value read in fault mode, during excursions
 
     def definition(self) -> PointDefinition:
-        return PointDefinition(self.code, self.sensor_type, location=self.location)
+        thresholds = THRESHOLDS.get(self.sensor_type)
+        return PointDefinition(
+            self.code, self.sensor_type, location=self.location, thresholds=thresholds
+        )
 
 
 KINDS = (  # (prefix, sensor type, location, base, noise, excursion, register scale)
@@ -54,6 +62,10 @@ KINDS = (  # (prefix, sensor type, location, base, noise, excursion, register sc
     ("CO", "co", None, Decimal("5"), Decimal("2"), Decimal("40"), Decimal("1")),
     ("WS", "air_speed", None, Decimal("1.50"), Decimal("0.20"), None, Decimal("0.01")),
 )
+# Thresholds of the types the node has no default for: air speed (the 规程's minimum at a
+# working face, 0.25 m/s [U], as a lower limit; the simulated 1.30-1.70 m/s never reaches it)
+THRESHOLDS = {"air_speed": {"alarm": "0.25", "lower": True}}
+FAULT_VALUE = Decimal("-1.00")  # %CH4: below the 0–4 % range of a methane sensor
 
 
 class SiteModel:
@@ -64,9 +76,12 @@ class SiteModel:
         seed: int = 1,
         excursion_every: float = 1800.0,
         excursion_length: float = 120.0,
+        faults: bool = False,
     ) -> None:
         if points < 3:
             raise ValueError("a simulated site has at least 3 points (methane, CO, air speed)")
+        if faults and points < 4:
+            raise ValueError("fault mode needs at least 4 points (two of them methane)")
         self.site, self.seed = site, seed
         self.every, self.length = int(excursion_every * 1000), int(excursion_length * 1000)
         shares = (points // 2, points // 4, points - points // 2 - points // 4)
@@ -85,6 +100,7 @@ class SiteModel:
                         high if i == 0 else None,  # the first of each gas has the excursions
                         len(made),
                         scale,
+                        FAULT_VALUE if faults and kind == "methane" and i == 1 else None,
                     )
                 )
         self.points = made
@@ -95,6 +111,8 @@ class SiteModel:
     def value(self, p: SimPoint, t: int) -> Decimal:
         if p.excursion is not None and self.in_excursion(t):
             return p.excursion
+        if p.fault is not None and self.in_excursion(t):
+            return p.fault
         digest = hashlib.blake2b(f"{self.seed}:{p.code}:{t}".encode(), digest_size=4).digest()
         u = Decimal(int.from_bytes(digest, "big")) / Decimal(2**32)  # 0 ≤ u < 1
         return (p.base + p.noise * (2 * u - 1)).quantize(p.scale)

@@ -13,9 +13,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from domain.codes import Tier, check_region
+from domain.divisions import check_extra
 from node.errors import ConfigError
 
 CONFIG_FILE = "node.toml"
@@ -56,8 +65,12 @@ class NodeSection(_Section):
     parent: Annotated[str, AfterValidator(_check_parent)] | None = None
 
     @model_validator(mode="after")
-    def _region_fits_tier(self) -> NodeSection:
-        check_region(self.tier, self.region)
+    def _region_fits_tier(self, info: ValidationInfo) -> NodeSection:
+        # a division of the shipped table, or one of node.toml's [divisions] extra, which
+        # load() passes as the validation context {"divisions": {code: name}}
+        context = info.context if isinstance(info.context, dict) else {}
+        extra = context.get("divisions") or {}
+        check_region(self.tier, self.region, extra if isinstance(extra, dict) else {})
         return self
 
 
@@ -203,7 +216,7 @@ class DivisionsSection(_Section):
     """Division codes newer than the shipped GB/T 2260 table (code → name), until an update of
     the software ships them."""
 
-    extra: dict[str, str] = Field(default_factory=dict)
+    extra: Annotated[dict[str, str], AfterValidator(check_extra)] = Field(default_factory=dict)
 
 
 class Config(_Section):
@@ -265,8 +278,13 @@ def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     _apply_overrides(data, os.environ if environ is None else environ)
+    divisions = data.get("divisions")
+    extra = divisions.get("extra") if isinstance(divisions, dict) else None
     try:
-        return Config.model_validate({**data, "directory": directory.resolve()})
+        return Config.model_validate(
+            {**data, "directory": directory.resolve()},
+            context={"divisions": extra if isinstance(extra, dict) else {}},
+        )
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
@@ -355,4 +373,11 @@ batch = 1000                  # envelopes per publish or import batch
 path = "readings.db"
 retention_days = 92           # AQ 6201: real-time values kept at least 3 months
 max_batch = 10000             # readings per batch
+
+# [calendar]                  # working days of years the shipped calendar does not know, from
+# holidays = [2027-01-01]     # the State Council's notice: days off (the year's 1 January too)
+# workdays = []               # and make-up working days (调休上班)
+
+# [divisions]                 # division codes newer than the shipped GB/T 2260 table
+# extra = {{ "139999" = "名称" }}
 """

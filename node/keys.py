@@ -13,7 +13,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain.codes import NATIONAL_REGION, Tier, in_subtree
+from domain import divisions
+from domain.codes import NATIONAL_REGION, Tier, check_region, in_subtree
 from federation.envelope import parse
 from federation.errors import FederationError
 from federation.keys import ROOT, ROOT_TIERS, build_trust
@@ -170,6 +171,10 @@ def check_certification(by: Signer, origin: str, region: str, tier: str) -> None
         raise ConfigError(f"{region} is outside the certifier's area {by.region}")
     if tier != Tier.BACKUP and origin != region:
         raise ConfigError(f"origin {origin} must be the division code of its area {region}")
+    try:  # a division of GB/T 2260 (or one the signing node lists in [divisions] extra)
+        check_region(Tier(tier), region, divisions.declared())
+    except ValueError as e:
+        raise ConfigError(f"{region}: {e}") from None
 
 
 def install_chain(config: Config, root: bytes, documents: list[bytes]) -> tuple[Trust, str | None]:

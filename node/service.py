@@ -15,11 +15,14 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
+import chinese_calendar  # type: ignore[import-untyped]
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from domain import divisions
 from domain.accident import Accident
 from domain.base import DAY_MS, Actor, Aggregate, Context, iso
+from domain.calendar import WorkCalendar
 from domain.commands import AGGREGATES, BY_KIND
 from domain.errors import DomainError, FieldError, Invalid, Refused
 from domain.keys import KeyRegister, RecordKeyDocument, register_id
@@ -33,8 +36,8 @@ from federation.keys import ROOT, parse_document, verify_document
 from federation.suite import key_id, load_key, load_public
 from hardware.errors import Misconfigured
 from hardware.filedrop import prune_kept
-from node.config import Config
-from node.errors import Conflict, NodeError, NotFound
+from node.config import CalendarSection, Config
+from node.errors import ConfigError, Conflict, NodeError, NotFound
 from node.projector import Projector
 from node.readings import ReadingsStore
 from node.signedlog import Oversized
@@ -51,6 +54,20 @@ CHECKPOINT_EVERY = 1000  # events between checkpoints at the latest
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def work_calendar(section: CalendarSection) -> WorkCalendar:
+    """China's working days: the schedule chinese-calendar ships (1.11: 2004–2026) and the years
+    node.toml [calendar] adds from the State Council's notices."""
+    try:
+        return WorkCalendar.build(
+            chinese_calendar.holidays,
+            chinese_calendar.workdays,
+            extra_holidays=section.holidays,
+            extra_workdays=section.workdays,
+        )
+    except ValueError as e:
+        raise ConfigError(f"[calendar]: {e}") from None
 
 
 def parse(model: type[BaseModel], body: bytes | str) -> Any:
@@ -96,6 +113,8 @@ class Node:
     def __init__(self, config: Config, clock: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
         self.clock = clock
+        divisions.declare(config.divisions.extra)  # codes newer than the shipped table
+        self.calendar = work_calendar(config.calendar)  # before any store opens: may refuse
         self.log = EventLog(config)
         recorder: Any = self.log.app.recorder  # the signed recorder (node.signedlog)
         recorder.writer.max_bytes = config.federation.max_envelope
@@ -108,7 +127,14 @@ class Node:
 
     def context(self, user: str) -> Context:
         node = self.config.node
-        return Context(Actor(user, node.origin), self.clock(), node.tier.value, node.region, uuid4)
+        return Context(
+            Actor(user, node.origin),
+            self.clock(),
+            node.tier.value,
+            node.region,
+            uuid4,
+            self.calendar,
+        )
 
     # -- commands -------------------------------------------------------------------------------
     def execute(
@@ -392,11 +418,17 @@ class Node:
         if kind == "site" and not _is_uuid(raw_id):
             return self._site(raw_id).view()  # sites may also be named by their code
         try:
-            return self.load(kind, raw_id).view()
+            view = self.load(kind, raw_id).view()
         except (DomainError, NodeError):
             raise
         except Exception as e:  # a stored history this version cannot fold: shown as stored
             return self._as_stored(parse_id(kind or "record", raw_id), e)
+        # what the registers say of it (they may trail the log by a second while serving)
+        if view["kind"] in ("accident", "case"):
+            view["flags"] = self.query("exceptions", Filters(record=view["id"]))
+        if view["kind"] == "accident":
+            view["findings"] = self.query("accident-findings", Filters(accident=view["id"]))
+        return view
 
     def _as_stored(self, aggregate_id: UUID, error: Exception) -> dict[str, Any]:
         """A record whose stored events this node cannot fold into a view (a type it does not

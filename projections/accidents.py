@@ -1,26 +1,32 @@
-"""Accidents: the register (one row per accident as it stands), its investigations, and the
-receipts of its report at each tier above the reporting node. Statistics by grade × region ×
-industry × month are queries over the register.
+"""Accidents: the register (one row per accident as it stands), its investigations, the receipts
+of its report at each tier above the reporting node, and the findings of 漏报, 谎报 and 瞒报 made
+on it. Statistics by grade × region × industry × month are queries over the register.
 
 ``accident_receipts`` holds one row per receipt (per receiving node and accident): when the
 report reached that tier (the receipt's signed recording time) and whether that was within
-493号令 Art. 11: at the n-th tier above the reporting node the report is due by the report's own
-recording time at the reporting node + n × 2 hours (county < city < province < national; the
-reporting node's tier is the level of its origin id, a division code; the rule is
-``domain.receipt.judge``, where it is explained). A receipt carries the report's recording time,
-so each row is derived from its receipt alone and is the same whether the report is in the log
-before it, after it, or not (yet) at all; the ``accident-receipts`` query joins the register for
-the accident's place and grade when the report is there."""
+493号令 Art. 11 (every tier reports onward within 2 hours): each row is judged against the
+receipt of the nearest tier below that had the report first, or the report itself (the rule is
+``domain.receipt.judge_all``, where it is explained). A receipt carries the report's recording
+time, and the rows of an accident's receipts are judged again together whenever one of them
+arrives, so they are a function of the set of receipts held: the same whether the report or a
+tier's receipt came first, later, or not (yet) at all. The ``accident-receipts`` query joins
+the register for the accident's place, grade and the tiers it must reach when the report is
+there.
+
+``accident_findings`` holds one row per finding (``domain.finding``), as recorded by the bureau
+that made it; the register's statistics count the accidents with a finding of each kind."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any, ClassVar
 
 import sqlite_utils
 
-from domain.grading import UNIT_REPORT_DEADLINE_MS
-from domain.receipt import ReceiptRecorded, judge
-from projections.base import LogEvent, Projection, chain, month
+from domain.finding import FindingRecorded, FindingVoided
+from domain.grading import UNIT_REPORT_DEADLINE_MS, Grade, must_reach
+from domain.receipt import Arrival, ReceiptRecorded, expected_receipts, judge_all, origin_tier
+from projections.base import LogEvent, Projection, chain, month, name_key
 
 REGISTER_COLUMNS = {
     "id": str,
@@ -29,6 +35,7 @@ REGISTER_COLUMNS = {
     "enterprise_id": str,
     "enterprise_name": str,
     "enterprise_credit_code": str,
+    "enterprise_name_key": str,  # projections.base.name_key: compared with the register
     "division": str,
     "county": str,
     "city": str,
@@ -44,6 +51,9 @@ REGISTER_COLUMNS = {
     "serious_injuries": int,
     "direct_loss_yuan": int,
     "late_report": int,
+    "must_reach_tier": str,  # Art. 10 along the division's chain (domain.grading.must_reach)
+    "must_reach_region": str,
+    "must_reach_steps": int,  # how many tiers above the reporting node that is (0: itself)
     "supplements": int,
     "voided": int,
 }
@@ -61,15 +71,38 @@ RECEIPT_COLUMNS = {
     "tiers_above": int,  # n: the receiving tier is the n-th above the reporting node
     "report_recorded_at": int,  # the report's time at the reporting node
     "received_at": int,  # the receipt's time at the receiving node
-    "deadline": int,  # report_recorded_at + n × 2 hours (None when n is unknown)
+    "due_from": str,  # the region whose receipt (or report) starts this tier's 2 hours
+    "due_from_at": int,  # that receipt's (or report's) time
+    "deadline": int,  # due_from_at + (steps between them) × 2 hours (None when n is unknown)
     "on_time": int,  # received_at <= deadline (None when there is no deadline)
     "minutes_late": int,  # started minutes after the deadline, 0 on time
 }
 
 
+FINDING_COLUMNS = {
+    "id": str,  # the finding's id
+    "origin": str,  # the node of the bureau that made it
+    "accident_id": str,
+    "finding": str,  # omitted 漏报, falsified 谎报, concealed 瞒报
+    "subject": str,  # unit, or bureau
+    "bureau": str,  # the bureau found at fault (subject bureau)
+    "basis": str,
+    "division": str,  # the accident's place as the finding's node held it
+    "county": str,
+    "city": str,
+    "province": str,
+    "occurred_at": int,
+    "tier": str,  # the finding node's tier and region
+    "region": str,
+    "recorded_at": int,
+    "voided": int,
+}
+FINDING_EVENTS = (FindingRecorded.NAME, FindingVoided.NAME)
+
+
 class Accidents(Projection):
     name = "accidents"
-    replays = ("0002_accident_receipts",)
+    replays = ("0002_accident_receipts", "0003_onward_reports_and_findings")
     tables: ClassVar[dict[str, dict[str, Any]]] = {
         "accidents": {
             "columns": REGISTER_COLUMNS,
@@ -93,17 +126,29 @@ class Accidents(Projection):
             "pk": "id",
             "indexes": [["accident_id"]],
         },
+        "accident_findings": {
+            "columns": FINDING_COLUMNS,
+            "pk": "id",
+            "indexes": [["accident_id"], ["division"]],
+        },
     }
 
     def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
         receipts = [e for e in events if e.type == ReceiptRecorded.NAME]
+        findings = [e for e in events if e.type in FINDING_EVENTS]
         mine = [
-            e for e in events if e.type.startswith("accident.") and e.type != ReceiptRecorded.NAME
+            e
+            for e in events
+            if e.type.startswith("accident.")
+            and e.type != ReceiptRecorded.NAME
+            and e.type not in FINDING_EVENTS
         ]
         inv = [e for e in events if e.type.startswith("investigation.")]
         self.fold(db, "accidents", mine, _apply_accident)
         self.fold(db, "investigations", inv, _apply_investigation)
-        self.save(db, "accident_receipts", "id", [_receipt(e) for e in receipts])
+        self.fold(db, "accident_findings", findings, _apply_finding)
+        if receipts:
+            self.save(db, "accident_receipts", "id", _judged(db, receipts))
 
 
 FIGURES = ("deaths", "missing", "serious_injuries", "direct_loss_yuan")
@@ -120,6 +165,7 @@ def _apply_accident(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
             enterprise_id=p["enterprise_id"],
             enterprise_name=p["enterprise_name"],
             enterprise_credit_code=p["enterprise_credit_code"],
+            enterprise_name_key=name_key(p["enterprise_name"]),
             industry=p["industry"],
             place=p["place"],
             occurred_at=p["occurred_at"],
@@ -151,6 +197,13 @@ def _apply_accident(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
 def _derived(row: dict[str, Any]) -> dict[str, Any]:
     row["month"] = month(row["occurred_at"])
     row["late_report"] = int(row["reported_at"] > row["occurred_at"] + UNIT_REPORT_DEADLINE_MS)
+    row["enterprise_name_key"] = name_key(row["enterprise_name"])
+    grade = Grade.from_code(row["grade"])
+    reach = must_reach(grade, row["division"])
+    row["must_reach_region"] = reach
+    tier = origin_tier(reach)
+    row["must_reach_tier"] = None if tier is None else tier.value
+    row["must_reach_steps"] = len(expected_receipts(row["origin"], row["division"], grade))
     return row
 
 
@@ -182,23 +235,73 @@ def _apply_investigation(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
         row["voided"] = 1
 
 
-def _receipt(e: LogEvent) -> dict[str, Any]:
+def _apply_finding(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
     p = e.payload
-    j = judge(p["reporting_origin"], p["report_recorded_at"], p["tier"], e.at)
-    late = None if j.deadline is None else max(0, -((j.deadline - e.at) // 60_000))
-    return {
-        "id": e.aggregate,
-        "accident_id": p["accident_id"],
-        "origin": e.origin,
-        "tier": p["tier"],
-        "region": p["region"],
-        "reporting_origin": p["reporting_origin"],
-        "reporting_seq": p["reporting_seq"],
-        "reporting_tier": j.reporting_tier,
-        "tiers_above": j.tiers_above,
-        "report_recorded_at": p["report_recorded_at"],
-        "received_at": e.at,
-        "deadline": j.deadline,
-        "on_time": None if j.on_time is None else int(j.on_time),
-        "minutes_late": late,
-    }
+    if e.type == FindingRecorded.NAME:
+        rows[e.aggregate] = {
+            "id": e.aggregate,
+            "origin": e.origin,
+            "accident_id": p["accident_id"],
+            "finding": p["finding"],
+            "subject": p["subject"],
+            "bureau": p["bureau"],
+            "basis": p["basis"],
+            "occurred_at": p["occurred_at"],
+            "tier": p["tier"],
+            "region": p["region"],
+            "recorded_at": e.at,
+            "voided": 0,
+            **chain(p["division"]),
+        }
+    elif e.aggregate in rows:
+        rows[e.aggregate]["voided"] = 1
+
+
+def _judged(db: sqlite_utils.Database, receipts: list[LogEvent]) -> list[dict[str, Any]]:
+    """The new receipts' rows and those already held of the same accidents, all judged again
+    together (the tier below's receipt may have come after the tier above's)."""
+    rows: dict[str, dict[str, Any]] = {}
+    accidents = list(dict.fromkeys(e.payload["accident_id"] for e in receipts))
+    for i in range(0, len(accidents), 500):
+        chunk = accidents[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in db.query(
+            f"SELECT * FROM accident_receipts WHERE accident_id IN ({marks})", chunk
+        ):
+            rows[row["id"]] = dict(row)
+    for e in receipts:
+        p = e.payload
+        rows[e.aggregate] = {
+            "id": e.aggregate,
+            "accident_id": p["accident_id"],
+            "origin": e.origin,
+            "tier": p["tier"],
+            "region": p["region"],
+            "reporting_origin": p["reporting_origin"],
+            "reporting_seq": p["reporting_seq"],
+            "report_recorded_at": p["report_recorded_at"],
+            "received_at": e.at,
+        }
+    reports: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
+    for row in sorted(rows.values(), key=lambda r: r["id"]):
+        reports[(row["accident_id"], row["reporting_origin"], row["report_recorded_at"])].append(
+            row
+        )
+    for (_, reporting_origin, report_at), same in reports.items():
+        arrivals = [Arrival(r["tier"], r["received_at"], r["region"]) for r in same]
+        for row, j in zip(same, judge_all(reporting_origin, report_at, arrivals), strict=True):
+            late = (
+                None
+                if j.deadline is None
+                else max(0, -((j.deadline - row["received_at"]) // 60_000))
+            )
+            row.update(
+                reporting_tier=j.reporting_tier,
+                tiers_above=j.tiers_above,
+                due_from=j.due_from,
+                due_from_at=j.due_from_at,
+                deadline=j.deadline,
+                on_time=None if j.on_time is None else int(j.on_time),
+                minutes_late=late,
+            )
+    return list(rows.values())

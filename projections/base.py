@@ -6,6 +6,7 @@ the same transaction by the store (projections.store)."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, fields
 from functools import cache, lru_cache
@@ -48,6 +49,15 @@ def chain(division: str) -> dict[str, Any]:
 def _chain(division: str) -> tuple[str | None, str | None, str | None]:
     c = region_chain(division)
     return c["county"], c["city"], c["province"]
+
+
+def name_key(name: str | None) -> str | None:
+    """An enterprise name as the cross-record checks compare it: NFKC (full-width brackets and
+    letters as their half-width forms), case folded, without whitespace, so that
+    "某公司（一分厂）" and "某公司(一分厂) " are one name."""
+    if name is None:
+        return None
+    return "".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
 def well_formed(type_name: str, payload: dict[str, Any]) -> bool:

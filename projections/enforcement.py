@@ -8,13 +8,15 @@ from typing import Any, ClassVar
 
 import sqlite_utils
 
-from projections.base import LogEvent, Projection, chain, month
+from projections.base import LogEvent, Projection, chain, month, name_key
 
 CASE_COLUMNS = {
     "id": str,
     "origin": str,
     "enterprise_id": str,
+    "enterprise_credit_code": str,
     "enterprise_name": str,
+    "enterprise_name_key": str,  # projections.base.name_key: compared with the register
     "division": str,
     "county": str,
     "city": str,
@@ -50,9 +52,13 @@ ZERO = {k: 0 for k, t in CASE_COLUMNS.items() if t is int}
 
 class Enforcement(Projection):
     name = "enforcement"
-    replays = ("0002_licence_recommendations_apart",)
+    replays = ("0002_licence_recommendations_apart", "0003_enterprise_checks")
     tables: ClassVar[dict[str, dict[str, Any]]] = {
-        "cases": {"columns": CASE_COLUMNS, "pk": "id", "indexes": [["division"], ["month"]]}
+        "cases": {
+            "columns": CASE_COLUMNS,
+            "pk": "id",
+            "indexes": [["division"], ["month"], ["enterprise_id"]],
+        }
     }
 
     def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
@@ -77,7 +83,9 @@ def _apply(
             "id": e.aggregate,
             "origin": e.origin,
             "enterprise_id": p["enterprise_id"],
+            "enterprise_credit_code": p["enterprise_credit_code"],
             "enterprise_name": p["enterprise_name"],
+            "enterprise_name_key": name_key(p["enterprise_name"]),
             "started_at": p["started_at"],
             "month": month(p["started_at"]),
             "stage": "inspecting",
@@ -149,6 +157,7 @@ def _apply(
         row.update(closed=1, stage="closed", outcome=p["outcome"])
     elif kind == "corrected":
         row.update({k: v for k, v in p["changes"].items() if k in CASE_COLUMNS})
+        row["enterprise_name_key"] = name_key(row["enterprise_name"])
     elif kind == "voided":
         row["voided"] = 1
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import sqlite_utils
 
-from projections.base import LogEvent, Projection, chain
+from projections.base import LogEvent, Projection, chain, name_key
 
 LICENCE_COLUMNS = {
     "id": str,
@@ -30,6 +30,7 @@ ENTERPRISE_COLUMNS = {
     "id": str,
     "origin": str,
     "name": str,
+    "name_key": str,  # projections.base.name_key: what the cross-record checks compare
     "credit_code": str,
     "industry": str,
     "division": str,
@@ -52,13 +53,18 @@ STATUS = {
 
 class Licences(Projection):
     name = "licences"
+    replays = ("0002_enterprise_name_key",)
     tables: ClassVar[dict[str, dict[str, Any]]] = {
         "licences": {
             "columns": LICENCE_COLUMNS,
             "pk": "id",
             "indexes": [["enterprise_id"], ["division"], ["valid_until"]],
         },
-        "enterprises": {"columns": ENTERPRISE_COLUMNS, "pk": "id", "indexes": [["division"]]},
+        "enterprises": {
+            "columns": ENTERPRISE_COLUMNS,
+            "pk": "id",
+            "indexes": [["division"], ["credit_code"]],
+        },
     }
 
     def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
@@ -115,6 +121,7 @@ def _enterprise(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
             "id": e.aggregate,
             "origin": e.origin,
             "name": p["name"],
+            "name_key": name_key(p["name"]),
             "credit_code": p["credit_code"],
             "industry": p["industry"],
             "closed": 0,
@@ -127,6 +134,7 @@ def _enterprise(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
         return
     if e.type == "enterprise.corrected/1":
         row.update({k: v for k, v in p["changes"].items() if k in ENTERPRISE_COLUMNS})
+        row["name_key"] = name_key(row["name"])
         if "division" in p["changes"]:
             row.update(chain(p["changes"]["division"]))
     elif e.type == "enterprise.closed/1":

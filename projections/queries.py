@@ -14,8 +14,7 @@ from uuid import UUID
 import sqlite_utils
 
 from domain.base import CHINA, to_ms
-from domain.grading import MUST_REACH
-from domain.receipt import CHAIN
+from domain.industries import Industry
 from projections.errors import BadFilter
 
 DAY_MS = 86_400_000
@@ -51,7 +50,8 @@ class Filters:
     grade: str | None = None
     industry: str | None = None
     status: str | None = None
-    accident: str | None = None  # an accident record's id (accident-receipts)
+    accident: str | None = None  # an accident record's id (accident-receipts, accident-findings)
+    record: str | None = None  # a record's id (exceptions: the flags of one accident or case)
     level: str = "county"  # statistics: county | city | province
     as_of: int = 0
     limit: int = 100
@@ -88,6 +88,7 @@ class Filters:
             level=params.get("level") or "county",
             as_of=time("as_of") or now,
             accident=params.get("accident") or None,
+            record=params.get("record") or None,
             limit=number("limit", 100),
             offset=number("offset", 0),
         )
@@ -96,11 +97,13 @@ class Filters:
         """Refuse what no query can mean, with what was wrong (BadFilter)."""
         if self.region is not None and not (len(self.region) == 6 and self.region.isdigit()):
             raise BadFilter(f"region {self.region!r} is not a 6-digit division code")
-        if self.accident is not None:
-            try:
-                UUID(self.accident)
-            except ValueError:
-                raise BadFilter(f"accident {self.accident!r} is not a record id (a UUID)") from None
+        for name in ("accident", "record"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    UUID(value)
+                except ValueError:
+                    raise BadFilter(f"{name} {value!r} is not a record id (a UUID)") from None
         if self.level not in ("county", "city", "province"):
             raise BadFilter(f"level {self.level!r} is not county, city or province")
         for name in ("since", "until", "as_of"):
@@ -122,15 +125,95 @@ class Query:
     status_column: str | None = None
     grouped: bool = False
     accident_column: str | None = None
+    record_column: str | None = None
 
 
-def _tier_rank(column: str) -> str:
-    """SQL ordering the tiers of the reporting chain upward."""
-    whens = " ".join(f"WHEN '{t.value}' THEN {i}" for i, t in enumerate(CHAIN))
-    return f"CASE {column} {whens} ELSE {len(CHAIN)} END"
+# A receipt that judges a required onward report (493号令 Art. 10): its tier is at most as far
+# above the reporting node as the tier the accident must reach (the register's column, which
+# follows the division's chain). Needs the receipt as r and the register as a.
+_REQUIRED = "r.tiers_above <= a.must_reach_steps"
 
 
-_MUST_REACH = " ".join(f"WHEN '{g.code}' THEN '{t.value}'" for g, t in MUST_REACH.items())
+def _has_finding(finding: str) -> str:
+    return (
+        "EXISTS (SELECT 1 FROM accident_findings f WHERE f.accident_id = a.id"
+        f" AND f.voided = 0 AND f.finding = '{finding}')"
+    )
+
+
+# Cross-record checks (未登记企业, 信息不一致, 重复登记): joins of the records with the enterprise
+# register as it stands, so a flag clears when the register catches up. A record refers to the
+# enterprise registered in its own division (domain.codes.enterprise_id); an accident's industry
+# is compared only when it is an enterprise industry (road_traffic, fire... name the accident,
+# not the enterprise); an inspection carries no industry. Each kind's rows have the same columns.
+_ENTERPRISE_INDUSTRIES = ", ".join(f"'{i.value}'" for i in Industry)
+_ELSEWHERE = (
+    "(SELECT group_concat(d.division, ',') FROM (SELECT DISTINCT o.division FROM enterprises o"
+    " WHERE o.credit_code = {code} AND o.voided = 0 ORDER BY o.division) d)"
+)
+
+
+def _unregistered(kind: str, t: str, time: str) -> str:
+    return (
+        f"SELECT 'unregistered' AS kind, '未登记企业' AS label, '{kind}' AS record_kind,"
+        f" {t}.id AS record_id, {t}.origin, {t}.enterprise_credit_code AS credit_code,"
+        f" {t}.division, {time} AS at, NULL AS field, {t}.enterprise_name AS recorded_value,"
+        " NULL AS registered_value, NULL AS enterprise_id,"
+        f" {_ELSEWHERE.format(code=f'{t}.enterprise_credit_code')} AS registered_in"
+        f" FROM {'accidents' if kind == 'accident' else 'cases'} {t} WHERE {t}.voided = 0"
+        f" AND NOT EXISTS (SELECT 1 FROM enterprises e WHERE e.id = {t}.enterprise_id"
+        " AND e.voided = 0)"
+    )
+
+
+def _mismatch(kind: str, t: str, time: str, field: str, mine: str, theirs: str, differ: str) -> str:
+    return (
+        f"SELECT 'mismatch', '信息不一致', '{kind}', {t}.id, {t}.origin,"
+        f" {t}.enterprise_credit_code, {t}.division, {time}, '{field}', {mine}, {theirs}, e.id,"
+        f" e.division FROM {'accidents' if kind == 'accident' else 'cases'} {t}"
+        f" JOIN enterprises e ON e.id = {t}.enterprise_id AND e.voided = 0"
+        f" WHERE {t}.voided = 0 AND {differ}"
+    )
+
+
+_EXCEPTIONS = " UNION ALL ".join(
+    (
+        _unregistered("accident", "a", "a.occurred_at"),
+        _mismatch(
+            "accident",
+            "a",
+            "a.occurred_at",
+            "name",
+            "a.enterprise_name",
+            "e.name",
+            "a.enterprise_name_key IS NOT e.name_key",
+        ),
+        _mismatch(
+            "accident",
+            "a",
+            "a.occurred_at",
+            "industry",
+            "a.industry",
+            "e.industry",
+            f"a.industry IN ({_ENTERPRISE_INDUSTRIES}) AND a.industry IS NOT e.industry",
+        ),
+        _unregistered("case", "c", "c.started_at"),
+        _mismatch(
+            "case",
+            "c",
+            "c.started_at",
+            "name",
+            "c.enterprise_name",
+            "e.name",
+            "c.enterprise_name_key IS NOT e.name_key",
+        ),
+        "SELECT 'duplicate_code', '重复登记', 'enterprise', e.id, e.origin, e.credit_code,"
+        " e.division, NULL, 'credit_code', e.name, NULL, e.id,"
+        f" {_ELSEWHERE.format(code='e.credit_code')} FROM enterprises e WHERE e.voided = 0"
+        " AND e.credit_code IN (SELECT d.credit_code FROM enterprises d WHERE d.voided = 0"
+        " GROUP BY d.credit_code HAVING COUNT(*) > 1)",
+    )
+)
 
 
 QUERIES: dict[str, Query] = {
@@ -148,10 +231,20 @@ QUERIES: dict[str, Query] = {
         "a.industry",
     ),
     "accident-stats": Query(
-        "Accidents by grade × region (at the chosen level) × industry × month.",
+        "Accidents by grade × region (at the chosen level) × industry × month, with the"
+        " accidents reported late by the unit (迟报, 1 hour: late_unit) or by a bureau passing"
+        " the report on (迟报, 2 hours per tier up to the tier the grade must reach:"
+        " late_onward), and those with a finding of 漏报 (omitted), 谎报 (falsified) or 瞒报"
+        " (concealed).",
         "SELECT a.grade, a.{level} AS region, a.industry, a.month, COUNT(*) AS accidents,"
         " SUM(a.deaths) AS deaths, SUM(a.missing) AS missing,"
-        " SUM(a.serious_injuries) AS serious_injuries, SUM(a.direct_loss_yuan) AS direct_loss_yuan"
+        " SUM(a.serious_injuries) AS serious_injuries, SUM(a.direct_loss_yuan) AS direct_loss_yuan,"
+        " SUM(a.late_report) AS late_unit,"
+        " SUM(EXISTS (SELECT 1 FROM accident_receipts r WHERE r.accident_id = a.id"
+        f" AND r.on_time = 0 AND {_REQUIRED})) AS late_onward,"
+        f" SUM({_has_finding('omitted')}) AS omitted,"
+        f" SUM({_has_finding('falsified')}) AS falsified,"
+        f" SUM({_has_finding('concealed')}) AS concealed"
         " FROM accidents a {where} AND a.voided = 0"
         " GROUP BY a.grade, a.{level}, a.industry, a.month"
         " ORDER BY a.month, region, a.grade, a.industry",
@@ -163,22 +256,62 @@ QUERIES: dict[str, Query] = {
     ),
     "accident-receipts": Query(
         "Per accident and tier, when the report arrived against its deadline (493号令 Art. 11:"
-        " 2 hours per tier above the reporting node); status on_time, late or unknown. The"
+        " each tier passes it on within 2 hours of receiving it; due_from names the tier whose"
+        " receipt, or the report, starts the clock); status on_time, late or unknown. required:"
+        " the tier is one the report must reach (Art. 10, along the division's chain). The"
         " accident's place and grade come from the register when its report is held here;"
         " without it the region is the reporting origin's.",
         "SELECT r.accident_id, r.tier, r.origin, r.region, r.reporting_origin, r.reporting_seq,"
-        " r.reporting_tier, r.tiers_above, r.report_recorded_at, r.received_at, r.deadline,"
-        " r.on_time, r.minutes_late, a.id IS NOT NULL AS report_held, a.division, a.grade,"
-        f" CASE a.grade {_MUST_REACH} END AS must_reach_tier, a.occurred_at, a.enterprise_name,"
+        " r.reporting_tier, r.tiers_above, r.report_recorded_at, r.received_at, r.due_from,"
+        " r.due_from_at, r.deadline, r.on_time, r.minutes_late,"
+        " a.id IS NOT NULL AS report_held, a.division, a.grade, a.must_reach_tier,"
+        f" a.must_reach_region, {_REQUIRED} AS required, a.occurred_at, a.enterprise_name,"
         " a.voided FROM accident_receipts r LEFT JOIN accidents a ON a.id = r.accident_id"
-        f" {{where}} ORDER BY r.report_recorded_at, r.accident_id, {_tier_rank('r.tier')},"
-        " r.origin",
+        " {where} ORDER BY r.report_recorded_at, r.accident_id, r.tiers_above IS NULL,"
+        " r.tiers_above, r.origin",
         "r.report_recorded_at",
         "COALESCE(a.division, r.reporting_origin)",
         "a.grade",
         "a.industry",
         "CASE r.on_time WHEN 1 THEN 'on_time' WHEN 0 THEN 'late' ELSE 'unknown' END",
         accident_column="r.accident_id",
+    ),
+    "accident-findings": Query(
+        "Findings of 漏报 (omitted), 谎报 (falsified) and 瞒报 (concealed), with the bureau that"
+        " made them, their basis, and the accident (its place and time from the register when"
+        " its report is held here). Voided findings are left out.",
+        "SELECT f.id, f.accident_id, f.finding, CASE f.finding WHEN 'omitted' THEN '漏报'"
+        " WHEN 'falsified' THEN '谎报' WHEN 'concealed' THEN '瞒报' END AS label, f.subject,"
+        " f.bureau, f.basis, f.origin, f.tier, f.region, f.recorded_at,"
+        " COALESCE(a.division, f.division) AS division,"
+        " COALESCE(a.occurred_at, f.occurred_at) AS occurred_at, a.grade, a.enterprise_name,"
+        " a.enterprise_credit_code FROM accident_findings f"
+        " LEFT JOIN accidents a ON a.id = f.accident_id {where} AND f.voided = 0"
+        " ORDER BY f.recorded_at, f.id",
+        "COALESCE(a.occurred_at, f.occurred_at)",
+        "COALESCE(a.division, f.division)",
+        "a.grade",
+        "a.industry",
+        "f.finding",
+        accident_column="f.accident_id",
+    ),
+    "exceptions": Query(
+        "Cross-record checks, one row per flag (kind): unregistered (未登记企业: an accident or"
+        " case whose credit code this register does not hold in its division; registered_in"
+        " lists the divisions that hold it), mismatch (信息不一致: the name or industry differs"
+        " from the register's; field, recorded_value, registered_value), duplicate_code"
+        " (重复登记: one credit code registered by more than one node; code_division is the"
+        " registration authority's division within the code). Computed from the registers,"
+        " so a flag clears when the register catches up.",
+        "SELECT x.*, substr(x.credit_code, 3, 6) AS code_division FROM (" + _EXCEPTIONS + ") x"
+        " {where} ORDER BY x.kind, x.credit_code, x.division, x.record_kind, x.record_id,"
+        " x.field",
+        None,
+        "x.division",
+        None,
+        None,
+        "x.kind",
+        record_column="x.record_id",
     ),
     "enforcement-stats": Query(
         "执法统计 by region (at the chosen level) and month.",
@@ -273,7 +406,8 @@ QUERIES: dict[str, Query] = {
         None,
     ),
     "alarms": Query(
-        "Alarms and power cuts in force (not yet ended), at points in service.",
+        "Alarms, power cuts, fan cuts and sensor faults in force (not yet ended; kind: alarm,"
+        " power_cut, fan_cut, fault), at points in service.",
         "SELECT s.site_code, s.division, x.point, x.kind, x.started_at, x.start_value, x.threshold"
         " FROM excursions x JOIN sites s ON s.id = x.site_id"
         " JOIN points p ON p.key = x.site_id || ':' || x.point {where} AND x.ended_at IS NULL"
@@ -285,7 +419,7 @@ QUERIES: dict[str, Query] = {
         None,
     ),
     "excursions": Query(
-        "Alarm and power-cut history with durations.",
+        "Alarm, power-cut, fan-cut and sensor-fault history with durations.",
         "SELECT s.site_code, s.division, x.point, x.kind, x.started_at, x.ended_at, x.duration_ms,"
         " x.start_value, x.end_value FROM excursions x JOIN sites s ON s.id = x.site_id {where}"
         " ORDER BY x.started_at, s.site_code, x.point",
@@ -330,6 +464,7 @@ def run(db: sqlite_utils.Database, name: str, f: Filters) -> list[dict[str, Any]
         params["until"] = f.until
     for value, column, key in (
         (f.accident and str(UUID(f.accident)), q.accident_column, "accident"),
+        (f.record and str(UUID(f.record)), q.record_column, "record"),
         (f.grade, q.grade_column, "grade"),
         (f.industry, q.industry_column, "industry"),
         (f.status, q.status_column, "status"),

@@ -1,5 +1,6 @@
-"""Sensors: sites and points (with each point's latest 5-minute summary), alarm and power-cut
-history with durations (the active ones are those not yet ended), and the summaries."""
+"""Sensors: sites and points (with each point's latest 5-minute summary), the history of alarms,
+power cuts, fan cuts and sensor faults with durations (the active ones are those not yet ended),
+and the summaries (whose points carry the count of faulty readings)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ EXCURSIONS = {
     "sensor.alarm_cleared/1": ("alarm", False),
     "sensor.power_cut/1": ("power_cut", True),
     "sensor.power_restored/1": ("power_cut", False),
+    "sensor.fan_cut/1": ("fan_cut", True),
+    "sensor.fan_restored/1": ("fan_cut", False),
+    "sensor.fault_detected/1": ("fault", True),  # its threshold: the end of the range passed
+    "sensor.fault_cleared/1": ("fault", False),
 }
 
 
@@ -165,7 +170,7 @@ class Sensors(Projection):
                         "kind": kind,
                         "started_at": p["t"],
                         "start_value": p["value"],
-                        "threshold": p["threshold"],
+                        "threshold": p["threshold"] if "threshold" in p else p["bound"],
                         "ended_at": None,
                         "end_value": None,
                         "duration_ms": None,

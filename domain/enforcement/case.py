@@ -9,6 +9,8 @@ from domain.base import Aggregate, Context, VoidCommand, iso, not_in_future, to_
 from domain.codes import enterprise_id, in_subtree
 from domain.enforcement.commands import (
     EXTENSION_NOTICE_MS,
+    HEARING_DAYS,
+    SERVICE_DAYS,
     CloseCase,
     CloseOutcome,
     CorrectCase,
@@ -210,17 +212,27 @@ class EnforcementCase(Aggregate):
         _check_penalty_powers(cmd.penalties, ctx)
         if not self.evidence:
             raise Refused("record the evidence (调查取证) before notifying the proposed penalty")
-        self._trigger(PenaltyNotified, ctx, penalties=_penalties(cmd.penalties), facts=cmd.facts)
+        self._trigger(
+            PenaltyNotified,
+            ctx,
+            penalties=_penalties(cmd.penalties),
+            facts=cmd.facts,
+            hearing_window_ends=_working_days(
+                ctx, HEARING_DAYS, "the window to request a hearing (行政处罚法 Art. 64(1))"
+            ),
+        )
 
     def request_hearing(self, cmd: RequestHearing, ctx: Context) -> None:
         self._ensure_stage("a hearing is requested after the notice", Stage.NOTIFIED)
         assert self.notice is not None
         if self.notice["hearing"] is not None:
             raise Refused("a hearing was already requested")
-        if ctx.now_ms > self.notice["hearing_window_ends"]:
+        if ctx.now_ms >= self.notice["hearing_window_ends"]:
             raise Refused(
                 "the window to request a hearing closed at "
-                f"{iso(self.notice['hearing_window_ends'])}"
+                f"{iso(self.notice['hearing_window_ends'])}: a hearing is requested within "
+                f"{HEARING_DAYS} working days of the notice (行政处罚法 Arts. 64(1), 85); it is "
+                f"now {iso(ctx.now_ms)}"
             )
         self._trigger(HearingRequested, ctx)
 
@@ -237,15 +249,22 @@ class EnforcementCase(Aggregate):
         hearing = self.notice["hearing"]
         if hearing is not None and hearing["held"] is None:
             raise Refused("the party requested a hearing: hold it before deciding")
-        if hearing is None and ctx.now_ms <= self.notice["hearing_window_ends"]:
+        if hearing is None and ctx.now_ms < self.notice["hearing_window_ends"]:
             raise Refused(
                 f"the party may state a defence or request a hearing until "
-                f"{iso(self.notice['hearing_window_ends'])}; decide after that"
+                f"{iso(self.notice['hearing_window_ends'])} ({HEARING_DAYS} working days after "
+                "the notice, 行政处罚法 Arts. 64(1), 85); decide after that"
             )
         _check_penalty_powers(cmd.penalties, ctx)
         _check_within_notice(cmd.penalties, self.notice["penalties"])
         self._trigger(
-            PenaltyDecided, ctx, penalties=_penalties(cmd.penalties), decision_no=cmd.decision_no
+            PenaltyDecided,
+            ctx,
+            penalties=_penalties(cmd.penalties),
+            decision_no=cmd.decision_no,
+            service_due=_working_days(
+                ctx, SERVICE_DAYS, "the service of the decision (行政处罚法 Art. 61)"
+            ),
         )
 
     def serve_decision(self, cmd: ServeDecision, ctx: Context) -> None:
@@ -390,7 +409,12 @@ class EnforcementCase(Aggregate):
                 "at": iso(self.notice["at"]),
                 "hearing_window_ends": iso(self.notice["hearing_window_ends"]),
             },
-            "decision": self.decision and {**self.decision, "at": iso(self.decision["at"])},
+            "decision": self.decision
+            and {
+                **self.decision,
+                "at": iso(self.decision["at"]),
+                "service_due": iso(self.decision.get("service_due")),
+            },
             "fines_yuan": sum(
                 p.get("amount_yuan") or 0
                 for p in (self.decision or {}).get("penalties", [])
@@ -438,6 +462,15 @@ def _check_within_notice(items: list[PenaltyItem], noticed: list[dict[str, Any]]
                 f"{kind} of {amount} yuan is more than the {ceiling[kind]} yuan noticed: "
                 "a heavier penalty needs a new notice (告知) and hearing window"
             )
+
+
+def _working_days(ctx: Context, days: int, what: str) -> int:
+    """The end of a period of ``days`` working days from now (行政处罚法 Art. 85: 工作日, 不含
+    法定节假日), by the node's calendar; Refused, naming the period, past the years it knows."""
+    try:
+        return ctx.calendar.working_period_end(ctx.now_ms, days)
+    except Refused as e:
+        raise Refused(f"{what} cannot be counted: {e}") from None
 
 
 def _penalties(items: list[PenaltyItem]) -> list[dict[str, Any]]:

@@ -9,10 +9,15 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from domain.base import DAY_MS, Command, Correction, Reason, UpdateCommand
-from domain.fields import CreditCode, DivisionCode, Moment, Name, Text, Yuan
+from domain.fields import CreditCode, Moment, Name, PlaceCode, Text, Yuan
 
 EXTENSION_NOTICE_MS = 10 * DAY_MS  # extension requested no later than 10 days before the deadline
-HEARING_DAYS = 3  # 告知: 3 days, counted as the law counts days, to ask for a hearing
+# Periods of 行政处罚法 (2021) that Art. 85 counts in working days (不含法定节假日), by the node's
+# calendar (docs/domain.md §3.3, §9)
+HEARING_DAYS = 5  # Art. 64(1): a hearing is requested within 5 working days of the notice (告知)
+SERVICE_DAYS = 7  # Art. 61: a decision not handed over at once is served within 7 working days
+# before issue 17 a notice's window was 3 calendar days (15号令); notices recorded then keep it
+LEGACY_HEARING_DAYS = 3
 
 
 class HazardClass(StrEnum):
@@ -98,7 +103,7 @@ Officers = Annotated[
 class OpenInspection(Command):
     enterprise_credit_code: CreditCode
     enterprise_name: Name
-    division: DivisionCode = Field(description="Where the inspected site is (GB/T 2260).")
+    division: PlaceCode = Field(description="Where the inspected site is (GB/T 2260).")
     inspectors: Officers
     started_at: Moment
     subject: Text | None = Field(default=None, description="检查事项 / plan.")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from domain.base import Event, Voided, period_end
-from domain.enforcement.commands import HEARING_DAYS, Stage
+from domain.enforcement.commands import LEGACY_HEARING_DAYS, Stage
 
 if TYPE_CHECKING:
     from domain.enforcement.case import EnforcementCase
@@ -157,12 +157,18 @@ class PenaltyNotified(Event):
     NAME = "case.penalty_notified/1"
     penalties: list[dict[str, Any]]
     facts: str
+    # when the window to state a defence or request a hearing closes (5 working days, counted
+    # by the recording node's calendar); None in notices recorded before it was kept
+    hearing_window_ends: int | None = None
 
     def apply(self, agg: EnforcementCase) -> None:
+        ends = self.hearing_window_ends
         agg.notice = {
             "at": self.recorded_at,
             "penalties": self.penalties,
-            "hearing_window_ends": period_end(self.recorded_at, HEARING_DAYS),
+            "hearing_window_ends": (
+                period_end(self.recorded_at, LEGACY_HEARING_DAYS) if ends is None else ends
+            ),
             "hearing": None,
         }
         agg.stage = Stage.NOTIFIED
@@ -192,12 +198,15 @@ class PenaltyDecided(Event):
     NAME = "case.penalty_decided/1"
     penalties: list[dict[str, Any]]
     decision_no: str
+    # by when the decision is served (7 working days); None in decisions recorded before it
+    service_due: int | None = None
 
     def apply(self, agg: EnforcementCase) -> None:
         agg.decision = {
             "at": self.recorded_at,
             "penalties": self.penalties,
             "decision_no": self.decision_no,
+            "service_due": self.service_due,
             "served": None,
             "executed": None,
         }
@@ -212,7 +221,12 @@ class DecisionServed(Event):
 
     def apply(self, agg: EnforcementCase) -> None:
         assert agg.decision is not None
-        agg.decision["served"] = {"at": self.served_at, "method": self.method}
+        due = agg.decision.get("service_due")
+        agg.decision["served"] = {
+            "at": self.served_at,
+            "method": self.method,
+            "late": None if due is None else self.served_at >= due,
+        }
         agg.stage = Stage.SERVED
 
 

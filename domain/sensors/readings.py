@@ -4,15 +4,18 @@ window, and the canonical digest that lets stored raw readings be proven against
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from domain.sensors.thresholds import Range
+
 WINDOW_MS = 300_000  # summaries every 5 minutes (AQ 6201 统计值 period)
 
 # Status bits (docs/domain.md §4.3): values taken during calibration (标校, 4) or from a faulty
-# sensor (传感器故障, 128) are stored but neither raise alarms nor enter min/mean/max.
+# sensor (传感器故障, 128) are stored but neither raise alarms nor enter min/mean/max. Values
+# outside the point's measuring range are faults too, found by the value (§4.2).
 EXCLUDED_STATUS = 4 | 128
 
 
@@ -45,20 +48,27 @@ def digest(readings: Iterable[Reading]) -> str:
     return h.hexdigest()
 
 
-def statistics(readings: list[Reading]) -> list[dict[str, Any]]:
-    """Per point: count, flagged (excluded) count, min, mean (half-even), max."""
+def statistics(
+    readings: list[Reading], ranges: Mapping[str, Range | None] | None = None
+) -> list[dict[str, Any]]:
+    """Per point: count, flagged (excluded by status) and faulty (outside the point's measuring
+    range in ``ranges``) counts, and min, mean (half-even) and max of the other values."""
+    ranges = ranges or {}
     by_point: dict[str, list[Reading]] = {}
     for r in readings:
         by_point.setdefault(r.point, []).append(r)
     out = []
     for point in sorted(by_point):
         rows = by_point[point]
-        values = [r.value for r in rows if r.usable]
+        usable = [r.value for r in rows if r.usable]
+        rng = ranges.get(point)
+        values = usable if rng is None else [v for v in usable if rng.side(v) is None]
         out.append(
             {
                 "point": point,
                 "count": len(rows),
-                "flagged": len(rows) - len(values),
+                "flagged": len(rows) - len(usable),
+                "faulty": len(usable) - len(values),
                 "min": min(values) if values else None,
                 "mean": round(Fraction(sum(values), len(values))) if values else None,
                 "max": max(values) if values else None,

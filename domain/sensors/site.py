@@ -27,14 +27,32 @@ from domain.base import (
 )
 from domain.codes import enterprise_id, in_subtree
 from domain.errors import FieldError, Invalid, Refused
-from domain.fields import CreditCode, DivisionCode, Moment, Name
+from domain.fields import CreditCode, Moment, Name, PlaceCode
+from domain.sensors.excursions import (
+    AlarmCleared,
+    AlarmRaised,
+    FanCut,
+    FanRestored,
+    FaultCleared,
+    FaultDetected,
+    PowerCut,
+    PowerRestored,
+)
+from domain.sensors.points import (
+    RangeInput,
+    ThresholdInput,
+    range_of,
+    settings,
+    thresholds_from,
+    within,
+)
 from domain.sensors.readings import WINDOW_MS, Reading, digest, statistics, window_of
 from domain.sensors.thresholds import (
     UNITS,
     Location,
     SensorType,
     Thresholds,
-    default_thresholds,
+    default_range,
     scaled,
     unscaled,
 )
@@ -42,7 +60,7 @@ from domain.sensors.thresholds import (
 SITE_NAMESPACE = uuid.UUID("2b7e0c4e-7f53-5b8e-a1d4-3c9f6e2a8b10")
 Code = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")]
 FUTURE_SLACK_MS = 300_000
-Level = Annotated[str | int, Field(description='A value in the point\'s unit, e.g. "1.5".')]
+SENSOR_TYPES = frozenset(SensorType)  # str values: a newer version's type is not among them
 
 
 def site_id(code: str, region: str) -> uuid.UUID:
@@ -67,14 +85,7 @@ class RegisterSite(Command):
     site_type: SiteKind
     enterprise_credit_code: CreditCode
     enterprise_name: Name
-    division: DivisionCode
-
-
-class ThresholdInput(Command):
-    alarm: Level | None = None
-    power_cut: Level | None = None
-    restore: Level | None = None
-    lower: bool = Field(default=False, description="Lower limits (alarm at or below), e.g. O2.")
+    division: PlaceCode
 
 
 class RegisterPoint(UpdateCommand):
@@ -85,7 +96,14 @@ class RegisterPoint(UpdateCommand):
     )
     place: Name | None = Field(default=None, description="安装位置 as written on site.")
     thresholds: ThresholdInput | None = Field(
-        default=None, description="Omit for the defaults: the methane table by location, CO 24 ppm."
+        default=None,
+        description="Omit for the defaults: the methane table by location; at coal mines CO,"
+        " O2, CO2, NO2, SO2, H2S, NH3 and temperature. Other points must give them.",
+    )
+    measuring_range: RangeInput | None = Field(
+        default=None,
+        description="测量范围; omit for the type's default (methane 0–4 %, CO 0–1000 ppm, ...)."
+        " A value outside it is a sensor fault.",
     )
 
 
@@ -150,20 +168,22 @@ class PointRegistered(Event):
     unit: str
     scale: int
     thresholds: dict[str, Any]
+    # {"low", "high"} scaled; absent from points registered before ranges were recorded: they
+    # take the default range of their type, if it has one (an upcast)
+    measuring_range: dict[str, int] | None = None
 
     def apply(self, agg: Site) -> None:
-        agg.points[self.point] = {
-            "sensor_type": self.sensor_type,
-            "location": self.location,
-            "place": self.place,
-            "unit": self.unit,
-            "scale": self.scale,
-            "thresholds": self.thresholds,
-            "retired": None,
-            "alarm": None,
-            "power_cut": None,
-            "last_reading_id": 0,
-        }
+        agg.points[self.point] = _point_state(
+            {
+                "sensor_type": self.sensor_type,
+                "location": self.location,
+                "place": self.place,
+                "unit": self.unit,
+                "scale": self.scale,
+                "thresholds": self.thresholds,
+                "measuring_range": self.measuring_range,
+            }
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,58 +205,6 @@ class PointRetired(Event):
 
     def apply(self, agg: Site) -> None:
         agg.points[self.point]["retired"] = {"at": self.recorded_at, "reason": self.reason}
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Excursion(Event):
-    point: str
-    t: int
-    value: int
-    reading_id: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class AlarmRaised(_Excursion):
-    NAME = "sensor.alarm_raised/1"
-    threshold: int
-
-    def apply(self, agg: Site) -> None:
-        p = agg.points[self.point]
-        p["alarm"] = {"since": self.t, "value": self.value}
-        p["last_reading_id"] = self.reading_id
-
-
-@dataclass(frozen=True, kw_only=True)
-class AlarmCleared(_Excursion):
-    NAME = "sensor.alarm_cleared/1"
-    raised_at: int
-
-    def apply(self, agg: Site) -> None:
-        p = agg.points[self.point]
-        p["alarm"] = None
-        p["last_reading_id"] = self.reading_id
-
-
-@dataclass(frozen=True, kw_only=True)
-class PowerCut(_Excursion):
-    NAME = "sensor.power_cut/1"
-    threshold: int
-
-    def apply(self, agg: Site) -> None:
-        p = agg.points[self.point]
-        p["power_cut"] = {"since": self.t, "value": self.value}
-        p["last_reading_id"] = self.reading_id
-
-
-@dataclass(frozen=True, kw_only=True)
-class PowerRestored(_Excursion):
-    NAME = "sensor.power_restored/1"
-    cut_at: int
-
-    def apply(self, agg: Site) -> None:
-        p = agg.points[self.point]
-        p["power_cut"] = None
-        p["last_reading_id"] = self.reading_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -311,17 +279,14 @@ class Site(Aggregate):
             raise Refused(
                 f"point {cmd.point_code} is already registered at site {self.facts['site_code']}"
             )
-        if cmd.sensor_type == SensorType.METHANE and cmd.location is None and not cmd.thresholds:
-            raise Invalid.field(
-                "location",
-                "a methane point needs its location (设置地点), which sets its thresholds,"
-                " or thresholds of its own (as a monitoring system's point definition gives)",
-            )
+        thresholds, rng = settings(
+            cmd.sensor_type,
+            cmd.location,
+            cmd.thresholds,
+            cmd.measuring_range,
+            self.facts["site_type"],
+        )
         unit = UNITS[cmd.sensor_type]
-        if cmd.thresholds is None:
-            thresholds = default_thresholds(cmd.sensor_type, cmd.location)
-        else:
-            thresholds = _thresholds(cmd.thresholds, unit.scale)
         self._trigger(
             PointRegistered,
             ctx,
@@ -331,12 +296,17 @@ class Site(Aggregate):
             place=cmd.place,
             unit=unit.unit,
             scale=unit.scale,
-            thresholds=thresholds._asdict(),
+            thresholds=thresholds.payload(),
+            measuring_range=rng._asdict(),
         )
 
     def change_thresholds(self, cmd: ChangeThresholds, ctx: Context) -> None:
         point = self._live_point(cmd.point_code)
-        thresholds = _thresholds(cmd.thresholds, point["scale"])._asdict()
+        th = thresholds_from(cmd.thresholds, point["scale"])
+        rng = range_of(point)
+        if rng is not None:
+            within(th, rng, SensorType(point["sensor_type"]))
+        thresholds = th.payload()
         if thresholds == point["thresholds"]:
             raise Invalid.field("thresholds", "the thresholds are unchanged")
         self._trigger(
@@ -390,10 +360,17 @@ class Site(Aggregate):
         return sorted(rows, key=lambda row: (row[1], row[0]))
 
     def observe(self, readings: list[Reading], ctx: Context, latest: dict[str, int]) -> None:
-        """Derive alarms and power cuts from stored readings in time order. ``latest`` holds
-        each point's latest reading time derived so far and is advanced here: a reading older
-        than that arrived late and is history, not the point's current state. A reading
-        already reflected in the point's events (after a crash and restart) is skipped."""
+        """Derive faults, alarms and power cuts from stored readings in time order. ``latest``
+        holds each point's latest reading time derived so far and is advanced here: a reading
+        older than that arrived late and is history, not the point's current state. A reading
+        already reflected in the point's events (after a crash and restart) is skipped.
+
+        A value outside the point's measuring range is a fault, recorded once and cleared by
+        the next value inside it. A fault below an upper-limit range (methane −5 %) or above a
+        lower-limit one (O2) is no measurement: it changes no alarm. One on the side of
+        danger (methane past the top of its range) means at least the end of the range, or a
+        sensor the monitoring system must treat as if it did: it is checked as that end, so
+        it raises alarms and cuts, never clears them (docs/domain.md §4.2)."""
         for r in sorted(readings, key=lambda r: (r.t, r.id)):
             p = self.points.get(r.point)
             if (
@@ -407,17 +384,40 @@ class Site(Aggregate):
             if not r.usable:
                 continue
             th = Thresholds(**p["thresholds"])
-            sign = -1 if th.lower else 1  # lower limits (O2): mirror every comparison
-            v = sign * r.value
             common = {"point": r.point, "t": r.t, "value": r.value, "reading_id": r.id}
-            if p["power_cut"] is not None and th.restore is not None and v < sign * th.restore:
-                self._trigger(PowerRestored, ctx, cut_at=p["power_cut"]["since"], **common)
-            if p["alarm"] is not None and (th.alarm is None or v < sign * th.alarm):
-                self._trigger(AlarmCleared, ctx, raised_at=p["alarm"]["since"], **common)
-            if p["alarm"] is None and th.alarm is not None and v >= sign * th.alarm:
-                self._trigger(AlarmRaised, ctx, threshold=th.alarm, **common)
-            if p["power_cut"] is None and th.power_cut is not None and v >= sign * th.power_cut:
-                self._trigger(PowerCut, ctx, threshold=th.power_cut, **common)
+            rng = range_of(p)
+            side = None if rng is None else rng.side(r.value)
+            value = r.value
+            if rng is None or side is None:
+                if p["fault"] is not None:
+                    self._trigger(FaultCleared, ctx, detected_at=p["fault"]["since"], **common)
+            else:
+                bound = rng.low if side == "below" else rng.high
+                if p["fault"] is None:
+                    self._trigger(FaultDetected, ctx, side=side, bound=bound, **common)
+                if side != ("below" if th.lower else "above"):
+                    continue
+                value = bound
+            self._levels(p, th, value, common, ctx)
+
+    def _levels(
+        self, p: dict[str, Any], th: Thresholds, value: int, common: dict[str, Any], ctx: Context
+    ) -> None:
+        sign = -1 if th.lower else 1  # lower limits (O2): mirror every comparison
+        v = sign * value
+        restored = th.restore is not None and v < sign * th.restore
+        if p["fan_cut"] is not None and (th.fan_cut is None or restored):
+            self._trigger(FanRestored, ctx, cut_at=p["fan_cut"]["since"], **common)
+        if p["power_cut"] is not None and restored:
+            self._trigger(PowerRestored, ctx, cut_at=p["power_cut"]["since"], **common)
+        if p["alarm"] is not None and (th.alarm is None or v < sign * th.alarm):
+            self._trigger(AlarmCleared, ctx, raised_at=p["alarm"]["since"], **common)
+        if p["alarm"] is None and th.alarm is not None and v >= sign * th.alarm:
+            self._trigger(AlarmRaised, ctx, threshold=th.alarm, **common)
+        if p["power_cut"] is None and th.power_cut is not None and v >= sign * th.power_cut:
+            self._trigger(PowerCut, ctx, threshold=th.power_cut, **common)
+        if p["fan_cut"] is None and th.fan_cut is not None and v >= sign * th.fan_cut:
+            self._trigger(FanCut, ctx, threshold=th.fan_cut, **common)
 
     def summarize(self, window_start: int, readings: list[Reading], ctx: Context) -> bool:
         """Record the summary of one closed window; False (nothing recorded) if it already is."""
@@ -431,7 +431,7 @@ class Site(Aggregate):
             window_start=window_start,
             window_end=window_start + WINDOW_MS,
             reading_count=len(readings),
-            points=statistics(readings),
+            points=statistics(readings, {c: range_of(p) for c, p in self.points.items()}),
             raw_sha256=digest(readings),
             first_reading_id=readings[0].id,
             last_reading_id=readings[-1].id,
@@ -450,6 +450,16 @@ class Site(Aggregate):
             raise Refused(f"point {code} was retired at {iso(p['retired']['at'])}")
         return p
 
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> Site:
+        site = super().restore(state)
+        assert isinstance(site, Site)
+        site.points = {  # an earlier version's snapshot holds points without a range
+            code: p if "measuring_range" in p else _point_state(p)
+            for code, p in site.points.items()
+        }
+        return site
+
     def state(self) -> dict[str, Any]:
         def show(p: dict[str, Any]) -> dict[str, Any]:
             scale = p["scale"]
@@ -459,11 +469,13 @@ class Site(Aggregate):
             }
             excursion = {
                 k: p[k] and {"since": iso(p[k]["since"]), "value": unscaled(p[k]["value"], scale)}
-                for k in ("alarm", "power_cut")
+                for k in ("alarm", "power_cut", "fan_cut", "fault")
             }
+            rng = p["measuring_range"]
             return {
                 **p,
                 "thresholds": th,
+                "measuring_range": rng and {k: unscaled(v, scale) for k, v in rng.items()},
                 **excursion,
                 "retired": p["retired"] and {**p["retired"], "at": iso(p["retired"]["at"])},
             }
@@ -477,6 +489,9 @@ class Site(Aggregate):
             "active_power_cuts": sorted(
                 c for c, p in self.points.items() if p["power_cut"] and not p["retired"]
             ),
+            "active_faults": sorted(
+                c for c, p in self.points.items() if p["fault"] and not p["retired"]
+            ),
             "summarized_until": iso(self.summarized_until) if self.summarized_until else None,
             "summaries": self.summaries,
         }
@@ -485,30 +500,23 @@ class Site(Aggregate):
 SiteRegistered.CREATES = Site
 
 
-def _thresholds(given: ThresholdInput, scale: int) -> Thresholds:
-    try:
-        values = {
-            k: None if getattr(given, k) is None else scaled(getattr(given, k), scale)
-            for k in ("alarm", "power_cut", "restore")
-        }
-    except ValueError as e:
-        raise Invalid.field("thresholds", str(e)) from None
-    th = Thresholds(lower=given.lower, **values)
-    if th.power_cut is not None and th.restore is None:
-        raise Invalid.field(
-            "thresholds.restore", "a power-cut level needs its restore level (复电)"
-        )
-    sign = -1 if th.lower else 1
-    if th.power_cut is not None and th.alarm is not None and sign * th.power_cut < sign * th.alarm:
-        raise Invalid.field(
-            "thresholds.power_cut", "the power-cut level must not come before the alarm level"
-        )
-    if (
-        th.power_cut is not None
-        and th.restore is not None
-        and sign * th.restore > sign * th.power_cut
-    ):
-        raise Invalid.field(
-            "thresholds.restore", "the restore level must not be beyond the power-cut level"
-        )
-    return th
+def _point_state(facts: dict[str, Any]) -> dict[str, Any]:
+    """A point's state from its registration, also one folded or snapshotted by an earlier
+    version (without a range, a fault or a fan cut). A point registered before ranges were
+    recorded takes its type's default range, unless its thresholds lie outside it (a sensor
+    that reads beyond it, e.g. a high-concentration methane sensor): then it has none."""
+    rng = facts.get("measuring_range")
+    if rng is None and facts["sensor_type"] in SENSOR_TYPES:
+        default = default_range(SensorType(facts["sensor_type"]))
+        levels = Thresholds(**facts["thresholds"]).levels().values()
+        if default is not None and all(default.side(v) is None for v in levels):
+            rng = default._asdict()
+    state: dict[str, Any] = {
+        "retired": None,
+        "alarm": None,
+        "power_cut": None,
+        "fan_cut": None,
+        "fault": None,
+        "last_reading_id": 0,
+    }
+    return {**state, **facts, "measuring_range": rng}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class SensorType(StrEnum):
@@ -18,6 +18,10 @@ class SensorType(StrEnum):
     CO2 = "co2"  # 二氧化碳 %
     AIR_SPEED = "air_speed"  # 风速 m/s
     TEMPERATURE = "temperature"  # 温度 ℃
+    NO2 = "no2"  # 二氧化氮 ppm
+    SO2 = "so2"  # 二氧化硫 ppm
+    H2S = "h2s"  # 硫化氢 ppm
+    NH3 = "nh3"  # 氨 ppm
     # tailings dams (尾矿库, §6.2)
     PHREATIC_LINE = "phreatic_line"  # 浸润线埋深 m
     POND_LEVEL = "pond_level"  # 库水位 m
@@ -42,6 +46,11 @@ UNITS: dict[SensorType, Unit] = {
     SensorType.CO2: Unit("%", 2),
     SensorType.AIR_SPEED: Unit("m/s", 2),
     SensorType.TEMPERATURE: Unit("℃", 1),
+    # limits of a few ppm (NO2 2.5): hundredths, so that "over the limit" is exact
+    SensorType.NO2: Unit("ppm", 2),
+    SensorType.SO2: Unit("ppm", 2),
+    SensorType.H2S: Unit("ppm", 2),
+    SensorType.NH3: Unit("ppm", 2),
     SensorType.PHREATIC_LINE: Unit("m", 3),
     SensorType.POND_LEVEL: Unit("m", 3),
     SensorType.RAINFALL: Unit("mm", 1),
@@ -107,19 +116,53 @@ LIMIT = Decimal(10) ** 12  # no sensor reads beyond this in its unit
 
 class Thresholds(NamedTuple):
     """Scaled integers. Upper limits: alarm at ≥ alarm, power cut at ≥ power_cut, power
-    restored only below restore. Lower limits (e.g. O₂) mirror that: ≤ and above."""
+    restored only below restore. Lower limits (e.g. O₂) mirror that: ≤ and above. ``fan_cut``:
+    a second power-cut level that also cuts the local fan (串联通风, §4.1), restored with the
+    rest below ``restore``."""
 
     alarm: int | None
     power_cut: int | None
     restore: int | None
     lower: bool = False
+    fan_cut: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """As events carry them: ``fan_cut`` only where a point has one."""
+        d = self._asdict()
+        if d["fan_cut"] is None:
+            del d["fan_cut"]
+        return d
+
+    def levels(self) -> dict[str, int]:
+        return {
+            k: v
+            for k, v in (
+                ("alarm", self.alarm),
+                ("power_cut", self.power_cut),
+                ("restore", self.restore),
+                ("fan_cut", self.fan_cut),
+            )
+            if v is not None
+        }
 
 
-def _ch4(alarm: str, cut: str | None, restore: str | None) -> Thresholds:
+class Range(NamedTuple):
+    """A sensor's measuring range (测量范围), scaled, both ends included. A value outside it is
+    a sensor fault (故障), not a measurement (docs/domain.md §4.2)."""
+
+    low: int
+    high: int
+
+    def side(self, value: int) -> str | None:
+        """ "below" or "above" the range, or None inside it."""
+        return "below" if value < self.low else "above" if value > self.high else None
+
+
+def _ch4(alarm: str, cut: str | None, restore: str | None, fan: str | None = None) -> Thresholds:
     def s(x: str | None) -> int | None:
         return None if x is None else scaled(x, 4)
 
-    return Thresholds(s(alarm), s(cut), s(restore))
+    return Thresholds(s(alarm), s(cut), s(restore), fan_cut=s(fan))
 
 
 METHANE_DEFAULTS: dict[Location, Thresholds] = {
@@ -136,7 +179,8 @@ METHANE_DEFAULTS: dict[Location, Thresholds] = {
     Location.HEADING_FACE: _ch4("1.0", "1.5", "1.0"),
     Location.HEADING_RETURN: _ch4("1.0", "1.0", "1.0"),
     Location.OUTBURST_HEADING_INTAKE: _ch4("0.5", "0.5", "0.5"),
-    Location.SERIES_HEADING_FAN: _ch4("0.5", "0.5", "0.5"),
+    # ≥ 1.5 also cuts the local fan (局部通风机) [P]
+    Location.SERIES_HEADING_FAN: _ch4("0.5", "0.5", "0.5", fan="1.5"),
     Location.DOUBLE_HEADING_MIXED_RETURN: _ch4("1.0", "1.0", "1.0"),
     Location.HEADING_MACHINE: _ch4("1.0", "1.5", "1.0"),
     Location.DISTRICT_RETURN: _ch4("1.0", "1.0", "1.0"),
@@ -148,12 +192,55 @@ METHANE_DEFAULTS: dict[Location, Thresholds] = {
     Location.UNDERGROUND_PUMP_STATION: _ch4("1.0", "1.0", "1.0"),
 }
 
-CO_DEFAULT = Thresholds(alarm=240, power_cut=None, restore=None)  # 24 ppm at scale 1
+
+def _alarm(sensor: SensorType, level: str, lower: bool = False) -> Thresholds:
+    return Thresholds(scaled(level, UNITS[sensor].scale), None, None, lower)
 
 
-def default_thresholds(sensor: SensorType, location: Location | None) -> Thresholds:
-    if sensor == SensorType.METHANE and location is not None:
-        return METHANE_DEFAULTS[location]
-    if sensor == SensorType.CO:
-        return CO_DEFAULT
-    return Thresholds(None, None, None)
+# Defaults at coal mines (煤矿安全规程 and the mine rules of docs/domain.md §4.2): an alarm, no
+# power cut. A limit the 规程 states as "不超过 X" alarms above X, i.e. at the smallest value
+# above it at the point's scale; "不低于 20 %" (O2) alarms below 20, i.e. at or below 19.99.
+MINE_DEFAULTS: dict[SensorType, Thresholds] = {
+    SensorType.CO: _alarm(SensorType.CO, "24"),  # alarm ≥ 24 ppm (mine rule) [P]
+    SensorType.O2: _alarm(SensorType.O2, "19.99", lower=True),  # O2 ≥ 20 % [P]
+    SensorType.CO2: _alarm(SensorType.CO2, "0.51"),  # CO2 ≤ 0.5 % [P]
+    SensorType.NO2: _alarm(SensorType.NO2, "2.51"),  # ≤ 0.00025 % = 2.5 ppm [P]
+    SensorType.SO2: _alarm(SensorType.SO2, "5.01"),  # ≤ 0.0005 % = 5 ppm [P]
+    SensorType.H2S: _alarm(SensorType.H2S, "6.61"),  # ≤ 0.00066 % = 6.6 ppm [P]
+    SensorType.NH3: _alarm(SensorType.NH3, "40.01"),  # ≤ 0.004 % = 40 ppm [P]
+    SensorType.TEMPERATURE: _alarm(SensorType.TEMPERATURE, "30"),  # ≥ 30 ℃ (mine rule) [P]
+}
+CO_DEFAULT = MINE_DEFAULTS[SensorType.CO]  # 24 ppm at scale 1
+MINE_SITES = {"coal_mine"}  # the 煤矿安全规程 defaults hold at coal mines only
+
+
+def _range(sensor: SensorType, low: str, high: str) -> Range:
+    scale = UNITS[sensor].scale
+    return Range(scaled(low, scale), scaled(high, scale))
+
+
+# Measuring ranges a point of the type has unless it is registered with its own (the sensor's
+# nameplate 测量范围; docs/domain.md §4.2 gives each its source and confidence). Types not listed
+# have no default: their points are registered with a range.
+DEFAULT_RANGES: dict[SensorType, Range] = {
+    SensorType.METHANE: _range(SensorType.METHANE, "0", "4"),  # 低浓度 (载体催化) [P]
+    SensorType.CO: _range(SensorType.CO, "0", "1000"),  # [P]
+    SensorType.O2: _range(SensorType.O2, "0", "25"),  # [P]
+    SensorType.CO2: _range(SensorType.CO2, "0", "5"),  # [P]
+    SensorType.TEMPERATURE: _range(SensorType.TEMPERATURE, "0", "100"),  # [P]
+    SensorType.AIR_SPEED: _range(SensorType.AIR_SPEED, "0", "15"),  # [U]
+}
+
+
+def default_thresholds(
+    sensor: SensorType, location: Location | None, site_type: str = "coal_mine"
+) -> Thresholds | None:
+    """The thresholds a point takes when registered without its own; None: it has none and
+    must be given them. A methane location names its row of the 规程 table wherever the site."""
+    if sensor == SensorType.METHANE:
+        return None if location is None else METHANE_DEFAULTS[location]
+    return MINE_DEFAULTS.get(sensor) if site_type in MINE_SITES else None
+
+
+def default_range(sensor: SensorType) -> Range | None:
+    return DEFAULT_RANGES.get(sensor)

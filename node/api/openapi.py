@@ -39,6 +39,8 @@ READS = {
     "case.show": "Read an enforcement case: stage, hazards, orders, penalties.",
     "licence.show": "Read a licence: status, number, validity, renewal.",
     "investigation.show": "Read an accident investigation: deadlines and state.",
+    "finding.show": "Read a finding of 漏报, 谎报 or 瞒报: the accident, who made it, against"
+    " whom, its basis.",
     "site.show": "Read a monitoring site (by id or site code): points, active alarms.",
     "record.show": "Read any record by id.",
     "events": "The node's log after a position (`after`, `limit` ≤ 1000).",
@@ -199,6 +201,8 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
                             "status",
                             "level",
                             "as_of",
+                            "accident",
+                            "record",
                             "limit",
                             "offset",
                         )

@@ -39,6 +39,11 @@ def _host_port(value: str | None, option: str) -> tuple[str, int] | None:
 )
 @click.option("--excursion-every", default=1800.0, show_default=True, help="Seconds of site time.")
 @click.option("--excursion-length", default=120.0, show_default=True, help="Seconds.")
+@click.option(
+    "--faults",
+    is_flag=True,
+    help="The second methane point reads -1.00 % during excursions: a sensor fault.",
+)
 def simulate_site(
     site: str,
     points: int,
@@ -51,6 +56,7 @@ def simulate_site(
     start: str | None,
     excursion_every: float,
     excursion_length: float,
+    faults: bool,
 ) -> None:
     """Simulate SITE's methane, CO and air-speed points (a 10 s cycle, excursions that must
     raise alarms and cut power), faster than real time with --speed. Prints the points first
@@ -69,7 +75,7 @@ def simulate_site(
     device_at = _host_port(modbus, "--modbus")
     if broker is None and device_at is None:
         raise click.UsageError("give --mqtt, --modbus or both")
-    model = SiteModel(site, points, seed, excursion_every, excursion_length)
+    model = SiteModel(site, points, seed, excursion_every, excursion_length, faults=faults)
     click.echo(
         json.dumps(
             {
@@ -81,6 +87,7 @@ def simulate_site(
                         "location": p.location,
                         "address": p.address,
                         "scale": str(p.scale),
+                        "thresholds": p.definition().thresholds,
                     }
                     for p in model.points
                 ],

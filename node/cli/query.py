@@ -43,7 +43,8 @@ from projections.store import BY_NAME
     help="Statistics: the region level to group by.",
 )
 @click.option("--as-of", "as_of", help="For clock-relative lists (default: now).")
-@click.option("--accident", help="accident-receipts: one accident's id.")
+@click.option("--accident", help="accident-receipts, accident-findings: one accident's id.")
+@click.option("--record", help="exceptions: the flags of one accident or case (its id).")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--offset", default=0, type=click.IntRange(min=0))
 @click.option("--csv", "as_csv", is_flag=True, help="CSV instead of JSON.")
@@ -59,17 +60,20 @@ def query(
     level: str,
     as_of: str | None,
     accident: str | None,
+    record: str | None,
     limit: int,
     offset: int,
     as_csv: bool,
 ) -> None:
     """Query the projections. NAME is one of the queries (accidents, accident-stats,
-    enforcement-stats, open-cases, licences, unlicensed, points, alarms, excursions,
-    summaries, origins, accident-receipts).
+    accident-receipts, accident-findings, exceptions, enforcement-stats, open-cases, licences,
+    unlicensed, duplicate_codes, points, alarms, excursions, summaries, origins).
 
     \b
     Example: accidents of Shijiazhuang (130100) in June 2026, by month and grade:
       anjian query ./city accident-stats --region 130100 --since 2026-06-01 --until 2026-07-01
+    Example: records whose enterprise is not registered or differs (kind column):
+      anjian query ./county exceptions --status unregistered
     """
     with open_node(directory) as node:
         node.project()
@@ -85,6 +89,7 @@ def query(
                     "level": level,
                     "as_of": as_of,
                     "accident": accident,
+                    "record": record,
                     "limit": str(limit),
                     "offset": str(offset),
                 },

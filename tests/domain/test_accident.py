@@ -181,7 +181,7 @@ def test_times_are_checked_against_the_clock_and_each_other():
 
 def test_an_accident_outside_the_node_area_is_refused():
     with pytest.raises(Invalid, match="outside this node's area"):
-        report(division="130103")
+        report(division="130104")
 
 
 def test_corrections_re_derive_the_grade_and_keep_the_reason():
@@ -227,3 +227,28 @@ def test_replay_gives_the_same_state():
     assert b is not None and b.view() == a.view()
     assert events[1].recorded_at - events[0].recorded_at == DAY_MS
     assert HOUR_MS == 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("region", "tier", "deaths", "reach", "expected"),
+    [
+        ("130102", "county", 0, ("city", "130100"), ["130100"]),
+        ("130102", "county", 3, ("province", "130000"), ["130100", "130000"]),
+        # 济源: no city above the county-level unit, the province receives the 一般 report
+        ("419001", "county", 0, ("province", "410000"), ["410000"]),
+        # 东莞: the city without counties receives the unit's report itself
+        ("441900", "city", 0, ("city", "441900"), []),
+        ("441900", "city", 3, ("province", "440000"), ["440000"]),
+    ],
+)
+def test_the_tier_the_report_must_reach_follows_the_division_chain(
+    region, tier, deaths, reach, expected
+):
+    a = Accident.report(
+        ReportAccident.model_validate_json(js(accident(OCCURRED, deaths=deaths, division=region))),
+        ctx(region=region, tier=tier),
+    )
+    v = a.view()
+    assert (v["must_reach_tier"], v["must_reach_region"]) == reach
+    assert v["receipts_expected_from"] == expected
+    assert v["unit_report"]["deadline"] == "2026-11-29T07:00:00.000Z"  # the unit's hour unchanged

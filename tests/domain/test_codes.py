@@ -2,13 +2,17 @@ import pytest
 
 from domain.codes import (
     Tier,
+    bureau_for,
     check_division,
+    check_division_shape,
     check_region,
     credit_code_check_character,
+    division_level,
     enterprise_id,
     in_subtree,
     normalize_credit_code,
     region_chain,
+    tier_rank,
 )
 from tests.factories import credit_code
 
@@ -102,3 +106,78 @@ def test_region_chain_including_counties_directly_under_a_province():
     assert region_chain("130102") == {"county": "130102", "city": "130100", "province": "130000"}
     assert region_chain("419001") == {"county": "419001", "city": None, "province": "410000"}
     assert region_chain("130100") == {"county": None, "city": "130100", "province": "130000"}
+
+
+def test_region_chain_has_no_city_where_the_table_has_none():
+    assert region_chain("110101") == {"county": "110101", "city": None, "province": "110000"}
+    assert region_chain("441900") == {"county": None, "city": "441900", "province": "440000"}
+
+
+# -- the table (GB/T 2260 as the 民政部 publishes it) ------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["139999", "130199", "130103", "110100", "419000", "449001"])
+def test_codes_not_in_the_table_are_refused(code):
+    """Well-formed codes that name no division: invented (139999, 130199), abolished (130103
+    桥东区, 2014), or groupings (110100 市辖区, 419000 省直辖县级行政区划)."""
+    assert check_division_shape(code) == code
+    with pytest.raises(ValueError, match=rf"{code} is not a division code of GB/T 2260"):
+        check_division(code)
+
+
+@pytest.mark.parametrize("code", ["130102", "130100", "130000", "441900", "419001", "659013"])
+def test_codes_in_the_table_are_accepted(code):
+    assert check_division(code) == code
+
+
+def test_130199_is_not_a_county_and_139999_no_region():
+    with pytest.raises(ValueError, match="130199 is not a division code"):
+        check_region(Tier.COUNTY, "130199")
+    with pytest.raises(ValueError, match="139999 is not a division code"):
+        check_region(Tier.COUNTY, "139999")
+    with pytest.raises(ValueError, match="110100 is not a division code"):
+        check_region(Tier.CITY, "110100")
+    # a node's own [divisions] extra
+    assert check_region(Tier.COUNTY, "139999", {"139999": "测试新区"}) == "139999"
+    assert check_division("139999", {"139999"}) == "139999"
+    with pytest.raises(ValueError, match="county-level division, not a city"):
+        check_region(Tier.CITY, "139999", {"139999": "测试新区"})
+
+
+def test_regions_of_divisions_without_a_middle_tier():
+    assert check_region(Tier.CITY, "441900") == "441900"  # 东莞: a city, with no county
+    assert check_region(Tier.COUNTY, "419001") == "419001"  # 济源: a county, with no city
+    with pytest.raises(ValueError, match="city-level division, not a county"):
+        check_region(Tier.COUNTY, "441900")
+
+
+def test_levels_and_ranks():
+    assert division_level("000000") == Tier.NATIONAL
+    assert [division_level(c) for c in ("130000", "130100", "441900", "419001")] == [
+        Tier.PROVINCE,
+        Tier.CITY,
+        Tier.CITY,
+        Tier.COUNTY,
+    ]
+    assert [tier_rank(t) for t in ("county", "city", "province", "national")] == [0, 1, 2, 3]
+    assert tier_rank("backup") is None and tier_rank("hamlet") is None
+
+
+@pytest.mark.parametrize(
+    ("division", "tier", "region"),
+    [
+        ("130102", Tier.COUNTY, "130102"),
+        ("130102", Tier.CITY, "130100"),
+        ("130102", Tier.PROVINCE, "130000"),
+        ("130102", Tier.NATIONAL, "000000"),
+        ("441900", Tier.COUNTY, "441900"),  # 东莞: the city does the county's part
+        ("441900", Tier.CITY, "441900"),
+        ("441900", Tier.PROVINCE, "440000"),
+        ("419001", Tier.COUNTY, "419001"),
+        ("419001", Tier.CITY, "410000"),  # 济源: no city, the province is next
+        ("110101", Tier.CITY, "110000"),  # 东城区: the municipality
+        ("130100", Tier.COUNTY, "130100"),
+    ],
+)
+def test_the_bureau_that_does_a_tiers_part(division, tier, region):
+    assert bureau_for(division, tier) == region

@@ -1,23 +1,27 @@
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from domain.base import DAY_MS, Actor, Context, VoidCommand, to_ms
+from domain.base import CHINA, DAY_MS, Actor, Context, VoidCommand, iso, to_ms
+from domain.calendar import WorkCalendar
 from domain.enforcement import commands as c
 from domain.enforcement.case import EnforcementCase
 from domain.errors import Invalid, Refused
+from tests.domain.workdays import SHIPPED, WITH_2027
 from tests.factories import INSPECTORS, NOW, ctx, inspection, js
 
-T0 = to_ms(NOW)
+T0 = to_ms(NOW)  # Sunday 29 November 2026, 16:00 China time
 
 
 class Case:
-    """Drives one case through its commands with a moving clock."""
+    """Drives one case through its commands with a moving clock, counting working days by
+    ``calendar`` (the shipped schedule and the test's 2027, as a node with [calendar] would)."""
 
-    def __init__(self, **over):
+    def __init__(self, calendar: WorkCalendar = WITH_2027, **over):
         self.now = T0
+        self.calendar = calendar
         self.agg = EnforcementCase.open_inspection(
             c.OpenInspection.model_validate_json(js(inspection(**over))), ctx()
         )
@@ -26,14 +30,28 @@ class Case:
         self.now = T0 + int(days * DAY_MS)
         return self
 
+    def on(self, moment: datetime):
+        """The clock at an aware datetime (ms precision)."""
+        self.now = to_ms(moment)
+        return self
+
     def do(self, command_method: str, model: type, /, **body):
-        context = Context(Actor("zhang", "130102"), self.now, "county", "130102", uuid.uuid4)
+        context = Context(
+            Actor("zhang", "130102"), self.now, "county", "130102", uuid.uuid4, self.calendar
+        )
         getattr(self.agg, command_method)(model.model_validate_json(js(body)), context)
         return self
 
     @property
     def stage(self):
         return self.agg.stage.value
+
+
+MS = timedelta(milliseconds=1)
+
+
+def cst(*args):
+    return datetime(*args, tzinfo=CHINA)
 
 
 def deadline(days: float) -> str:
@@ -230,7 +248,7 @@ def test_illegal_transitions_are_refused_with_the_rule(steps, command, message):
         "notify": lambda: k.do(
             "notify_penalty", c.NotifyPenalty, penalties=[{"type": "warning"}], facts="f"
         ),
-        "decide": lambda: k.at(4).do(
+        "decide": lambda: k.at(6).do(  # after the 5 working days of the notice
             "decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1"
         ),
     }
@@ -260,8 +278,8 @@ def test_extension_must_be_requested_ten_days_before_the_deadline():
     assert k.agg.order["deadline"] == T0 + 30 * DAY_MS
 
 
-def notified(*penalties):
-    k = Case()
+def notified(*penalties, calendar: WorkCalendar = WITH_2027):
+    k = Case(calendar)
     k.do("file_case", c.FileCase, violations="违法")
     k.do(
         "record_evidence",
@@ -274,23 +292,24 @@ def notified(*penalties):
     return k
 
 
-# The notice is given at 16:00 China time on 29 November: the 3 days are 30 Nov, 1 and 2 Dec,
-# and the window closes at 24:00 China time on 2 December, 3 days and 8 hours later.
-WINDOW_END = 3 + 8 / 24
+# The notice is given at 16:00 China time on Sunday 29 November: the 5 working days are Monday
+# 30 Nov to Friday 4 Dec, and the window closes at 24:00 China time on 4 December, 5 days and
+# 8 hours later.
+WINDOW_END = 5 + 8 / 24
 
 
 def test_the_hearing_window_counts_days_as_the_law_does():
     k = notified({"type": "fine", "amount_yuan": 3000})
-    assert k.agg.view()["notice"]["hearing_window_ends"] == "2026-12-02T16:00:00.000Z"
-    with pytest.raises(Refused, match="closed at"):
-        k.at(WINDOW_END + 1 / DAY_MS).do("request_hearing", c.RequestHearing)
+    closes = cst(2026, 12, 5)
+    assert to_ms(closes) == T0 + int(WINDOW_END * DAY_MS)
+    assert k.agg.view()["notice"]["hearing_window_ends"] == "2026-12-04T16:00:00.000Z"
+    with pytest.raises(Refused, match=r"closed at .*5 working days .*Arts. 64\(1\), 85"):
+        k.on(closes).do("request_hearing", c.RequestHearing)
     with pytest.raises(Refused, match="decide after that"):
-        k.at(WINDOW_END).do(
+        k.on(closes - MS).do(
             "decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1"
         )
-    k.at(WINDOW_END - 1 / DAY_MS).do(
-        "request_hearing", c.RequestHearing
-    )  # 23:59:59.999 on the last day
+    k.on(closes - MS).do("request_hearing", c.RequestHearing)  # 23:59:59.999 on the last day
 
 
 def test_the_decision_is_no_heavier_than_the_notice():
@@ -318,7 +337,8 @@ def test_the_decision_is_no_heavier_than_the_notice():
             penalties=[{"type": "fine", "amount_yuan": 50000}],
             decision_no="1",
         )
-    k.at(WINDOW_END + 6).do(
+    # given at 00:00 on Sunday 6 December, the new notice's window closes at 24:00 on Friday 11
+    k.on(cst(2026, 12, 12)).do(
         "decide_penalty",
         c.DecidePenalty,
         penalties=[{"type": "fine", "amount_yuan": 45000}, {"type": "warning"}],
@@ -423,3 +443,174 @@ def test_transfer_recommendation_correction_void():
     with pytest.raises(Refused, match="voided"):
         k.do("correct", c.CorrectCase, subject="x", reason="again", expected_version=k.agg.version)
     assert EnforcementCase.replay(k.agg.collect_events()).view() == k.agg.view()
+
+
+# -- periods in working days (行政处罚法 Art. 85) --------------------------------------------------
+
+
+def notified_on(moment, calendar: WorkCalendar = WITH_2027):
+    """A case filed and noticed at ``moment`` (its inspection at the tests' NOW)."""
+    k = Case(calendar)
+    k.on(moment).do("file_case", c.FileCase, violations="违法")
+    k.do(
+        "record_evidence",
+        c.RecordEvidence,
+        evidence_type="书证",
+        description="d",
+        collected_by=INSPECTORS,
+    )
+    k.do("notify_penalty", c.NotifyPenalty, penalties=[{"type": "warning"}], facts="f")
+    return k
+
+
+def decide(k):
+    k.do("decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1")
+
+
+# Noticed on Wednesday 30 September 2026: 1–7 October are off, so the 5 working days are 8 (Thu),
+# 9 (Fri), 10 (Sat, a make-up working day), 12 (Mon) and 13 (Tue) October.
+NATIONAL_DAY_NOTICE = cst(2026, 9, 30, 10)
+FIFTH_WORKING_DAY_ENDS = cst(2026, 10, 14)
+
+
+@pytest.mark.parametrize(
+    ("requested", "accepted"),
+    [
+        (cst(2026, 10, 8, 9), True),  # 1st working day after the holiday
+        (cst(2026, 10, 10, 9), True),  # Saturday worked (调休上班)
+        (FIFTH_WORKING_DAY_ENDS - MS, True),  # 23:59:59.999 on the 5th working day
+        (FIFTH_WORKING_DAY_ENDS, False),  # 00:00 on the 6th (Wednesday 14 October)
+        (cst(2026, 10, 14, 9), False),
+    ],
+    ids=str,
+)
+def test_a_hearing_request_across_national_day(requested, accepted):
+    k = notified_on(NATIONAL_DAY_NOTICE)
+    assert k.agg.view()["notice"]["hearing_window_ends"] == iso(to_ms(FIFTH_WORKING_DAY_ENDS))
+    k.on(requested)
+    if accepted:
+        k.do("request_hearing", c.RequestHearing)
+        assert k.agg.notice["hearing"]["requested_at"] == to_ms(requested)
+    else:
+        with pytest.raises(Refused, match="the window to request a hearing closed at"):
+            k.do("request_hearing", c.RequestHearing)
+
+
+@pytest.mark.parametrize(
+    ("decided", "accepted"),
+    [
+        (cst(2026, 10, 7, 9), False),  # within the holiday: only 0 working days have passed
+        (FIFTH_WORKING_DAY_ENDS - MS, False),
+        (FIFTH_WORKING_DAY_ENDS, True),
+    ],
+    ids=str,
+)
+def test_a_decision_waits_for_the_working_days_of_the_notice(decided, accepted):
+    k = notified_on(NATIONAL_DAY_NOTICE).on(decided)
+    if accepted:
+        decide(k)
+        assert k.stage == "decided"
+    else:
+        with pytest.raises(Refused, match="may state a defence or request a hearing until"):
+            decide(k)
+        assert k.stage == "notified"
+
+
+def test_a_make_up_working_day_shortens_the_window_in_days():
+    # noticed on Friday 18 September: Sunday 20 is worked, so the 5th working day is Thursday 24
+    # (中秋 is 25–27); without counting it the window would run to Monday 28
+    k = notified_on(cst(2026, 9, 18, 15))
+    assert k.agg.view()["notice"]["hearing_window_ends"] == iso(to_ms(cst(2026, 9, 25)))
+    with pytest.raises(Refused, match="closed at"):
+        k.on(cst(2026, 9, 28, 9)).do("request_hearing", c.RequestHearing)
+
+
+def test_a_window_into_2027_needs_the_year_s_schedule():
+    # noticed on Monday 28 December 2026: the 5 working days run into 2027
+    with pytest.raises(Refused) as e:
+        notified_on(cst(2026, 12, 28, 10), SHIPPED)
+    message = str(e.value)
+    assert message.startswith("the window to request a hearing (行政处罚法 Art. 64(1)) cannot")
+    assert "the working days of 2027 are not known" in message
+    assert "[calendar] holidays" in message and "workdays" in message
+    # with the year supplied: 29, 30, 31 December, then 4 and 5 January (1–3 January off)
+    k = notified_on(cst(2026, 12, 28, 10), WITH_2027)
+    assert k.agg.view()["notice"]["hearing_window_ends"] == iso(to_ms(cst(2027, 1, 6)))
+
+
+def test_a_refused_notice_records_nothing():
+    k = Case(SHIPPED)
+    k.on(cst(2026, 12, 28, 10)).do("file_case", c.FileCase, violations="违法")
+    k.do(
+        "record_evidence",
+        c.RecordEvidence,
+        evidence_type="书证",
+        description="d",
+        collected_by=INSPECTORS,
+    )
+    version = k.agg.version
+    with pytest.raises(Refused, match="2027"):
+        k.do("notify_penalty", c.NotifyPenalty, penalties=[{"type": "warning"}], facts="f")
+    assert k.agg.version == version and k.stage == "filed"
+
+
+# Decided on Wednesday 14 October 2026: served within 7 working days (Art. 61), by the end of
+# Friday 23 October (15, 16, 19, 20, 21, 22, 23).
+SERVICE_DUE = cst(2026, 10, 24)
+
+
+@pytest.mark.parametrize(
+    ("served", "late"), [(SERVICE_DUE - MS, False), (SERVICE_DUE, True)], ids=str
+)
+def test_service_of_the_decision_is_due_in_seven_working_days(served, late):
+    k = notified_on(NATIONAL_DAY_NOTICE).on(FIFTH_WORKING_DAY_ENDS)
+    decide(k)
+    assert k.agg.view()["decision"]["service_due"] == iso(to_ms(SERVICE_DUE))
+    k.on(served + timedelta(hours=1)).do(
+        "serve_decision", c.ServeDecision, served_at=served.isoformat(), method="邮寄送达"
+    )
+    assert k.agg.view()["decision"]["served"]["late"] is late
+
+
+def test_a_decision_whose_service_runs_into_an_unknown_year_is_refused():
+    # noticed on Friday 18 December 2026, the window closes at 24:00 on Friday 25; a decision on
+    # Monday 28 has its 7 working days of service run into 2027
+    k = notified_on(cst(2026, 12, 18, 10), SHIPPED).on(cst(2026, 12, 28, 10))
+    with pytest.raises(Refused, match=r"service of the decision .*Art. 61.* 2027"):
+        decide(k)
+    assert k.stage == "notified"
+
+
+def test_notices_and_decisions_recorded_before_keep_their_rules():
+    """Events recorded before issue 17 carry no window end or service due: a notice keeps the 3
+    calendar days it was given with, a decision has no due date for its service."""
+    k = notified_on(cst(2026, 9, 30, 10))
+    k.on(FIFTH_WORKING_DAY_ENDS)
+    decide(k)
+    k.do(
+        "serve_decision",
+        c.ServeDecision,
+        served_at=FIFTH_WORKING_DAY_ENDS.isoformat(),
+        method="直接送达",
+    )
+    old = []
+    for event in k.agg.collect_events():
+        payload = event.payload()
+        if event.NAME == "case.penalty_notified/1":
+            assert payload.pop("hearing_window_ends") is not None
+        if event.NAME == "case.penalty_decided/1":
+            assert payload.pop("service_due") is not None
+        common = {
+            "originator_id": event.originator_id,
+            "originator_version": event.originator_version,
+            "recorded_at": event.recorded_at,
+            "actor": event.actor,
+        }
+        old.append(type(event)(**common, **payload))
+    replayed = EnforcementCase.replay(old)
+    assert replayed is not None
+    view = replayed.view()
+    # 30 September 10:00 + 3 calendar days (1, 2, 3 October) → 24:00 on 3 October
+    assert view["notice"]["hearing_window_ends"] == iso(to_ms(cst(2026, 10, 4)))
+    assert view["decision"]["service_due"] is None
+    assert view["decision"]["served"]["late"] is None

@@ -35,6 +35,21 @@ def test_only_the_county_where_it_is_located_registers_it():
     assert Enterprise.register(dongguan, ctx(region="441900", tier="city")).division == "441900"
 
 
+def test_a_city_with_counties_registers_none_at_its_own_code():
+    """A place in 石家庄 lies in one of its districts or counties: 130100 is not where an
+    enterprise is located; 东莞 (441900) and 济源 (419001) are."""
+    cmd = RegisterEnterprise.model_validate_json(js(enterprise(division="130100")))
+    with pytest.raises(Invalid, match="a city without counties such as 东莞 441900"):
+        Enterprise.register(cmd, ctx(region="130100", tier="city"))
+    jiyuan = RegisterEnterprise.model_validate_json(js(enterprise(division="419001")))
+    assert Enterprise.register(jiyuan, ctx(region="419001")).division == "419001"
+
+
+def test_a_division_not_in_the_table_is_refused():
+    with pytest.raises(ValidationError, match="139999 is not a division code of GB/T 2260"):
+        RegisterEnterprise.model_validate_json(js(enterprise(division="139999")))
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -68,7 +83,7 @@ def test_correct_close_void():
     with pytest.raises(Invalid, match="changes nothing"):
         correct(e, **{"name": "新名称有限公司", "reason": "x1"})
     with pytest.raises(Invalid, match="node of the county where it is located"):
-        correct(e, **{"division": "140102", "reason": "搬迁"})
+        correct(e, **{"division": "140105", "reason": "搬迁"})
     e.close(CloseEnterprise.model_validate_json(js({"reason": "关闭取缔"})), ctx())
     with pytest.raises(Refused, match="closed"):
         e.close(CloseEnterprise.model_validate_json(js({"reason": "again"})), ctx())

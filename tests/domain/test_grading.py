@@ -1,6 +1,6 @@
 import pytest
 
-from domain.grading import Grade, grade_accident
+from domain.grading import Grade, grade_accident, investigated_by, must_reach
 
 G, L, M, E = Grade.GENERAL, Grade.LARGER, Grade.MAJOR, Grade.ESPECIALLY_MAJOR
 
@@ -61,3 +61,22 @@ def test_labels_and_codes_round_trip():
     for grade in Grade:
         assert Grade.from_code(grade.code) is grade
     assert E.label == "特别重大" and Grade.NEAR_MISS.label == "较大涉险"
+
+
+@pytest.mark.parametrize(
+    ("division", "by"),
+    [
+        ("130102", {G: "130102", L: "130100", M: "130000", E: "000000"}),
+        ("441900", {G: "441900", L: "441900", M: "440000", E: "000000"}),  # 东莞: no county
+        ("419001", {G: "419001", L: "410000", M: "410000", E: "000000"}),  # 济源: no city
+        ("110101", {G: "110101", L: "110000", M: "110000", E: "000000"}),  # a municipality
+    ],
+)
+def test_who_investigates_in_each_kind_of_division(division, by):
+    """493号令 Art. 19, each tier's part done by the next bureau up where the tier is missing."""
+    assert {g: investigated_by(g, division) for g in by} == by
+
+
+def test_the_tier_a_report_must_reach_in_each_kind_of_division():
+    assert [must_reach(g, "130102") for g in (G, L, M)] == ["130100", "130000", "000000"]
+    assert must_reach(G, "419001") == "410000" and must_reach(G, "441900") == "441900"

@@ -138,15 +138,113 @@ def test_each_grade_is_investigated_by_its_tier(grade):
     [
         ("major", "重大", "province", "county"),
         ("larger", "较大", "city", "county"),
-        ("general", "一般", "county", "city"),
+        ("major", "重大", "province", "city"),
         ("especially_major", "特别重大", "national", "province"),
     ],
 )
-def test_the_wrong_tier_is_refused_with_the_reason(grade, label, tier, here):
+def test_a_tier_below_the_assigned_one_is_refused_with_the_reason(grade, label, tier, here):
     wrong = next(n for n in NODES.values() if n["tier"] == here)
-    body = cmd(OpenInvestigation, accident_id=ACCIDENT_ID, leader="赵建华")
+    body = cmd(OpenInvestigation, accident_id=ACCIDENT_ID, leader="赵建华", reason="认为必要")
     with pytest.raises(Refused, match=rf"{label}.*the {tier} government.*Art. 19.*a {here} node"):
         Investigation.open(body, ctx(**wrong), accident(grade))
+
+
+# -- a superior government (Art. 20 para 1) and divisions without a middle tier -----------------
+
+WHY = "社会影响较大, 市政府决定提级调查"
+
+
+def open_at(region, tier, grade="general", reason=None, division="130102"):
+    body = {"accident_id": ACCIDENT_ID, "leader": "赵建华"}
+    if reason is not None:
+        body["reason"] = reason
+    where = ctx(region=region, tier=tier)
+    return Investigation.open(
+        cmd(OpenInvestigation, **body), where, accident(grade, division=division)
+    )
+
+
+def test_a_city_may_investigate_a_general_accident_with_its_reason():
+    inv = open_at("130100", "city", "general", WHY)
+    v = inv.view()
+    assert (v["tier"], v["assigned_tier"], v["reason"]) == ("city", "county", WHY)
+    assert inv.id == Investigation.id_for(ACCIDENT_ID, "130100")
+    (event,) = inv.pending_events
+    assert event.payload()["reason"] == WHY and event.payload()["tier"] == "city"
+    assert event.payload()["assigned_tier"] == "county"
+
+
+def test_a_tier_above_the_assigned_one_must_say_why():
+    with pytest.raises(Invalid, match=r"county government \(130102\).*Art. 20.*say why") as e:
+        open_at("130100", "city", "general")
+    assert e.value.errors[0].field == "reason"
+    with pytest.raises(ValidationError, match="reason"):
+        open_at("130100", "city", "general", "x")  # two characters at least, as every reason
+
+
+@pytest.mark.parametrize(
+    ("region", "tier", "grade"),
+    [
+        ("130000", "province", "larger"),
+        ("130000", "province", "general"),
+        ("000000", "national", "larger"),
+        ("000000", "national", "major"),
+    ],
+)
+def test_any_tier_above_over_the_place_may_investigate(region, tier, grade):
+    with pytest.raises(Invalid, match="say why"):
+        open_at(region, tier, grade)
+    v = open_at(region, tier, grade, WHY).view()
+    assert (v["tier"], v["reason"]) == (tier, WHY)
+
+
+def test_the_assigned_tier_needs_no_reason_and_keeps_one_given():
+    assert open_at("130100", "city", "larger").view()["reason"] is None
+    assert open_at("130100", "city", "larger", WHY).view()["reason"] == WHY
+
+
+def test_a_county_cannot_open_a_larger_investigation():
+    with pytest.raises(Refused, match=r"较大.*the city government \(130100; 493号令 Art. 19\)"):
+        open_at("130102", "county", "larger", WHY)
+
+
+def test_a_tier_above_outside_the_place_is_refused():
+    with pytest.raises(Refused, match="outside this node's area"):
+        open_at("130200", "city", "general", WHY)  # 唐山, not 石家庄
+    with pytest.raises(Refused, match="outside this node's area"):
+        open_at("140000", "province", "larger", WHY)
+    with pytest.raises(Refused, match="a backup node"):
+        open_at("000000", "backup", "especially_major", WHY)
+
+
+def test_a_city_without_counties_investigates_its_own_general_accidents():
+    """东莞 441900 has no county below it: the city does the county's part (Art. 19)."""
+    v = open_at("441900", "city", "general", division="441900").view()
+    assert (v["tier"], v["assigned_tier"], v["reason"]) == ("city", "city", None)
+    assert open_at("441900", "city", "larger", division="441900").view()["assigned_tier"] == "city"
+    with pytest.raises(Invalid, match=r"city government \(441900\)"):
+        open_at("440000", "province", "general", division="441900")
+    assert open_at("440000", "province", "general", WHY, "441900").view()["tier"] == "province"
+
+
+def test_with_no_city_above_the_province_investigates_larger_accidents():
+    """济源 419001 is directly under 河南: no city government stands between them."""
+    assert open_at("419001", "county", "general", division="419001").view()["tier"] == "county"
+    with pytest.raises(Refused, match=r"the province government \(410000; 493号令 Art. 19\)"):
+        open_at("419001", "county", "larger", WHY, division="419001")
+    v = open_at("410000", "province", "larger", division="419001").view()
+    assert (v["tier"], v["assigned_tier"], v["reason"]) == ("province", "province", None)
+
+
+def test_an_investigation_recorded_before_art_20_was_modelled_replays():
+    """Events of the first shape have no assigned_tier nor reason: the tier was the one assigned."""
+    event = opened().collect_events()[0]
+    old = {k: v for k, v in vars(event).items() if k not in ("assigned_tier", "reason")}
+    legacy = object.__new__(type(event))
+    legacy.__dict__.update(old)  # as the event store rebuilds an event from its stored state
+    replayed = Investigation.replay([legacy])
+    assert isinstance(replayed, Investigation)
+    assert (replayed.tier, replayed.assigned_tier, replayed.reason) == ("county", "county", None)
 
 
 def test_refusals_at_opening():

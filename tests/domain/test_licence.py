@@ -28,7 +28,7 @@ from tests.factories import NOW, credit_code, ctx, js
 
 VALID_FROM = datetime(2026, 5, 1, tzinfo=CHINA)
 VALID_UNTIL = datetime(2029, 5, 1, tzinfo=CHINA)
-RENEWAL_OPENS = datetime(2029, 2, 1, tzinfo=CHINA)
+RENEWAL_DUE = datetime(2029, 2, 1, tzinfo=CHINA)  # Art. 9: 期满前3个月
 MS = timedelta(milliseconds=1)
 # NOW, when the applications are received, is 2026-11-29 16:00 China time: the 45 days
 # (自收到申请之日起45日内, Art. 7) run from 30 November to 13 January, ending at 24:00.
@@ -99,7 +99,8 @@ def test_the_way_to_an_issued_licence():
     }
     assert v["valid_from"] == "2026-04-30T16:00:00.000Z"
     assert v["valid_until"] == iso(to_ms(VALID_UNTIL)) == "2029-04-30T16:00:00.000Z"
-    assert v["renewal_opens"] == iso(to_ms(RENEWAL_OPENS)) == "2029-01-31T16:00:00.000Z"
+    assert v["renewal_due"] == iso(to_ms(RENEWAL_DUE)) == "2029-01-31T16:00:00.000Z"
+    assert v["renewal_applied_at"] is None and v["renewal_late"] is None
     assert v["enterprise_id"] == str(enterprise_id(credit_code(1), lic.division))
     assert v["issuing_authority"].startswith("省级煤矿安全监察机构")
     assert [e.NAME for e in lic.pending_events] == [
@@ -150,7 +151,7 @@ def test_validity_is_three_calendar_years(valid_from, valid_until):
     assert lic.valid_from == to_ms(valid_from) and lic.valid_until == to_ms(valid_until)
 
 
-def test_the_renewal_window_opens_on_the_last_day_of_a_shorter_month():
+def test_renewal_is_due_on_the_last_day_of_a_shorter_month():
     until = to_ms(datetime(2029, 5, 31, 12, tzinfo=CHINA))
     assert add_months(until, -3) == to_ms(datetime(2029, 2, 28, 12, tzinfo=CHINA))
 
@@ -239,25 +240,44 @@ def test_industries_without_a_licence_are_refused_with_the_reason():
 
 
 @pytest.mark.parametrize(
-    ("moment", "refusal"),
+    ("moment", "late"),
     [
-        (RENEWAL_OPENS - MS, "opens 3 months before expiry, at 2029-01-31T16:00:00.000Z"),
-        (RENEWAL_OPENS, None),
-        (VALID_UNTIL, None),
-        (VALID_UNTIL + MS, "expired at 2029-04-30T16:00:00.000Z"),
+        (VALID_FROM + timedelta(days=1), False),  # any time within the validity
+        (datetime(2029, 1, 1, tzinfo=CHINA), False),  # 4 months before expiry
+        (RENEWAL_DUE, False),  # 3 months before expiry, to the moment
+        (RENEWAL_DUE + MS, True),
+        (datetime(2029, 3, 1, tzinfo=CHINA), True),  # 2 months before expiry
+        (VALID_UNTIL, True),  # the last moment of validity
     ],
+    ids=str,
 )
-def test_the_renewal_window_at_its_boundaries(moment, refusal):
+def test_a_renewal_is_taken_within_the_validity_and_late_after_three_months_before(moment, late):
     lic = issued()
-    if refusal is None:
+    lic.apply_renewal(cmd(ApplyRenewal), at(moment))
+    v = lic.view()
+    assert v["renewal_applied_at"] == iso(to_ms(moment)) and v["renewal_late"] is late
+    assert lic.pending_events[-1].payload() == {"late": late}
+
+
+def test_a_renewal_after_expiry_is_refused_the_enterprise_applies_anew():
+    lic = issued()
+    with pytest.raises(Refused, match=r"expired at 2029-04-30T16:00:00.000Z.*重新申请") as e:
+        lic.apply_renewal(cmd(ApplyRenewal), at(VALID_UNTIL + MS))
+    assert "licence.apply" in str(e.value) and "Art. 9" in str(e.value)
+    assert lic.renewal_applied_at is None and lic.version == 3
+
+
+def test_a_renewal_recorded_before_the_late_flag_gets_it_from_its_time():
+    for moment, late in ((RENEWAL_DUE, False), (RENEWAL_DUE + MS, True)):
+        lic = issued()
         lic.apply_renewal(cmd(ApplyRenewal), at(moment))
-        assert lic.view()["renewal_applied_at"] == iso(to_ms(moment))
-    else:
-        with pytest.raises(Refused, match=refusal):
-            lic.apply_renewal(cmd(ApplyRenewal), at(moment))
+        *history, applied = lic.collect_events()
+        old = dataclasses.replace(applied, late=None)  # as stored before issue 17
+        replayed = Licence.replay([*history, old])
+        assert replayed is not None and replayed.view()["renewal_late"] is late
 
 
-def renewed(moment=RENEWAL_OPENS):
+def renewed(moment=RENEWAL_DUE):
     lic = issued()
     lic.apply_renewal(cmd(ApplyRenewal), at(moment))
     return lic
@@ -270,30 +290,29 @@ def fatal(when, deaths=1, missing=0, id="acc-1"):
 def test_extension_needs_a_renewal_application():
     lic = issued()
     with pytest.raises(Refused, match=r"no renewal application"):
-        lic.extend(cmd(ExtendLicence), at(RENEWAL_OPENS), [])
-    lic.apply_renewal(cmd(ApplyRenewal), at(RENEWAL_OPENS))
+        lic.extend(cmd(ExtendLicence), at(RENEWAL_DUE), [])
+    lic.apply_renewal(cmd(ApplyRenewal), at(RENEWAL_DUE))
     with pytest.raises(Refused, match=r"already applied for"):
-        lic.apply_renewal(cmd(ApplyRenewal), at(RENEWAL_OPENS))
+        lic.apply_renewal(cmd(ApplyRenewal), at(RENEWAL_DUE))
 
 
 def test_an_extension_adds_three_years_and_a_new_renewal_window():
     lic = renewed()
-    lic.extend(
-        cmd(ExtendLicence, note="未发生死亡事故"), at(RENEWAL_OPENS + timedelta(days=10)), []
-    )
+    lic.extend(cmd(ExtendLicence, note="未发生死亡事故"), at(RENEWAL_DUE + timedelta(days=10)), [])
     v = lic.view()
     assert v["valid_from"] == iso(to_ms(VALID_UNTIL))
     assert v["valid_until"] == iso(to_ms(datetime(2032, 5, 1, tzinfo=CHINA)))
-    assert v["renewal_opens"] == iso(to_ms(datetime(2032, 2, 1, tzinfo=CHINA)))
-    assert v["renewal_applied_at"] is None and len(v["extensions"]) == 1
+    assert v["renewal_due"] == iso(to_ms(datetime(2032, 2, 1, tzinfo=CHINA)))
+    assert v["renewal_applied_at"] is None and v["renewal_late"] is None
+    assert len(v["extensions"]) == 1 and v["extensions"][0]["renewal_late"] is False
     with pytest.raises(Refused, match=r"no longer be corrected"):
         lic.correct(
             correction(lic, valid_from=VALID_FROM.isoformat(), reason="签发日期录错"),
-            at(RENEWAL_OPENS + timedelta(days=11)),
+            at(RENEWAL_DUE + timedelta(days=11)),
         )
     assert lic.view()["valid_until"] == iso(to_ms(datetime(2032, 5, 1, tzinfo=CHINA)))
     with pytest.raises(Refused, match=r"no renewal application"):
-        lic.extend(cmd(ExtendLicence), at(RENEWAL_OPENS), [])
+        lic.extend(cmd(ExtendLicence), at(RENEWAL_DUE), [])
 
 
 @pytest.mark.parametrize(
@@ -303,7 +322,7 @@ def test_a_fatal_accident_within_validity_bars_the_extension(occurred):
     lic = renewed()
     accidents = [fatal(occurred, id="a-fatal"), fatal(occurred, deaths=0, id="a-harmless")]
     with pytest.raises(Refused, match=r"accident a-fatal at .*1 dead.*Art. 9") as e:
-        lic.extend(cmd(ExtendLicence), at(RENEWAL_OPENS), accidents)
+        lic.extend(cmd(ExtendLicence), at(RENEWAL_DUE), accidents)
     assert "a-harmless" not in str(e.value)
     assert lic.valid_until == to_ms(VALID_UNTIL)
 
@@ -311,7 +330,7 @@ def test_a_fatal_accident_within_validity_bars_the_extension(occurred):
 def test_missing_persons_count_as_a_fatal_accident():
     lic = renewed()
     with pytest.raises(Refused, match=r"0 dead, 2 missing"):
-        lic.extend(cmd(ExtendLicence), at(RENEWAL_OPENS), [fatal(VALID_FROM, 0, 2)])
+        lic.extend(cmd(ExtendLicence), at(RENEWAL_DUE), [fatal(VALID_FROM, 0, 2)])
 
 
 @pytest.mark.parametrize("occurred", [VALID_FROM - MS, VALID_UNTIL + MS], ids=str)
@@ -319,7 +338,7 @@ def test_a_fatal_accident_outside_validity_does_not_count(occurred):
     lic = renewed()
     lic.extend(
         cmd(ExtendLicence),
-        at(RENEWAL_OPENS),
+        at(RENEWAL_DUE),
         [fatal(occurred, deaths=3), fatal(VALID_FROM, deaths=0)],
     )
     assert lic.valid_until == to_ms(datetime(2032, 5, 1, tzinfo=CHINA))
@@ -327,7 +346,7 @@ def test_a_fatal_accident_outside_validity_does_not_count(occurred):
 
 def test_a_voided_accident_does_not_count():
     lic = renewed()
-    lic.extend(cmd(ExtendLicence), at(RENEWAL_OPENS), [{**fatal(VALID_FROM), "voided": True}])
+    lic.extend(cmd(ExtendLicence), at(RENEWAL_DUE), [{**fatal(VALID_FROM), "voided": True}])
     assert len(lic.extensions) == 1
 
 
@@ -342,7 +361,7 @@ def test_suspend_and_reinstate():
     with pytest.raises(Refused, match=r"it is suspended"):
         lic.suspend(cmd(SuspendLicence, reason="again"), pctx())
     with pytest.raises(Refused, match=r"it is suspended"):
-        lic.apply_renewal(cmd(ApplyRenewal), at(RENEWAL_OPENS))
+        lic.apply_renewal(cmd(ApplyRenewal), at(RENEWAL_DUE))
     lic.reinstate(cmd(ReinstateLicence, reason="整改合格"), pctx())
     assert lic.view()["status"] == "issued" and lic.view()["suspension"] is None
     assert lic.view()["past_suspensions"][0]["reason"] == "不再具备安全生产条件"
@@ -457,7 +476,7 @@ def test_corrections_re_derive_what_depends_on_them():
     changes = lic.pending_events[-1].payload()["changes"]
     assert changes["number_parsed"]["serial"] == "0043"
     assert changes["valid_until"] == to_ms(datetime(2029, 6, 1, tzinfo=CHINA))
-    assert lic.view()["renewal_opens"] == iso(to_ms(datetime(2029, 3, 1, tzinfo=CHINA)))
+    assert lic.view()["renewal_due"] == iso(to_ms(datetime(2029, 3, 1, tzinfo=CHINA)))
     lic.correct(correction(lic, enterprise_credit_code=credit_code(2), reason="代码错"), pctx())
     assert lic.enterprise_id == str(enterprise_id(credit_code(2), lic.division))
     with pytest.raises(Invalid, match=r"changes nothing"):
@@ -494,9 +513,9 @@ def test_a_voided_licence_refuses_everything():
 
 def test_replay_gives_the_same_state():
     lic = renewed()
-    lic.extend(cmd(ExtendLicence), at(RENEWAL_OPENS), [])
-    lic.suspend(cmd(SuspendLicence, reason="暂扣"), at(RENEWAL_OPENS))
-    lic.reinstate(cmd(ReinstateLicence, reason="整改合格"), at(RENEWAL_OPENS + timedelta(days=9)))
+    lic.extend(cmd(ExtendLicence), at(RENEWAL_DUE), [])
+    lic.suspend(cmd(SuspendLicence, reason="暂扣"), at(RENEWAL_DUE))
+    lic.reinstate(cmd(ReinstateLicence, reason="整改合格"), at(RENEWAL_DUE + timedelta(days=9)))
     lic.correct(correction(lic, enterprise_name="新名称", reason="更名"), pctx())
     events = lic.collect_events()
     again = Licence.replay(events)

@@ -121,8 +121,9 @@ def test_summary_statistics_and_digest():
         Reading(4, "A", T0 + 3, 99, status=4),
     ]
     assert statistics(rows) == [
-        {"point": "A", "count": 3, "flagged": 1, "min": 10, "mean": 12, "max": 15},  # 12.5 → 12
-        {"point": "B", "count": 1, "flagged": 0, "min": 7, "mean": 7, "max": 7},
+        # 12.5 → 12; "faulty": values outside the point's range (none given here)
+        {"point": "A", "count": 3, "flagged": 1, "faulty": 0, "min": 10, "mean": 12, "max": 15},
+        {"point": "B", "count": 1, "flagged": 0, "faulty": 0, "min": 7, "mean": 7, "max": 7},
     ]
     lines = b"A\t%d\t10\t0\nB\t%d\t7\t0\nA\t%d\t15\t0\nA\t%d\t99\t4\n" % (
         T0,

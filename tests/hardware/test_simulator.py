@@ -78,3 +78,48 @@ async def test_an_excursion_through_mqtt_into_a_node(tmp_path, node_dir):
     finally:
         node.close()
         broker.stop()
+
+
+def test_every_simulated_value_is_inside_its_sensors_range_and_every_point_registers(node):
+    from domain.sensors.thresholds import DEFAULT_RANGES, SensorType, scaled
+
+    model = SiteModel("S", points=8, excursion_every=600, excursion_length=60)
+    t = 1_800_000_000_000 - 1_800_000_000_000 % 600_000
+    for p in model.points:
+        sensor = SensorType(p.sensor_type)
+        rng = DEFAULT_RANGES[sensor]
+        scale = {"methane": 4, "co": 1, "air_speed": 2}[p.sensor_type]
+        for k in range(0, 1_200_000, CYCLE_MS):
+            assert rng.side(scaled(model.value(p, t + k), scale)) is None, (p.code, k)
+    node.execute("sensor.register-site", js(site()), user="z")
+    sink = NodeSink(node, lambda f, *a, **k: asyncio.to_thread(f, *a, **k))
+    registered = asyncio.run(sink.points(SITE_CODE, [p.definition() for p in model.points]))
+    assert len(registered["registered"]) == 8 and registered["refused"] == {}
+    ws = node.show(SITE_CODE, "site")["points"]["WS-001"]["thresholds"]
+    assert (ws["alarm"], ws["lower"]) == ("0.25", True)  # air speed has no default
+
+
+def test_fault_mode_reads_the_second_methane_point_below_its_range(node):
+    from hardware.base import Batch
+
+    with pytest.raises(ValueError, match="at least 4 points"):
+        SiteModel("S", points=3, faults=True)
+    model = SiteModel(SITE_CODE, points=6, excursion_every=60, excursion_length=20, faults=True)
+    faulty = [p.code for p in model.points if p.fault is not None]
+    assert faulty == ["CH4-002"]
+    node.execute("sensor.register-site", js(site()), user="z")
+    sink = NodeSink(node, lambda f, *a, **k: asyncio.to_thread(f, *a, **k))
+    assert asyncio.run(sink.points(SITE_CODE, [p.definition() for p in model.points]))["registered"]
+    start = (node.clock() - 120_000) // 60_000 * 60_000  # a period's start
+    for k in range(9):  # 90 s: one excursion (40-60 s)
+        t = start + k * CYCLE_MS
+        batch = Batch(SITE_CODE, tuple(model.readings(t)), "test")
+        node.ingest(SITE_CODE, batch.body(), user="sim")
+    events = [e for e in node.log.read(0, 1000) if e["event"].startswith("sensor.")]
+    faults = [(e["event"], e["payload"]["point"]) for e in events if "fault" in e["event"]]
+    assert faults == [
+        ("sensor.fault_detected/1", "CH4-002"),
+        ("sensor.fault_cleared/1", "CH4-002"),
+    ]
+    alarms = {e["payload"]["point"] for e in events if e["event"] == "sensor.alarm_raised/1"}
+    assert alarms == {"CH4-001", "CO-001"}  # the fault raised none

@@ -103,3 +103,16 @@ def test_sensor_adapters_are_checked_when_the_config_loads(node_dir, extra, mess
         f.write("\n" + extra)
     with pytest.raises(ConfigError, match=message):
         config_mod.load(node_dir, environ={})
+
+
+def test_a_region_listed_in_divisions_extra_loads(tmp_path):
+    d = make_node_dir(tmp_path / "n")
+    text = (d / "node.toml").read_text(encoding="utf-8").replace('"130102"', '"139999"')
+    (d / "node.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="139999"):
+        config_mod.load(d, environ={})
+    (d / "node.toml").write_text(text + '\n[divisions]\nextra = {139999 = "测试新区"}\n', "utf-8")
+    assert config_mod.load(d, environ={}).node.region == "139999"
+    (d / "node.toml").write_text(text + '\n[divisions]\nextra = {1399 = "短"}\n', "utf-8")
+    with pytest.raises(ConfigError, match="six-digit"):
+        config_mod.load(d, environ={})

@@ -82,6 +82,7 @@ def test_a_window_is_summarized_once_it_has_closed_and_its_hash_matches_the_stor
         "point": "CH4-01",
         "count": 3,
         "flagged": 0,
+        "faulty": 0,  # values outside the point's measuring range (docs/domain.md §4.2)
         "min": 3100,
         "mean": 3533,
         "max": 4000,
@@ -276,3 +277,71 @@ def test_retention_also_drops_old_monitoring_files_kept_by_the_file_drop(node_di
     finally:
         node.close()
     assert not old.exists() and new.exists() and (node_dir / "drop" / "c.txt").exists()
+
+
+def test_a_methane_reading_of_minus_five_is_a_fault_kept_raw_and_left_out_of_the_summary(
+    node, mine
+):
+    """docs/domain.md §4.2: stored in the raw store, a fault event in the log, no alarm, left
+    out of min/mean/max (counted as faulty), cleared by the next value in range."""
+    r = node.ingest(
+        SITE_CODE,
+        batch(
+            ("CH4-01", T0 + 1, 0.31),
+            ("CH4-01", T0 + 2, -5),
+            ("CH4-01", T0 + 3, -5),
+            ("CH4-01", T0 + 4, 0.35),
+            ("CH4-01", T0 + 5, 4),  # the top of the range: a value (and an alarm, a cut)
+        ),
+        user="gw",
+    )
+    assert r["stored"] == 5 and node.status()["raw_readings"] == 5
+    assert r["events"] == [
+        "sensor.fault_detected/1",
+        "sensor.fault_cleared/1",
+        "sensor.alarm_raised/1",
+        "sensor.power_cut/1",
+        "sensor.summary_recorded/1",
+    ]
+    (p,) = summaries(node)
+    assert p["reading_count"] == 5 and p["points"] == [
+        {
+            "point": "CH4-01",
+            "count": 5,
+            "flagged": 0,
+            "faulty": 2,
+            "min": 3100,
+            "mean": 15533,  # (3100 + 3500 + 40000) / 3
+            "max": 40000,
+        }
+    ]
+    log = [e for e in node.log.read(0, 1000) if e["event"] == "sensor.fault_detected/1"]
+    assert [(e["payload"]["value"], e["payload"]["side"]) for e in log] == [(-50000, "below")]
+    assert node.show(SITE_CODE, "site")["active_faults"] == []
+
+
+def test_faults_and_fan_cuts_are_excursions_in_the_projection(node, mine):
+    from projections.queries import Filters
+
+    point = {"point_code": "F-01", "sensor_type": "methane", "location": "series_heading_fan"}
+    node.execute("sensor.register-point", js(point), user="zhang", target=mine)
+    node.ingest(
+        SITE_CODE,
+        batch(
+            ("CH4-01", NOW_MS - 5000, -5),
+            ("F-01", NOW_MS - 5000, 1.6),
+            ("CH4-01", NOW_MS - 4000, 0.3),
+        ),
+        user="gw",
+    )
+    node.project()
+    history = node.query("excursions", Filters(as_of=NOW_MS))
+    assert sorted((x["point"], x["kind"], x["ended_at"] is None) for x in history) == [
+        ("CH4-01", "fault", False),
+        ("F-01", "alarm", True),
+        ("F-01", "fan_cut", True),
+        ("F-01", "power_cut", True),
+    ]
+    active = node.query("alarms", Filters(as_of=NOW_MS))
+    fan = next(x for x in active if x["kind"] == "fan_cut")
+    assert (fan["threshold"], fan["start_value"]) == (15000, 16000)

@@ -1,6 +1,7 @@
 """The accident register holds each tier's receipt of a report against 2 hours per tier, from
 real events: a county reports, the city, the province and the national centre each record their
-receipt (the city's and the national's on time, the province's late), and a view that holds all
+receipt (the city's and the national's on time, the province's late: each tier passes the report
+on within 2 hours of its own receipt, 493号令 Art. 11), and a view that holds all
 their logs (as the national centre does) joins each receipt with the report, whatever the order
 in which the origins' events arrived; a receipt whose report is not held is still shown."""
 
@@ -76,18 +77,26 @@ def test_each_tier_is_held_against_two_hours_per_tier_above_the_reporting_county
         for r in rows
     ] == [
         ("city", "130100", 1, 1 * HOUR_MS, 1),
-        ("province", "130000", 2, 5 * HOUR_MS, 0),  # due at +4 h
-        ("national", "000000", 3, 6 * HOUR_MS, 1),  # due at +6 h: arrived on the instant
+        ("province", "130000", 2, 5 * HOUR_MS, 0),  # due 2 h after the city's receipt: +3 h
+        ("national", "000000", 3, 6 * HOUR_MS, 1),  # due 2 h after the province's: +7 h
     ]
-    assert [r["deadline"] - REPORTED for r in rows] == [2 * HOUR_MS, 4 * HOUR_MS, 6 * HOUR_MS]
-    assert [r["minutes_late"] for r in rows] == [0, 60, 0]
+    assert [(r["due_from"], r["due_from_at"] - REPORTED) for r in rows] == [
+        ("130102", 0),  # the report itself
+        ("130100", 1 * HOUR_MS),
+        ("130000", 5 * HOUR_MS),
+    ]
+    assert [r["deadline"] - REPORTED for r in rows] == [2 * HOUR_MS, 3 * HOUR_MS, 7 * HOUR_MS]
+    assert [r["minutes_late"] for r in rows] == [0, 120, 0]
+    # the province is the last tier a 较大 report must reach (Art. 10): the national one is not
+    assert [r["required"] for r in rows] == [1, 1, 0]
     for r in rows:  # joined with the report: the accident's place and grade
-        assert (r["report_held"], r["division"], r["grade"], r["must_reach_tier"]) == (
-            1,
-            "130102",
-            "larger",
-            "province",
-        )
+        assert (
+            r["report_held"],
+            r["division"],
+            r["grade"],
+            r["must_reach_tier"],
+            r["must_reach_region"],
+        ) == (1, "130102", "larger", "province", "130000")
         assert (r["reporting_origin"], r["reporting_seq"], r["reporting_tier"]) == (
             "130102",
             1,

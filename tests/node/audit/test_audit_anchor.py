@@ -148,7 +148,7 @@ def test_a_key_held_apart_is_not_warned_of(county, tmp_path):
     # another node's directory, whose log this is not, is apart as well
     other = tmp_path / "other"
     shutil.copytree(county, other)
-    toml = (other / "node.toml").read_text().replace('"130102"', '"130103"')
+    toml = (other / "node.toml").read_text().replace('"130102"', '"130108"')
     (other / "node.toml").write_text(toml)
     report, _ = audit(export, "--root-key", other / "trust" / "root.pub")
     assert report["ok"] and report["warnings"] == []
