@@ -101,7 +101,7 @@ def check_division(code: str, extra: Collection[str] = ()) -> str:
         raise ValueError(
             f"{code} is not a division code of GB/T 2260 (the 民政部 table of {t.date} this "
             "version ships): check the code; a division newer than the table is listed in "
-            "node.toml [divisions] extra"
+            "node.toml [divisions] extra (anjian init --division CODE=NAME)"
         )
     return code
 

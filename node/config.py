@@ -4,6 +4,7 @@ object. Environment variables ``ANJIAN_<SECTION>_<KEY>`` override single values 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -307,15 +308,27 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
 
 
 def new_node_toml(
-    tier: str, region: str, parent: str | None, nats: str | None, origin: str | None
+    tier: str,
+    region: str,
+    parent: str | None,
+    nats: str | None,
+    origin: str | None,
+    divisions: Mapping[str, str] | None = None,
 ) -> str:
     """The node.toml of a new node, after checking what it is given (ConfigError names each
     setting that is wrong and why). The origin defaults to the region code ("backup" for a
-    backup centre)."""
+    backup centre); ``divisions``: codes newer than the shipped table ([divisions] extra)."""
     if origin is None:
         origin = "backup" if tier == Tier.BACKUP else region
     try:
-        section = NodeSection(origin=origin, tier=Tier(tier), region=region, parent=parent)
+        extra = check_extra(divisions or {})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    try:
+        section = NodeSection.model_validate(
+            {"origin": origin, "tier": tier, "region": region, "parent": parent},
+            context={"divisions": extra},
+        )
     except ValidationError as e:
         msgs = [
             f"{'.'.join(map(str, err['loc'])) or 'region'}: "
@@ -330,10 +343,12 @@ def new_node_toml(
             raise ConfigError(
                 "--nats: " + str(e.errors()[0]["msg"]).removeprefix("Value error, ")
             ) from None
-    return render(section, nats)
+    return render(section, nats, extra)
 
 
-def render(node: NodeSection, nats_url: str | None = None) -> str:
+def render(
+    node: NodeSection, nats_url: str | None = None, divisions: Mapping[str, str] | None = None
+) -> str:
     """The text of a new node.toml: every setting shown, commented where it has a default."""
     parent = f'parent = "{node.parent}"' if node.parent else '# parent = "nats://parent-host:4222"'
     nats = (
@@ -378,6 +393,20 @@ max_batch = 10000             # readings per batch
 # holidays = [2027-01-01]     # the State Council's notice: days off (the year's 1 January too)
 # workdays = []               # and make-up working days (调休上班)
 
-# [divisions]                 # division codes newer than the shipped GB/T 2260 table
-# extra = {{ "139999" = "名称" }}
-"""
+{_divisions(divisions)}"""
+
+
+def _divisions(extra: Mapping[str, str] | None) -> str:
+    if not extra:
+        return (
+            "# [divisions]      # division codes newer than the shipped GB/T 2260 table\n"
+            '# extra = { "139999" = "名称" }\n'
+        )
+    listed = ", ".join(
+        f"{json.dumps(code)} = {json.dumps(name, ensure_ascii=False)}"
+        for code, name in sorted(extra.items())
+    )
+    return (
+        "[divisions]                   # division codes newer than the shipped GB/T 2260 table\n"
+        f"extra = {{ {listed} }}\n"
+    )

@@ -73,6 +73,14 @@ for group in (keys, log, nats, query, projections, readings, tls, users):
     help="This tier's own NATS server (city and above), e.g. nats://127.0.0.1:4222.",
 )
 @click.option("--origin", help="Origin id for the node's whole life (default: the region code).")
+@click.option(
+    "--division",
+    "divisions",
+    multiple=True,
+    metavar="CODE=NAME",
+    help="A division newer than the shipped GB/T 2260 table, with its name (repeatable):"
+    " written to [divisions] extra.",
+)
 def init(
     directory: Path,
     tier: str,
@@ -80,6 +88,7 @@ def init(
     parent: str | None,
     nats_url: str | None,
     origin: str | None,
+    divisions: tuple[str, ...],
 ) -> None:
     """Create a node directory: configuration, the node's signing key (node.key, node.pub),
     its NATS identity (nats.nk, nats.pub: the certifier certifies both) and an empty log.
@@ -91,7 +100,10 @@ def init(
     with user_errors():
         if directory.exists() and any(directory.iterdir()):
             raise ConfigError(f"{directory} exists and is not empty; choose a new directory")
-        toml = config_mod.new_node_toml(tier, region, parent, nats_url, origin)
+        extra = dict(d.partition("=")[::2] for d in divisions)
+        if any(not name for name in extra.values()):
+            raise ConfigError("--division is CODE=NAME, e.g. --division 139999=某某新区")
+        toml = config_mod.new_node_toml(tier, region, parent, nats_url, origin, extra)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / config_mod.CONFIG_FILE).write_text(toml, encoding="utf-8")
         generate_node_key(directory)

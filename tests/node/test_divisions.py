@@ -161,3 +161,50 @@ def test_a_place_is_a_county_level_division_or_a_city_without_counties(division)
     with pytest.raises(ValidationError, match="division"):
         ReportAccident.model_validate_json(js(accident(division=division)))
     ReportAccident.model_validate_json(js(accident(division="441900")))  # 东莞: no counties
+
+
+def test_init_takes_a_division_newer_than_the_table(tmp_path):
+    from click.testing import CliRunner
+
+    from domain import divisions
+    from node import config as config_mod
+    from node.cli.main import main
+
+    runner = CliRunner()
+    refused = runner.invoke(
+        main, ["init", str(tmp_path / "a"), "--tier", "county", "--region", "139999"]
+    )
+    assert refused.exit_code == 1 and "--division" in refused.stderr
+    bad = runner.invoke(
+        main,
+        [
+            "init",
+            str(tmp_path / "b"),
+            "--tier",
+            "county",
+            "--region",
+            "139999",
+            "--division",
+            "139999",
+        ],
+    )
+    assert bad.exit_code == 1 and "CODE=NAME" in bad.stderr
+    try:
+        made = runner.invoke(
+            main,
+            [
+                "init",
+                str(tmp_path / "c"),
+                "--tier",
+                "county",
+                "--region",
+                "139999",
+                "--division",
+                "139999=测试新区",
+            ],
+        )
+        assert made.exit_code == 0, made.stderr
+        config = config_mod.load(tmp_path / "c", environ={})
+        assert config.node.region == "139999" and config.divisions.extra == {"139999": "测试新区"}
+    finally:
+        divisions.forget_declared()
