@@ -36,6 +36,7 @@ from federation.transport import (
 from node import config as config_mod
 from node.cli.main import main
 from node.keys import credentials, read_nats_public
+from node.replication.importer import Importer
 from tests.conftest import make_node_dir
 from tests.integration.federation import (
     Federation,
@@ -317,3 +318,44 @@ def _raises_refused(loop: asyncio.AbstractEventLoop, call: Callable[[], Awaitabl
     except Exception:
         return False
     return False
+
+
+def test_a_revocation_comes_down_while_children_try_junk_at_its_downward_positions(fed):
+    """A certified child (and its sibling) publishing junk on the tier's downward stream, at the
+    very positions the tier publishes next, is refused by the server; the revocation the tier
+    then records reaches the county, verified, and its trust ends the revoked key. (Runs last:
+    it revokes the sibling's key.)"""
+    city, county, sibling = fed["city"], fed["county"], fed["sibling"]
+    with closing_node(city) as node:
+        next_seq = node.log.tree()[0] + 1
+    junk = b"\x92\x01\x02"
+    for member in (county, sibling):
+        for seq in (next_seq, next_seq + 1):
+            message = Message("anjian.down.env.130100.all", f"130100:{seq}", junk)
+            refused(city, member, lambda nc, m=message: nc.publish([m]), "anjian.down")
+    sibling_key = load_key(sibling.directory / "node.key").key_id
+    city_key = load_key(city.directory / "node.key")
+    with closing_node(city) as node:
+        gone = revoke(
+            city_key, "130100", origin="130104", key=sibling_key, last_seq=0, at_seq=next_seq
+        )
+        node.record_key_document(gone, user="admin")
+
+    def revoked_at_the_county() -> bool:
+        with closing_node(county) as node:
+            kept = node.log.query(
+                "SELECT raw FROM downward WHERE origin = '130100' AND type = ?",
+                ("keys.document_recorded/1",),
+            )
+            trust = Importer(node).trust()
+        came = any(parse(bytes(r["raw"])).payload["subject_key"] == sibling_key for r in kept)
+        ended = any(
+            g.origin == "130104" and g.key_id == sibling_key and g.until_seq == 0
+            for g in trust.grants
+        )
+        return came and ended
+
+    wait_for(revoked_at_the_county, 60, "the revocation reaches the county, verified")
+    with closing_node(county) as node:  # nothing but what the city signed took a position
+        rows = node.log.query("SELECT raw FROM downward WHERE origin = '130100'")
+    assert all(bytes(r["raw"]) != junk for r in rows)
