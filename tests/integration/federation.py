@@ -7,6 +7,7 @@ node's store read-only, and wait for convergence."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import time
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from federation.jetstream import NATSTransport
+from federation.transport import TransportError
 from node import config as config_mod
 from node.cli import demo
 from node.errors import ConfigError
@@ -255,3 +258,18 @@ def bad_signature(raw: bytes) -> bytes:
     outer = decode(raw)
     outer["sig"] = bytes(b ^ 0x5A for b in outer["sig"])
     return encode(outer)
+
+
+def can_connect(server: Member, member: Member) -> bool:
+    """Whether ``member``'s NATS identity is let into ``server``'s NATS now."""
+
+    async def attempt() -> bool:
+        creds = credentials(config_mod.load(member.directory, environ={}))
+        try:
+            nc = await NATSTransport().connect(server.nats.url, "test", creds)
+        except TransportError:
+            return False
+        await nc.close()
+        return True
+
+    return asyncio.run(attempt())

@@ -13,17 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from federation.jetstream import NATSTransport
 from federation.keys import certify, revoke
 from federation.suite import load_key, load_public
-from federation.transport import TransportError
 from node import config as config_mod
 from node.config import NodeSection
-from node.keys import credentials, generate_node_key, read_nats_public
+from node.keys import generate_node_key, read_nats_public
 from tests.factories import accident, js
 from tests.integration.federation import (
     Federation,
     Member,
+    can_connect,
     closing_node,
     connect_as,
     converged,
@@ -166,7 +165,7 @@ def test_disaster_drill_the_national_centre_rebuilt_from_the_backup_centre(fed, 
     assert authorised["reloaded"] is True
     restored = Member("restored", "national", "000000", new)
     wait_for(
-        lambda: _can_connect(f["backup"], restored), 30, "the backup's NATS lets the new one in"
+        lambda: can_connect(f["backup"], restored), 30, "the backup's NATS lets the new one in"
     )
     report = anjian(
         "backup",
@@ -236,7 +235,7 @@ def test_recovery_drill_a_county_that_lost_its_disk(fed, tmp_path):
             city_key, "130100", origin="130102", key=old_key.key_id, last_seq=lost, at_seq=at + 1
         )
         city.record_key_document(gone, user="admin")
-    wait_for(lambda: _can_connect(f["city"], county), 30, "the city's NATS lets the new one in")
+    wait_for(lambda: can_connect(f["city"], county), 30, "the city's NATS lets the new one in")
 
     # the history comes back from the city, verified, with the new certification: the node
     # may go on at once
@@ -264,18 +263,3 @@ def test_recovery_drill_a_county_that_lost_its_disk(fed, tmp_path):
         rows = member.query("SELECT seq FROM envelopes WHERE origin = '130102' ORDER BY seq")
         assert [r["seq"] for r in rows] == list(range(1, lost + 51))  # each exactly once
         assert member.envelopes("130102") == county.envelopes("130102")
-
-
-def _can_connect(server, member) -> bool:
-    """Whether ``member``'s NATS identity is let into ``server``'s NATS now."""
-
-    async def attempt() -> bool:
-        creds = credentials(config_mod.load(member.directory, environ={}))
-        try:
-            nc = await NATSTransport().connect(server.nats.url, "test", creds)
-        except TransportError:
-            return False
-        await nc.close()
-        return True
-
-    return asyncio.run(attempt())

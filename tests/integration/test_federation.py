@@ -21,6 +21,7 @@ from tests.factories import accident, js
 from tests.integration.federation import (
     Federation,
     bad_signature,
+    can_connect,
     closing_node,
     connect_as,
     converged,
@@ -313,7 +314,7 @@ def test_a_revocation_at_the_province_reaches_the_county_and_every_ancestor_refu
         converged(f, "national", ["130000"]), 60, "the revocation goes up to the national centre"
     )
     # its only key revoked, county a's NATS identity is no longer let into the city's server
-    wait_for(lambda: not _connects(f["city"], f["a"]), 30, "the city's NATS refuses county a")
+    wait_for(lambda: not can_connect(f["city"], f["a"]), 30, "the city's NATS refuses county a")
     register_enterprises(f["a"], 5, start=10)  # signed with the revoked key
     late = f["a"].envelopes("130102")[10:]
     # as one holding a's NATS key before the revocation, and a faulty relay, would pass them on
@@ -333,26 +334,6 @@ def test_a_revocation_at_the_province_reaches_the_county_and_every_ancestor_refu
             lambda t=tier: f[t].quarantine(),
         )
         assert f[tier].applied()["130102"] == 10
-
-
-def _connects(server, member) -> bool:
-    """Whether ``member``'s NATS identity is let into ``server``'s NATS now."""
-    import asyncio
-
-    from federation.jetstream import NATSTransport
-    from federation.transport import TransportError
-    from node.keys import credentials
-
-    async def attempt() -> bool:
-        creds = credentials(config_mod.load(member.directory, environ={}))
-        try:
-            nc = await NATSTransport().connect(server.nats.url, "test", creds)
-        except TransportError:
-            return False
-        await nc.close()
-        return True
-
-    return asyncio.run(attempt())
 
 
 def _revoked_at(member) -> bool:
