@@ -49,6 +49,18 @@ from federation.transport import (
 )
 
 log = logging.getLogger("anjian.federation")
+
+
+class _QuietTLSClose(logging.Filter):
+    """asyncio's streams keep a connection open after the peer's end of stream, and its TLS
+    layer then warns that this has no effect, each time a TLS server goes away (a restart, a
+    reload): nothing an operator can act on, so it is left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "has no effect when using ssl" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_QuietTLSClose())
 T = TypeVar("T")
 
 # What can go wrong on a NATS connection, all of it TransportError once through mapped().

@@ -117,3 +117,17 @@ def test_a_nodes_area_is_one_filter_of_the_downward_subjects(region, inside, out
 def test_credentials_never_show_the_seed():
     seed = generate_seed()
     assert seed.decode() not in repr(Credentials(seed=seed, inbox="_INBOX.x"))
+
+
+def test_the_tls_close_warning_of_asyncio_is_left_out(caplog):
+    """Each time a TLS server goes away asyncio warns of something no operator can act on."""
+    import logging
+
+    import federation.jetstream  # noqa: F401 (installs the filter)
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        logging.getLogger("asyncio").warning(
+            "returning true from eof_received() has no effect when using ssl"
+        )
+        logging.getLogger("asyncio").warning("another warning")
+    assert [r.getMessage() for r in caplog.records] == ["another warning"]
