@@ -46,6 +46,7 @@ from federation.transport import (
     StreamState,
     Transport,
     TransportError,
+    inbox,
 )
 
 log = logging.getLogger("anjian.federation")
@@ -202,6 +203,14 @@ class NATSConnection(Connection):
 
     async def serve(self, subject: str, handler: Handler) -> Served:
         async def answer(msg: Msg) -> None:
+            if not (msg.reply or "").startswith(inbox(msg.subject.rsplit(".", 1)[-1]) + "."):
+                log.warning(
+                    "%s: not answering %s: its reply subject %r is not the asker's inbox",
+                    self.name,
+                    msg.subject,
+                    (msg.reply or "")[:100],
+                )
+                return
             try:
                 reply = await handler(msg.subject, msg.data)
                 with mapped():

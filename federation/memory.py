@@ -31,6 +31,7 @@ from federation.transport import (
     StreamState,
     Transport,
     TransportError,
+    inbox,
 )
 
 POLL = 0.005  # seconds between looks for a message while a fetch waits
@@ -136,6 +137,8 @@ class MemoryConnection(Connection):
         handlers = [h for p, h in self.broker.served.values() if matches(p, subject)]
         if not handlers:
             raise TransportError("nats: no responders available for request")
+        if self.credentials.inbox != inbox(subject.rsplit(".", 1)[-1]):
+            raise TransportError("nats: timeout")  # not the asker's inbox: not answered
         try:
             return await asyncio.wait_for(handlers[0](subject, data), timeout)
         except TimeoutError:

@@ -81,6 +81,12 @@ class Credentials:
         return f"Credentials(seed={seed}, inbox={self.inbox!r}, tls={self.tls!r})"
 
 
+def inbox(origin: str) -> str:
+    """The prefix of the reply subjects of ``origin``'s connections: its server permissions let
+    it receive only there, and the tier answers its requests only there."""
+    return f"_INBOX.{origin}"
+
+
 def up_subject(child: str, kind: str, origin: str) -> str:
     return f"anjian.up.{child}.{kind}.{origin}"
 
@@ -236,8 +242,11 @@ class Connection(abc.ABC):
 
     @abc.abstractmethod
     async def serve(self, subject: str, handler: Handler) -> Served:
-        """Answer requests on ``subject`` (wildcards allowed) with what ``handler`` returns;
-        a request whose answer cannot be sent is logged, not raised."""
+        """Answer requests on ``subject`` (wildcards allowed; its last token names the child
+        asking) with what ``handler`` returns, only to that child's own inbox
+        (``inbox(child)``): a reply subject elsewhere would have the tier publish wherever the
+        requester chose (into a stream, in another's name), and is not answered. A request whose
+        answer cannot be sent is logged, not raised."""
 
     @abc.abstractmethod
     async def ensure_stream(self, name: str) -> None:

@@ -207,14 +207,18 @@ class DropFolder:
             os.close(fd)
             raise
 
-    def move(self, name: str, to: str, reason: str | None = None) -> None:
+    def move(self, name: str, to: str, reason: str | None = None) -> str:
         """Move the entry ``name`` (whatever it is: a link is moved, not followed) into ``to``,
-        with ``reason`` written beside it as ``NAME.reason``."""
+        with ``reason`` written beside it as ``NAME.reason``; the name it has there. An entry of
+        that name already there (a file sent twice, a directory dropped under a file's name) is
+        never replaced nor in the way: the newcomer takes the next free name, ``NAME.1.txt``..."""
         folder = self.kept(to)
         assert folder is not None
+        kept = _free_name(folder, name)
         if reason is not None:
-            _write_new(folder, reason_name(name), (reason + "\n").encode("utf-8"))
-        os.rename(name, name, src_dir_fd=self.fd, dst_dir_fd=folder)
+            _write_new(folder, reason_name(kept), (reason + "\n").encode("utf-8"))
+        os.rename(name, kept, src_dir_fd=self.fd, dst_dir_fd=folder)
+        return kept
 
     def prune(self, before_ns: int) -> int:
         """Delete what the kept subfolders hold (files, links) last modified before
@@ -236,6 +240,20 @@ class DropFolder:
                     continue
                 deleted += 1
         return deleted
+
+
+def _free_name(folder: int, name: str) -> str:
+    """``name``, or if the kept folder holds that name (a file, a link, a directory), the first
+    of ``STEM.1.txt``, ``STEM.2.txt``... it does not (the node alone writes its kept folders)."""
+    stem, dot, suffix = name.rpartition(".")
+    candidate, n = name, 0
+    while True:
+        try:
+            os.stat(candidate, dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            return candidate
+        n += 1
+        candidate = f"{stem}.{n}.{suffix}" if dot else f"{name}.{n}"
 
 
 def reason_name(name: str) -> str:

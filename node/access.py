@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -113,6 +114,25 @@ def _make_private(path: Path) -> int | None:
 
 
 # -- the access log ---------------------------------------------------------------------------
+# line and paragraph separators, C1 controls, zero-width and direction marks: escaped in the log
+_INVISIBLE = re.compile("[\u0080-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+BOUND = 128  # characters of a user name, target or detail kept in a line (an id is 36)
+
+
+def readable_json(data: Any, **options: Any) -> str:
+    """JSON with Chinese as it is, and what could break a line or fool a terminal (separators,
+    C1 controls, zero-width and direction marks) escaped: what people read of the node."""
+    text = json.dumps(data, ensure_ascii=False, **options)
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _bounded(value: Any) -> Any:
+    """Text cut to BOUND characters (a request may carry kilobytes in a name or an id)."""
+    if isinstance(value, str) and len(value) > BOUND:
+        return value[:BOUND] + "…"
+    return value
+
+
 def record(
     directory: Path,
     user: str | None,
@@ -132,14 +152,14 @@ def record(
         at_ms = time.time_ns() // 1_000_000
     entry = {
         "at": iso(at_ms),
-        "user": user,
+        "user": _bounded(user),
         "action": action,
-        "target": target,
+        "target": _bounded(target),
         "result": result,
-        "remote": remote,
-        **detail,
+        "remote": _bounded(remote),
+        **{k: _bounded(v) for k, v in detail.items()},
     }
-    line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    line = (readable_json(entry, separators=(",", ":")) + "\n").encode()
     fd = os.open(Path(directory) / ACCESS_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         view = memoryview(line)

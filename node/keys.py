@@ -20,7 +20,7 @@ from federation.errors import FederationError
 from federation.keys import ROOT, ROOT_TIERS, build_trust
 from federation.nkey import check_public, generate_seed, public_of
 from federation.suite import SigningKey, load_key, public_pem, save_key
-from federation.transport import Credentials, TLSFiles
+from federation.transport import Credentials, TLSFiles, inbox
 from federation.verify import Trust
 from node import config as config_mod
 from node.config import KEY_FILE, PUBLIC_KEY_FILE, Config
@@ -135,7 +135,7 @@ def credentials(config: Config) -> Credentials:
         )
     elif f.tls_cert is not None:
         raise ConfigError("[federation] tls_cert needs tls_ca (the CA that signed the servers)")
-    return Credentials(seed=seed, inbox=f"_INBOX.{config.node.origin}", tls=tls)
+    return Credentials(seed=seed, inbox=inbox(config.node.origin), tls=tls)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from node.api.shared import (
     CODE,
     RUNTIME,
     USER,
+    WHO,
     Handler,
     access_line,
     error,
@@ -93,6 +94,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Records (each command, each batch) and exports go to the access log, refused or not."""
     response = await handler(request)
+    if request.get(WHO) is None:  # refused before anyone was known: no one's act, free to send
+        return response
     route = request.match_info.route.name
     if route in BY_KIND or route == "batch":
         target = request.match_info.get("id")
@@ -180,7 +183,8 @@ def _csv(name: str, rows: list[dict[str, Any]]) -> web.Response:
     out = io.StringIO()
     out.write("\ufeff")
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        columns = list(dict.fromkeys(k for row in rows for k in row))  # every row's, in order
+        writer = csv.DictWriter(out, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return web.Response(

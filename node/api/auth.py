@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.api.sessions import COOKIE, CSRF_HEADER, Session, SessionEnded, Sessions
+from node.api.sessions import COOKIE, CSRF_HEADER, WAITING, Session, SessionEnded, Sessions
 from node.api.shared import API, RUNTIME, USER, WHO, Handler, access_line, error, ok
 from node.runtime import Runtime
 from node.service import parse
@@ -154,9 +154,17 @@ async def login(request: web.Request) -> web.Response:
     http = rt.node.config.http
     now = rt.node.clock()
     request[WHO] = form.name
+    if sessions.waiting >= WAITING:  # a flood: refused before it is counted or checked
+        return error(
+            503,
+            "busy",
+            "too many logins are being checked at once; try again in a moment",
+            headers={"Retry-After": "1"},
+        )
     locked_until = sessions.attempt(form.name, now)
     if locked_until is not None:
-        await access_line(request, "login", form.name, "locked")
+        if sessions.first_refusal(form.name):
+            await access_line(request, "login", form.name, "locked")
         return error(
             429,
             "locked",
@@ -166,8 +174,12 @@ async def login(request: web.Request) -> web.Response:
         )
     user = _by_name(rt, form.name)
     # the password is checked (slowly) for an unknown name too: the time tells nothing
-    async with sessions.checks:
-        right = await asyncio.to_thread(check_password, user, form.password)
+    sessions.waiting += 1
+    try:
+        async with sessions.checks:
+            right = await asyncio.to_thread(check_password, user, form.password)
+    finally:
+        sessions.waiting -= 1
     if not right or user is None:
         await access_line(request, "login", form.name, "failed")
         return error(
@@ -182,9 +194,10 @@ async def login(request: web.Request) -> web.Response:
     cookie, session = sessions.open(user.name, user.password, now)
     await access_line(request, "login", user.name, "ok")
     response = ok(_session_view(user, session, sessions))
-    response.set_cookie(
-        COOKIE, cookie, path=API, httponly=True, secure=request.secure, samesite="Strict"
-    )
+    # Secure over HTTPS, and behind a TLS proxy on loopback that says so (X-Forwarded-Proto:
+    # the node sees plain HTTP while the browser speaks HTTPS): the cookie never goes in clear
+    secure = request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    response.set_cookie(COOKIE, cookie, path=API, httponly=True, secure=secure, samesite="Strict")
     return response
 
 

@@ -17,6 +17,7 @@ CSRF_HEADER = "X-CSRF-Token"
 MAX_SESSIONS = 10_000  # past this, the least recently used session ends
 MAX_NAMES = 10_000  # names with failed logins remembered; past this, unlocked ones are forgotten
 CHECKS = 2  # password checks at once (argon2id: 64 MiB and ~0.2 s of a core each)
+WAITING = 32  # logins waiting for a password check, beyond which one is answered busy
 
 
 class SessionEnded(Exception):
@@ -35,6 +36,7 @@ class Session:
 class _Attempts:
     failures: int = 0  # in a row, counting the attempt under way
     locked_until: int = 0
+    told: bool = False  # a refusal during this lockout is in the access log already
 
 
 class Sessions:
@@ -45,8 +47,10 @@ class Sessions:
         self.lockout_ms = lockout_minutes * 60_000
         self._sessions: dict[str, Session] = {}  # by the SHA-256 of the cookie's value
         self._attempts: dict[str, _Attempts] = {}
-        # a flood of logins under made-up names queues here instead of taking the memory
+        # a flood of logins under made-up names queues here instead of taking the memory, and
+        # beyond WAITING waiting ones is answered "busy" before it costs anything
         self.checks = asyncio.Semaphore(CHECKS)
+        self.waiting = 0
 
     # -- logins ---------------------------------------------------------------------------------
     def attempt(self, name: str, now: int) -> int | None:
@@ -66,6 +70,15 @@ class Sessions:
         if state.failures >= self.lockout_failures:
             state.failures, state.locked_until = 0, now + self.lockout_ms
         return None
+
+    def first_refusal(self, name: str) -> bool:
+        """Whether this is the first refused attempt of ``name``'s lockout (the one the access
+        log records: the others would only fill the disk)."""
+        state = self._attempts.get(name[:128])
+        if state is None or state.told:
+            return False
+        state.told = True
+        return True
 
     def succeeded(self, name: str) -> None:
         self._attempts.pop(name[:128], None)

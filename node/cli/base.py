@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,13 +15,14 @@ from domain.errors import DomainError, Invalid
 from federation.errors import FederationError
 from federation.suite import load_public
 from node import config as config_mod
+from node.access import readable_json
 from node.errors import ConfigError
 from node.service import Node
 from projections.queries import moment
 
 
 def emit(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(readable_json(data, indent=2))
 
 
 @contextmanager

@@ -109,7 +109,7 @@ def _verify(
                 )
             check_signature(env, trust.key_for(env.origin, env.key, env.seq))
             storable(env)
-            _keep(node, env, division, summary)
+            _keep(importer, env, division, summary)
         except VerificationError as e:
             if e.reason == "unknown_key":
                 waiting.append((env, division))
@@ -123,9 +123,10 @@ def _verify(
     return waiting
 
 
-def _keep(node: Any, env: Envelope, division: str, summary: dict[str, Any]) -> None:
+def _keep(importer: Importer, env: Envelope, division: str, summary: dict[str, Any]) -> None:
     """A verified envelope: kept once; a second, different one signed for the same position is
     the tier above signing twice, quarantined as such."""
+    node = importer.node
     rows = node.log.query(
         "SELECT raw FROM downward WHERE origin = ? AND seq = ?", (env.origin, env.seq)
     )
@@ -136,8 +137,11 @@ def _keep(node: Any, env: Envelope, division: str, summary: dict[str, Any]) -> N
             )
         return  # the same again (a redelivery)
     if env.type.startswith(DOWN_PREFIXES):  # licences: into the log, for the registers
+        # held to what its origin may write, as an envelope from below is
+        importer.admission.check(env, importer.trust().regions.get(env.origin), {})
         with contextlib.suppress(IntegrityError):  # kept before a crash, not yet marked
             node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
+        importer.admission.stored([env])
     node.log.write(  # numbered in the order verified: the relay follows that order
         "INSERT INTO downward (origin, seq, type, raw, division, verified)"
         " SELECT ?, ?, ?, ?, ?, COALESCE(MAX(verified), 0) + 1 FROM downward",

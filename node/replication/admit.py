@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from domain.base import EVENT_TYPES, Event
-from domain.codes import enterprise_id, in_subtree
+from domain.codes import division_level, enterprise_id, in_subtree
 from domain.investigation import Investigation
 from domain.keys import register_id
 from domain.receipt import receipt_id
@@ -43,6 +43,14 @@ DERIVED: dict[str, Callable[[Mapping[str, Any], str, str], UUID]] = {
 }
 
 
+# events whose payload names the recording node's own tier and region
+RECORDER_FIELDS = (
+    "accident.receipt_recorded/1",
+    "accident.finding_recorded/1",
+    "investigation.opened/1",
+)
+
+
 class Admission:
     """The record-level checks of one importer (not thread-safe, like the importer)."""
 
@@ -58,13 +66,8 @@ class Admission:
         event_class = EVENT_TYPES.get(env.type)
         if event_class is not None:
             _check_schema(event_class, env)
-        division = env.payload.get("division")
-        if region is not None and isinstance(division, str) and not in_subtree(region, division):
-            raise VerificationError(
-                "foreign_aggregate",
-                f"{env.origin}:{env.seq} records {env.type} in division {division}, outside "
-                f"the area {region} it is certified for",
-            )
+        if region is not None:
+            _check_area(env, region)
         creates = event_class is not None and event_class.CREATES is not None
         owner = run.get(env.aggregate)
         if owner is None and not (creates and env.version == 1):
@@ -91,6 +94,15 @@ class Admission:
                 "foreign_aggregate",
                 f"{env.origin}:{env.seq} writes {env.type} on record {env.aggregate}, which "
                 f"{owner} created and alone writes (one writing origin per record)",
+            )
+        if owner is None and creates and env.type not in DERIVED and _version(env) != 4:
+            # every other record is named by a random id (uuid4): one of these types at a
+            # derived id would take the id a receipt, an investigation, an enterprise... of
+            # another node is to have
+            raise VerificationError(
+                "foreign_aggregate",
+                f"{env.origin}:{env.seq} creates a {env.type} record under {env.aggregate}, "
+                "which is not a random id",
             )
         if owner is None and env.type in DERIVED:
             try:
@@ -128,6 +140,44 @@ class Admission:
         owner = str(json.loads(stored[0].state)["actor"]["node"])
         self._owners[aggregate] = owner
         return owner
+
+
+def _version(env: Envelope) -> int | None:
+    try:
+        return UUID(env.aggregate).version
+    except ValueError:
+        return None
+
+
+def _check_area(env: Envelope, region: str) -> None:
+    """What a payload says of where and by whom it was recorded must be its origin's: a
+    ``division`` (also one a correction changes) inside the origin's certified area, and a
+    ``region``/``tier`` of the recording node (a receipt, a finding, an investigation) its own."""
+    payload = env.payload
+    changes = payload.get("changes")
+    divisions = [payload.get("division")]
+    if isinstance(changes, dict):
+        divisions.append(changes.get("division"))
+    for division in divisions:
+        if isinstance(division, str) and not in_subtree(region, division):
+            raise VerificationError(
+                "foreign_aggregate",
+                f"{env.origin}:{env.seq} records {env.type} in division {division}, outside "
+                f"the area {region} it is certified for",
+            )
+    claimed_region, claimed_tier = payload.get("region"), payload.get("tier")
+    if env.type in RECORDER_FIELDS and claimed_region not in (None, region):
+        raise VerificationError(
+            "foreign_aggregate",
+            f"{env.origin}:{env.seq} {env.type} names region {claimed_region!r}; its origin is "
+            f"certified for {region}",
+        )
+    if env.type in RECORDER_FIELDS and claimed_tier not in (None, division_level(region).value):
+        raise VerificationError(
+            "foreign_aggregate",
+            f"{env.origin}:{env.seq} {env.type} names tier {claimed_tier!r}; its origin is the "
+            f"{division_level(region).value} of {region}",
+        )
 
 
 def _check_schema(event_class: type[Event], env: Envelope) -> None:

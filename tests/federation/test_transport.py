@@ -20,9 +20,11 @@ from federation.transport import (
     UP,
     Connection,
     ConsumerSpec,
+    Credentials,
     Message,
     Transport,
     TransportError,
+    inbox,
 )
 from node.errors import ConfigError
 from node.replication.natsd import NatsServer, nats_server_binary
@@ -159,15 +161,27 @@ def test_consume_acknowledge_and_unacknowledged_come_again(broker) -> None:  # t
 
 
 def test_request_and_serve(broker) -> None:  # type: ignore[no-untyped-def]
+    """A request is answered into the asker's own inbox only (the last token of the subject
+    names the asker); one whose replies go elsewhere gets no answer."""
+    transport, url = broker
+
     async def check(conn: Connection) -> None:
         async def echo(subject: str, data: bytes) -> bytes:
             return subject.encode() + b" " + data
 
         served = await conn.serve("anjian.applied.*", echo)
-        assert await conn.request("anjian.applied.x", b"hi", 2.0) == b"anjian.applied.x hi"
-        await served.stop()
-        with pytest.raises(TransportError):  # nobody answers now
-            await conn.request("anjian.applied.x", b"hi", 0.5)
+        asker = await transport.connect(url, "x", Credentials(inbox=inbox("x")))
+        other = await transport.connect(url, "y", Credentials(inbox=inbox("y")))
+        try:
+            assert await asker.request("anjian.applied.x", b"hi", 2.0) == b"anjian.applied.x hi"
+            with pytest.raises(TransportError):  # its replies go to y's inbox, not x's
+                await other.request("anjian.applied.x", b"hi", 0.5)
+            await served.stop()
+            with pytest.raises(TransportError):  # nobody answers now
+                await asker.request("anjian.applied.x", b"hi", 0.5)
+        finally:
+            await asker.close()
+            await other.close()
 
     run(broker, check)
 

@@ -299,3 +299,29 @@ def test_a_40_mb_cdss_file_is_taken_in_memory_that_does_not_grow_with_it(folder)
     )
     assert grew < size / 4, f"{grew / 1e6:.1f} MB for a {size / 1e6:.0f} MB file"
     assert os.listdir(folder / "done") == [CDSS_NAME]
+
+
+async def test_an_entry_whose_name_is_taken_in_a_kept_folder_stops_nothing(folder):
+    """A directory dropped twice under one name, and a directory planted under a file's name
+    before the file comes: each newcomer takes the next free name in rejected/ or done/,
+    nothing is replaced, and the files after them flow."""
+    source, sink = FileDropSource(FileDropConfig(folder)), RecordingSink()
+    (folder / "notes.txt").mkdir()
+    (folder / "notes.txt" / "inside").write_text("x")
+    await scan(source, sink)
+    (folder / "notes.txt").mkdir()
+    (folder / "notes.txt" / "inside").write_text("y")
+    (folder / "done").mkdir(mode=0o700, exist_ok=True)
+    (folder / "done" / CDSS_NAME).mkdir()  # a name the coming file will want, taken
+    drop(folder, CDSS_NAME, CDSS)
+    later = CDSS_NAME.replace("155940", "170040")
+    drop(folder, later, CDSS)
+    await scan(source, sink)
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "done",
+        "rejected",
+    ]
+    assert (folder / "rejected" / "notes.1.txt" / "inside").read_text() == "y"
+    assert (folder / "rejected" / "notes.txt" / "inside").read_text() == "x"
+    assert len(sink.batches) == 2 and (folder / "done" / later).is_file()
+    assert (folder / "done" / CDSS_NAME.replace(".txt", ".1.txt")).is_file()

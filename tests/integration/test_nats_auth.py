@@ -359,3 +359,35 @@ def test_a_revocation_comes_down_while_children_try_junk_at_its_downward_positio
     with closing_node(county) as node:  # nothing but what the city signed took a position
         rows = node.log.query("SELECT raw FROM downward WHERE origin = '130100'")
     assert all(bytes(r["raw"]) != junk for r in rows)
+
+
+def test_the_tier_answers_only_into_the_askers_own_inbox(fed):
+    """A child asking with a reply subject of its choosing (its sibling's upward stream) would
+    have the tier publish there in its name: the tier does not answer; asked properly, it does."""
+    city, county = fed["city"], fed["county"]
+    target = "anjian.up.130104.env.130104"
+
+    async def ask() -> tuple[int, bool]:
+        nc = await nats.connect(city.nats.url, allow_reconnect=False, **county.nats_options())
+        try:
+            before = await _count(city, target)
+            await nc.publish("anjian.applied.130102", b"130102", reply=target)
+            await nc.publish("anjian.history.130102", b"\x81\xa6origin\xc0", reply=target)
+            await nc.flush(2)
+            await asyncio.sleep(1.0)
+            answered = await nc.request("anjian.applied.130102", b"130102", timeout=5)
+            return await _count(city, target) - before, bool(answered.data)
+        finally:
+            await nc.close()
+
+    grown, answered = asyncio.run(ask())
+    assert grown == 0 and answered
+
+
+async def _count(server: Member, subject: str) -> int:
+    nc = await nats.connect(server.nats.url, allow_reconnect=False, **server.nats_options())
+    try:
+        info = await nc.jetstream().stream_info(UP, subjects_filter=subject)
+        return int((info.state.subjects or {}).get(subject, 0))
+    finally:
+        await nc.close()

@@ -163,3 +163,16 @@ def test_a_record_from_the_command_line_is_in_the_access_log(tmp_path):
     assert [(e["user"], e["target"], e["kind"]) for e in lines] == [
         ("zhang", recorded["id"], "enterprise.register")
     ]
+
+
+def test_a_line_is_bounded_and_invisible_characters_are_escaped(tmp_path):
+    """A name or an id of kilobytes is cut; line separators, direction marks and zero-width
+    characters are escaped (a line stays one line, a terminal shows what is there); Chinese
+    stays readable."""
+    access.record(tmp_path, "clerk\u200b\u2028\u202e", "record", "x" * 8000, kind="张三")
+    text = (tmp_path / access.ACCESS_LOG).read_text(encoding="utf-8")
+    assert text.count("\n") == 1 and "\u2028" not in text and "\u202e" not in text
+    assert "\\u200b" in text and "张三" in text
+    (entry,) = [json.loads(line) for line in text.splitlines()]
+    assert entry["user"] == "clerk\u200b\u2028\u202e"
+    assert len(entry["target"]) == access.BOUND + 1

@@ -202,6 +202,9 @@ async def test_repeated_failures_lock_a_name_and_unknown_names_get_the_same_answ
     logins = [(e["user"], e["result"]) for e in await access_log(node) if e["action"] == "login"]
     assert logins[:6] == [("clerk", "failed")] * 5 + [("clerk", "locked")]
     assert logins[6:12] == [("nobody", "failed")] * 5 + [("nobody", "locked")]
+    # one "locked" line per lockout: refusing a locked name costs nothing, so each one logged
+    # would let anyone fill the disk
+    assert logins.count(("clerk", "locked")) == 1
     assert all(e["remote"] == "127.0.0.1" for e in await access_log(node))
 
 
@@ -214,3 +217,18 @@ async def test_a_login_must_be_json_with_a_name_and_a_password(console):
     assert status == 422 and body["error"]["fields"][0]["field"] == "password"
     status, body, _ = await console("GET", "/status")
     assert status == 401 and "POST /api/v1/session" in body["error"]["message"]
+
+
+async def test_a_flood_of_logins_is_answered_busy_before_it_is_checked(console, node):
+    """Beyond WAITING logins waiting for a password check, one is refused at once (503 with
+    Retry-After), counts against no name and costs no check."""
+    from node.api.auth import SESSIONS
+    from node.api.sessions import WAITING
+
+    sessions = console.client.server.app[SESSIONS]
+    sessions.waiting = WAITING  # as many as may wait are waiting
+    status, body, resp = await console.login("clerk", "not the password")
+    assert status == 503 and body["error"]["code"] == "busy"
+    assert resp.headers["Retry-After"] == "1"
+    sessions.waiting = 0
+    assert (await console.login())[0] == 200  # not counted as a failure of clerk's

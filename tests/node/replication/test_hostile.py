@@ -10,6 +10,7 @@ import pytest
 
 from domain.codes import enterprise_id
 from domain.errors import Invalid
+from domain.receipt import receipt_id
 from federation.envelope import parse, seal
 from federation.keys import ROOT, certify, revoke
 from federation.suite import SigningKey, load_key, load_public, public_pem
@@ -24,7 +25,7 @@ from node.service import Node
 from node.signedlog import stored_event
 from projections.queries import Filters
 from tests.conftest import make_node_dir
-from tests.factories import credit_code, enterprise, js
+from tests.factories import accident, credit_code, enterprise, js
 from tests.node.replication.test_import import COUNTIES, forge, setup
 
 
@@ -436,4 +437,78 @@ def test_a_type_this_node_does_not_know_cannot_take_a_record(tmp_path, clock):
     # on its own record the unknown type is kept (a newer version's event, relayed verbatim)
     third = importer.take([("envelope", own)])
     assert third["applied"] == 1 and city.log.envelopes(0, 100, a)[-1] == own
+    city.close()
+
+
+def test_a_record_of_a_random_id_type_cannot_take_a_derived_id(tmp_path, clock):
+    """County A records an accident under the id B's enterprise will have (or the id of the
+    city's receipt of A's own report): refused, since only the types that derive their ids may
+    use a derived one; B's registration, arriving after, is applied and B is never held."""
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, b, _ = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    a_node = node_at(tmp_path / a, clock)
+    a_node.execute("accident.report", js(accident(division=a)), user="clerk")
+    report = a_node.log.envelopes(0, 100)[-1]
+    a_node.close()
+    code = credit_code(779, b)
+    squat = forge(report, a_key, aggregate=str(enterprise_id(code, b)))
+    on_receipt = forge(report, a_key, aggregate=str(receipt_id("130100", uuid.uuid4())))
+    b_node = node_at(tmp_path / b, clock)
+    b_node.execute("enterprise.register", js(enterprise(credit_code=code, division=b)), user="c")
+    b_log = b_node.log.envelopes(0, 100)
+    b_node.close()
+    city = node_at(city_dir, clock)
+    importer = Importer(city)
+    first = importer.take([("envelope", e) for e in logs[a][0]] + [("envelope", squat)])
+    second = importer.take([("envelope", on_receipt)])
+    position = len(logs[a][0]) + 1
+    assert quarantined(first) == quarantined(second) == [(a, position, "foreign_aggregate")]
+    assert "not a random id" in city.log.query("SELECT message FROM quarantine")[0]["message"]
+    third = importer.take([("envelope", e) for e in b_log])
+    assert third["applied"] == len(b_log) and third["held"] == {}
+    city.close()
+
+
+def test_what_a_payload_says_of_where_and_by_whom_must_be_its_origins(tmp_path, clock):
+    """A receipt claiming to be the province's, and a correction moving a record into another
+    province, are refused, though each is signed by a certified county."""
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, _, _ = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    accident_id = str(uuid.uuid4())
+    fake_receipt = next_of(
+        logs[a][0],
+        a_key,
+        type="accident.receipt_recorded/1",
+        aggregate=str(receipt_id(a, accident_id)),
+        version=1,
+        payload={
+            "accident_id": accident_id,
+            "reporting_origin": "130103",
+            "reporting_seq": 1,
+            "report_recorded_at": clock(),
+            "tier": "province",
+            "region": "130000",
+        },
+    )
+    moved = next_of(
+        logs[a][0],
+        a_key,
+        type="enterprise.corrected/1",
+        aggregate=parse(logs[a][0][0]).aggregate,
+        version=2,
+        payload={"changes": {"division": "440305"}, "reason": "迁往外省"},
+    )
+    city = node_at(city_dir, clock)
+    importer = Importer(city)
+    importer.take([("envelope", e) for e in logs[a][0]])
+    position = len(logs[a][0]) + 1
+    for hostile in (fake_receipt, moved):
+        summary = importer.take([("envelope", hostile)])
+        assert quarantined(summary) == [(a, position, "foreign_aggregate")]
+    messages = [r["message"] for r in city.log.query("SELECT message FROM quarantine")]
+    assert any("names tier 'province'" in m or "names region '130000'" in m for m in messages)
+    assert any("440305" in m for m in messages)
+    assert city.show(parse(logs[a][0][0]).aggregate)["division"] == a
     city.close()
