@@ -9,7 +9,7 @@ import io
 import json
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -150,13 +150,15 @@ def projections_digest(directory: Path, region: str | None, each: bool) -> None:
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between polls.")
 def projections_run(directory: Path, interval: float) -> None:
     """Follow the log and keep the projections up to date until stopped (SIGINT/SIGTERM)."""
-    stop = threading.Event()
+    # the handler only sets a flag: one that took a lock (an Event's) could deadlock with the
+    # main thread, which holds that lock at moments of its own wait; stops within ``interval``
+    stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _: stopping.append(signum))
     with open_node(directory) as node:
-        while not stop.is_set():
+        while not stopping:
             if node.project() == 0:
-                stop.wait(interval)
+                time.sleep(interval)
 
 
 @click.group()
