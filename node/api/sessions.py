@@ -15,7 +15,7 @@ from dataclasses import dataclass
 COOKIE = "anjian_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_SESSIONS = 10_000  # past this, the least recently used session ends
-MAX_NAMES = 10_000  # names with failed logins remembered; past this, unlocked ones are forgotten
+MAX_NAMES = 10_000  # names with failed logins remembered; past this, half are forgotten
 CHECKS = 2  # password checks at once (argon2id: 64 MiB and ~0.2 s of a core each)
 WAITING = 32  # logins waiting for a password check, beyond which one is answered busy
 
@@ -84,12 +84,16 @@ class Sessions:
         self._attempts.pop(name[:128], None)
 
     def _forget_some(self) -> None:
+        """Past MAX_NAMES names, forget half: those with the fewest failures first (made-up
+        names tried once go before a real name's run of failures), locked names last."""
         if len(self._attempts) < MAX_NAMES:
             return
-        for key in [k for k, a in self._attempts.items() if not a.locked_until]:
+        order = sorted(
+            self._attempts,
+            key=lambda k: (self._attempts[k].locked_until, self._attempts[k].failures),
+        )
+        for key in order[: len(order) - MAX_NAMES // 2]:
             del self._attempts[key]
-            if len(self._attempts) < MAX_NAMES // 2:
-                break
 
     # -- sessions -------------------------------------------------------------------------------
     def open(self, user: str, password_hash: str, now: int) -> tuple[str, Session]:

@@ -232,3 +232,17 @@ async def test_a_flood_of_logins_is_answered_busy_before_it_is_checked(console, 
     assert resp.headers["Retry-After"] == "1"
     sessions.waiting = 0
     assert (await console.login())[0] == 200  # not counted as a failure of clerk's
+
+
+def test_made_up_names_cannot_wipe_a_real_names_failures():
+    """Past the names it remembers, the node forgets the names with the fewest failures first:
+    10,000 made-up names tried once leave clerk's four failures, so the fifth locks it."""
+    from node.api.sessions import MAX_NAMES, Sessions
+
+    sessions = Sessions(idle_minutes=30, lockout_failures=5, lockout_minutes=15)
+    for _ in range(4):
+        assert sessions.attempt("clerk", 0) is None
+    for n in range(MAX_NAMES):
+        assert sessions.attempt(f"junk{n}", 0) is None
+    assert sessions.attempt("clerk", 0) is None  # the fifth failure in a row: now locked
+    assert sessions.attempt("clerk", 1) == 15 * 60_000
