@@ -109,7 +109,7 @@ def _verify(
                 )
             check_signature(env, trust.key_for(env.origin, env.key, env.seq))
             storable(env)
-            _keep(importer, env, division, summary)
+            _keep(importer, env, division, region, summary)
         except VerificationError as e:
             if e.reason == "unknown_key":
                 waiting.append((env, division))
@@ -123,7 +123,9 @@ def _verify(
     return waiting
 
 
-def _keep(importer: Importer, env: Envelope, division: str, summary: dict[str, Any]) -> None:
+def _keep(
+    importer: Importer, env: Envelope, division: str, region: str | None, summary: dict[str, Any]
+) -> None:
     """A verified envelope: kept once; a second, different one signed for the same position is
     the tier above signing twice, quarantined as such."""
     node = importer.node
@@ -138,7 +140,7 @@ def _keep(importer: Importer, env: Envelope, division: str, summary: dict[str, A
         return  # the same again (a redelivery)
     if env.type.startswith(DOWN_PREFIXES):  # licences: into the log, for the registers
         # held to what its origin may write, as an envelope from below is
-        importer.admission.check(env, importer.trust().regions.get(env.origin), {})
+        importer.admission.check(env, region, {})
         with contextlib.suppress(IntegrityError):  # kept before a crash, not yet marked
             node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
         importer.admission.stored([env])
