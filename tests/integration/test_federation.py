@@ -286,7 +286,7 @@ def archived(member) -> dict[tuple[str, int], bytes]:
     return asyncio.run(run())
 
 
-def test_a_revocation_at_the_province_reaches_the_county_and_every_ancestor_refuses(four):
+def test_a_revocation_at_the_province_cuts_the_county_off_and_every_ancestor_refuses(four):
     f = four
     f.start()
     register_enterprises(f["a"], 10)
@@ -303,17 +303,14 @@ def test_a_revocation_at_the_province_reaches_the_county_and_every_ancestor_refu
             at_seq=next_seq,
         )
         province.record_key_document(doc, user="admin")
-    revoked = "SELECT * FROM downward WHERE verified > 0 AND type = 'keys.document_recorded/1'"
-    wait_for(
-        lambda: len(f["a"].query(revoked)) > 0 and _revoked_at(f["a"]),
-        60,
-        "the revocation comes down to the county",
-    )
-    wait_for(lambda: _revoked_at(f["city"]), 30, "the city knows it")
+    wait_for(lambda: _revoked_at(f["city"]), 60, "the revocation comes down to the city")
+    wait_for(lambda: _revoked_at(f["b"]), 60, "and to county b, a's neighbour")
     wait_for(
         converged(f, "national", ["130000"]), 60, "the revocation goes up to the national centre"
     )
-    # its only key revoked, county a's NATS identity is no longer let into the city's server
+    # its only key revoked, county a's NATS identity is no longer let into the city's server;
+    # the city closes a's connection as soon as it knows, so whether a itself took the
+    # revocation from the city's downward stream first is a race (a's status names the refusal)
     wait_for(lambda: not can_connect(f["city"], f["a"]), 30, "the city's NATS refuses county a")
     register_enterprises(f["a"], 5, start=10)  # signed with the revoked key
     late = f["a"].envelopes("130102")[10:]
