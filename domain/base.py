@@ -37,10 +37,12 @@ def from_ms(ms: int) -> datetime:
 
 
 def iso(ms: int | None) -> str | None:
-    """ISO 8601 text (UTC, millisecond precision) of a time in milliseconds."""
+    """ISO 8601 text of a time in milliseconds, in China time as a person reads it
+    (``2026-11-28T10:10:00+08:00``; milliseconds only when there are any)."""
     if ms is None:
         return None
-    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    moment = from_ms(ms).astimezone(CHINA)
+    return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
 
 
 def period_end(start_ms: int, days: int) -> int:

@@ -27,10 +27,16 @@ class NodeError(DomainError):
 class NotFound(NodeError):
     """No such record."""
 
+    code = "not_found"
+
 
 class Conflict(NodeError):
     """Someone else recorded first: reload and retry."""
 
+    code = "conflict"
+
 
 class ConfigError(NodeError):
     """The node directory or its configuration is missing or wrong."""
+
+    code = "config"

@@ -18,6 +18,12 @@ def pytest_configure(config):
     from tests.servers import SESSION, TAG
 
     os.environ[TAG] = SESSION
+    # The tests read messages in English (the catalogue's source text), in this process and in
+    # the nodes it starts; the tests of the Chinese a user reads by default ask for zh-CN.
+    from domain.i18n import set_process_language
+
+    os.environ["ANJIAN_LANG"] = "en"
+    set_process_language("en")
 
 
 def pytest_sessionfinish(session):

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import ipaddress
-import json
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
 from domain.commands import BY_KIND, COLLECTIONS, SPECS, CommandSpec
 from domain.errors import Invalid, Refused
+from domain.i18n import LANGUAGES, _, catalogue, negotiate, speaking
 from node.adapters import NodeSink
 from node.api.auth import SESSION, SESSIONS, auth_middleware, login, logout, whoami
 from node.api.openapi import openapi_document
+from node.api.query import query
 from node.api.sessions import Sessions
 from node.api.shared import (
     API,
@@ -49,10 +48,20 @@ from node.sensors import counters, sources
 from node.service import Node
 from node.tls import server_context
 from node.users import User
-from projections.queries import Filters
 
 T = TypeVar("T")
 OPENAPI = web.AppKey("openapi", dict)
+
+
+@web.middleware
+async def language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Everything a request reads, in the language its ``Accept-Language`` prefers (zh-CN
+    unless it asks for English); the answer says which (``Content-Language``)."""
+    lang = negotiate(request.headers.get("Accept-Language"))
+    with speaking(lang):
+        response = await handler(request)
+    response.headers.setdefault("Content-Language", lang)
+    return response
 
 
 @web.middleware
@@ -60,14 +69,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except Invalid as e:
-        fields = [{"field": f.field, "message": f.message} for f in e.errors]
-        return error(422, "invalid", "the request has invalid fields", fields)
+        fields = [f.render() for f in e.errors]
+        return error(422, e.code, str(_("the request has invalid fields")), fields)
     except Refused as e:
-        return error(422, "refused", str(e))
+        return error(422, e.code, str(e))
     except NotFound as e:
-        return error(404, "not_found", str(e))
+        return error(404, e.code, str(e))
     except Conflict as e:
-        return error(409, "conflict", str(e))
+        return error(409, e.code, str(e))
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[RUNTIME].node.config.http.max_body_bytes
         return error(
@@ -102,7 +111,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         if target is None and "Location" in response.headers:
             target = response.headers["Location"].rsplit("/", 1)[1]
         await access_line(request, "record", target, _result(response), kind=route)
-    elif route == "query" and request.query.get("format") == "csv":
+    elif route == "query" and request.query.get("format", "json") != "json":
         query = request.match_info["name"]
         await access_line(request, "export", query, _result(response), query=request.query_string)
     return response
@@ -152,57 +161,6 @@ async def readings(request: web.Request) -> web.Response:
     return ok(result)
 
 
-async def query(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    try:
-        filters = Filters.parse(request.query, rt.node.clock())
-    except (ValueError, OverflowError) as e:
-        raise Invalid.field("query", f"bad filter: {e}") from None
-    if filters.limit > 10_000:
-        raise Invalid.field("limit", "at most 10000 rows per page over HTTP")
-    rows = await rt.read(rt.node.query, request.match_info["name"], filters)
-    fmt = request.query.get("format", "json")
-    if fmt == "csv":
-        return _csv(request.match_info["name"], rows)
-    if fmt != "json":
-        raise Invalid.field("format", "json (the default) or csv")
-    return ok(
-        {
-            "query": request.match_info["name"],
-            "rows": rows,
-            "limit": filters.limit,
-            "offset": filters.offset,
-        }
-    )
-
-
-def _csv(name: str, rows: list[dict[str, Any]]) -> web.Response:
-    """Rows as CSV for a spreadsheet: UTF-8 with a byte-order mark (so Chinese text opens
-    right), nested values as JSON, and text that a spreadsheet would run as a formula
-    (=, +, -, @) quoted with a leading apostrophe."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    if rows:
-        columns = list(dict.fromkeys(k for row in rows for k in row))  # every row's, in order
-        writer = csv.DictWriter(out, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-    return web.Response(
-        text=out.getvalue(),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-    )
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 async def status(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     return ok(await rt.read(rt.node.status))
@@ -249,9 +207,11 @@ async def openapi(request: web.Request) -> web.Response:
 
 def make_app(node: Node) -> web.Application:
     http = node.config.http
+    for lang in LANGUAGES:  # read the catalogues now, not on the event loop at the first error
+        catalogue(lang)
     app = web.Application(
         client_max_size=http.max_body_bytes,
-        middlewares=[access_middleware, errors_middleware, auth_middleware],
+        middlewares=[language_middleware, access_middleware, errors_middleware, auth_middleware],
     )
     runtime = Runtime(node)
     app[RUNTIME] = runtime

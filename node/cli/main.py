@@ -20,6 +20,7 @@ from domain.commands import BY_KIND, SPECS
 from domain.errors import Invalid
 from node import access
 from node import config as config_mod
+from node.cli import i18n
 from node.cli.audit import audit
 from node.cli.backup import backup, recover_command
 from node.cli.base import NODE_DIR, emit, open_node, user_errors
@@ -36,7 +37,22 @@ from node.replication.status import federation_view
 from node.tuning import collect_less
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Main(click.Group):
+    """The command line, started in its reader's language (``node.cli.i18n``)."""
+
+    def main(self, args: Any = None, *rest: Any, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            i18n.start(self, argv, os.environ)
+        except i18n.LanguageError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        return super().main(argv, *rest, **extra)
+
+
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
+@i18n.language_option
+@click.version_option(package_name="anjian", message="anjian %(version)s")
 def main() -> None:
     """anjian: the node software of work-safety supervision bureaus.
 

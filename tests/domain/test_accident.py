@@ -42,7 +42,7 @@ def test_a_report_derives_grade_deadlines_and_tiers():
     )
     assert v["must_reach_tier"] == "province" and v["investigated_by_tier"] == "city"
     assert v["unit_report"] == {
-        "deadline": "2026-11-29T07:00:00.000Z",
+        "deadline": "2026-11-29T15:00:00+08:00",
         "late": False,
         "minutes_late": 0,
     }
@@ -103,7 +103,7 @@ def test_the_window_counts_china_days_for_a_late_evening_accident():
         ReportAccident.model_validate_json(js(accident(occurred))),
         ctx(now=occurred + timedelta(hours=2)),
     )
-    assert a.view()["supplement_window_until"] == "2026-03-31T16:00:00.000Z"  # 4-01 00:00 +08
+    assert a.view()["supplement_window_until"] == "2026-04-01T00:00:00+08:00"  # 4-01 00:00 +08
 
 
 def test_loss_and_narrative_can_be_supplemented_after_the_window():
@@ -203,7 +203,7 @@ def test_a_corrected_occurrence_time_moves_the_deadlines():
     later = OCCURRED + timedelta(minutes=30)
     correct(a, occurred_at=later.isoformat(), reason="时间记错")
     assert a.facts["occurred_at"] == to_ms(later)
-    assert a.view()["unit_report"]["deadline"] == "2026-11-29T07:30:00.000Z"
+    assert a.view()["unit_report"]["deadline"] == "2026-11-29T15:30:00+08:00"
 
 
 def test_a_voided_accident_refuses_everything():
@@ -251,4 +251,4 @@ def test_the_tier_the_report_must_reach_follows_the_division_chain(
     v = a.view()
     assert (v["must_reach_tier"], v["must_reach_region"]) == reach
     assert v["receipts_expected_from"] == expected
-    assert v["unit_report"]["deadline"] == "2026-11-29T07:00:00.000Z"  # the unit's hour unchanged
+    assert v["unit_report"]["deadline"] == "2026-11-29T15:00:00+08:00"  # the unit's hour unchanged

@@ -302,7 +302,7 @@ def test_the_hearing_window_counts_days_as_the_law_does():
     k = notified({"type": "fine", "amount_yuan": 3000})
     closes = cst(2026, 12, 5)
     assert to_ms(closes) == T0 + int(WINDOW_END * DAY_MS)
-    assert k.agg.view()["notice"]["hearing_window_ends"] == "2026-12-04T16:00:00.000Z"
+    assert k.agg.view()["notice"]["hearing_window_ends"] == "2026-12-05T00:00:00+08:00"
     with pytest.raises(Refused, match=r"closed at .*5 working days .*Arts. 64\(1\), 85"):
         k.on(closes).do("request_hearing", c.RequestHearing)
     with pytest.raises(Refused, match="decide after that"):

@@ -83,7 +83,7 @@ def test_the_way_to_an_issued_licence():
     assert APPLIED == NOW
     lic = apply()
     assert lic.view()["status"] == "applied" and lic.view()["decision_late"] is None
-    assert lic.view()["decision_due"] == iso(to_ms(DECISION_END)) == "2027-01-13T16:00:00.000Z"
+    assert lic.view()["decision_due"] == iso(to_ms(DECISION_END)) == "2027-01-14T00:00:00+08:00"
     lic.accept(cmd(AcceptLicence), pctx())
     assert lic.view()["decision_due"] == iso(to_ms(DECISION_END))
     lic.issue(cmd(IssueLicence, **ISSUE), pctx())
@@ -97,9 +97,9 @@ def test_the_way_to_an_issued_licence():
         "serial": "0042",
         "normalized": NUMBER,
     }
-    assert v["valid_from"] == "2026-04-30T16:00:00.000Z"
-    assert v["valid_until"] == iso(to_ms(VALID_UNTIL)) == "2029-04-30T16:00:00.000Z"
-    assert v["renewal_due"] == iso(to_ms(RENEWAL_DUE)) == "2029-01-31T16:00:00.000Z"
+    assert v["valid_from"] == "2026-05-01T00:00:00+08:00"
+    assert v["valid_until"] == iso(to_ms(VALID_UNTIL)) == "2029-05-01T00:00:00+08:00"
+    assert v["renewal_due"] == iso(to_ms(RENEWAL_DUE)) == "2029-02-01T00:00:00+08:00"
     assert v["renewal_applied_at"] is None and v["renewal_late"] is None
     assert v["enterprise_id"] == str(enterprise_id(credit_code(1), lic.division))
     assert v["issuing_authority"].startswith("省级煤矿安全监察机构")
@@ -261,7 +261,7 @@ def test_a_renewal_is_taken_within_the_validity_and_late_after_three_months_befo
 
 def test_a_renewal_after_expiry_is_refused_the_enterprise_applies_anew():
     lic = issued()
-    with pytest.raises(Refused, match=r"expired at 2029-04-30T16:00:00.000Z.*重新申请") as e:
+    with pytest.raises(Refused, match=r"expired at 2029-05-01T00:00:00\+08:00.*重新申请") as e:
         lic.apply_renewal(cmd(ApplyRenewal), at(VALID_UNTIL + MS))
     assert "licence.apply" in str(e.value) and "Art. 9" in str(e.value)
     assert lic.renewal_applied_at is None and lic.version == 3
@@ -371,7 +371,7 @@ def test_suspend_and_reinstate():
 
 def test_an_expired_licence_is_not_suspended_or_reinstated():
     lic = issued()
-    with pytest.raises(Refused, match=r"expired at 2029-04-30T16:00:00.000Z"):
+    with pytest.raises(Refused, match=r"expired at 2029-05-01T00:00:00\+08:00"):
         lic.suspend(cmd(SuspendLicence, reason="过期后暂扣"), at(VALID_UNTIL + MS))
     lic.suspend(cmd(SuspendLicence, reason="到期当日暂扣"), at(VALID_UNTIL))
     with pytest.raises(Refused, match=r"expired at"):
@@ -380,7 +380,7 @@ def test_an_expired_licence_is_not_suspended_or_reinstated():
 
 def test_expiry_is_recorded_only_after_the_validity():
     lic = issued()
-    with pytest.raises(Refused, match=r"valid until 2029-04-30T16:00:00.000Z"):
+    with pytest.raises(Refused, match=r"valid until 2029-05-01T00:00:00\+08:00"):
         lic.expire(cmd(ExpireLicence), at(VALID_UNTIL))
     lic.expire(cmd(ExpireLicence), at(VALID_UNTIL + MS))
     assert lic.view()["status"] == "expired"

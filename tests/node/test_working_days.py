@@ -54,7 +54,7 @@ def test_with_the_year_s_schedule_the_notice_counts_it(tmp_path):
     try:
         record = notify(node)["record"]
         # 29, 30, 31 December, (1–3 January off), 4 and 5 January: closes at 24:00 on the 5th
-        assert record["notice"]["hearing_window_ends"] == "2027-01-05T16:00:00.000Z"
+        assert record["notice"]["hearing_window_ends"] == "2027-01-06T00:00:00+08:00"
     finally:
         node.close()
 

@@ -87,7 +87,7 @@ def test_recording_again_records_nothing(county, city):
     assert record_receipts(city, reports) == 0
     assert city.status()["event_count"] == 2
     view = city.show(str(receipt_id("130100", reports[0][0])))
-    assert view["received_at"] == "2026-11-29T09:00:00.000Z"  # the first receipt stands
+    assert view["received_at"] == "2026-11-29T17:00:00+08:00"  # the first receipt stands
     assert view["on_time"] is True
 
 
