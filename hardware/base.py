@@ -8,16 +8,21 @@ A source runs until cancelled and survives its peer: a device or broker that res
 malformed frame, payload or file is a log line and a counter, never a crash and never a reading
 recorded from it (hardware.errors names what can go wrong). A batch delivered again (a retry
 after a failure) is harmless: the readings store keeps one reading per point and time. Every
-source meets the contract of tests/hardware/contract.py."""
+source meets the contract of tests/hardware/contract.py.
+
+What an operator reads (log lines, ``last_error``, reason files) is a ``domain.i18n.Text``,
+read in the node's language (``ANJIAN_LANG``, the locale; zh-CN by default)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from domain.i18n import ZH, Text, _, language, render
 from hardware.errors import Refused as Refused  # re-exported: the Sink's refusal
 
 log = logging.getLogger("anjian.hardware")
@@ -35,7 +40,7 @@ class Reading:
 class Batch:
     site: str  # the site code the readings belong to
     readings: tuple[Reading, ...]
-    origin: str  # where it came from, for the log ("modbus 10.0.0.5:502", "file X.txt")
+    origin: str | Text  # where it came from, for the log ("modbus 10.0.0.5:502", "file X.txt")
 
     def body(self) -> str:
         """The JSON the node's readings endpoint takes."""
@@ -83,19 +88,47 @@ class Counters:
     # the node down, its store busy), whose batch the adapter keeps or retries as it documents
     extra: dict[str, int] = field(default_factory=dict)
 
-    def error(self, what: str, counter: str = "malformed") -> None:
+    def error(self, what: str | Text, counter: str = "malformed") -> None:
+        """A refusal or malformed input (``counter``), logged; ``last_error`` holds it as the
+        node's language reads it (it is shown as it is, in JSON)."""
         setattr(self, counter, getattr(self, counter) + 1)
-        self.last_error = what
-        log.warning("%s", what)
+        self.last_error = str(what)
+        log.warning(what)
 
     def count(self, what: str, n: int = 1) -> None:
         self.extra[what] = self.extra.get(what, 0) + n
 
-    def failed(self, what: str) -> None:
+    def failed(self, what: str | Text) -> None:
         """A failure that is neither a refusal nor malformed input (``extra["failures"]``)."""
         self.count("failures")
-        self.last_error = what
-        log.warning("%s", what)
+        self.last_error = str(what)
+        log.warning(what)
+
+
+class Joined(Text):
+    """Parts of a message (plain text, Texts) joined as the reader's language joins a list:
+    ``en`` between them in English, ``zh`` in Chinese, each part read in the same language."""
+
+    __slots__ = ("en", "parts", "zh")
+
+    def __init__(self, parts: Iterable[str | Text], en: str = ", ", zh: str = "、") -> None:
+        super().__init__("", {})
+        self.parts, self.en, self.zh = list(parts), en, zh
+
+    def render(self, lang: str | None = None) -> str:
+        lang = lang or language()
+        return (self.zh if lang == ZH else self.en).join(str(render(p, lang)) for p in self.parts)
+
+    def __repr__(self) -> str:
+        return f"Joined({self.parts!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Joined):
+            return (self.parts, self.en, self.zh) == (other.parts, other.en, other.zh)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.parts))
 
 
 class Source(Protocol):
@@ -122,7 +155,15 @@ async def deliver(source: Source, sink: Sink, batch: Batch, split: bool = True) 
                 one = tuple(r for r in batch.readings if r.point == point)
                 await deliver(source, sink, Batch(batch.site, one, batch.origin), split=False)
             return False
-        source.counters.error(f"{source.name}: {batch.origin}: refused: {e}", "refused")
+        source.counters.error(
+            _(
+                "{source}: {origin}: refused: {reason}",
+                source=source.name,
+                origin=batch.origin,
+                reason=e.reason,
+            ),
+            "refused",
+        )
         return False
     source.counters.batches += 1
     source.counters.readings += len(batch.readings)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from domain.i18n import N_, Text, _
 from hardware.errors import Malformed, Misconfigured
 from hardware.monitorfiles import CHUNK
 
@@ -30,23 +31,27 @@ KEPT = ("done", "rejected")  # the subfolders files are moved to
 DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO put in a file's place between the look and the open does not block it
 FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-NOT_READ = "refused, not read"
 
 
-def what(mode: int) -> str:
+def what(mode: int) -> Text:
     """What kind of entry a mode is, for a reason."""
     for test, name in (
-        (stat.S_ISLNK, "a symbolic link"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISLNK, N_("a symbolic link")),
+        (stat.S_ISDIR, N_("a directory")),
+        (stat.S_ISFIFO, N_("a FIFO")),
+        (stat.S_ISSOCK, N_("a socket")),
+        (stat.S_ISCHR, N_("a character device")),
+        (stat.S_ISBLK, N_("a block device")),
+        (stat.S_ISREG, N_("a regular file")),
     ):
         if test(mode):
-            return name
-    return "of an unknown kind"
+            return Text(name, {})
+    return _("of an unknown kind")
+
+
+def not_read(kind: Text) -> Text:
+    """The reason an entry of ``kind`` is refused unread."""
+    return _("{kind}: refused, not read", kind=kind)
 
 
 def check_folder(path: Path) -> None:
@@ -58,14 +63,19 @@ def check_folder(path: Path) -> None:
         return
     if stat.S_ISLNK(mode):
         raise Misconfigured(
-            f"the file-drop folder {path} is a symbolic link: give the real folder's path"
-            " ([[hardware.filedrop]] directory); a link is never followed"
+            _(
+                "the file-drop folder {path} is a symbolic link: give the real folder's path"
+                " ([[hardware.filedrop]] directory); a link is never followed",
+                path=path,
+            )
         )
     if not stat.S_ISDIR(mode):
-        raise Misconfigured(f"the file-drop folder {path} is {what(mode)}, not a directory")
+        raise Misconfigured(
+            _("the file-drop folder {path} is {kind}, not a directory", path=path, kind=what(mode))
+        )
 
 
-def _open_folder(name: str | Path, shown: str, at: int | None = None) -> int:
+def _open_folder(name: str | Path, shown: str | Text, at: int | None = None) -> int:
     try:
         return os.open(name, DIRECTORY, dir_fd=at)
     except OSError as e:
@@ -74,8 +84,12 @@ def _open_folder(name: str | Path, shown: str, at: int | None = None) -> int:
         mode = os.stat(name, dir_fd=at, follow_symlinks=False).st_mode
         kind = what(mode)
         raise Misconfigured(
-            f"{shown} is {kind}, not a directory: nothing is taken or written there until an"
-            " operator puts a real folder in its place"
+            _(
+                "{folder} is {kind}, not a directory: nothing is taken or written there until"
+                " an operator puts a real folder in its place",
+                folder=shown,
+                kind=kind,
+            )
         ) from None
 
 
@@ -86,7 +100,7 @@ class Entry:
     name: str
     size: int
     mtime_ns: int
-    refusal: str | None  # why it is refused unread (a link, not a regular file), else None
+    refusal: Text | None  # why it is refused unread (a link, not a regular file), else None
 
 
 class OpenFile:
@@ -103,7 +117,12 @@ class OpenFile:
         while data := os.pread(self.fd, CHUNK, offset):
             offset += len(data)
             if offset > self.limit:  # it grew since it was looked at
-                raise Malformed(f"more than the {self.limit} bytes a file may have: {NOT_READ}")
+                raise Malformed(
+                    _(
+                        "more than the {limit} bytes a file may have: refused, not read",
+                        limit=self.limit,
+                    )
+                )
             yield data
 
     def unchanged(self) -> bool:
@@ -120,7 +139,7 @@ class DropFolder:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = _open_folder(path, f"the file-drop folder {path}")
+        self.fd = _open_folder(path, _("the file-drop folder {path}", path=path))
         self._kept: dict[str, int] = {}
 
     def __enter__(self) -> DropFolder:
@@ -175,7 +194,7 @@ class DropFolder:
                     continue
                 refusal = None
                 if not stat.S_ISREG(st.st_mode):
-                    refusal = f"{what(st.st_mode)}: {NOT_READ}"
+                    refusal = not_read(what(st.st_mode))
                 found.append(Entry(e.name, st.st_size, st.st_mtime_ns, refusal))
         return found
 
@@ -187,36 +206,46 @@ class DropFolder:
             fd = os.open(name, FILE, dir_fd=at)
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise Malformed(f"a symbolic link: {NOT_READ}") from None
+                raise Malformed(not_read(what(stat.S_IFLNK))) from None
             if e.errno in (errno.EACCES, errno.EPERM):
-                raise Malformed(f"the node may not read it ({e.strerror})") from None
+                raise Malformed(_("the node may not read it ({error})", error=e.strerror)) from None
             raise
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise Malformed(f"{what(st.st_mode)}: {NOT_READ}")
+                raise Malformed(not_read(what(st.st_mode)))
             if st.st_nlink != 1:  # a hard link to a file elsewhere, which it may not be given
-                raise Malformed(f"a file with {st.st_nlink} links (a hard link): {NOT_READ}")
+                raise Malformed(
+                    _(
+                        "a file with {links} links (a hard link): refused, not read",
+                        links=st.st_nlink,
+                    )
+                )
             if st.st_size > limit:
                 raise Malformed(
-                    f"{st.st_size} bytes, more than the {limit} a file may have"
-                    f" ([[hardware.filedrop]] max_file_bytes): {NOT_READ}"
+                    _(
+                        "{size} bytes, more than the {limit} a file may have"
+                        " ([[hardware.filedrop]] max_file_bytes): refused, not read",
+                        size=st.st_size,
+                        limit=limit,
+                    )
                 )
             return OpenFile(fd, limit)
         except BaseException:
             os.close(fd)
             raise
 
-    def move(self, name: str, to: str, reason: str | None = None) -> str:
+    def move(self, name: str, to: str, reason: str | Text | None = None) -> str:
         """Move the entry ``name`` (whatever it is: a link is moved, not followed) into ``to``,
-        with ``reason`` written beside it as ``NAME.reason``; the name it has there. An entry of
-        that name already there (a file sent twice, a directory dropped under a file's name) is
-        never replaced nor in the way: the newcomer takes the next free name, ``NAME.1.txt``..."""
+        with ``reason`` written beside it as ``NAME.reason`` (in the node's language); the name
+        it has there. An entry of that name already there (a file sent twice, a directory
+        dropped under a file's name) is never replaced nor in the way: the newcomer takes the
+        next free name, ``NAME.1.txt``..."""
         folder = self.kept(to)
         assert folder is not None
         kept = _free_name(folder, name)
         if reason is not None:
-            _write_new(folder, reason_name(kept), (reason + "\n").encode("utf-8"))
+            _write_new(folder, reason_name(kept), (str(reason) + "\n").encode("utf-8"))
         os.rename(name, kept, src_dir_fd=self.fd, dst_dir_fd=folder)
         return kept
 

@@ -25,19 +25,38 @@ existed, so code catching ``ValueError`` still catches them.
 
 A sink that fails otherwise (the node down, its store busy: an ``OSError``, a
 ``ConnectionError``) raises no ``HardwareError``: that is not a refusal, and the adapter keeps
-or retries what it could not deliver, as each one documents."""
+or retries what it could not deliver, as each one documents.
+
+A message is a ``domain.i18n.Text`` (or plain text, such as a reason the node gave): read in
+the reader's language when shown (``str(error)``, ``error.message(lang)``); ``text`` is the
+message itself, to pass on unread into a larger one (a reason file, a log line)."""
 
 from __future__ import annotations
+
+from domain.i18n import Text, render
 
 
 class HardwareError(Exception):
     """The root of the sensor adapters' errors."""
 
+    @property
+    def text(self) -> str | Text:
+        """The message as it was given (a Text stays a Text: read when shown)."""
+        message = self.args[0] if self.args else ""
+        return message if isinstance(message, Text) else str(message)
+
+    def message(self, lang: str | None = None) -> str:
+        """The message, read in ``lang`` (the current language when None)."""
+        return str(render(self.text, lang))
+
+    def __str__(self) -> str:
+        return self.message()
+
 
 class Refused(HardwareError):
     """The sink refused a batch or a definition; ``reason`` (the message) says why."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str | Text) -> None:
         super().__init__(reason)
         self.reason = reason
 

@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardware.base import Batch, Counters, PointDefinition, Reading, Sink, log
+from domain.i18n import Text, _
+from hardware.base import Batch, Counters, Joined, PointDefinition, Reading, Sink, log
 from hardware.dropfolder import DropFolder, Entry, OpenFile, check_folder
 from hardware.errors import Malformed as Malformed  # re-exported: it was defined here
 from hardware.errors import Misconfigured, Refused
@@ -61,9 +62,19 @@ class FileDropConfig:
 
     def __post_init__(self) -> None:
         if not self.interval > 0:
-            raise Misconfigured(f"file drop {self.directory}: interval must be positive seconds")
+            raise Misconfigured(
+                _(
+                    "file drop {directory}: interval must be positive seconds",
+                    directory=self.directory,
+                )
+            )
         if self.max_file_bytes < 1:
-            raise Misconfigured(f"file drop {self.directory}: max_file_bytes must be positive")
+            raise Misconfigured(
+                _(
+                    "file drop {directory}: max_file_bytes must be positive",
+                    directory=self.directory,
+                )
+            )
 
 
 class FileDropSource:
@@ -84,7 +95,7 @@ class FileDropSource:
                 await self.scan_once(sink)
             except OSError as e:  # the directory is missing or unreadable: look again later
                 self.counters.connected = False
-                self.counters.failed(f"{self.name}: {e}")
+                self.counters.failed(_("{source}: {problem}", source=self.name, problem=str(e)))
             await asyncio.sleep(self.config.interval)
 
     async def scan_once(self, sink: Sink) -> int:
@@ -104,8 +115,8 @@ class FileDropSource:
 
     def _unsafe(self, e: Misconfigured) -> int:
         self.counters.connected = False
-        what = f"{self.name}: {e}"
-        if what == self.counters.last_error:  # logged once, counted at every look
+        what = _("{source}: {problem}", source=self.name, problem=e.text)
+        if str(what) == self.counters.last_error:  # logged once, counted at every look
             self._count("failures")
         else:
             self.counters.failed(what)
@@ -125,7 +136,12 @@ class FileDropSource:
                 raise
             except Exception as e:
                 self.counters.failed(
-                    f"{self.name}: {clean(entry.name)}: not delivered, will retry: {e!r}"
+                    _(
+                        "{source}: {file}: not delivered, will retry: {error}",
+                        source=self.name,
+                        file=clean(entry.name),
+                        error=repr(e),
+                    )
                 )
                 break
             self._looks.pop(entry.name, None)  # a file of the same name later is a new file
@@ -146,7 +162,7 @@ class FileDropSource:
                     continue
             ready.append((_order(e), e))
         self._looks = looks
-        return [e for _, e in sorted(ready, key=lambda r: r[0])]
+        return [e for _order_key, e in sorted(ready, key=lambda r: r[0])]
 
     async def _take(self, folder: DropFolder, entry: Entry, sink: Sink) -> int:
         """Deliver one file and move it aside: 1, or 0 when it is left for the next look.
@@ -159,7 +175,7 @@ class FileDropSource:
         try:
             opened = await asyncio.to_thread(folder.open, name, self.config.max_file_bytes)
         except Malformed as e:
-            return await self._reject(folder, name, str(e))
+            return await self._reject(folder, name, e.text)
         except FileNotFoundError:
             return 0  # gone since the look
         try:
@@ -176,7 +192,7 @@ class FileDropSource:
             if file.interpreted:
                 await asyncio.to_thread(file.check)
         except Malformed as e:
-            return await self._reject(folder, name, str(e))
+            return await self._reject(folder, name, e.text)
         if not await asyncio.to_thread(opened.unchanged):
             return 0  # written again while it was checked: the next look takes it
         site = self.config.sites.get(file.name.mine, file.name.mine)
@@ -184,7 +200,14 @@ class FileDropSource:
             # Moved to done/, not rejected/: the files are what the system is meant to send,
             # and the node derives its own alarms and statistics from the raw readings (and
             # has no outstations). rejected/ is for what an operator has to look at.
-            log.info("%s: %s: %s not interpreted", self.name, clean(name), KINDS[file.name.kind])
+            log.info(
+                _(
+                    "{source}: {file}: {kind} not interpreted",
+                    source=self.name,
+                    file=clean(name),
+                    kind=Text(KINDS[file.name.kind], {}),
+                )
+            )
             self._count("files_not_interpreted")
             return await self._move(folder, name, "done")
         try:
@@ -193,22 +216,25 @@ class FileDropSource:
             else:
                 reason = await self._deliver(name, site, file, sink)
         except Malformed as e:  # it passed the check, then changed: what was taken stays
-            return await self._reject(folder, name, f"the file changed while it was read: {e}")
+            changed = _("the file changed while it was read: {problem}", problem=e.text)
+            return await self._reject(folder, name, changed)
         return await self._move(folder, name, "rejected" if reason else "done", reason)
 
-    async def _define(self, name: str, site: str, file: NetworkingFile, sink: Sink) -> str | None:
+    async def _define(
+        self, name: str, site: str, file: NetworkingFile, sink: Sink
+    ) -> str | Text | None:
         assert self._not_analog is not None
         known = self._not_analog.setdefault(file.name.mine, set())
         items, left = file.items(), _LeftOut()
-        registered, whole = 0, None
-        refused: dict[str, str] = {}
+        registered, whole = 0, None  # whole: why the node refused the file's points at once
+        refused: dict[str, str | Text] = {}
         while batch := await asyncio.to_thread(_next, items, BATCH, left):
             points = [p for p in batch if isinstance(p, PointDefinition)]
             known.difference_update(p.point for p in points)
             try:
                 result = await sink.points(site, points)
             except Refused as e:
-                whole = whole or str(e)
+                whole = whole or e.reason
                 continue
             registered += len(result.get("registered", ()))
             refused.update(result.get("refused") or {})
@@ -219,46 +245,64 @@ class FileDropSource:
         if left.points:
             self._count("points_skipped", len(left.points))
             log.info(
-                "%s: %s: left out: %s",
-                self.name,
-                clean(name),
-                listed(f"{p}: {why}" for p, why in left.points.items()),
+                _(
+                    "{source}: {file}: left out: {points}",
+                    source=self.name,
+                    file=clean(name),
+                    points=listed(
+                        _("{point}: {why}", point=clean(p, 40), why=why)
+                        for p, why in left.points.items()
+                    ),
+                )
             )
         if registered:
             self._count("points_registered", registered)
         if whole is not None:
             return self._refused(name, whole)
         if refused:  # the others are registered; the file may come again once this is mended
-            return self._refused(
-                name,
-                "; ".join(f"point {clean(p, 40)}: {why}" for p, why in sorted(refused.items())[:10])
-                + (f" (and {len(refused) - 10} more points)" if len(refused) > 10 else ""),
+            reasons: Text = Joined(
+                (
+                    _("point {point}: {reason}", point=clean(p, 40), reason=why)
+                    for p, why in sorted(refused.items())[:10]
+                ),
+                en="; ",
+                zh="；",
             )
+            if len(refused) > 10:
+                reasons = _(
+                    "{reasons} (and {more} more points)", reasons=reasons, more=len(refused) - 10
+                )
+            return self._refused(name, reasons)
         return None
 
-    async def _deliver(self, name: str, site: str, file: NetworkingFile, sink: Sink) -> str | None:
+    async def _deliver(
+        self, name: str, site: str, file: NetworkingFile, sink: Sink
+    ) -> str | Text | None:
         """In batches of at most BATCH readings (a node takes 10,000 a batch by default). A
         batch the node refuses is offered again one point at a time, so that one misconfigured
         point (a sensor not yet defined) does not cost the mine's other readings their alarms;
         the file still goes to rejected/ to be mended and dropped again, which takes again only
         what was refused (the store deduplicates)."""
         items, left = file.items(), _LeftOut()
-        whole: str | None = None
+        whole: str | Text | None = None
         taken: set[str] = set()
         refused: set[str] = set()
         sent = 0
         while batch := await asyncio.to_thread(_next, items, BATCH, left):
             readings = tuple(r for r in batch if isinstance(r, Reading))
             sent += len(readings)
+            origin = _("file {file}", file=clean(name))
             try:
-                await self._send(sink, Batch(site, readings, f"file {clean(name)}"))
+                await self._send(sink, Batch(site, readings, origin))
             except Refused as e:
-                whole = whole or str(e)
+                whole = whole or e.reason
                 points = sorted({r.point for r in readings})
                 refused.update(points if len(points) == 1 else ())
                 for point in points if len(points) > 1 else ():
                     one = tuple(r for r in readings if r.point == point)
-                    origin = f"file {clean(name)} point {clean(point, 40)}"
+                    origin = _(
+                        "file {file} point {point}", file=clean(name), point=clean(point, 40)
+                    )
                     try:
                         await self._send(sink, Batch(site, one, origin))
                     except Refused:
@@ -268,13 +312,21 @@ class FileDropSource:
         if left.readings:
             self._count("readings_skipped", left.readings)
         if not sent:
-            log.info("%s: %s: no readings of analog points", self.name, clean(name))
+            log.info(
+                _(
+                    "{source}: {file}: no readings of analog points",
+                    source=self.name,
+                    file=clean(name),
+                )
+            )
         if whole is None:
             return None
         reason = self._refused(name, whole)
         if taken - refused:
-            reason += (
-                f" (the readings of the other points were taken: {listed(sorted(taken - refused))})"
+            reason = _(
+                "{reason} (the readings of the other points were taken: {points})",
+                reason=reason,
+                points=listed(sorted(taken - refused)),
             )
         return reason
 
@@ -283,18 +335,38 @@ class FileDropSource:
         self.counters.batches += 1
         self.counters.readings += len(batch.readings)
         if result.get("events"):
-            log.info("%s: %s: %s", self.name, batch.origin, ", ".join(result["events"]))
+            log.info(
+                _(
+                    "{source}: {origin}: {events}",
+                    source=self.name,
+                    origin=batch.origin,
+                    events=", ".join(result["events"]),  # event types: not translated
+                )
+            )
 
-    def _refused(self, name: str, reason: str) -> str:
-        shown = clean(reason, 400)
-        self.counters.error(f"{self.name}: {clean(name)}: refused: {shown}", "refused")
-        return f"refused by the node: {shown}"
+    def _refused(self, name: str, reason: str | Text) -> Text:
+        """The node's reason, read now in the node's language (it quotes the file: cleaned)."""
+        shown = clean(str(reason), 400)
+        self.counters.error(
+            _(
+                "{source}: {file}: refused: {reason}",
+                source=self.name,
+                file=clean(name),
+                reason=shown,
+            ),
+            "refused",
+        )
+        return _("refused by the node: {reason}", reason=shown)
 
-    async def _reject(self, folder: DropFolder, name: str, reason: str) -> int:
-        self.counters.error(f"{self.name}: {clean(name)}: {reason}")
+    async def _reject(self, folder: DropFolder, name: str, reason: str | Text) -> int:
+        self.counters.error(
+            _("{source}: {file}: {reason}", source=self.name, file=clean(name), reason=reason)
+        )
         return await self._move(folder, name, "rejected", reason)
 
-    async def _move(self, folder: DropFolder, name: str, to: str, reason: str | None = None) -> int:
+    async def _move(
+        self, folder: DropFolder, name: str, to: str, reason: str | Text | None = None
+    ) -> int:
         await asyncio.to_thread(folder.move, name, to, reason)
         self._count(f"files_{to}")
         return 1
@@ -318,7 +390,7 @@ class FileDropSource:
                         newest.get(fn.mine, ("", "", "")), (fn.stamp, kept, e.name)
                     )
         learned = {}
-        for mine, (_, kept, name) in newest.items():
+        for mine, (_stamp, kept, name) in newest.items():
             try:
                 opened = folder.open(name, self.config.max_file_bytes, kept)
             except (Malformed, OSError):
@@ -336,7 +408,7 @@ class FileDropSource:
 
 @dataclass
 class _LeftOut:
-    points: dict[str, str] = field(default_factory=dict)  # CDDY: point → why
+    points: dict[str, Text] = field(default_factory=dict)  # CDDY: point → why
     readings: int = 0  # CDSS: records of points not analog
 
 

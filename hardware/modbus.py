@@ -23,7 +23,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -33,6 +32,8 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from domain.base import iso
+from domain.i18n import Text, _
 from hardware.base import Batch, Counters, Reading, Sink, deliver
 from hardware.errors import ConnectionLost, Malformed, Misconfigured
 
@@ -47,13 +48,11 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _iso(t: int) -> str:
-    return datetime.fromtimestamp(t / 1000, UTC).isoformat(timespec="milliseconds")
-
-
-def _address(value: int, what: str) -> None:
+def _address(value: int, what: Text) -> None:
     if not 0 <= value <= 0xFFFF:
-        raise Misconfigured(f"{what} {value} is not a register address (0–65535)")
+        raise Misconfigured(
+            _("{what} {value} is not a register address (0–65535)", what=what, value=value)
+        )
 
 
 @dataclass(frozen=True)
@@ -70,17 +69,25 @@ class ModbusPoint:
 
     def __post_init__(self) -> None:
         if not self.point:
-            raise Misconfigured("a Modbus point needs its point code")
-        _address(self.register, f"{self.point}: register")
+            raise Misconfigured(_("a Modbus point needs its point code"))
+        _address(self.register, _("{point}: register", point=self.point))
         if self.status_register is not None:
-            _address(self.status_register, f"{self.point}: status register")
+            _address(self.status_register, _("{point}: status register", point=self.point))
         if not isinstance(self.scale, Decimal) or not self.scale.is_finite() or not self.scale:
             raise Misconfigured(
-                f"{self.point}: scale must be a non-zero Decimal, not {self.scale!r}"
+                _(
+                    "{point}: scale must be a non-zero Decimal, not {scale!r}",
+                    point=self.point,
+                    scale=self.scale,
+                )
             )
         if self.kind not in ("holding", "input"):
             raise Misconfigured(
-                f"{self.point}: kind must be 'holding' or 'input', not {self.kind!r}"
+                _(
+                    "{point}: kind must be 'holding' or 'input', not {kind!r}",
+                    point=self.point,
+                    kind=self.kind,
+                )
             )
 
 
@@ -95,18 +102,24 @@ class ModbusConfig:
     points: tuple[ModbusPoint, ...] = ()  # at least one
 
     def __post_init__(self) -> None:
-        where = f"modbus {self.host}:{self.port}"
+        where = f"modbus {self.host}:{self.port}"  # the adapter, as the configuration names it
         if not self.points:
-            raise Misconfigured(f"{where}: no points configured")
+            raise Misconfigured(_("{where}: no points configured", where=where))
         codes = [p.point for p in self.points]
         if dup := sorted({c for c in codes if codes.count(c) > 1}):
-            raise Misconfigured(f"{where}: points configured twice: {', '.join(dup)}")
+            raise Misconfigured(
+                _("{where}: points configured twice: {points}", where=where, points=", ".join(dup))
+            )
         if not 0 < self.port <= 0xFFFF:
-            raise Misconfigured(f"{where}: port must be 1–65535")
+            raise Misconfigured(_("{where}: port must be 1–65535", where=where))
         if not 0 <= self.unit <= 255:
-            raise Misconfigured(f"{where}: unit must be 0–255, not {self.unit}")
+            raise Misconfigured(
+                _("{where}: unit must be 0–255, not {unit}", where=where, unit=self.unit)
+            )
         if not (self.interval > 0 and self.timeout > 0):
-            raise Misconfigured(f"{where}: interval and timeout must be positive seconds")
+            raise Misconfigured(
+                _("{where}: interval and timeout must be positive seconds", where=where)
+            )
 
 
 @dataclass(frozen=True)
@@ -190,7 +203,7 @@ class ModbusSource:
         if self._client is not None and self._client.connected:
             return True
         if self.counters.connected:
-            self._lost("the device closed the connection")
+            self._lost(_("the device closed the connection"))
         return False
 
     async def _connect(self) -> bool:
@@ -210,30 +223,38 @@ class ModbusSource:
             ok = False
         if not ok:
             client.close()
-            self.counters.last_error = f"{self.name}: cannot connect"
+            cannot = _("{source}: cannot connect", source=self.name)
+            self.counters.last_error = str(cannot)
             log.log(
                 logging.WARNING if self._failures == 0 else logging.DEBUG,
-                "%s; retrying with backoff (%g s, doubling up to %g s)",
-                self.counters.last_error,
-                self._delay,
-                BACKOFF_MAX,
+                _(
+                    "{problem}; retrying with backoff ({delay:g} s, doubling up to {most:g} s)",
+                    problem=cannot,
+                    delay=self._delay,
+                    most=BACKOFF_MAX,
+                ),
             )
             return False
         self._client = client
         self.counters.connected = True
         if self._ever_connected:
             self.counters.reconnects += 1
-            log.info("%s: reconnected (unit %d)", self.name, self.config.unit)
+            log.info(
+                _("{source}: reconnected (unit {unit})", source=self.name, unit=self.config.unit)
+            )
         else:
-            log.info("%s: connected (unit %d)", self.name, self.config.unit)
+            log.info(
+                _("{source}: connected (unit {unit})", source=self.name, unit=self.config.unit)
+            )
         self._ever_connected = True
         return True
 
-    def _lost(self, why: str) -> None:
+    def _lost(self, why: Text) -> None:
         self._disconnect()
-        self.counters.last_error = f"{self.name}: connection lost: {why}"
+        lost = _("{source}: connection lost: {why}", source=self.name, why=why)
+        self.counters.last_error = str(lost)
         level = logging.WARNING if self._failures == 0 else logging.DEBUG
-        log.log(level, "%s; reconnecting", self.counters.last_error)
+        log.log(level, _("{problem}; reconnecting", problem=lost))
 
     def _disconnect(self) -> None:
         if self._client is not None:
@@ -245,14 +266,21 @@ class ModbusSource:
     async def _poll(self, sink: Sink) -> bool:
         """One poll; False if the connection was lost on it."""
         t = self.clock()
-        poll = f"unit {self.config.unit}, the poll at {_iso(t)}"
+        poll = _("unit {unit}, the poll at {time}", unit=self.config.unit, time=iso(t))
         try:
             raw = await self._read_all()
         except Malformed as e:
-            self.counters.error(f"{self.name}: {poll}: {e}; nothing of it recorded")
+            self.counters.error(
+                _(
+                    "{source}: {poll}: {problem}; nothing of it recorded",
+                    source=self.name,
+                    poll=poll,
+                    problem=e.text,
+                )
+            )
             return True
         except ConnectionLost as e:
-            self._lost(f"{poll}: {e}")
+            self._lost(_("{poll}: {problem}", poll=poll, problem=e.text))
             self._failures += 1
             return False
         readings = tuple(self._reading(p, t, raw) for p in self.config.points)
@@ -260,14 +288,15 @@ class ModbusSource:
             await deliver(self, sink, Batch(self.config.site, readings, poll))
         except Exception as e:  # the sink failed, not the device: count it, log it, poll on
             self.counters.count("failures")
-            self.counters.last_error = f"{self.name}: {poll}: the sink failed: {e!r}"
-            log.exception("%s: %s: the sink failed", self.name, poll)
+            failed = _("{source}: {poll}: the sink failed", source=self.name, poll=poll)
+            self.counters.last_error = f"{failed}: {e!r}"
+            log.exception(failed)
         return True
 
     async def _read_all(self) -> dict[tuple[Kind, int], int]:
         client, unit = self._client, self.config.unit
         if client is None:
-            raise ConnectionLost("not connected")
+            raise ConnectionLost(_("not connected"))
         raw: dict[tuple[Kind, int], int] = {}
         for r in self.requests:
             read = (
@@ -275,16 +304,36 @@ class ModbusSource:
                 if r.kind == "holding"
                 else client.read_input_registers
             )
-            what = f"{r.kind} registers {r.address}–{r.address + r.count - 1} of unit {unit}"
+            what = _(
+                "{kind} registers {first}–{last} of unit {unit}",
+                kind=r.kind,
+                first=r.address,
+                last=r.address + r.count - 1,
+                unit=unit,
+            )
             try:
                 reply = await read(r.address, count=r.count, device_id=unit)
             except ModbusException as e:
-                raise ConnectionLost(f"no valid reply reading {what}: {e}") from None
+                raise ConnectionLost(
+                    _("no valid reply reading {what}: {error}", what=what, error=str(e))
+                ) from None
             if reply.isError():
-                raise Malformed(f"exception {_exception(reply.exception_code)} reading {what}")
+                raise Malformed(
+                    _(
+                        "exception {code} reading {what}",
+                        code=_exception(reply.exception_code),
+                        what=what,
+                    )
+                )
             registers = list(reply.registers)
             if len(registers) != r.count:
-                raise Malformed(f"{len(registers)} registers in the reply reading {what}")
+                raise Malformed(
+                    _(
+                        "{count} registers in the reply reading {what}",
+                        count=len(registers),
+                        what=what,
+                    )
+                )
             for i, value in enumerate(registers):
                 raw[(r.kind, r.address + i)] = value
         return raw
@@ -320,7 +369,7 @@ class ModbusDevice:
         size: int = 100,
     ) -> None:
         if not 0 < size <= 0x10000:
-            raise ValueError(f"size {size}: a device has 1–65536 registers")
+            raise ValueError(_("size {size}: a device has 1–65536 registers", size=size))
         self.values, self.host, self.port, self.unit, self.size = values, host, port, unit, size
         self._raw: dict[int, int] = {}
         self._server: ModbusTcpServer | None = None
@@ -332,9 +381,17 @@ class ModbusDevice:
 
     def _checked(self, register: int, raw: int) -> int:
         if not 0 <= register < self.size:
-            raise ValueError(f"register {register} is beyond the device's {self.size}")
+            raise ValueError(
+                _(
+                    "register {register} is beyond the device's {size}",
+                    register=register,
+                    size=self.size,
+                )
+            )
         if not -0x8000 <= raw <= 0xFFFF:
-            raise ValueError(f"register {register}: {raw} does not fit 16 bits")
+            raise ValueError(
+                _("register {register}: {raw} does not fit 16 bits", register=register, raw=raw)
+            )
         return raw & 0xFFFF
 
     @property
@@ -355,19 +412,32 @@ class ModbusDevice:
         try:
             await server.serve_forever(background=True)
         except RuntimeError:
-            raise OSError(f"the Modbus device cannot listen on {self.host}:{self.port}") from None
+            raise OSError(
+                _(
+                    "the Modbus device cannot listen on {host}:{port}",
+                    host=self.host,
+                    port=self.port,
+                )
+            ) from None
         sockets = getattr(server.transport, "sockets", None) or ()
         if sockets and not self.port:
             self.port = int(sockets[0].getsockname()[1])
         self._server = server
-        log.info("modbus device listening on %s:%d (unit %d)", self.host, self.port, self.unit)
+        log.info(
+            _(
+                "modbus device listening on {host}:{port} (unit {unit})",
+                host=self.host,
+                port=self.port,
+                unit=self.unit,
+            )
+        )
 
     async def stop(self) -> None:
         if self._server is None:
             return
         server, self._server = self._server, None
         await server.shutdown()  # type: ignore[no-untyped-call]
-        log.info("modbus device on %s:%d stopped", self.host, self.port)
+        log.info(_("modbus device on {host}:{port} stopped", host=self.host, port=self.port))
 
     async def __aenter__(self) -> ModbusDevice:
         await self.start()

@@ -9,7 +9,8 @@ items taken, record by record (``NetworkingFile.items``), so that nothing of a b
 delivered and memory does not grow with the file: one chunk and one record at a time.
 
 A message never holds more of a file than a short excerpt (``excerpt``, ``clean``): non-printable
-characters escaped, at most a few dozen characters."""
+characters escaped, at most a few dozen characters. Messages are ``domain.i18n.Text``s; the
+format's own words (矿井编码, 测点状态, the field names) stay as the format names them."""
 
 from __future__ import annotations
 
@@ -23,18 +24,19 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
+from domain.i18n import N_, Text, _
 from domain.sensors.thresholds import SensorType
-from hardware.base import PointDefinition, Reading
+from hardware.base import Joined, PointDefinition, Reading
 from hardware.errors import Malformed
 
 CHINA = timezone(timedelta(hours=8), "CST")  # no daylight saving since 1991
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-KINDS = {
-    "CDDY": "point definitions",
-    "CDSS": "real-time values",
-    "FZDY": "outstation definitions",
-    "YCBJ": "abnormality alarms",
-    "TJSJ": "statistics",
+KINDS = {  # what each file type holds, for a log line (read with domain.i18n.gettext)
+    "CDDY": N_("point definitions"),
+    "CDSS": N_("real-time values"),
+    "FZDY": N_("outstation definitions"),
+    "YCBJ": N_("abnormality alarms"),
+    "TJSJ": N_("statistics"),
 }
 # 传感器类型 codes of docs/domain.md §4.3 that the domain knows; other codes are skipped.
 SENSOR_TYPES = {
@@ -76,11 +78,14 @@ def clean(text: str, limit: int = 200) -> str:
     return shown + ("…" if len(text) > limit else "")
 
 
-def listed(items: Iterable[str], most: int = 10) -> str:
-    """The first ``most`` of ``items`` for a message, and how many more."""
+def listed(items: Iterable[str | Text], most: int = 10) -> Text:
+    """The first ``most`` of ``items`` for a message (text cleaned and cut short, Texts as
+    they are), and how many more."""
     items = list(items)
-    shown = ", ".join(clean(i, EXCERPT) for i in items[:most])
-    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
+    shown = Joined(i if isinstance(i, Text) else clean(i, EXCERPT) for i in items[:most])
+    if len(items) > most:
+        return _("{items} and {more} more", items=shown, more=len(items) - most)
+    return shown
 
 
 @dataclass(frozen=True)
@@ -94,18 +99,25 @@ class FileName:
         parts = name[:-4].rsplit("_", 2) if name.lower().endswith(".txt") else []
         if len(parts) != 3 or not parts[0] or not re.fullmatch(r"\d{14}", parts[2]):
             raise Malformed(
-                f"the name is not {{矿井编码}}_{{TYPE}}_{{yyyyMMddHHmmss}}.txt: {excerpt(name, 80)}"
+                _(
+                    "the name is not {{矿井编码}}_{{TYPE}}_{{yyyyMMddHHmmss}}.txt: {name}",
+                    name=excerpt(name, 80),
+                )
             )
         mine, kind, stamp = parts
         if kind not in KINDS:
             raise Malformed(
-                f"unknown file type {excerpt(kind)} in the name (known: {', '.join(KINDS)})"
+                _(
+                    "unknown file type {kind} in the name (known: {known})",
+                    kind=excerpt(kind),
+                    known=", ".join(KINDS),
+                )
             )
         try:
             datetime.strptime(stamp, "%Y%m%d%H%M%S")
         except ValueError:
             raise Malformed(
-                f"the time in the name {stamp!r} is not a time yyyyMMddHHmmss"
+                _("the time in the name {stamp!r} is not a time yyyyMMddHHmmss", stamp=stamp)
             ) from None
         return cls(mine, kind, stamp)
 
@@ -115,7 +127,7 @@ class LeftOut:
     """A CDDY point the domain cannot take, and why."""
 
     point: str
-    why: str  # "not an analog point (KG)", a type code unknown
+    why: Text  # "not an analog point (KG)", a type code unknown
 
 
 Item = Reading | PointDefinition | LeftOut | None  # None: a CDSS record of a point not analog
@@ -145,7 +157,9 @@ class NetworkingFile:
                 self._check(encoding)
             except _Undecodable as e:
                 if encoding == "gb18030":
-                    raise Malformed(f"the text is neither UTF-8 nor GBK (byte {e.at})") from None
+                    raise Malformed(
+                        _("the text is neither UTF-8 nor GBK (byte {at})", at=e.at)
+                    ) from None
                 continue
             self.encoding = encoding
             return
@@ -156,38 +170,45 @@ class NetworkingFile:
         try:
             yield from self._items(_pieces(self.chunks(), self.encoding))
         except _Undecodable as e:
-            raise Malformed(f"the text is not {self.encoding} at byte {e.at}") from None
+            raise Malformed(
+                _("the text is not {encoding} at byte {at}", encoding=self.encoding, at=e.at)
+            ) from None
 
     def _check(self, encoding: str) -> None:
         pieces = _pieces(self.chunks(), encoding)
         try:
-            for _ in self._items(pieces):
+            for _item in self._items(pieces):
                 pass
         except Malformed as first:
-            for _ in pieces:  # how the file ends is named before a record at fault
+            for _piece in pieces:  # how the file ends is named before a record at fault
                 pass
             raise first
 
     def _items(self, pieces: Iterator[str]) -> Iterator[Item]:
         header = _fields(next(pieces))  # no header: _pieces says so
         if len(header) < 2:
-            raise Malformed("header: 1 field, a header has at least 矿井编码;...;数据时间")
+            raise Malformed(_("header: 1 field, a header has at least 矿井编码;...;数据时间"))
         if header[0] != self.name.mine:
             raise Malformed(
-                f"header: 矿井编码 {excerpt(header[0])} differs from the file name's"
-                f" {excerpt(self.name.mine)}"
+                _(
+                    "header: 矿井编码 {found} differs from the file name's {expected}",
+                    found=excerpt(header[0]),
+                    expected=excerpt(self.name.mine),
+                )
             )
-        _time(header[-1], f"header, field {len(header)} 数据时间")
+        _time(header[-1], _("header, field {field} 数据时间", field=len(header)))
         if self.name.kind == "CDSS":
             for i, piece in enumerate(pieces, 1):
                 yield self._reading(i, _fields(piece))
         elif self.name.kind == "CDDY":
             for i, piece in enumerate(pieces, 1):
                 if i > MAX_POINTS:
-                    raise Malformed(f"more than {MAX_POINTS} point definitions in one file")
+                    raise Malformed(
+                        _("more than {most} point definitions in one file", most=MAX_POINTS)
+                    )
                 yield _definition(i, _fields(piece))
         else:
-            for _ in pieces:
+            for _piece in pieces:
                 pass
 
     def _reading(self, i: int, record: list[str]) -> Reading | None:
@@ -198,7 +219,11 @@ class NetworkingFile:
         status = f["测点状态"]
         if not (status.isascii() and status.isdigit() and len(status) <= 3) or int(status) > 255:
             raise Malformed(
-                f"{_where(i, CDSS_FIELDS, '测点状态')}: {excerpt(status)} is not a status 0-255"
+                _(
+                    "{where}: {status} is not a status 0-255",
+                    where=_where(i, CDSS_FIELDS, "测点状态"),
+                    status=excerpt(status),
+                )
             )
         return Reading(
             point,
@@ -235,23 +260,28 @@ def _pieces(chunks: Iterable[bytes], encoding: str) -> Iterator[str]:
             count += 1
         _bounded(carry, count)  # an unfinished record is not held past the bound either
     if not content:
-        raise Malformed("the file is empty")
+        raise Malformed(_("the file is empty"))
     tail = carry.strip()  # what follows the last '~': the end mark, and only it
     if not tail.endswith("||"):
         if end_mark or "||" in tail:
-            raise Malformed("the file goes on after its end mark '||'")
-        raise Malformed("the file does not end with '||': it is cut short")
+            raise Malformed(_("the file goes on after its end mark '||'"))
+        raise Malformed(_("the file does not end with '||': it is cut short"))
     if tail[:-2].strip():
-        which = f"record {count}" if count else "the header"
-        raise Malformed(f"{which} is not ended by '~' before '||'")
+        raise Malformed(_("{which} is not ended by '~' before '||'", which=_record(count)))
     if not count:
-        raise Malformed("no header: the file holds only '||'")
+        raise Malformed(_("no header: the file holds only '||'"))
+
+
+def _record(i: int) -> Text:
+    """Record ``i`` of a file, 0 being its header."""
+    return _("record {record}", record=i) if i else _("the header")
 
 
 def _bounded(record: str, i: int) -> None:
     if len(record) > MAX_RECORD:
-        which = f"record {i}" if i else "the header"
-        raise Malformed(f"{which} is longer than {MAX_RECORD} characters")
+        raise Malformed(
+            _("{which} is longer than {most} characters", which=_record(i), most=MAX_RECORD)
+        )
 
 
 def _fields(record: str) -> list[str]:
@@ -263,14 +293,25 @@ def _fields(record: str) -> list[str]:
 def _named(record: list[str], i: int, names: tuple[str, ...], kind: str) -> dict[str, str]:
     if len(record) != len(names):
         raise Malformed(
-            f"record {i}: {len(record)} fields, a {kind} record has {len(names)}"
-            f" ({';'.join(names)})"
+            _(
+                "record {record}: {count} fields, a {kind} record has {expected} ({names})",
+                record=i,
+                count=len(record),
+                kind=kind,
+                expected=len(names),
+                names=";".join(names),
+            )
         )
     return dict(zip(names, record, strict=True))
 
 
-def _where(i: int, names: tuple[str, ...], name: str) -> str:
-    return f"record {i}, field {names.index(name) + 1} {name}"
+def _where(i: int, names: tuple[str, ...], name: str) -> Text:
+    return _(
+        "record {record}, field {field} {name}",
+        record=i,
+        field=names.index(name) + 1,
+        name=name,
+    )
 
 
 @lru_cache(maxsize=4096)  # a CDSS file's records mostly share a few times
@@ -282,22 +323,28 @@ def _moment(text: str) -> int | None:
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
-def _time(text: str, where: str) -> int:
+def _time(text: str, where: Text) -> int:
     ms = _moment(text) if len(text) <= 19 else None
     if ms is None:
-        raise Malformed(f"{where}: {excerpt(text)} is not a time yyyy-MM-dd HH:mm:ss")
+        raise Malformed(
+            _(
+                "{where}: {text} is not a time yyyy-MM-dd HH:mm:ss",
+                where=where,
+                text=excerpt(text),
+            )
+        )
     return ms
 
 
-def _number(text: str, where: str) -> Decimal:
+def _number(text: str, where: Text) -> Decimal:
     if len(text) > 64 or not _NUMBER.fullmatch(text):
-        raise Malformed(f"{where}: {excerpt(text)} is not a number")
+        raise Malformed(_("{where}: {text} is not a number", where=where, text=excerpt(text)))
     return Decimal(text)
 
 
-def _point(text: str, where: str) -> str:
+def _point(text: str, where: Text) -> str:
     if not text:
-        raise Malformed(f"{where}: empty")
+        raise Malformed(_("{where}: empty", where=where))
     return text
 
 
@@ -309,9 +356,13 @@ def _definition(i: int, record: list[str]) -> PointDefinition | LeftOut:
     code = code.zfill(4) if code.isdigit() else code
     sensor = SENSOR_TYPES.get(code)
     if f["数值类型"].upper() != "MN":
-        return LeftOut(point, f"not an analog point ({clean(f['数值类型'], 8) or 'no 数值类型'})")
+        kind = clean(f["数值类型"], 8) or _("no 数值类型")
+        return LeftOut(point, _("not an analog point ({kind})", kind=kind))
     if sensor is None:
-        return LeftOut(point, f"sensor type code {excerpt(code, 8)} is not one the node takes")
+        return LeftOut(
+            point,
+            _("sensor type code {code} is not one the node takes", code=excerpt(code, 8)),
+        )
     # One direction per point, as the domain holds: upper limits, or lower ones for O2.
     # 解报 (alarm clear) levels have no place: the domain clears below the alarm level.
     lower = sensor in LOWER_LIMITS
@@ -333,7 +384,7 @@ class Definitions:
 
     mine: str
     points: tuple[PointDefinition, ...]
-    left_out: dict[str, str]  # point → why: "not an analog point (KG)", a type code unknown
+    left_out: dict[str, Text]  # point → why: "not an analog point (KG)", a type code unknown
 
 
 @dataclass(frozen=True)

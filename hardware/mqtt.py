@@ -25,6 +25,7 @@ from typing import Any
 
 import aiomqtt
 
+from domain.i18n import Text, _
 from hardware.base import Batch, Counters, Reading, Sink, deliver
 from hardware.errors import Malformed as Malformed  # re-exported: it was defined here
 
@@ -50,48 +51,56 @@ def readings_of(payload: bytes) -> list[Reading]:
     try:
         data = json.loads(payload, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as e:
-        raise Malformed(f"not JSON: {e}") from None
+        raise Malformed(_("not JSON: {error}", error=str(e))) from None
     items = data if isinstance(data, list) else [data]
     if not items:
-        raise Malformed("an empty list")
+        raise Malformed(_("an empty list"))
     return [_reading(item, i) for i, item in enumerate(items)]
 
 
 def _reading(item: Any, i: int) -> Reading:
-    where = f"reading {i}"
+    where = _("reading {index}", index=i)
     if not isinstance(item, dict) or not {"point", "value", "time"} <= set(item):
-        raise Malformed(f"{where}: expected an object with point, value, time (and status)")
+        raise Malformed(
+            _("{where}: expected an object with point, value, time (and status)", where=where)
+        )
     extra = set(item) - {"point", "value", "time", "status"}
     if extra:
-        raise Malformed(f"{where}: unknown fields {sorted(extra)}")
+        raise Malformed(_("{where}: unknown fields {fields}", where=where, fields=sorted(extra)))
     point, value, t, status = item["point"], item["value"], item["time"], item.get("status", 0)
     if not isinstance(point, str) or not point:
-        raise Malformed(f"{where}: point must be a non-empty string")
+        raise Malformed(_("{where}: point must be a non-empty string", where=where))
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise Malformed(f"{where}: value must be a number")
+        raise Malformed(_("{where}: value must be a number", where=where))
     try:
         number = Decimal(value)
     except InvalidOperation:
-        raise Malformed(f"{where}: value {value!r} is not a number") from None
+        raise Malformed(
+            _("{where}: value {value!r} is not a number", where=where, value=value)
+        ) from None
     if not number.is_finite():
-        raise Malformed(f"{where}: value {value!r} is not finite")
+        raise Malformed(_("{where}: value {value!r} is not finite", where=where, value=value))
     if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
-        raise Malformed(f"{where}: status must be an integer 0..255")
+        raise Malformed(_("{where}: status must be an integer 0..255", where=where))
     return Reading(point, _ms(t, where), number, status)
 
 
-def _ms(t: Any, where: str) -> int:
+def _ms(t: Any, where: Text) -> int:
     if isinstance(t, int) and not isinstance(t, bool) and t >= 0:
         return t
     if isinstance(t, str):
         try:
             moment = datetime.fromisoformat(t)
         except ValueError:
-            raise Malformed(f"{where}: time {t!r} is not ISO 8601") from None
+            raise Malformed(
+                _("{where}: time {time!r} is not ISO 8601", where=where, time=t)
+            ) from None
         if moment.tzinfo is None:
-            raise Malformed(f"{where}: time {t!r} has no offset (e.g. +08:00)")
+            raise Malformed(
+                _("{where}: time {time!r} has no offset (e.g. +08:00)", where=where, time=t)
+            )
         return int(moment.timestamp() * 1000)
-    raise Malformed(f"{where}: time must be milliseconds or ISO 8601")
+    raise Malformed(_("{where}: time must be milliseconds or ISO 8601", where=where))
 
 
 @dataclass
@@ -110,7 +119,14 @@ class MqttSource:
             for r in readings_of(payload):
                 self._pending[(r.point, r.t)] = r  # the same reading again is kept once
         except Malformed as e:
-            self.counters.error(f"{self.name}: a message on {topic}: {e}")
+            self.counters.error(
+                _(
+                    "{source}: a message on {topic}: {problem}",
+                    source=self.name,
+                    topic=topic,
+                    problem=e.text,
+                )
+            )
 
     async def flush(self, sink: Sink) -> None:
         """Deliver what arrived; if the node cannot take it now (not a refusal: e.g. its store
@@ -125,8 +141,14 @@ class MqttSource:
             kept = {(r.point, r.t): r for r in readings[-MAX_PENDING:]}
             self._pending = {**kept, **self._pending}
             self.counters.failed(
-                f"{self.name}: the node did not take {len(readings)} readings ({e});"
-                f" {len(kept)} kept for the next try"
+                _(
+                    "{source}: the node did not take {count} readings ({error});"
+                    " {kept} kept for the next try",
+                    source=self.name,
+                    count=len(readings),
+                    error=e,
+                    kept=len(kept),
+                )
             )
 
     async def run(self, sink: Sink) -> None:
@@ -140,7 +162,9 @@ class MqttSource:
                     self.counters.connected = False
                     self.counters.last_error = str(e)
                     if attempt == 0:
-                        log.warning("%s: %s; reconnecting", self.name, e)
+                        log.warning(
+                            _("{source}: {error}; reconnecting", source=self.name, error=str(e))
+                        )
                     await asyncio.sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
                     attempt += 1
                     self.counters.reconnects += 1
@@ -165,7 +189,7 @@ class MqttSource:
         ) as client:
             await client.subscribe(c.topic, qos=1)
             self.counters.connected = True
-            log.info("%s: subscribed", self.name)
+            log.info(_("{source}: subscribed", source=self.name))
             async for message in client.messages:
                 payload = message.payload
                 data = payload if isinstance(payload, bytes) else str(payload).encode()

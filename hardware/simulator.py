@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import aiomqtt
 
+from domain.i18n import _
 from hardware.base import PointDefinition, Reading
 
 CYCLE_MS = 10_000  # the AQ 6201 polling cycle
@@ -79,9 +80,9 @@ class SiteModel:
         faults: bool = False,
     ) -> None:
         if points < 3:
-            raise ValueError("a simulated site has at least 3 points (methane, CO, air speed)")
+            raise ValueError(_("a simulated site has at least 3 points (methane, CO, air speed)"))
         if faults and points < 4:
-            raise ValueError("fault mode needs at least 4 points (two of them methane)")
+            raise ValueError(_("fault mode needs at least 4 points (two of them methane)"))
         self.site, self.seed = site, seed
         self.every, self.length = int(excursion_every * 1000), int(excursion_length * 1000)
         shares = (points // 2, points // 4, points - points // 2 - points // 4)

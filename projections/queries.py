@@ -14,6 +14,7 @@ from uuid import UUID
 import sqlite_utils
 
 from domain.base import CHINA, to_ms
+from domain.i18n import Text, _
 from domain.industries import Industry
 from projections.errors import BadFilter
 
@@ -38,7 +39,7 @@ def moment(value: str | None) -> int | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise BadFilter(f"{value!r} is not an ISO 8601 date or time") from None
+        raise BadFilter(_("{value!r} is not an ISO 8601 date or time", value=value)) from None
     return to_ms(parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA))
 
 
@@ -63,11 +64,17 @@ class Filters:
         fields are named; times as ``moment`` reads them; ``as_of`` defaults to ``now``).
         BadFilter (a ValueError) names the parameter and what was wrong with it."""
 
+        def bad(name: str, problem: str | Text) -> BadFilter:
+            message = _("{parameter}: {problem}", parameter=name, problem=problem)
+            return BadFilter(message, parameter=name, problem=problem)
+
         def time(name: str) -> int | None:
             try:
                 return moment(params.get(name))
+            except BadFilter as e:
+                raise bad(name, e.problem) from None
             except ValueError as e:
-                raise BadFilter(f"{name}: {e}") from None
+                raise bad(name, str(e)) from None
 
         def number(name: str, default: int) -> int:
             value = params.get(name)
@@ -76,7 +83,7 @@ class Filters:
             try:
                 return int(value)
             except ValueError:
-                raise BadFilter(f"{name}: {value!r} is not a whole number") from None
+                raise bad(name, _("{value!r} is not a whole number", value=value)) from None
 
         return cls(
             region=params.get("region") or None,
@@ -96,22 +103,41 @@ class Filters:
     def __post_init__(self) -> None:
         """Refuse what no query can mean, with what was wrong (BadFilter)."""
         if self.region is not None and not (len(self.region) == 6 and self.region.isdigit()):
-            raise BadFilter(f"region {self.region!r} is not a 6-digit division code")
+            raise BadFilter(
+                _("region {value!r} is not a 6-digit division code", value=self.region),
+                parameter="region",
+            )
         for name in ("accident", "record"):
             value = getattr(self, name)
             if value is not None:
                 try:
                     UUID(value)
                 except ValueError:
-                    raise BadFilter(f"{name} {value!r} is not a record id (a UUID)") from None
+                    raise BadFilter(
+                        _("{name} {value!r} is not a record id (a UUID)", name=name, value=value),
+                        parameter=name,
+                    ) from None
         if self.level not in ("county", "city", "province"):
-            raise BadFilter(f"level {self.level!r} is not county, city or province")
+            raise BadFilter(
+                _("level {value!r} is not county, city or province", value=self.level),
+                parameter="level",
+            )
         for name in ("since", "until", "as_of"):
             value = getattr(self, name)
             if value is not None and not -MAX_MS <= value <= MAX_MS:
-                raise BadFilter(f"{name} {value} is out of range (milliseconds since 1970)")
+                raise BadFilter(
+                    _(
+                        "{name} {value} is out of range (milliseconds since 1970)",
+                        name=name,
+                        value=value,
+                    ),
+                    parameter=name,
+                )
         if not 1 <= self.limit <= 100_000 or not 0 <= self.offset <= MAX_MS:
-            raise BadFilter("limit is 1 to 100000 and offset is not negative")
+            raise BadFilter(
+                _("limit is 1 to 100000 and offset is not negative"),
+                parameter="limit" if not 1 <= self.limit <= 100_000 else "offset",
+            )
 
 
 @dataclass(frozen=True)
@@ -450,6 +476,19 @@ QUERIES: dict[str, Query] = {
 
 
 def run(db: sqlite_utils.Database, name: str, f: Filters) -> list[dict[str, Any]]:
+    sql, params = statement(name, f)
+    return [dict(r) for r in db.query(sql, params)]
+
+
+def columns_of(db: sqlite_utils.Database, name: str, f: Filters) -> list[str]:
+    """The columns the query gives, rows or none (a CSV's header when nothing matched)."""
+    sql, params = statement(name, f)
+    cursor = db.execute(f"SELECT * FROM ({sql}) LIMIT 0", params)
+    return [d[0] for d in cursor.description]
+
+
+def statement(name: str, f: Filters) -> tuple[str, dict[str, Any]]:
+    """The SQL of a query with its filters, and its parameters."""
     q = QUERIES[name]
     clauses: list[str] = ["1 = 1"]
     params: dict[str, Any] = {"as_of": f.as_of}
@@ -475,7 +514,7 @@ def run(db: sqlite_utils.Database, name: str, f: Filters) -> list[dict[str, Any]
     sql = q.sql.format(where="WHERE " + " AND ".join(clauses), level=f.level)
     sql += " LIMIT :limit OFFSET :offset"
     params.update(limit=f.limit, offset=f.offset)
-    return [dict(r) for r in db.query(sql, params)]
+    return sql, params
 
 
 def region_prefix(region: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import msgpack
 import sqlite_utils
 
+from domain.i18n import _
 from projections.accidents import Accidents
 from projections.base import TRACKING, LogEvent, Projection
 from projections.enforcement import Enforcement
@@ -94,14 +95,17 @@ class ProjectionStore:
             except Exception as error:
                 self.db.execute("ROLLBACK TO one")
                 log.warning(
-                    "%s projection left out %s (%s v%d at position %d from %s): %r",
-                    projection.name,
-                    e.type,
-                    e.aggregate,
-                    e.version,
-                    e.position,
-                    e.origin,
-                    error,
+                    _(
+                        "{projection} projection left out {type} ({aggregate} v{version} at"
+                        " position {position} from {origin}): {error}",
+                        projection=projection.name,
+                        type=e.type,
+                        aggregate=e.aggregate,
+                        version=e.version,
+                        position=e.position,
+                        origin=e.origin,
+                        error=repr(error),
+                    )
                 )
             finally:
                 self.db.execute("RELEASE one")

@@ -1,65 +1,63 @@
-"""The query routes: a named query over the projections, as JSON, CSV or XLSX."""
+"""The query route, ``GET /api/v1/query/{name}``: a register or a statistic as JSON (rows as a
+person reads them; ``?time=epoch`` keeps milliseconds for a program), CSV or XLSX
+(``?format=csv|xlsx``), the statistics also in a national report's layout (``?layout=``)."""
 
 from __future__ import annotations
-
-import csv
-import io
-import json
-from typing import Any
 
 from aiohttp import web
 
 from domain.errors import Invalid
+from domain.i18n import _, language
+from node import reports
 from node.api.shared import RUNTIME, ok
 from projections.queries import Filters
+
+MAX_HTTP_ROWS = 10_000
 
 
 async def query(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
+    name = request.match_info["name"]
+    fmt = request.query.get("format", "json")
+    time = request.query.get("time", "iso")
+    layout = request.query.get("layout") or None
+    try:
+        reports.check(name, fmt, time, layout)
+    except reports.BadRequest as e:
+        raise Invalid.field(e.parameter, e.args[0], code="bad_parameter") from None
     try:
         filters = Filters.parse(request.query, rt.node.clock())
     except (ValueError, OverflowError) as e:
-        raise Invalid.field("query", f"bad filter: {e}") from None
-    if filters.limit > 10_000:
-        raise Invalid.field("limit", "at most 10000 rows per page over HTTP")
-    rows = await rt.read(rt.node.query, request.match_info["name"], filters)
-    fmt = request.query.get("format", "json")
+        field = getattr(e, "parameter", None) or "query"
+        raise Invalid.field(field, _("bad filter: {error}", error=e), code="bad_filter") from None
+    if filters.limit > MAX_HTTP_ROWS:
+        raise Invalid.field(
+            "limit", _("at most {n} rows per page over HTTP", n=MAX_HTTP_ROWS), code="too_many"
+        )
+    report = await rt.read(reports.build, rt.node, name, filters, time)
     if fmt == "csv":
-        return _csv(request.match_info["name"], rows)
-    if fmt != "json":
-        raise Invalid.field("format", "json (the default) or csv")
+        text = await rt.read(reports.csv_text, report, layout, language())
+        return _file(name, "csv", text.encode())
+    if fmt == "xlsx":
+        return _file(name, "xlsx", await rt.read(reports.workbook, report, layout))
+    if layout is not None:
+        return ok({"query": name, "layout": layout, **reports.layout_rows(report, layout)})
     return ok(
-        {
-            "query": request.match_info["name"],
-            "rows": rows,
-            "limit": filters.limit,
-            "offset": filters.offset,
-        }
+        {"query": name, "rows": report.rows, "limit": filters.limit, "offset": filters.offset}
     )
 
 
-def _csv(name: str, rows: list[dict[str, Any]]) -> web.Response:
-    """Rows as CSV for a spreadsheet: UTF-8 with a byte-order mark (so Chinese text opens
-    right), nested values as JSON, and text that a spreadsheet would run as a formula
-    (=, +, -, @) quoted with a leading apostrophe."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    if rows:
-        columns = list(dict.fromkeys(k for row in rows for k in row))  # every row's, in order
-        writer = csv.DictWriter(out, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _file(name: str, suffix: str, body: bytes) -> web.Response:
     return web.Response(
-        text=out.getvalue(),
-        content_type="text/csv",
-        charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        body=body,
+        headers={
+            "Content-Type": CONTENT_TYPES[suffix],
+            "Content-Disposition": f'attachment; filename="{name}.{suffix}"',
+        },
     )
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value

@@ -3,9 +3,7 @@ statistics, the read projections themselves, and the raw readings store."""
 
 from __future__ import annotations
 
-import csv
 import getpass
-import io
 import json
 import signal
 import sys
@@ -15,15 +13,37 @@ from typing import Any
 
 import click
 
+from domain import labels
+from domain.enforcement.commands import Stage
+from domain.finding import FindingKind
+from domain.grading import Grade
+from domain.i18n import _
+from domain.industries import AccidentIndustry, Industry
+from domain.licence_rules import LicenceStatus
 from domain.sensors.readings import window_of
 from domain.sensors.site import site_id
 from federation.proof import SUMMARY
+from node import reports
+from node.access import readable_json
 from node.audit.proofs import readings_file
 from node.cli.base import NODE_DIR, emit, open_node, when
 from node.errors import ConfigError
 from node.projector import rebuild
+from projections.present import LAYOUTS
 from projections.queries import QUERIES, Filters
 from projections.store import BY_NAME
+
+GRADES = [g.code for g in Grade]
+INDUSTRIES = sorted({*Industry, *AccidentIndustry})
+STATUSES = sorted(
+    {
+        *LicenceStatus,
+        *Stage,
+        *FindingKind,
+        *labels.EXCEPTIONS,
+        *labels.RECEIPT_STATUSES,
+    }
+)
 
 
 @click.command()
@@ -32,9 +52,13 @@ from projections.store import BY_NAME
 @click.option("--region", help="Division code of an area: a county, city or province.")
 @click.option("--since", help="From this time (ISO 8601; a bare date is China time).")
 @click.option("--until", help="Up to (not including) this time.")
-@click.option("--grade")
-@click.option("--industry")
-@click.option("--status")
+@click.option("--grade", type=click.Choice(GRADES), help="An accident grade.")
+@click.option("--industry", type=click.Choice(INDUSTRIES), help="An industry.")
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES),
+    help="A licence status, a case stage, a finding, a receipt status or an exception kind.",
+)
 @click.option(
     "--level",
     type=click.Choice(["county", "city", "province"]),
@@ -47,7 +71,33 @@ from projections.store import BY_NAME
 @click.option("--record", help="exceptions: the flags of one accident or case (its id).")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--offset", default=0, type=click.IntRange(min=0))
-@click.option("--csv", "as_csv", is_flag=True, help="CSV instead of JSON.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv", "xlsx", "text"]),
+    default="json",
+    show_default=True,
+    help="json, csv (UTF-8 with BOM), xlsx (a workbook: needs --out) or text.",
+)
+@click.option("--csv", "as_csv", is_flag=True, hidden=True)
+@click.option(
+    "--time",
+    type=click.Choice(reports.TIMES),
+    default="iso",
+    show_default=True,
+    help="Times as China time (iso) or as milliseconds since 1970 (epoch), for programs.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(list(LAYOUTS)),
+    help="Statistics in a national report's layout: region-grade and industry "
+    "(accident-stats), indicators (enforcement-stats).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the file here instead of printing it.",
+)
 def query(
     directory: Path,
     name: str,
@@ -63,7 +113,11 @@ def query(
     record: str | None,
     limit: int,
     offset: int,
+    fmt: str,
     as_csv: bool,
+    time: str,
+    layout: str | None,
+    out: Path | None,
 ) -> None:
     """Query the projections. NAME is one of the queries (accidents, accident-stats,
     accident-receipts, accident-findings, exceptions, enforcement-stats, open-cases, licences,
@@ -72,9 +126,18 @@ def query(
     \b
     Example: accidents of Shijiazhuang (130100) in June 2026, by month and grade:
       anjian query ./city accident-stats --region 130100 --since 2026-06-01 --until 2026-07-01
+    Example: the same as a workbook, with the national report's layouts:
+      anjian query ./city accident-stats --region 130100 --format xlsx --out stats.xlsx
     Example: records whose enterprise is not registered or differs (kind column):
       anjian query ./county exceptions --status unregistered
     """
+    fmt = "csv" if as_csv else fmt
+    if fmt == "xlsx" and out is None:
+        raise click.UsageError(str(_("--format xlsx writes a file: give it with --out FILE")))
+    try:
+        reports.check(name, "json" if fmt == "text" else fmt, time, layout)
+    except reports.BadRequest as e:
+        raise click.BadParameter(str(e.args[0]), param_hint=f"--{e.parameter}") from None
     with open_node(directory) as node:
         node.project()
         try:
@@ -95,21 +158,49 @@ def query(
                 },
                 node.clock(),
             )
-        except ValueError as e:  # "since: ..." names the option as the command line spells it
-            field, _, problem = str(e).partition(": ")
-            if problem and field in ("since", "until", "as_of", "limit", "offset"):
-                raise ConfigError(f"--{field.replace('_', '-')}: {problem}") from None
-            raise ConfigError(str(e)) from None
-        rows = node.query(name, filters)
-    if as_csv:
-        out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        click.echo(out.getvalue(), nl=False)
+        except ValueError as e:  # a bad filter is a usage error (exit 2) naming the option
+            parameter = getattr(e, "parameter", None)
+            hint = f"--{parameter.replace('_', '-')}" if parameter else None
+            problem = getattr(e, "problem", None) if hint else None
+            raise click.BadParameter(str(problem or e), param_hint=hint) from None
+        report = reports.build(node, name, filters, time)
+    _write(report, fmt, layout, out)
+
+
+def _write(report: reports.Report, fmt: str, layout: str | None, out: Path | None) -> None:
+    if fmt == "xlsx":  # a file, never the terminal (--out is required)
+        data = reports.workbook(report, layout)
+        assert out is not None
+        out.write_bytes(data)
+        click.echo(str(_("written: {path} ({size} bytes)", path=out, size=len(data))), err=True)
+        return
+    if fmt == "csv":
+        text = reports.csv_text(report, layout)
+    elif fmt == "text":
+        table = reports.tables(report, layout)[0]
+        lines = ["\t".join(t for _k, t in table.columns)]
+        lines += ["\t".join(_text(r.get(k)) for k, _t in table.columns) for r in table.rows]
+        if table.totals is not None:
+            cells = [_text(table.totals.get(k, "")) for k, _t in table.columns]
+            lines.append("\t".join(["合计", *cells[1:]]))
+        text = "\n".join(lines) + "\n"
+    elif layout is not None:
+        text = readable_json(reports.layout_rows(report, layout), indent=2) + "\n"
     else:
-        emit(rows)
+        text = readable_json(report.rows, indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    click.echo(str(_("written: {path} ({size} bytes)", path=out, size=len(text))), err=True)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return str(value)
 
 
 @click.group()

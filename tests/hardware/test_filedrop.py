@@ -112,7 +112,7 @@ async def test_a_cdss_file_becomes_one_batch_and_goes_to_done(tmp_path):
     drop(tmp_path, CDSS_NAME, CDSS)
     assert await scan(source, sink) == 1
     (batch,) = sink.batches
-    assert (batch.site, batch.origin) == ("mine-7", f"file {CDSS_NAME}")
+    assert (batch.site, str(batch.origin)) == ("mine-7", f"file {CDSS_NAME}")
     t = NOW_MS - 30_000  # 15:59:30 China time is 07:59:30 UTC
     assert [(r.point, r.t, r.value, r.status) for r in batch.readings] == [
         ("CH4-01", t, Decimal("1.60"), 3),  # 报警 | 断电

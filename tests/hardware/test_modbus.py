@@ -131,7 +131,7 @@ async def test_each_poll_is_one_batch_of_scaled_signed_values_with_status(device
         first.site == SITE_CODE
         and source.name == f"modbus 127.0.0.1:{device.port} site {SITE_CODE}"
     )
-    assert first.origin == "unit 1, the poll at 2026-11-18T11:06:40.000+00:00"
+    assert str(first.origin) == "unit 1, the poll at 2026-11-18T19:06:40+08:00"  # China time
     assert [(r.point, r.t, str(r.value), r.status) for r in first.readings] == [
         ("CH4-01", T0, "0.40", 3),
         ("T-01", T0, "-5.5", 0),
@@ -283,7 +283,7 @@ async def test_a_refused_batch_is_counted_and_polling_goes_on(device):
     c = source.counters
     assert (c.refused, c.batches) == (2, len(sink.batches))
     assert c.last_error == (
-        f"{source.name}: unit 1, the poll at 2026-11-18T11:06:50.000+00:00: refused: "
+        f"{source.name}: unit 1, the poll at 2026-11-18T19:06:50+08:00: refused: "
         "no point 'CH4-09' at this site"
     )
     assert sink.batches[0].readings[0].t == T0 + 20_000  # the third poll

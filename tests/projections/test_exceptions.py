@@ -166,9 +166,9 @@ def test_the_exceptions_from_the_cli(node_dir, node):
         == []
     )
     table = run_cli(main, ["query", str(node_dir), "exceptions", "--csv"]).stdout
-    assert table.splitlines()[0].startswith("kind,label,record_kind,record_id")
+    assert table.splitlines()[0].startswith("\ufeffkind,kind_label,label,record_kind")
     bad = run_cli(main, ["query", str(node_dir), "exceptions", "--record", "42"])
-    assert bad.exit_code == 1 and "not a record id" in bad.stderr
+    assert bad.exit_code == 2 and "not a record id" in bad.stderr  # a usage error
 
 
 async def test_the_exceptions_over_http(aiohttp_client, node):

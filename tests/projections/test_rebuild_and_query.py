@@ -59,14 +59,18 @@ def test_query_from_the_cli_as_json_and_csv(node_dir, node):
     out = run(
         main, ["query", str(node_dir), "accident-stats", "--level", "province", "--csv"]
     ).stdout
-    table = list(csv.DictReader(io.StringIO(out)))
-    assert {(r["grade"], r["accidents"]) for r in table} == {
-        ("general", "1"),
-        ("larger", "1"),
-        ("major", "1"),
+    assert out.startswith("\ufeff")  # a byte-order mark: Excel opens the Chinese right
+    table = list(csv.DictReader(io.StringIO(out[1:])))
+    assert {(r["grade"], r["grade_label"], r["accidents"]) for r in table[:-1]} == {
+        ("general", "一般", "1"),
+        ("larger", "较大", "1"),
+        ("major", "重大", "1"),
     }
-    bad = run(main, ["query", str(node_dir), "accidents", "--since", "yesterday"])
-    assert bad.exit_code == 1 and "ISO 8601" in bad.stderr
+    assert table[-1]["grade"] == "合计" and table[-1]["accidents"] == "3"  # the totals
+    for option in (["--since", "yesterday"], ["--region", "abc"], ["--limit", "abc"]):
+        bad = run(main, ["query", str(node_dir), "accidents", *option])
+        assert bad.exit_code == 2, (option, bad.stderr)  # every bad filter: a usage error
+        assert option[0] in bad.stderr
     assert run(main, ["query", str(node_dir), "nonsense"]).exit_code == 2
 
 
@@ -106,6 +110,67 @@ async def test_query_over_http(aiohttp_client, node):
         assert resp.status == 422, bad
         assert "bad filter" in (await resp.text()) or "limit" in (await resp.text()), bad
     await client.close()
+
+
+async def test_query_over_http_as_a_person_and_a_program_read_it(aiohttp_client, node):
+    import openpyxl
+
+    from node.api.app import make_app
+    from node.users import Role, add_user
+
+    fill(node)
+    token = add_user(node.config.users_file, "analyst", Role.READER)
+    client = await aiohttp_client(make_app(node))
+    headers = {"Authorization": f"Bearer {token}"}  # no Accept-Language: Chinese
+    node.project()
+    url = "/api/v1/query"
+    rows = (await (await client.get(f"{url}/accidents", headers=headers)).json())["rows"]
+    assert rows[0]["occurred_at"].endswith("+08:00") and rows[0]["division_name"] == "长安区"
+    assert isinstance(rows[0]["late_report"], bool)
+    epoch = await (await client.get(f"{url}/accidents?time=epoch", headers=headers)).json()
+    assert isinstance(epoch["rows"][0]["occurred_at"], int)  # for a program that asks
+    resp = await client.get(f"{url}/accidents?format=csv&region=140000", headers=headers)
+    text = await resp.text()
+    assert resp.status == 200 and text.startswith("\ufeff") and "发生时间" in text
+    assert text.count("\n") == 1  # nothing in 山西: the header alone
+    resp = await client.get(f"{url}/accident-stats?format=xlsx&region=130000", headers=headers)
+    assert resp.headers["Content-Type"].startswith("application/vnd.openxmlformats")
+    book = openpyxl.load_workbook(io.BytesIO(await resp.read()))
+    sheet = book.worksheets[0]
+    assert sheet["A1"].value.startswith("生产安全事故统计（河北省")
+    last = list(sheet.iter_rows(values_only=True))[-1]
+    stats = await (await client.get(f"{url}/accident-stats?region=130000", headers=headers)).json()
+    assert last[0] == "合计"
+    titles = [c.value for c in sheet[2]]
+    assert last[titles.index("事故起数")] == sum(r["accidents"] for r in stats["rows"]) == 3
+    assert len(book.worksheets) == 3  # with the national layouts
+    layout = await client.get(f"{url}/accident-stats?layout=region-grade", headers=headers)
+    body = await layout.json()
+    assert body["title"] == "生产安全事故统计（按地区、等级）" and body["totals"]["accidents"] == 3
+    for bad, field in (("format=pdf", "format"), ("time=unix", "time"), ("layout=x", "layout")):
+        resp = await client.get(f"{url}/accident-stats?{bad}", headers=headers)
+        error = (await resp.json())["error"]
+        assert resp.status == 422 and error["fields"][0]["field"] == field, bad
+    wrong = await client.get(f"{url}/accidents?layout=industry", headers=headers)
+    assert wrong.status == 422
+    await client.close()
+
+
+def test_query_from_the_cli_as_a_workbook(node_dir, node, tmp_path):
+    import openpyxl
+
+    fill(node)
+    node.close()
+    run = CliRunner().invoke
+    out = tmp_path / "stats.xlsx"
+    args = ["query", str(node_dir), "enforcement-stats", "--format", "xlsx"]
+    assert run(main, args).exit_code == 2  # a workbook goes to a file
+    result = run(main, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    book = openpyxl.load_workbook(out)
+    assert [ws.title for ws in book.worksheets] == ["1 安全生产执法统计", "2 安全生产执法统计"]
+    layout = run(main, ["query", str(node_dir), "accident-stats", "--layout", "industry"])
+    assert json.loads(layout.stdout)["rows"][0]["industry_label"] == "煤矿"
 
 
 def test_the_schema_comes_from_registered_migrations(node):

@@ -1,0 +1,162 @@
+"""A named query as its reader gets it, the same over HTTP and on the command line: JSON rows
+as a person reads them (``projections.present``), CSV, or an XLSX workbook with a title row,
+Chinese column titles and totals; the statistics also in the national reports' layouts."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import sqlite_utils
+
+from domain.i18n import EN, _, language
+from domain.labels import division_name
+from node.errors import NotFound
+from node.service import Node
+from projections import present
+from projections.queries import QUERIES, Filters, columns_of, run
+
+FORMATS = ("json", "csv", "xlsx")
+TIMES = ("iso", "epoch")
+TITLES = {
+    "accidents": "生产安全事故台账",
+    "accident-stats": "生产安全事故统计",
+    "accident-receipts": "事故报告逐级接收情况",
+    "accident-findings": "迟报、漏报、谎报、瞒报认定",
+    "exceptions": "数据比对异常",
+    "enforcement-stats": "安全生产执法统计",
+    "open-cases": "未结执法案件",
+    "licences": "安全生产许可证台账",
+    "unlicensed": "无有效许可证企业",
+    "duplicate_codes": "重复登记企业",
+    "points": "监测测点",
+    "alarms": "在报报警、断电、故障",
+    "excursions": "报警、断电、故障记录",
+    "summaries": "监测数据5分钟汇总",
+    "origins": "各来源节点",
+}
+
+
+class BadRequest(ValueError):
+    """A format, time or layout asked for that is not one of ours (names the parameter)."""
+
+    def __init__(self, parameter: str, message: Any) -> None:
+        self.parameter = parameter
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Report:
+    query: str
+    filters: Filters
+    rows: list[dict[str, Any]]  # as presented
+    columns: list[str]  # the query's own columns (for an empty result's header)
+    layout: str | None = None
+
+
+def check(name: str, fmt: str, time: str, layout: str | None) -> None:
+    """Refuse an unknown query, format, time or layout, naming what was wrong."""
+    if name not in QUERIES:
+        raise NotFound(_("no query {name!r}; known: {known}", name=name, known=", ".join(QUERIES)))
+    if fmt not in FORMATS:
+        raise BadRequest("format", _("format is json (the default), csv or xlsx"))
+    if time not in TIMES:
+        raise BadRequest("time", _("time is iso (China time, the default) or epoch"))
+    if layout is not None:
+        if layout not in present.LAYOUTS:
+            raise BadRequest(
+                "layout", _("layout is one of {known}", known=", ".join(present.LAYOUTS))
+            )
+        if present.LAYOUTS[layout][0] != name:
+            raise BadRequest(
+                "layout",
+                _(
+                    "layout {layout} is a layout of {query}",
+                    layout=layout,
+                    query=present.LAYOUTS[layout][0],
+                ),
+            )
+
+
+def build(node: Node, name: str, filters: Filters, time: str = "iso") -> Report:
+    """Run the query and present its rows (in a reader thread: it reads the projections)."""
+    path = node.config.projections_file
+    if not path.exists():
+        return Report(name, filters, [], [])
+    db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+    try:
+        rows = run(db, name, filters)
+        columns = columns_of(db, name, filters)
+        units = partial(_units, _unit_table(db)) if _sensor(name) else None
+    finally:
+        db.close()
+    return Report(name, filters, present.present(name, rows, time, units), columns)
+
+
+def _sensor(name: str) -> bool:
+    return name in ("alarms", "excursions", "summaries")
+
+
+def _unit_table(db: sqlite_utils.Database) -> dict[tuple[str, str], tuple[int, str]]:
+    return {
+        (r["site_code"], r["point"]): (r["scale"], r["unit"])
+        for r in db.query(
+            "SELECT s.site_code, p.point, p.scale, p.unit FROM points p"
+            " JOIN sites s ON s.id = p.site_id"
+        )
+    }
+
+
+def _units(
+    table: Mapping[tuple[str, str], tuple[int, str]], site: str, point: str
+) -> tuple[int, str] | None:
+    return table.get((site, point))
+
+
+def heading(report: Report) -> str:
+    """The title row's region and period: 河北省 · 2026-01-01 至 2026-11-30."""
+    region = report.filters.region
+    where = (division_name(region) or region) if region else "全部辖区"
+    return f"{where} · {present.period(report.filters.since, report.filters.until)}"
+
+
+def tables(report: Report, layout: str | None) -> list[present.Table]:
+    """The report's tables: the query's own (a register, or the statistics with totals), or
+    the layout asked for; a statistics workbook carries its national layouts as more sheets."""
+    level = present.LEVEL_TITLES.get(report.filters.level, "地区")
+    if layout is not None:
+        return [present.LAYOUTS[layout][1](report.rows, level)]
+    own = present.register(report.query, TITLES[report.query], report.rows, report.columns)
+    return [own]
+
+
+def workbook(report: Report, layout: str | None) -> bytes:
+    found = tables(report, layout)
+    if layout is None:  # the statistics with the national reports' layouts beside them
+        level = present.LEVEL_TITLES.get(report.filters.level, "地区")
+        found += [
+            build_layout(report.rows, level)
+            for _key, (query, build_layout) in present.LAYOUTS.items()
+            if query == report.query
+        ]
+    return present.xlsx(found, heading(report))
+
+
+def csv_text(report: Report, layout: str | None, lang: str | None = None) -> str:
+    """CSV of the report (its one table): Chinese titles, or the column keys for a reader of
+    English (``lang``: the reader's; the current language when None)."""
+    return present.csv_text(tables(report, layout)[0], titles=(lang or language()) != EN)
+
+
+def layout_rows(report: Report, layout: str) -> dict[str, Any]:
+    """A layout as JSON: its title, columns (key and title), rows and totals."""
+    table = tables(report, layout)[0]
+    return {
+        "title": table.title,
+        "columns": [{"key": k, "title": t} for k, t in table.columns],
+        "rows": table.rows,
+        "totals": table.totals,
+    }
