@@ -24,8 +24,16 @@ from projections import present
 from projections.queries import QUERIES, Filters, columns_of, run
 from projections.store import ProjectionStore
 from tests.conftest import Clock, make_node_dir
-from tests.factories import INSPECTORS, SITE_CODE, accident, credit_code, enterprise, inspection
-from tests.factories import js, site
+from tests.factories import (
+    INSPECTORS,
+    SITE_CODE,
+    accident,
+    credit_code,
+    enterprise,
+    inspection,
+    js,
+    site,
+)
 
 NOW = datetime(2026, 11, 29, 8, tzinfo=UTC)
 NOW_MS = to_ms(NOW)
@@ -59,7 +67,9 @@ def view(tmp_path_factory):
     run_("accident.report", js(unregistered), user="u")
     case = run_("case.open-inspection", js(inspection(started_at=occurred.isoformat())), user="u")
     c = case["id"]
-    run_("case.record-hazard", js({"hazard_class": "major", "description": "d"}), user="u", target=c)
+    run_(
+        "case.record-hazard", js({"hazard_class": "major", "description": "d"}), user="u", target=c
+    )
     run_(
         "case.record-hazard",
         js({"hazard_class": "general", "description": "d", "rectified_on_site": True}),
@@ -85,7 +95,12 @@ def view(tmp_path_factory):
     s = run_("sensor.register-site", js(site()), user="u")["id"]
     body = {"point_code": "CH4-01", "sensor_type": "methane", "location": "upper_corner"}
     run_("sensor.register-point", js(body), user="u", target=s)
-    run_("sensor.register-point", js({"point_code": "CO-01", "sensor_type": "co"}), user="u", target=s)
+    run_(
+        "sensor.register-point",
+        js({"point_code": "CO-01", "sensor_type": "co"}),
+        user="u",
+        target=s,
+    )
     t0 = county.clock() - 3 * WINDOW_MS
     readings = [
         {"point": "CH4-01", "t": t0, "value": 0.62},
