@@ -37,6 +37,7 @@ from domain.grading import (
     must_reach,
     supplement_window_days,
 )
+from domain.i18n import _
 from domain.industries import AccidentIndustry
 from domain.receipt import expected_receipts, origin_tier
 
@@ -236,7 +237,7 @@ class Accident(Aggregate):
         changes = self._changes(cmd, fields)
         if not changes:
             raise Invalid.field(
-                "*", "the supplement changes nothing: give the new totals of what changed"
+                "*", _("the supplement changes nothing: give the new totals of what changed")
             )
         self._check_casualty_window(changes, ctx)
         self._trigger(
@@ -256,14 +257,14 @@ class Accident(Aggregate):
         changes = self._changes(cmd, allowed, ctx)
         if not changes:
             raise Invalid.field(
-                "*", "the correction changes nothing: every value given equals the record"
+                "*", _("the correction changes nothing: every value given equals the record")
             )
         self._check_casualty_window(changes, ctx)
         merged = {**self.facts, **changes}
         if "division" in changes:
             _check_area(changes["division"], ctx)
         if merged["reported_at"] < merged["occurred_at"]:
-            raise Invalid.field("reported_at", "the report cannot be earlier than the accident")
+            raise Invalid.field("reported_at", _("the report cannot be earlier than the accident"))
         if self.near_miss:
             _check_near_miss_criteria(merged)
         if "enterprise_credit_code" in changes or "division" in changes:
@@ -291,10 +292,15 @@ class Accident(Aggregate):
         if casualties and ctx.now_ms >= end:
             days = supplement_window_days(self.facts["industry"])
             raise Refused(
-                f"casualty changes ({', '.join(casualties)}) are accepted within {days} days of "
-                f"the accident, that is before {iso(end)} (24:00 China time of the last day); "
-                f"it is now {iso(ctx.now_ms)} (493号令 Art. 13). Record the figures in the "
-                "investigation"
+                _(
+                    "casualty changes ({fields}) are accepted within {days} days of the "
+                    "accident, that is before {end} (24:00 China time of the last day); it is "
+                    "now {now} (493号令 Art. 13). Record the figures in the investigation",
+                    fields=", ".join(casualties),
+                    days=days,
+                    end=iso(end),
+                    now=iso(ctx.now_ms),
+                )
             )
 
     def _refuse_foreign_fields(self, cmd: Command, allowed: tuple[str, ...]) -> None:
@@ -302,10 +308,12 @@ class Accident(Aggregate):
         foreign = [f for f in given if f not in allowed]
         if foreign:
             what = (
-                "a 较大涉险 report has no casualties or loss; if people died or were hurt, report "
-                "the accident"
+                _(
+                    "a 较大涉险 report has no casualties or loss; if people died or were hurt, "
+                    "report the accident"
+                )
                 if self.near_miss
-                else "an accident report has no near-miss figures"
+                else _("an accident report has no near-miss figures")
             )
             raise Invalid([FieldError(f, what) for f in foreign])
 
@@ -377,8 +385,12 @@ def _check_area(division: str, ctx: Context) -> None:
     if not in_subtree(ctx.region, division):
         raise Invalid.field(
             "division",
-            f"{division} is outside this node's area ({ctx.region}): an accident is reported "
-            "to the bureau of the place where it happened",
+            _(
+                "{division} is outside this node's area ({region}): an accident is reported "
+                "to the bureau of the place where it happened",
+                division=division,
+                region=ctx.region,
+            ),
         )
 
 
@@ -388,7 +400,12 @@ def _first_facts(cmd: _Occurrence, ctx: Context) -> dict[str, Any]:
     reported = not_in_future(ctx, "reported_at", cmd.reported_at)
     if reported < occurred:
         raise Invalid.field(
-            "reported_at", f"{iso(reported)} is earlier than occurred_at {iso(occurred)}"
+            "reported_at",
+            _(
+                "{reported} is earlier than occurred_at {occurred}",
+                reported=iso(reported),
+                occurred=iso(occurred),
+            ),
         )
     return {
         "enterprise_id": str(enterprise_id(cmd.enterprise_credit_code, cmd.division)),
@@ -416,6 +433,8 @@ def _check_near_miss_criteria(f: dict[str, Any]) -> None:
         return
     raise Invalid.field(
         "*",
-        "meets no 较大涉险 criterion: needs endangered ≥ 10, trapped ≥ 3, evacuated ≥ 500, "
-        "environmental_pollution, facility_threat, or other_circumstance (总局令21号 Art. 26)",
+        _(
+            "meets no 较大涉险 criterion: needs endangered ≥ 10, trapped ≥ 3, evacuated ≥ 500, "
+            "environmental_pollution, facility_threat, or other_circumstance (总局令21号 Art. 26)"
+        ),
     )

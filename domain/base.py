@@ -19,12 +19,31 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from domain.calendar import CHINA as CHINA  # China Standard Time, where legal days are counted
 from domain.calendar import WorkCalendar, china_day, end_of_day
 from domain.errors import Invalid, Refused
+from domain.i18n import N_, Text, _
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
 # Every concrete event class by wire name, filled as the classes are defined.
 EVENT_TYPES: dict[str, type[Event]] = {}
+
+# What a person reads for an aggregate's KIND (the KIND itself stays in ids, URLs and codes).
+KIND_LABELS = {
+    "accident": N_("accident"),
+    "case": N_("case"),
+    "enterprise": N_("enterprise"),
+    "finding": N_("finding"),
+    "investigation": N_("investigation"),
+    "keys": N_("keys"),
+    "licence": N_("licence"),
+    "receipt": N_("receipt"),
+    "site": N_("site"),
+}
+
+
+def kind_label(kind: str) -> Text:
+    """An aggregate's KIND as a person reads it, in their language."""
+    return Text(KIND_LABELS.get(kind, kind), {})
 
 
 def to_ms(moment: datetime) -> int:
@@ -191,7 +210,12 @@ class Aggregate:
         for event in events:
             if agg is None:
                 if event.CREATES is None:
-                    raise ValueError(f"history starts with {event.NAME}, not a creating event")
+                    raise ValueError(
+                        _(
+                            "history starts with {event}, not a creating event",
+                            event=event.NAME,
+                        )
+                    )
                 agg = event.CREATES(event.originator_id)
             agg._mutate(event)
         return agg
@@ -221,8 +245,13 @@ class Aggregate:
     def ensure_live(self) -> None:
         if self.voided is not None:
             raise Refused(
-                f"{self.KIND} {self.id} was voided at {self.voided['at']} "
-                f"({self.voided['reason']}); nothing more can be recorded on it"
+                _(
+                    "{kind} {id} was voided at {at} ({reason}); nothing more can be recorded on it",
+                    kind=kind_label(self.KIND),
+                    id=str(self.id),
+                    at=self.voided["at"],
+                    reason=self.voided["reason"],
+                )
             )
 
     def view(self) -> dict[str, Any]:
@@ -316,7 +345,7 @@ class Correction(Revision):
     @model_validator(mode="after")
     def _names_a_field(self) -> Self:
         if not self.model_dump(exclude_none=True, exclude={"reason", "expected_version"}):
-            raise ValueError("the correction names no field to correct")
+            raise ValueError(_("the correction names no field to correct"))
         return self
 
 
@@ -329,6 +358,11 @@ def not_in_future(ctx: Context, field: str, moment: AwareDatetime, slack_ms: int
     ms = to_ms(moment)
     if ms > ctx.now_ms + slack_ms:
         raise Invalid.field(
-            field, f"{iso(ms)} is in the future (the node's clock says {iso(ctx.now_ms)})"
+            field,
+            _(
+                "{time} is in the future (the node's clock says {now})",
+                time=iso(ms),
+                now=iso(ctx.now_ms),
+            ),
         )
     return ms

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
 from domain.errors import Refused
+from domain.i18n import Text, _
 
 CHINA = timezone(timedelta(hours=8), "CST")  # legal periods count days in China Standard Time
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -58,7 +59,10 @@ class WorkCalendar:
         both = sorted(extra_h & extra_w)
         if both:
             raise ValueError(
-                f"{', '.join(map(str, both))} given both as holiday and as working day"
+                _(
+                    "{days} given both as holiday and as working day",
+                    days=", ".join(map(str, both)),
+                )
             )
         known = {d.year for d in extra_h if (d.month, d.day) == (1, 1)}
         if shipped_h:
@@ -67,9 +71,12 @@ class WorkCalendar:
         partial = sorted({d.year for d in extra_h | extra_w} - known)
         if partial:
             raise ValueError(
-                f"dates of {', '.join(map(str, partial))} are given without that year's "
-                "1 January (元旦): copy the whole notice of the year (国务院办公厅关于部分节假日"
-                "安排的通知), its holidays and its make-up working days"
+                _(
+                    "dates of {years} are given without that year's 1 January (元旦): copy the "
+                    "whole notice of the year (国务院办公厅关于部分节假日安排的通知), its holidays "
+                    "and its make-up working days",
+                    years=", ".join(map(str, partial)),
+                )
             )
         return cls(
             holidays=(shipped_h - extra_w) | extra_h,
@@ -89,7 +96,7 @@ class WorkCalendar:
         last ending at 24:00 China time. Something is within the period while its time is
         before this. Refused when the count runs into a year whose schedule is not known."""
         if days < 1:
-            raise ValueError("a period has at least one day")
+            raise ValueError(_("a period has at least one day"))
         day, left = china_day(start_ms), days
         try:
             while left:
@@ -98,22 +105,29 @@ class WorkCalendar:
                     left -= 1
         except Refused as e:
             raise Refused(
-                f"a period of {days} working days from {china_day(start_ms)} runs into "
-                f"{day.year}: {e}"
+                _(
+                    "a period of {days} working days from {start} runs into {year}: {error}",
+                    days=days,
+                    start=str(china_day(start_ms)),
+                    year=day.year,
+                    error=e,
+                )
             ) from None
         return end_of_day(day)
 
-    def _unknown(self, year: int) -> str:
-        return (
-            f"the working days of {year} are not known to this node (its calendar knows "
-            f"{_spans(self.years)}): copy the State Council's notice of {year} "
-            f"(国务院办公厅关于{year}年部分节假日安排的通知) into node.toml, [calendar] "
+    def _unknown(self, year: int) -> Text:
+        return _(
+            "the working days of {year} are not known to this node (its calendar knows "
+            "{years}): copy the State Council's notice of {year} "
+            "(国务院办公厅关于{year}年部分节假日安排的通知) into node.toml, [calendar] "
             "holidays = [the days off] and workdays = [the make-up working days], and restart "
-            "the node"
+            "the node",
+            year=year,
+            years=_spans(self.years),
         )
 
 
-def _spans(years: frozenset[int]) -> str:
+def _spans(years: frozenset[int]) -> str | Text:
     """Years as runs: "2004–2026, 2028"."""
     runs: list[list[int]] = []
     for y in sorted(years):
@@ -121,4 +135,4 @@ def _spans(years: frozenset[int]) -> str:
             runs[-1][1] = y
         else:
             runs.append([y, y])
-    return ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in runs) or "no year"
+    return ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in runs) or _("no year")

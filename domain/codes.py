@@ -10,6 +10,7 @@ from collections.abc import Collection
 from enum import StrEnum
 
 from domain import divisions
+from domain.i18n import N_, Text, _
 
 # GB 32100-2015: 18 characters from this alphabet (no I, O, S, V, Z); the last is a check
 # character over the first 17 with these weights, modulo 31.
@@ -36,6 +37,21 @@ class Tier(StrEnum):
     BACKUP = "backup"
 
 
+# What a person reads for a tier (the value itself stays in configuration and on the wire).
+TIER_LABELS = {
+    "county": N_("county"),
+    "city": N_("city"),
+    "province": N_("province"),
+    "national": N_("national"),
+    "backup": N_("backup"),
+}
+
+
+def tier_label(tier: str) -> Text:
+    """A tier (``county``…) as a person reads it, in their language (县级…)."""
+    return Text(TIER_LABELS.get(str(tier), str(tier)), {})
+
+
 def credit_code_check_character(first17: str) -> str:
     """The check character GB 32100-2015 assigns to the first 17 characters."""
     total = sum(
@@ -49,19 +65,29 @@ def normalize_credit_code(raw: str) -> str:
     code = raw.strip().upper()
     if len(code) != 18:
         raise ValueError(
-            f"a unified social credit code has 18 characters, this one has {len(code)}"
+            _(
+                "a unified social credit code has 18 characters, this one has {count}",
+                count=len(code),
+            )
         )
     bad = sorted({c for c in code if c not in CREDIT_CODE_ALPHABET})
     if bad:
         raise ValueError(
-            f"characters {''.join(bad)!r} cannot appear in a unified social credit code "
-            "(allowed: digits and A-Y without I, O, S, V, Z)"
+            _(
+                "characters {bad!r} cannot appear in a unified social credit code "
+                "(allowed: digits and A-Y without I, O, S, V, Z)",
+                bad="".join(bad),
+            )
         )
     expected = credit_code_check_character(code[:17])
     if code[17] != expected:
         raise ValueError(
-            f"check character is {code[17]!r} but GB 32100-2015 gives {expected!r} "
-            "for the first 17 characters: the code is mistyped"
+            _(
+                "check character is {given!r} but GB 32100-2015 gives {expected!r} "
+                "for the first 17 characters: the code is mistyped",
+                given=code[17],
+                expected=expected,
+            )
         )
     return code
 
@@ -85,9 +111,11 @@ def check_division_shape(code: str) -> str:
     """Return ``code`` if it has the shape of a GB/T 2260 code (six digits, one of the 34
     province prefixes), whether or not it is in the table; else raise ValueError."""
     if not _DIVISION.match(code):
-        raise ValueError(f"a division code is six digits (GB/T 2260), got {code!r}")
+        raise ValueError(_("a division code is six digits (GB/T 2260), got {code!r}", code=code))
     if code[:2] not in PROVINCE_PREFIXES:
-        raise ValueError(f"{code[:2]!r} is not a province-level prefix of GB/T 2260")
+        raise ValueError(
+            _("{prefix!r} is not a province-level prefix of GB/T 2260", prefix=code[:2])
+        )
     return code
 
 
@@ -99,9 +127,13 @@ def check_division(code: str, extra: Collection[str] = ()) -> str:
     if not divisions.known(code) and code not in extra:
         t = divisions.table()
         raise ValueError(
-            f"{code} is not a division code of GB/T 2260 (the 民政部 table of {t.date} this "
-            "version ships): check the code; a division newer than the table is listed in "
-            "node.toml [divisions] extra (anjian init --division CODE=NAME)"
+            _(
+                "{code} is not a division code of GB/T 2260 (the 民政部 table of {date} this "
+                "version ships): check the code; a division newer than the table is listed in "
+                "node.toml [divisions] extra (anjian init --division CODE=NAME)",
+                code=code,
+                date=t.date,
+            )
         )
     return code
 
@@ -134,13 +166,24 @@ def check_region(tier: Tier, region: str, extra: Collection[str] = ()) -> str:
     if tier in (Tier.NATIONAL, Tier.BACKUP):
         if region != NATIONAL_REGION:
             raise ValueError(
-                f"a {tier} node covers the whole country: its region is {NATIONAL_REGION}"
+                _(
+                    "a {tier} node covers the whole country: its region is {region}",
+                    tier=tier_label(tier),
+                    region=NATIONAL_REGION,
+                )
             )
         return region
     check_division_shape(region)
     level = division_level(region)
     if level != tier:
-        raise ValueError(f"{region} names a {level}-level division, not a {tier}")
+        raise ValueError(
+            _(
+                "{region} names a {level}-level division, not a {tier}",
+                region=region,
+                level=tier_label(level),
+                tier=tier_label(tier),
+            )
+        )
     return check_division(region, extra)
 
 

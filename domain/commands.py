@@ -15,13 +15,14 @@ from domain import receipt  # noqa: F401 - no command records receipts; this def
 from domain.base import Aggregate, Command, VoidCommand
 from domain.enforcement import commands as case
 from domain.enforcement.case import EnforcementCase
+from domain.i18n import N_
 from domain.sensors import site
 
 
 @dataclass(frozen=True)
 class CommandSpec:
     kind: str  # stable name, e.g. "accident.report"
-    summary: str
+    summary: str  # English, marked N_: read with domain.i18n.gettext where shown
     model: type[Command]
     aggregate: type[Aggregate]
     path: str  # under /api/v1; "{id}" when the command acts on an existing record
@@ -57,7 +58,7 @@ L, INV, F = lic.Licence, inv.Investigation, fnd.Finding
 SPECS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "enterprise.register",
-        "Register an enterprise located in this county.",
+        N_("Register an enterprise located in this county."),
         ent.RegisterEnterprise,
         E,
         "/enterprises",
@@ -69,21 +70,21 @@ SPECS: tuple[CommandSpec, ...] = (
         [
             (
                 "enterprise.correct",
-                "Correct an enterprise's details, with the reason.",
+                N_("Correct an enterprise's details, with the reason."),
                 ent.CorrectEnterprise,
                 "corrections",
                 "correct",
             ),
             (
                 "enterprise.close",
-                "Record that an enterprise has closed.",
+                N_("Record that an enterprise has closed."),
                 ent.CloseEnterprise,
                 "closure",
                 "close",
             ),
             (
                 "enterprise.void",
-                "Void an enterprise registered in error, with the reason.",
+                N_("Void an enterprise registered in error, with the reason."),
                 VoidCommand,
                 "void",
                 "void",
@@ -92,7 +93,7 @@ SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "accident.report",
-        "Report an accident (事故快报); the grade is derived by 493号令.",
+        N_("Report an accident (事故快报); the grade is derived by 493号令."),
         acc.ReportAccident,
         A,
         "/accidents",
@@ -100,7 +101,7 @@ SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "accident.report-near-miss",
-        "Report a 较大涉险 near miss.",
+        N_("Report a 较大涉险 near miss."),
         acc.ReportNearMiss,
         A,
         "/near-misses",
@@ -119,14 +120,14 @@ SPECS: tuple[CommandSpec, ...] = (
             ),
             (
                 "accident.correct",
-                "Correct an accident record made wrongly, with the reason.",
+                N_("Correct an accident record made wrongly, with the reason."),
                 acc.CorrectAccident,
                 "corrections",
                 "correct",
             ),
             (
                 "accident.void",
-                "Void an accident record made in error, with the reason.",
+                N_("Void an accident record made in error, with the reason."),
                 VoidCommand,
                 "void",
                 "void",
@@ -135,7 +136,7 @@ SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "accident.record-finding",
-        "Record a finding of 漏报, 谎报 or 瞒报 on an accident's report, with its basis.",
+        N_("Record a finding of 漏报, 谎报 or 瞒报 on an accident's report, with its basis."),
         fnd.RecordFinding,
         F,
         "/findings",
@@ -148,7 +149,7 @@ SPECS: tuple[CommandSpec, ...] = (
         [
             (
                 "accident.void-finding",
-                "Void a finding recorded in error, with the reason.",
+                N_("Void a finding recorded in error, with the reason."),
                 VoidCommand,
                 "void",
                 "void",
@@ -157,7 +158,7 @@ SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "case.open-inspection",
-        "Open an inspection (检查) by at least two inspectors.",
+        N_("Open an inspection (检查) by at least two inspectors."),
         case.OpenInspection,
         C,
         "/cases",
@@ -169,42 +170,42 @@ SPECS: tuple[CommandSpec, ...] = (
         [
             (
                 "case.record-hazard",
-                "Record a hazard found (一般 / 重大隐患).",
+                N_("Record a hazard found (一般 / 重大隐患)."),
                 case.RecordHazard,
                 "hazards",
                 "record_hazard",
             ),
             (
                 "case.take-measure",
-                "Record an on-site measure (现场处理措施).",
+                N_("Record an on-site measure (现场处理措施)."),
                 case.TakeMeasure,
                 "measures",
                 "take_measure",
             ),
             (
                 "case.order-rectification",
-                "Order rectification by a deadline (责令限期整改).",
+                N_("Order rectification by a deadline (责令限期整改)."),
                 case.OrderRectification,
                 "rectification-orders",
                 "order_rectification",
             ),
             (
                 "case.request-extension",
-                "The enterprise asks to extend the deadline (≥ 10 days before).",
+                N_("The enterprise asks to extend the deadline (≥ 10 days before)."),
                 case.RequestExtension,
                 "extension-requests",
                 "request_extension",
             ),
             (
                 "case.decide-extension",
-                "Grant or refuse the extension.",
+                N_("Grant or refuse the extension."),
                 case.DecideExtension,
                 "extension-decisions",
                 "decide_extension",
             ),
             (
                 "case.reinspect",
-                "Re-inspection (复查): passed or failed.",
+                N_("Re-inspection (复查): passed or failed."),
                 case.Reinspect,
                 "reinspections",
                 "reinspect",
@@ -212,84 +213,84 @@ SPECS: tuple[CommandSpec, ...] = (
             ("case.file", "File a penalty case (立案).", case.FileCase, "filing", "file_case"),
             (
                 "case.record-evidence",
-                "Record evidence (调查取证) by at least two officers.",
+                N_("Record evidence (调查取证) by at least two officers."),
                 case.RecordEvidence,
                 "evidence",
                 "record_evidence",
             ),
             (
                 "case.notify-penalty",
-                "Notice of the proposed penalty (告知), opening the hearing window.",
+                N_("Notice of the proposed penalty (告知), opening the hearing window."),
                 case.NotifyPenalty,
                 "penalty-notices",
                 "notify_penalty",
             ),
             (
                 "case.request-hearing",
-                "The party requests a hearing (听证) within the window.",
+                N_("The party requests a hearing (听证) within the window."),
                 case.RequestHearing,
                 "hearing-requests",
                 "request_hearing",
             ),
             (
                 "case.hold-hearing",
-                "Record the hearing held.",
+                N_("Record the hearing held."),
                 case.HoldHearing,
                 "hearings",
                 "hold_hearing",
             ),
             (
                 "case.decide-penalty",
-                "Decide the penalty (行政处罚决定).",
+                N_("Decide the penalty (行政处罚决定)."),
                 case.DecidePenalty,
                 "decisions",
                 "decide_penalty",
             ),
             (
                 "case.serve-decision",
-                "Serve the decision (送达).",
+                N_("Serve the decision (送达)."),
                 case.ServeDecision,
                 "service",
                 "serve_decision",
             ),
             (
                 "case.execute-penalty",
-                "Record the penalty executed (执行).",
+                N_("Record the penalty executed (执行)."),
                 case.ExecutePenalty,
                 "execution",
                 "execute_penalty",
             ),
             (
                 "case.transfer",
-                "Transfer the case to another authority (移送).",
+                N_("Transfer the case to another authority (移送)."),
                 case.TransferCase,
                 "transfers",
                 "transfer",
             ),
             (
                 "case.recommend-licence-action",
-                "Recommend the issuer suspend or revoke a licence.",
+                N_("Recommend the issuer suspend or revoke a licence."),
                 case.RecommendLicenceAction,
                 "licence-recommendations",
                 "recommend_licence_action",
             ),
             (
                 "case.close",
-                "Close the case (结案) with its outcome.",
+                N_("Close the case (结案) with its outcome."),
                 case.CloseCase,
                 "closure",
                 "close",
             ),
             (
                 "case.correct",
-                "Correct the case record, with the reason.",
+                N_("Correct the case record, with the reason."),
                 case.CorrectCase,
                 "corrections",
                 "correct",
             ),
             (
                 "case.void",
-                "Void a case recorded in error, with the reason.",
+                N_("Void a case recorded in error, with the reason."),
                 VoidCommand,
                 "void",
                 "void",
@@ -298,7 +299,7 @@ SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "licence.apply",
-        "Application for a safety production licence (issuer's node).",
+        N_("Application for a safety production licence (issuer's node)."),
         lic.ApplyLicence,
         L,
         "/licences",
@@ -310,77 +311,77 @@ SPECS: tuple[CommandSpec, ...] = (
         [
             (
                 "licence.accept",
-                "Accept the application (受理).",
+                N_("Accept the application (受理)."),
                 lic.AcceptLicence,
                 "acceptance",
                 "accept",
             ),
             (
                 "licence.issue",
-                "Issue the licence: number kept verbatim, valid 3 years.",
+                N_("Issue the licence: number kept verbatim, valid 3 years."),
                 lic.IssueLicence,
                 "issue",
                 "issue",
             ),
             (
                 "licence.refuse",
-                "Refuse the licence with written reasons.",
+                N_("Refuse the licence with written reasons."),
                 lic.RefuseLicence,
                 "refusal",
                 "refuse",
             ),
             (
                 "licence.apply-renewal",
-                "Renewal applied for (from 3 months before expiry).",
+                N_("Renewal applied for (from 3 months before expiry)."),
                 lic.ApplyRenewal,
                 "renewal-applications",
                 "apply_renewal",
             ),
             (
                 "licence.suspend",
-                "Suspend (暂扣) the licence.",
+                N_("Suspend (暂扣) the licence."),
                 lic.SuspendLicence,
                 "suspension",
                 "suspend",
             ),
             (
                 "licence.reinstate",
-                "Reinstate a suspended licence.",
+                N_("Reinstate a suspended licence."),
                 lic.ReinstateLicence,
                 "reinstatement",
                 "reinstate",
             ),
             (
                 "licence.revoke",
-                "Revoke (吊销) the licence.",
+                N_("Revoke (吊销) the licence."),
                 lic.RevokeLicence,
                 "revocation",
                 "revoke",
             ),
             (
                 "licence.cancel",
-                "Cancel (注销) the licence.",
+                N_("Cancel (注销) the licence."),
                 lic.CancelLicence,
                 "cancellation",
                 "cancel",
             ),
             (
                 "licence.expire",
-                "Record that the licence has expired.",
+                N_("Record that the licence has expired."),
                 lic.ExpireLicence,
                 "expiry",
                 "expire",
             ),
             (
                 "licence.correct",
-                "Correct the licence record, with the reason.",
+                N_("Correct the licence record, with the reason."),
                 lic.CorrectLicence,
                 "corrections",
                 "correct",
             ),
             (
                 "licence.void",
-                "Void a licence recorded in error, with the reason.",
+                N_("Void a licence recorded in error, with the reason."),
                 VoidCommand,
                 "void",
                 "void",
@@ -389,7 +390,7 @@ SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "licence.extend",
-        "Extend 3 years without review: refused after a fatal accident.",
+        N_("Extend 3 years without review: refused after a fatal accident."),
         lic.ExtendLicence,
         L,
         "/licences/{id}/extension",
@@ -398,7 +399,7 @@ SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "investigation.open",
-        "Open the investigation of an accident (the grade's tier).",
+        N_("Open the investigation of an accident (the grade's tier)."),
         inv.OpenInvestigation,
         INV,
         "/investigations",
@@ -411,49 +412,49 @@ SPECS: tuple[CommandSpec, ...] = (
         [
             (
                 "investigation.extend-report",
-                "Extend the report deadline (at most 60 more days).",
+                N_("Extend the report deadline (at most 60 more days)."),
                 inv.ExtendReport,
                 "report-extensions",
                 "extend_report",
             ),
             (
                 "investigation.submit-report",
-                "Record the investigation report submitted.",
+                N_("Record the investigation report submitted."),
                 inv.SubmitReport,
                 "report",
                 "submit_report",
             ),
             (
                 "investigation.extend-reply",
-                "Extend the reply deadline (特别重大 only, ≤ 30 days).",
+                N_("Extend the reply deadline (特别重大 only, ≤ 30 days)."),
                 inv.ExtendReply,
                 "reply-extensions",
                 "extend_reply",
             ),
             (
                 "investigation.record-reply",
-                "Record the government's reply (批复).",
+                N_("Record the government's reply (批复)."),
                 inv.RecordReply,
                 "reply",
                 "record_reply",
             ),
             (
                 "investigation.close",
-                "Close the investigation.",
+                N_("Close the investigation."),
                 inv.CloseInvestigation,
                 "closure",
                 "close",
             ),
             (
                 "investigation.correct",
-                "Correct the investigation record, with the reason.",
+                N_("Correct the investigation record, with the reason."),
                 inv.CorrectInvestigation,
                 "corrections",
                 "correct",
             ),
             (
                 "investigation.void",
-                "Void an investigation recorded in error.",
+                N_("Void an investigation recorded in error."),
                 VoidCommand,
                 "void",
                 "void",
@@ -462,7 +463,7 @@ SPECS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "sensor.register-site",
-        "Register a monitoring site (mine, tailings dam, plant).",
+        N_("Register a monitoring site (mine, tailings dam, plant)."),
         site.RegisterSite,
         S,
         "/sites",
@@ -474,36 +475,38 @@ SPECS: tuple[CommandSpec, ...] = (
         [
             (
                 "sensor.register-point",
-                "Register a monitoring point; its thresholds and measuring range default by"
-                " type (methane: by location).",
+                N_(
+                    "Register a monitoring point; its thresholds and measuring range default by"
+                    " type (methane: by location)."
+                ),
                 site.RegisterPoint,
                 "points",
                 "register_point",
             ),
             (
                 "sensor.change-thresholds",
-                "Change a point's thresholds, with the reason.",
+                N_("Change a point's thresholds, with the reason."),
                 site.ChangeThresholds,
                 "thresholds",
                 "change_thresholds",
             ),
             (
                 "sensor.retire-point",
-                "Retire a monitoring point, with the reason.",
+                N_("Retire a monitoring point, with the reason."),
                 site.RetirePoint,
                 "retirements",
                 "retire_point",
             ),
             (
                 "sensor.correct-site",
-                "Correct a site's details, with the reason.",
+                N_("Correct a site's details, with the reason."),
                 site.CorrectSite,
                 "corrections",
                 "correct",
             ),
             (
                 "sensor.void-site",
-                "Void a site registered in error, with the reason.",
+                N_("Void a site registered in error, with the reason."),
                 VoidCommand,
                 "void",
                 "void",

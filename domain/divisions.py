@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from domain.i18n import _
+
 NATIONAL = "000000"  # the national centre's region: not a division of GB/T 2260
 TABLE_FILE = "divisions.tsv"
 
@@ -58,9 +60,16 @@ def shipped() -> Table:
             if sep and key.strip() in ("date", "source"):
                 about[key.strip()] = value.strip()
             continue
-        code, _, name = line.partition("\t")
+        code, _tab, name = line.partition("\t")
         if not _CODE.match(code) or not name or code in names:
-            raise ValueError(f"{TABLE_FILE} line {n}: not a new code<TAB>name: {line!r}")
+            raise ValueError(
+                _(
+                    "{file} line {n}: not a new code<TAB>name: {line!r}",
+                    file=TABLE_FILE,
+                    n=n,
+                    line=line,
+                )
+            )
         names[code] = name
     return Table.of(names, about["date"], about["source"])
 
@@ -83,13 +92,19 @@ def check_extra(extra: Mapping[str, str]) -> dict[str, str]:
     provinces = {c for c in shipped().names if _level(c) == "province"}
     for code, name in extra.items():
         if not _CODE.match(code) or code == NATIONAL:
-            raise ValueError(f"[divisions] extra: {code!r} is not a six-digit division code")
+            raise ValueError(
+                _("[divisions] extra: {code!r} is not a six-digit division code", code=code)
+            )
         if code[:2] + "0000" not in provinces:
             raise ValueError(
-                f"[divisions] extra: {code} lies in no province of GB/T 2260 ({code[:2]}0000)"
+                _(
+                    "[divisions] extra: {code} lies in no province of GB/T 2260 ({province})",
+                    code=code,
+                    province=code[:2] + "0000",
+                )
             )
         if not name.strip():
-            raise ValueError(f"[divisions] extra: {code} needs its name")
+            raise ValueError(_("[divisions] extra: {code} needs its name", code=code))
     return dict(extra)
 
 
@@ -175,7 +190,9 @@ def chain(division: str) -> list[str]:
     well-formed code not in the table is placed by its digits (with its city only if that city
     is listed); ValueError for one that is not six digits."""
     if not _CODE.match(division):
-        raise ValueError(f"a division code is six digits (GB/T 2260), got {division!r}")
+        raise ValueError(
+            _("a division code is six digits (GB/T 2260), got {code!r}", code=division)
+        )
     if division == NATIONAL:
         return [NATIONAL]
     up = [division]

@@ -23,10 +23,11 @@ from domain.base import (
     changes,
     iso,
 )
-from domain.codes import enterprise_id
+from domain.codes import enterprise_id, tier_label
 from domain.divisions import does_county_part
 from domain.errors import Invalid, Refused
 from domain.fields import CreditCode, DivisionCode, Name, Text
+from domain.i18n import _
 from domain.industries import Industry
 
 # -- commands ---------------------------------------------------------------------------------
@@ -132,8 +133,11 @@ class Enterprise(Aggregate):
         if not changed:
             raise Invalid.field(
                 "*",
-                f"the correction changes nothing: give at least one of "
-                f"{', '.join(fields)} with a value different from the record",
+                _(
+                    "the correction changes nothing: give at least one of {fields} with a "
+                    "value different from the record",
+                    fields=", ".join(fields),
+                ),
             )
         if "division" in changed:
             _check_located_here(changed["division"], ctx)
@@ -151,8 +155,13 @@ class Enterprise(Aggregate):
         self.ensure_live()
         if self.closed is not None:
             raise Refused(
-                f"enterprise {self.name} ({self.credit_code}) was closed at {self.closed['at']}; "
-                "a closed enterprise's record cannot change"
+                _(
+                    "enterprise {name} ({code}) was closed at {at}; a closed enterprise's "
+                    "record cannot change",
+                    name=self.name,
+                    code=self.credit_code,
+                    at=self.closed["at"],
+                )
             )
 
     def state(self) -> dict[str, Any]:
@@ -175,7 +184,12 @@ def _check_located_here(division: str, ctx: Context) -> None:
     if division != ctx.region or not does_county_part(division):
         raise Invalid.field(
             "division",
-            f"an enterprise is registered by the node of the county where it is located "
-            f"({division}), or of a city without counties such as 东莞 441900; this is the "
-            f"{ctx.tier} node of {ctx.region}",
+            _(
+                "an enterprise is registered by the node of the county where it is located "
+                "({division}), or of a city without counties such as 东莞 441900; this is the "
+                "{tier} node of {region}",
+                division=division,
+                tier=tier_label(ctx.tier),
+                region=ctx.region,
+            ),
         )

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.i18n import N_, Text, _, placeholders, render
+from domain.i18n import N_, ZH, Text, _, language, placeholders, render
 
 
 class DomainError(Exception):
@@ -54,7 +54,9 @@ class Invalid(DomainError):
         super().__init__(_("the request has invalid fields"))
 
     def message(self, lang: str | None = None) -> str:
-        return "; ".join(f"{e.field}: {render(e.message, lang)}" for e in self.errors)
+        lang = lang or language()
+        sep = "；" if lang == ZH else "; "
+        return sep.join(f"{e.field}: {render(e.message, lang)}" for e in self.errors)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.errors,))
@@ -68,6 +70,14 @@ class Refused(DomainError):
     """The rules or the aggregate's current state do not allow the command."""
 
     code = "refused"
+
+
+def reason(error: BaseException) -> str | Text:
+    """What an exception says, kept to be read later in its reader's language: its Text when
+    it carries one (``ValueError(_("..."))``), else its text."""
+    if error.args and isinstance(error.args[0], Text):
+        return error.args[0]
+    return str(error)
 
 
 # -- pydantic's errors, in our words -------------------------------------------------------------

@@ -8,7 +8,8 @@ from typing import Annotated
 from pydantic import AfterValidator, AwareDatetime, Field
 
 from domain import divisions
-from domain.codes import check_division, division_level, normalize_credit_code
+from domain.codes import check_division, division_level, normalize_credit_code, tier_label
+from domain.i18n import _
 
 CreditCode = Annotated[
     str,
@@ -28,9 +29,14 @@ def _place(code: str) -> str:
     check_division(code)
     if not divisions.does_county_part(code):
         raise ValueError(
-            f"{code} {divisions.name(code)} is a {division_level(code)}-level division with "
-            "county-level divisions in it: give the county-level division where it is (or the "
-            "city itself where the city has none, such as 东莞 441900)"
+            _(
+                "{code} {name} is a {level}-level division with county-level divisions in it: "
+                "give the county-level division where it is (or the city itself where the city "
+                "has none, such as 东莞 441900)",
+                code=code,
+                name=divisions.name(code),
+                level=tier_label(division_level(code)),
+            )
         )
     return code
 
@@ -66,7 +72,12 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 def _plausible(moment: datetime) -> datetime:
     if not EARLIEST <= moment < LATEST:
-        raise ValueError(f"{moment.isoformat()} is outside the years 1970-2099 this system records")
+        raise ValueError(
+            _(
+                "{moment} is outside the years 1970-2099 this system records",
+                moment=moment.isoformat(),
+            )
+        )
     return moment
 
 

@@ -28,10 +28,11 @@ from typing import Any, Self
 from pydantic import Field, model_validator
 
 from domain.base import Aggregate, Command, Context, Event, VoidCommand, Voided, iso
-from domain.codes import in_subtree
+from domain.codes import in_subtree, tier_label
 from domain.divisions import chain
 from domain.errors import Invalid, Refused
 from domain.fields import DivisionCode, Text
+from domain.i18n import _
 from domain.receipt import CHAIN
 
 
@@ -75,7 +76,7 @@ class RecordFinding(Command):
     @model_validator(mode="after")
     def _bureau_with_its_subject(self) -> Self:
         if (self.subject == Subject.BUREAU) != (self.bureau is not None):
-            raise ValueError("give bureau (a region code) exactly when subject is 'bureau'")
+            raise ValueError(_("give bureau (a region code) exactly when subject is 'bureau'"))
         return self
 
 
@@ -122,32 +123,53 @@ class Finding(Aggregate):
         "occurred_at", ...} (the application's ``accident`` fact)."""
         if accident["id"] != str(cmd.accident_id):
             raise Invalid.field(
-                "accident_id", f"{cmd.accident_id} is not the accident given ({accident['id']})"
+                "accident_id",
+                _(
+                    "{id} is not the accident given ({given})",
+                    id=str(cmd.accident_id),
+                    given=accident["id"],
+                ),
             )
-        which = f"accident {accident['id']}"
+        which = _("accident {id}", id=accident["id"])
         division = accident["division"]
         if ctx.tier not in CHAIN:
             raise Refused(
-                f"a {ctx.tier} node is no bureau of the reporting chain: findings are made by "
-                "the county, city, province or national bureau"
+                _(
+                    "a {tier} node is no bureau of the reporting chain: findings are made by the "
+                    "county, city, province or national bureau",
+                    tier=tier_label(ctx.tier),
+                )
             )
         if not in_subtree(ctx.region, division):
             raise Refused(
-                f"{which} happened in {division}, outside this node's area ({ctx.region}): a "
-                "finding is made by a bureau whose area holds the place of the accident"
+                _(
+                    "{which} happened in {division}, outside this node's area ({region}): a "
+                    "finding is made by a bureau whose area holds the place of the accident",
+                    which=which,
+                    division=division,
+                    region=ctx.region,
+                )
             )
         if accident["voided"]:
-            raise Refused(f"{which} was voided: a voided record takes no finding")
+            raise Refused(_("{which} was voided: a voided record takes no finding", which=which))
         if cmd.bureau is not None:
             if cmd.bureau not in chain(division):
                 raise Refused(
-                    f"bureau {cmd.bureau} is not on the reporting chain of {which} "
-                    f"({' → '.join(chain(division))})"
+                    _(
+                        "bureau {bureau} is not on the reporting chain of {which} ({chain})",
+                        bureau=cmd.bureau,
+                        which=which,
+                        chain=" → ".join(chain(division)),
+                    )
                 )
             if cmd.bureau == ctx.region or not in_subtree(ctx.region, cmd.bureau):
                 raise Refused(
-                    f"a finding against bureau {cmd.bureau}'s own report is made by a tier above "
-                    f"it (493号令 Art. 39), and this node is {ctx.region}"
+                    _(
+                        "a finding against bureau {bureau}'s own report is made by a tier above "
+                        "it (493号令 Art. 39), and this node is {region}",
+                        bureau=cmd.bureau,
+                        region=ctx.region,
+                    )
                 )
         return cls.start(
             ctx.new_id(),

@@ -63,7 +63,13 @@ def speaking(lang: str) -> Iterator[None]:
 
 def _check(lang: str) -> str:
     if lang not in LANGUAGES:
-        raise ValueError(f"unknown language {lang!r}: one of {', '.join(LANGUAGES)}")
+        raise ValueError(
+            _(
+                "unknown language {lang!r}: one of {languages}",
+                lang=lang,
+                languages=", ".join(LANGUAGES),
+            )
+        )
     return lang
 
 

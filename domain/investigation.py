@@ -38,10 +38,12 @@ from domain.base import (
     period_end,
     to_ms,
 )
-from domain.codes import division_level, in_subtree, tier_rank
+from domain.codes import division_level, in_subtree, tier_label, tier_rank
 from domain.errors import Invalid, Refused
 from domain.fields import Moment, Name, Text
 from domain.grading import Grade, investigated_by
+from domain.i18n import Text as Message
+from domain.i18n import _
 
 # uuid5 namespace for investigation ids: one investigation per accident and region, so that
 # after a regrade moves an accident to another tier two nodes never create the same aggregate.
@@ -259,41 +261,72 @@ class Investigation(Aggregate):
         reason, one above it (Art. 20 para 1)."""
         if accident["id"] != str(cmd.accident_id):
             raise Invalid.field(
-                "accident_id", f"{cmd.accident_id} is not the accident given ({accident['id']})"
+                "accident_id",
+                _(
+                    "{id} is not the accident given ({given})",
+                    id=str(cmd.accident_id),
+                    given=accident["id"],
+                ),
             )
         grade = Grade.from_code(accident["grade"])
-        which = f"accident {accident['id']}"
+        which = _("accident {id}", id=accident["id"])
         if grade == Grade.NEAR_MISS:
             raise Refused(
-                f"{which} is a 较大涉险 near miss, not an accident: 493号令 Art. 19 investigations "
-                "are of accidents; if people died or were hurt, report it as an accident"
+                _(
+                    "{which} is a 较大涉险 near miss, not an accident: 493号令 Art. 19 "
+                    "investigations are of accidents; if people died or were hurt, report it as "
+                    "an accident",
+                    which=which,
+                )
             )
         if accident["voided"]:
-            raise Refused(f"{which} was voided: a voided record is not investigated")
+            raise Refused(_("{which} was voided: a voided record is not investigated", which=which))
         division = accident["division"]
         assigned = investigated_by(grade, division)  # the region of the bureau Art. 19 names
         tier = division_level(assigned)
         if not in_subtree(ctx.region, division):
             raise Refused(
-                f"{which} happened in {division}, outside this node's area ({ctx.region}): it "
-                f"is investigated by the {tier.value} government of the place where it happened "
-                f"({assigned}; 493号令 Art. 19) or one above it (Art. 20)"
+                _(
+                    "{which} happened in {division}, outside this node's area ({region}): it is "
+                    "investigated by the {tier} government of the place where it happened "
+                    "({assigned}; 493号令 Art. 19) or one above it (Art. 20)",
+                    which=which,
+                    division=division,
+                    region=ctx.region,
+                    tier=tier_label(tier),
+                    assigned=assigned,
+                )
             )
         here, due = tier_rank(ctx.tier), tier_rank(tier)
         assert due is not None
         if here is None or here < due:
             raise Refused(
-                f"{which} is {grade.label} ({grade.code}): a {grade.label} accident in {division} "
-                f"is investigated by the {tier.value} government ({assigned}; 493号令 Art. 19) "
-                f"or one above it (Art. 20), and this is a {ctx.tier} node"
+                _(
+                    "{which} is {grade} ({code}): a {grade} accident in {division} is "
+                    "investigated by the {tier} government ({assigned}; 493号令 Art. 19) or one "
+                    "above it (Art. 20), and this is a {here} node",
+                    which=which,
+                    grade=grade.label,
+                    code=grade.code,
+                    division=division,
+                    tier=tier_label(tier),
+                    assigned=assigned,
+                    here=tier_label(ctx.tier),
+                )
             )
         if here > due and cmd.reason is None:
             raise Invalid.field(
                 "reason",
-                f"{which} is {grade.label}: the {tier.value} government ({assigned}) is "
-                f"responsible for investigating it (493号令 Art. 19); a {ctx.tier} government "
-                "investigates it when it deems it necessary (Art. 20 para 1: 上级人民政府认为"
-                "必要时): say why",
+                _(
+                    "{which} is {grade}: the {tier} government ({assigned}) is responsible for "
+                    "investigating it (493号令 Art. 19); a {here} government investigates it "
+                    "when it deems it necessary (Art. 20 para 1: 上级人民政府认为必要时): say why",
+                    which=which,
+                    grade=grade.label,
+                    tier=tier_label(tier),
+                    assigned=assigned,
+                    here=tier_label(ctx.tier),
+                ),
             )
         return cls.start(
             cls.id_for(cmd.accident_id, ctx.region),
@@ -314,22 +347,34 @@ class Investigation(Aggregate):
         self._guard(ctx)
         if self.submitted_at is not None:
             raise Refused(
-                f"the report was submitted at {iso(self.submitted_at)}: its deadline can no "
-                "longer be extended"
+                _(
+                    "the report was submitted at {at}: its deadline can no longer be extended",
+                    at=iso(self.submitted_at),
+                )
             )
         until = to_ms(cmd.until)
         if until <= self.report_due():
             raise Invalid.field(
                 "until",
-                f"{iso(until)} is not later than the current deadline {iso(self.report_due())}",
+                _(
+                    "{until} is not later than the current deadline {due}",
+                    until=iso(until),
+                    due=iso(self.report_due()),
+                ),
             )
         limit = self.report_limit()
         if until > limit:
             raise Refused(
-                f"the report deadline can be extended to at most {REPORT_MAX_DAYS} days from "
-                f"the accident, that is {iso(limit)} (24:00 China time of the last day); "
-                f"{iso(until)} is later (493号令 Art. 29: {REPORT_DAYS} days, extended by at "
-                f"most {REPORT_MAX_DAYS - REPORT_DAYS})"
+                _(
+                    "the report deadline can be extended to at most {max_days} days from the "
+                    "accident, that is {limit} (24:00 China time of the last day); {until} is "
+                    "later (493号令 Art. 29: {days} days, extended by at most {more})",
+                    max_days=REPORT_MAX_DAYS,
+                    limit=iso(limit),
+                    until=iso(until),
+                    days=REPORT_DAYS,
+                    more=REPORT_MAX_DAYS - REPORT_DAYS,
+                )
             )
         self._trigger(ReportExtended, ctx, until=until, reason=cmd.reason)
 
@@ -337,57 +382,85 @@ class Investigation(Aggregate):
         self._guard(ctx)
         if self.submitted_at is not None:
             raise Refused(
-                f"the report was already submitted at {iso(self.submitted_at)}; correct it "
-                "instead if that record is wrong"
+                _(
+                    "the report was already submitted at {at}; correct it instead if that "
+                    "record is wrong",
+                    at=iso(self.submitted_at),
+                )
             )
-        at = self._time(ctx, "submitted_at", cmd.submitted_at, self.occurred_at, "the accident")
+        at = self._time(ctx, "submitted_at", cmd.submitted_at, self.occurred_at, "accident")
         self._trigger(ReportSubmitted, ctx, submitted_at=at, summary=cmd.summary)
 
     def extend_reply(self, cmd: ExtendReply, ctx: Context) -> None:
         self._guard(ctx)
         if self.grade != Grade.ESPECIALLY_MAJOR:
             raise Refused(
-                f"the reply to a {self.grade.label} accident's report is due within {REPLY_DAYS} "
-                f"days and cannot be extended: only 特别重大 accidents allow an extension "
-                "(493号令 Art. 32)"
+                _(
+                    "the reply to a {grade} accident's report is due within {days} days and "
+                    "cannot be extended: only 特别重大 accidents allow an extension "
+                    "(493号令 Art. 32)",
+                    grade=self.grade.label,
+                    days=REPLY_DAYS,
+                )
             )
-        submitted = self._need_report("extend the reply deadline")
+        submitted = self._need_report(_("extend the reply deadline"))
         if self.replied_at is not None:
-            raise Refused(f"the reply was recorded at {iso(self.replied_at)}: nothing to extend")
+            raise Refused(
+                _(
+                    "the reply was recorded at {at}: nothing to extend",
+                    at=iso(self.replied_at),
+                )
+            )
         until = to_ms(cmd.until)
         due = self.reply_due()
         assert due is not None
         if until <= due:
             raise Invalid.field(
-                "until", f"{iso(until)} is not later than the current deadline {iso(due)}"
+                "until",
+                _(
+                    "{until} is not later than the current deadline {due}",
+                    until=iso(until),
+                    due=iso(due),
+                ),
             )
         limit = self._reply_limit(submitted)
         if until > limit:
             raise Refused(
-                f"the reply to a 特别重大 accident's report can be extended by at most "
-                f"{REPLY_MAX_DAYS - REPLY_DAYS_ESPECIALLY_MAJOR} days, to {iso(limit)} (24:00 "
-                f"China time of the {REPLY_MAX_DAYS}th day); {iso(until)} is later "
-                "(493号令 Art. 32)"
+                _(
+                    "the reply to a 特别重大 accident's report can be extended by at most "
+                    "{more} days, to {limit} (24:00 China time of the {max_days}th day); "
+                    "{until} is later (493号令 Art. 32)",
+                    more=REPLY_MAX_DAYS - REPLY_DAYS_ESPECIALLY_MAJOR,
+                    limit=iso(limit),
+                    max_days=REPLY_MAX_DAYS,
+                    until=iso(until),
+                )
             )
         self._trigger(ReplyExtended, ctx, until=until, reason=cmd.reason)
 
     def record_reply(self, cmd: RecordReply, ctx: Context) -> None:
         self._guard(ctx)
-        submitted = self._need_report("record the reply (批复)")
+        submitted = self._need_report(_("record the reply (批复)"))
         if self.replied_at is not None:
             raise Refused(
-                f"the reply was already recorded at {iso(self.replied_at)}; correct it instead "
-                "if that record is wrong"
+                _(
+                    "the reply was already recorded at {at}; correct it instead if that record "
+                    "is wrong",
+                    at=iso(self.replied_at),
+                )
             )
-        at = self._time(ctx, "replied_at", cmd.replied_at, submitted, "the report")
+        at = self._time(ctx, "replied_at", cmd.replied_at, submitted, "report")
         self._trigger(Replied, ctx, replied_at=at, summary=cmd.summary)
 
     def close(self, cmd: CloseInvestigation, ctx: Context) -> None:
         self._guard(ctx)
         if self.replied_at is None:
             raise Refused(
-                "an investigation is closed after the government's reply (批复) to its report "
-                f"(493号令 Art. 32); {self._stage()}"
+                _(
+                    "an investigation is closed after the government's reply (批复) to its "
+                    "report (493号令 Art. 32); {stage}",
+                    stage=self._stage(),
+                )
             )
         self._trigger(Closed, ctx, note=cmd.note)
 
@@ -398,33 +471,50 @@ class Investigation(Aggregate):
             if value is None:
                 continue
             if getattr(self, field) is None:
-                what = "report" if field in ("submitted_at", "report_summary") else "reply"
-                raise Invalid.field(field, f"no {what} was recorded yet: nothing to correct")
+                raise Invalid.field(
+                    field,
+                    _("no report was recorded yet: nothing to correct")
+                    if field in ("submitted_at", "report_summary")
+                    else _("no reply was recorded yet: nothing to correct"),
+                )
             if field in ("submitted_at", "replied_at"):
                 proposed[field] = not_in_future(ctx, field, value)
         found = changes({f: getattr(self, f) for f in CORRECTABLE}, proposed)
         if not found:
             raise Invalid.field(
-                "*", "the correction changes nothing: every value given equals the record"
+                "*", _("the correction changes nothing: every value given equals the record")
             )
         submitted = found.get("submitted_at", self.submitted_at)
         replied = found.get("replied_at", self.replied_at)
         if submitted is not None and submitted < self.occurred_at:
             raise Invalid.field(
                 "submitted_at",
-                f"{iso(submitted)} is earlier than the accident ({iso(self.occurred_at)})",
+                _(
+                    "{time} is earlier than the accident ({accident})",
+                    time=iso(submitted),
+                    accident=iso(self.occurred_at),
+                ),
             )
         if replied is not None and submitted is not None and replied < submitted:
             raise Invalid.field(
-                "replied_at", f"{iso(replied)} is earlier than the report ({iso(submitted)})"
+                "replied_at",
+                _(
+                    "{time} is earlier than the report ({report})",
+                    time=iso(replied),
+                    report=iso(submitted),
+                ),
             )
         if "submitted_at" in found and self.reply_extensions:
             limit = self._reply_limit(found["submitted_at"])
             if self.reply_extensions[-1]["until"] > limit:
                 raise Refused(
-                    f"with the report submitted at {iso(submitted)}, the reply deadline "
-                    f"extended to {iso(self.reply_extensions[-1]['until'])} would exceed the "
-                    f"limit {iso(limit)} (493号令 Art. 32)"
+                    _(
+                        "with the report submitted at {submitted}, the reply deadline extended "
+                        "to {until} would exceed the limit {limit} (493号令 Art. 32)",
+                        submitted=iso(submitted),
+                        until=iso(self.reply_extensions[-1]["until"]),
+                        limit=iso(limit),
+                    )
                 )
         self._trigger(InvestigationCorrected, ctx, changes=found, reason=cmd.reason)
 
@@ -438,29 +528,55 @@ class Investigation(Aggregate):
         self.ensure_live()
         if ctx.tier != self.tier:
             raise Refused(
-                f"investigation {self.id} belongs to the {self.tier} node that opened it "
-                f"(493号令 Arts. 19, 20); this is a {ctx.tier} node"
+                _(
+                    "investigation {id} belongs to the {tier} node that opened it "
+                    "(493号令 Arts. 19, 20); this is a {here} node",
+                    id=str(self.id),
+                    tier=tier_label(self.tier),
+                    here=tier_label(ctx.tier),
+                )
             )
         if self.closed is not None and not closed_too:
             raise Refused(
-                f"investigation {self.id} was closed at {self.closed['at']}; nothing more can "
-                "be recorded on it"
+                _(
+                    "investigation {id} was closed at {at}; nothing more can be recorded on it",
+                    id=str(self.id),
+                    at=self.closed["at"],
+                )
             )
 
-    def _need_report(self, action: str) -> int:
+    def _need_report(self, action: Message) -> int:
         if self.submitted_at is None:
-            raise Refused(f"cannot {action}: {self._stage()}")
+            raise Refused(_("cannot {action}: {stage}", action=action, stage=self._stage()))
         return self.submitted_at
 
-    def _stage(self) -> str:
+    def _stage(self) -> Message:
         if self.submitted_at is None:
-            return f"the report is not submitted yet (due {iso(self.report_due())})"
-        return f"the report was submitted, the reply is not recorded (due {iso(self.reply_due())})"
+            return _("the report is not submitted yet (due {due})", due=iso(self.report_due()))
+        return _(
+            "the report was submitted, the reply is not recorded (due {due})",
+            due=iso(self.reply_due()),
+        )
 
     def _time(self, ctx: Context, field: str, moment: datetime, after: int, what: str) -> int:
+        """``moment`` in ms, not before ``after``: the time of the ``what`` ("accident" or
+        "report") it follows."""
         ms = not_in_future(ctx, field, moment)
         if ms < after:
-            raise Invalid.field(field, f"{iso(ms)} is earlier than {what} ({iso(after)})")
+            raise Invalid.field(
+                field,
+                _(
+                    "{time} is earlier than the accident ({accident})",
+                    time=iso(ms),
+                    accident=iso(after),
+                )
+                if what == "accident"
+                else _(
+                    "{time} is earlier than the report ({report})",
+                    time=iso(ms),
+                    report=iso(after),
+                ),
+            )
         return ms
 
     # -- deadlines --------------------------------------------------------------------------

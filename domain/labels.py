@@ -5,32 +5,16 @@ grade 较大 beside ``larger``, the industry 煤矿 beside ``coal_mine``, the ti
 from __future__ import annotations
 
 from domain import divisions
-from domain.enforcement.commands import PenaltyType, Stage
+from domain.base import KIND_LABELS
+from domain.codes import TIER_LABELS
+from domain.enforcement.commands import PENALTY_LABELS, STAGE_LABELS
 from domain.finding import FindingKind
 from domain.grading import Grade
+from domain.i18n import ZH, gettext
 from domain.industries import LABELS as INDUSTRIES
 from domain.licence_rules import LicenceStatus
 
 GRADES = {g.code: g.label for g in Grade}
-TIERS = {
-    "county": "县级",
-    "city": "市级",
-    "province": "省级",
-    "national": "国家级",
-    "backup": "备份中心",
-}
-STAGES = {
-    Stage.INSPECTING: "检查中",
-    Stage.RECTIFYING: "整改中",
-    Stage.RECTIFIED: "整改合格",
-    Stage.RECTIFICATION_FAILED: "整改不合格",
-    Stage.FILED: "已立案",
-    Stage.NOTIFIED: "已告知",
-    Stage.DECIDED: "已决定",
-    Stage.SERVED: "已送达",
-    Stage.EXECUTED: "已执行",
-    Stage.CLOSED: "已结案",
-}
 OUTCOMES = {
     "no_findings": "无问题",
     "rectified": "整改合格",
@@ -38,17 +22,6 @@ OUTCOMES = {
     "no_penalty": "不予处罚",
     "withdrawn": "撤销立案",
     "transferred": "移送",
-}
-PENALTIES = {
-    PenaltyType.WARNING: "警告",
-    PenaltyType.FINE: "罚款",
-    PenaltyType.ORDER_CORRECTION: "责令改正",
-    PenaltyType.CONFISCATION: "没收违法所得",
-    PenaltyType.SUSPEND_PRODUCTION: "责令停产停业整顿",
-    PenaltyType.SUSPEND_LICENCE: "暂扣许可证",
-    PenaltyType.REVOKE_LICENCE: "吊销许可证",
-    PenaltyType.CLOSURE: "关闭",
-    PenaltyType.OTHER: "其他",
 }
 HAZARDS = {"general": "一般事故隐患", "major": "重大事故隐患"}
 LICENCE_STATUSES = {s.value: s.label for s in LicenceStatus}
@@ -64,15 +37,6 @@ SUBJECTS = {"unit": "事故发生单位", "bureau": "有关地方政府或部门
 RECEIPT_STATUSES = {"on_time": "按时", "late": "迟报", "unknown": "无法判断"}
 EXCURSIONS = {"alarm": "报警", "power_cut": "断电", "fan_cut": "风机停止", "fault": "故障"}
 EXCEPTIONS = {"unregistered": "未登记企业", "mismatch": "信息不一致", "duplicate_code": "重复登记"}
-RECORD_KINDS = {
-    "accident": "事故",
-    "case": "执法案件",
-    "enterprise": "企业",
-    "licence": "许可证",
-    "site": "站点",
-    "investigation": "事故调查",
-    "finding": "认定",
-}
 FIELDS = {"name": "名称", "industry": "行业", "credit_code": "统一社会信用代码"}
 SENSORS = {
     "methane": "甲烷",
@@ -91,14 +55,16 @@ SENSORS = {
     "displacement": "坝体位移",
 }
 
-# the vocabulary of each kind of code
+# the vocabulary of each kind of code; those the messages use too are the catalogue's msgids
+# (domain.codes.TIER_LABELS…), read here in Chinese
+TRANSLATED = {"tier", "stage", "penalty", "record_kind"}
 VOCABULARIES: dict[str, dict[str, str]] = {
     "grade": GRADES,
-    "tier": TIERS,
+    "tier": TIER_LABELS,
     "industry": INDUSTRIES,
-    "stage": {str(k): v for k, v in STAGES.items()},
+    "stage": STAGE_LABELS,
     "outcome": OUTCOMES,
-    "penalty": {str(k): v for k, v in PENALTIES.items()},
+    "penalty": PENALTY_LABELS,
     "hazard": HAZARDS,
     "licence_status": LICENCE_STATUSES,
     "investigation": INVESTIGATION_STATES,
@@ -107,7 +73,7 @@ VOCABULARIES: dict[str, dict[str, str]] = {
     "receipt_status": RECEIPT_STATUSES,
     "excursion": EXCURSIONS,
     "exception": EXCEPTIONS,
-    "record_kind": RECORD_KINDS,
+    "record_kind": KIND_LABELS,
     "field": FIELDS,
     "sensor": SENSORS,
 }
@@ -120,7 +86,10 @@ def label(vocabulary: str, code: str | None) -> str | None:
         return None
     if vocabulary == "division":
         return division_name(code)
-    return VOCABULARIES[vocabulary].get(code, code)
+    text = VOCABULARIES[vocabulary].get(code)
+    if text is None:
+        return code
+    return gettext(text, ZH) if vocabulary in TRANSLATED else text
 
 
 def division_name(code: str) -> str | None:

@@ -32,9 +32,11 @@ from domain.base import (
     period_end,
     to_ms,
 )
-from domain.codes import Tier, enterprise_id, in_subtree
+from domain.codes import Tier, enterprise_id, in_subtree, tier_label
 from domain.errors import Invalid, Refused
 from domain.fields import CreditCode, Moment, Name, PlaceCode, Text
+from domain.i18n import N_, _
+from domain.i18n import Text as Message
 from domain.licence_rules import (
     INDUSTRY_LABELS,
     ISSUING_AUTHORITY,
@@ -52,6 +54,20 @@ RENEWAL_MONTHS = 3  # Art. 9: 应当于期满前3个月 apply for renewal (later
 DECISION_DAYS = 45  # Art. 7: 自收到申请之日起45日内
 ISSUING_TIERS = (Tier.PROVINCE, Tier.NATIONAL)
 S = LicenceStatus
+
+# What cannot be done to a licence in the wrong status, by action ({what}: the licence)
+CANNOT = {
+    "accept": N_("cannot accept {what}"),
+    "issue": N_("cannot issue {what}"),
+    "refuse": N_("cannot refuse {what}"),
+    "apply for renewal of": N_("cannot apply for renewal of {what}"),
+    "extend": N_("cannot extend {what}"),
+    "suspend": N_("cannot suspend {what}"),
+    "reinstate": N_("cannot reinstate {what}"),
+    "revoke": N_("cannot revoke {what}"),
+    "cancel": N_("cannot cancel {what}"),
+    "record the expiry of": N_("cannot record the expiry of {what}"),
+}
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -351,13 +367,13 @@ class Licence(Aggregate):
 
     def accept(self, cmd: AcceptLicence, ctx: Context) -> None:
         self._guard(ctx)
-        self._require("accept", (S.APPLIED,), "only a new application is accepted (受理)")
+        self._require("accept", (S.APPLIED,), _("only a new application is accepted (受理)"))
         self._trigger(Accepted, ctx)
 
     def issue(self, cmd: IssueLicence, ctx: Context) -> None:
         self._guard(ctx)
         self._require(
-            "issue", (S.ACCEPTED,), "a licence is issued on an accepted (受理) application"
+            "issue", (S.ACCEPTED,), _("a licence is issued on an accepted (受理) application")
         )
         valid_from = to_ms(cmd.valid_from)
         self._trigger(
@@ -372,24 +388,33 @@ class Licence(Aggregate):
     def refuse(self, cmd: RefuseLicence, ctx: Context) -> None:
         self._guard(ctx)
         self._require(
-            "refuse", (S.ACCEPTED,), "an accepted (受理) application is issued or refused"
+            "refuse", (S.ACCEPTED,), _("an accepted (受理) application is issued or refused")
         )
         self._trigger(RefusedToIssue, ctx, reasons=list(cmd.reasons))
 
     def apply_renewal(self, cmd: ApplyRenewal, ctx: Context) -> None:
         self._guard(ctx)
-        self._require("apply for renewal of", (S.ISSUED,), "only a valid licence is renewed")
+        self._require("apply for renewal of", (S.ISSUED,), _("only a valid licence is renewed"))
         if self.renewal_applied_at is not None:
             raise Refused(
-                f"a renewal of licence {self.number} was already applied for at "
-                f"{iso(self.renewal_applied_at)}; extend it or wait for the decision"
+                _(
+                    "a renewal of licence {number} was already applied for at {at}; extend it "
+                    "or wait for the decision",
+                    number=self.number,
+                    at=iso(self.renewal_applied_at),
+                )
             )
         until = self._until()
         if ctx.now_ms > until:
             raise Refused(
-                f"licence {self.number} expired at {iso(until)}; it is now {iso(ctx.now_ms)}: "
-                "a renewal is applied for while the licence is valid (《安全生产许可证条例》 "
-                "Art. 9); the enterprise must apply anew (重新申请, licence.apply)"
+                _(
+                    "licence {number} expired at {until}; it is now {now}: a renewal is applied "
+                    "for while the licence is valid (《安全生产许可证条例》 Art. 9); the "
+                    "enterprise must apply anew (重新申请, licence.apply)",
+                    number=self.number,
+                    until=iso(until),
+                    now=iso(ctx.now_ms),
+                )
             )
         self._trigger(RenewalApplied, ctx, late=ctx.now_ms > self.renewal_due())
 
@@ -400,12 +425,16 @@ class Licence(Aggregate):
         enterprise, each {"id", "occurred_at" (ms), "deaths", "missing"}; any with deaths or
         missing persons during the validity period bars the extension (Art. 9)."""
         self._guard(ctx)
-        self._require("extend", (S.ISSUED,), "only a valid licence is extended")
+        self._require("extend", (S.ISSUED,), _("only a valid licence is extended"))
         if self.renewal_applied_at is None:
             raise Refused(
-                f"licence {self.number} cannot be extended: no renewal application was recorded "
-                f"(due by {iso(self.renewal_due())}, 3 months before expiry at "
-                f"{iso(self._until())}, Art. 9)"
+                _(
+                    "licence {number} cannot be extended: no renewal application was recorded "
+                    "(due by {due}, 3 months before expiry at {until}, Art. 9)",
+                    number=self.number,
+                    due=iso(self.renewal_due()),
+                    until=iso(self._until()),
+                )
             )
         start, until = self._from(), self._until()
         barring = [
@@ -416,15 +445,26 @@ class Licence(Aggregate):
             and start <= a["occurred_at"] <= until
         ]
         if barring:
-            named = "; ".join(
-                f"accident {a['id']} at {iso(a['occurred_at'])} "
-                f"({a['deaths']} dead, {a['missing']} missing)"
+            named = [
+                _(
+                    "accident {id} at {at} ({deaths} dead, {missing} missing)",
+                    id=a["id"],
+                    at=iso(a["occurred_at"]),
+                    deaths=a["deaths"],
+                    missing=a["missing"],
+                )
                 for a in barring
-            )
+            ]
             raise Refused(
-                f"licence {self.number} cannot be extended without review: the enterprise had a "
-                f"fatal accident during the validity period {iso(start)} – {iso(until)}: {named} "
-                "(《安全生产许可证条例》 Art. 9); the renewal needs a full review"
+                _(
+                    "licence {number} cannot be extended without review: the enterprise had a "
+                    "fatal accident during the validity period {start} – {until}: {accidents} "
+                    "(《安全生产许可证条例》 Art. 9); the renewal needs a full review",
+                    number=self.number,
+                    start=iso(start),
+                    until=iso(until),
+                    accidents=named,
+                )
             )
         self._trigger(
             Extended,
@@ -436,35 +476,46 @@ class Licence(Aggregate):
 
     def suspend(self, cmd: SuspendLicence, ctx: Context) -> None:
         self._guard(ctx)
-        self._require("suspend", (S.ISSUED,), "only a valid licence is suspended (暂扣)")
+        self._require("suspend", (S.ISSUED,), _("only a valid licence is suspended (暂扣)"))
         self._refuse_past_expiry("suspend", ctx)
         self._trigger(Suspended, ctx, reason=cmd.reason)
 
     def reinstate(self, cmd: ReinstateLicence, ctx: Context) -> None:
         self._guard(ctx)
-        self._require("reinstate", (S.SUSPENDED,), "only a suspended (暂扣) licence is reinstated")
+        self._require(
+            "reinstate", (S.SUSPENDED,), _("only a suspended (暂扣) licence is reinstated")
+        )
         self._refuse_past_expiry("reinstate", ctx)
         self._trigger(Reinstated, ctx, reason=cmd.reason)
 
     def revoke(self, cmd: RevokeLicence, ctx: Context) -> None:
         self._guard(ctx)
-        self._require("revoke", (S.ISSUED, S.SUSPENDED), "only an issued licence is revoked (吊销)")
+        self._require(
+            "revoke", (S.ISSUED, S.SUSPENDED), _("only an issued licence is revoked (吊销)")
+        )
         self._trigger(Revoked, ctx, reason=cmd.reason)
 
     def cancel(self, cmd: CancelLicence, ctx: Context) -> None:
         self._guard(ctx)
         self._require(
-            "cancel", (S.ISSUED, S.SUSPENDED), "only an issued licence is cancelled (注销)"
+            "cancel", (S.ISSUED, S.SUSPENDED), _("only an issued licence is cancelled (注销)")
         )
         self._trigger(Cancelled, ctx, reason=cmd.reason)
 
     def expire(self, cmd: ExpireLicence, ctx: Context) -> None:
         self._guard(ctx)
-        self._require("record the expiry of", (S.ISSUED, S.SUSPENDED), "only an issued one expires")
+        self._require(
+            "record the expiry of", (S.ISSUED, S.SUSPENDED), _("only an issued one expires")
+        )
         if ctx.now_ms <= self._until():
             raise Refused(
-                f"licence {self.number} is valid until {iso(self._until())}; it is now "
-                f"{iso(ctx.now_ms)}: its expiry can be recorded only after that"
+                _(
+                    "licence {number} is valid until {until}; it is now {now}: its expiry can "
+                    "be recorded only after that",
+                    number=self.number,
+                    until=iso(self._until()),
+                    now=iso(ctx.now_ms),
+                )
             )
         self._trigger(Expired, ctx)
 
@@ -474,14 +525,20 @@ class Licence(Aggregate):
         for field in ("number", "valid_from"):
             if proposed[field] is not None and self.number is None:
                 raise Invalid.field(
-                    field, f"licence {self.id} is {self.status} and has no {field} to correct yet"
+                    field,
+                    _(
+                        "licence {id} is {status} and has no {field} to correct yet",
+                        id=str(self.id),
+                        status=self.status.value,
+                        field=field,
+                    ),
                 )
         if proposed["valid_from"] is not None:
             proposed["valid_from"] = to_ms(proposed["valid_from"])
         found = changes({f: getattr(self, f) for f in CORRECTABLE}, proposed)
         if not found:
             raise Invalid.field(
-                "*", "the correction changes nothing: every value given equals the record"
+                "*", _("the correction changes nothing: every value given equals the record")
             )
         if "division" in found:
             _check_area(found["division"], ctx)
@@ -494,8 +551,10 @@ class Licence(Aggregate):
         if "valid_from" in found:
             if self.extensions:
                 raise Refused(
-                    "the licence has been extended: its validity now runs from the extension, "
-                    "so the issue date can no longer be corrected"
+                    _(
+                        "the licence has been extended: its validity now runs from the "
+                        "extension, so the issue date can no longer be corrected"
+                    )
                 )
             found["valid_until"] = add_years(found["valid_from"], VALIDITY_YEARS)
         self._trigger(LicenceCorrected, ctx, changes=found, reason=cmd.reason)
@@ -509,20 +568,37 @@ class Licence(Aggregate):
         self.ensure_live()
         _check_issuer(ctx)
 
-    def _require(self, action: str, allowed: tuple[LicenceStatus, ...], rule: str) -> None:
+    def _require(self, action: str, allowed: tuple[LicenceStatus, ...], rule: Message) -> None:
+        """Refused unless the status is one of ``allowed``; ``action``: a key of CANNOT."""
         if self.status in allowed:
             return
-        what = f"licence {self.number}" if self.number else f"licence application {self.id}"
+        what = (
+            _("licence {number}", number=self.number)
+            if self.number
+            else _("licence application {id}", id=str(self.id))
+        )
         raise Refused(
-            f"cannot {action} {what}: it is {self.status.value} ({self.status.label}); "
-            f"{rule} (needs: {' or '.join(s.value for s in allowed)})"
+            _(
+                "{cannot}: it is {status} ({label}); {rule} (needs: {needs})",
+                cannot=Message(CANNOT[action], {"what": what}),
+                status=self.status.value,
+                label=self.status.label,
+                rule=rule,
+                needs=" or ".join(s.value for s in allowed),
+            )
         )
 
     def _refuse_past_expiry(self, action: str, ctx: Context) -> None:
         if ctx.now_ms > self._until():
             raise Refused(
-                f"cannot {action} licence {self.number}: it expired at {iso(self._until())} "
-                f"(it is now {iso(ctx.now_ms)}); record its expiry instead"
+                _(
+                    "{cannot}: it expired at {until} (it is now {now}); record its expiry instead",
+                    cannot=Message(
+                        CANNOT[action], {"what": _("licence {number}", number=self.number)}
+                    ),
+                    until=iso(self._until()),
+                    now=iso(ctx.now_ms),
+                )
             )
 
     def _from(self) -> int:
@@ -583,10 +659,13 @@ Applied.CREATES = Licence
 def _check_issuer(ctx: Context) -> None:
     if ctx.tier not in ISSUING_TIERS:
         raise Refused(
-            f"a licence is recorded only by the issuing authority's node: 《安全生产许可证条例》 "
-            f"Arts. 3–5 give 安全生产许可证 to the provincial authority (the national one for "
-            f"centrally managed enterprises), and this is a {ctx.tier} node; a {ctx.tier} "
-            "bureau records its findings in its own enforcement case"
+            _(
+                "a licence is recorded only by the issuing authority's node: "
+                "《安全生产许可证条例》 Arts. 3–5 give 安全生产许可证 to the provincial "
+                "authority (the national one for centrally managed enterprises), and this is a "
+                "{tier} node; a {tier} bureau records its findings in its own enforcement case",
+                tier=tier_label(ctx.tier),
+            )
         )
 
 
@@ -594,6 +673,10 @@ def _check_area(division: str, ctx: Context) -> None:
     if not in_subtree(ctx.region, division):
         raise Invalid.field(
             "division",
-            f"{division} is outside this node's area ({ctx.region}): a licence is issued by the "
-            "authority of the province where the enterprise is",
+            _(
+                "{division} is outside this node's area ({region}): a licence is issued by the "
+                "authority of the province where the enterprise is",
+                division=division,
+                region=ctx.region,
+            ),
         )

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from domain.base import CHINA, from_ms, to_ms
+from domain.i18n import _
 
 # -- industries and issuers -------------------------------------------------------------------
 
@@ -43,13 +44,18 @@ def _needs_licence(value: str) -> str:
         return value
     if value == "industry_trade":
         raise ValueError(
-            "industry_trade (冶金等工贸行业) needs no 安全生产许可证: 《安全生产许可证条例》 "
-            "Art. 2 requires one only of mines, construction firms and producers of hazardous "
-            "chemicals, fireworks and civil explosives"
+            _(
+                "industry_trade (冶金等工贸行业) needs no 安全生产许可证: 《安全生产许可证条例》 "
+                "Art. 2 requires one only of mines, construction firms and producers of "
+                "hazardous chemicals, fireworks and civil explosives"
+            )
         )
     raise ValueError(
-        f"{value!r} is not an industry that needs a 安全生产许可证 (Art. 2); "
-        f"one of: {', '.join(INDUSTRY_LABELS)}"
+        _(
+            "{value!r} is not an industry that needs a 安全生产许可证 (Art. 2); one of: {options}",
+            value=value,
+            options=", ".join(INDUSTRY_LABELS),
+        )
     )
 
 

@@ -47,10 +47,12 @@ from domain.codes import (
     Tier,
     check_division_shape,
     division_level,
+    tier_label,
 )
 from domain.divisions import chain
 from domain.errors import Refused
 from domain.grading import Grade, must_reach
+from domain.i18n import _
 
 # uuid5 namespace for receipt ids: one receipt per (receiving origin, accident).
 RECEIPT_NAMESPACE = uuid.UUID("5a2f6c1e-8b3d-5f47-9e0a-3c6d8f1b2e74")
@@ -221,13 +223,20 @@ class Receipt(Aggregate):
         """This node's receipt of a report another origin recorded (ctx: the receiving node)."""
         if ctx.tier not in CHAIN:
             raise Refused(
-                f"a {ctx.tier} node is no tier of the reporting chain (county, city, province, "
-                "national): it replays the receipts the tiers recorded and records none"
+                _(
+                    "a {tier} node is no tier of the reporting chain (county, city, province, "
+                    "national): it replays the receipts the tiers recorded and records none",
+                    tier=tier_label(ctx.tier),
+                )
             )
         if cmd.reporting_origin == ctx.actor.node:
             raise Refused(
-                f"accident {cmd.accident_id} was reported by this node ({ctx.actor.node}): a "
-                "node records receipts of reports that reach it from other origins"
+                _(
+                    "accident {id} was reported by this node ({node}): a node records receipts "
+                    "of reports that reach it from other origins",
+                    id=str(cmd.accident_id),
+                    node=ctx.actor.node,
+                )
             )
         return cls.start(
             receipt_id(ctx.actor.node, cmd.accident_id),

@@ -9,6 +9,7 @@ from typing import Literal
 
 import msgpack
 
+from domain.i18n import _
 from federation.canonical import encode
 from federation.errors import VerificationError
 
@@ -29,7 +30,9 @@ def unpack(data: bytes) -> Iterator[tuple[str, bytes]]:
                 or set(item) != {"kind", "data"}
                 or not isinstance(item["data"], bytes)
             ):
-                raise VerificationError("malformed_bundle", "an item is not {kind, data}")
+                raise VerificationError("malformed_bundle", _("an item is not {{kind, data}}"))
             yield str(item["kind"]), item["data"]
     except (ValueError, msgpack.UnpackException) as e:
-        raise VerificationError("malformed_bundle", f"not a bundle: {e}") from None
+        raise VerificationError(
+            "malformed_bundle", _("not a bundle: {error}", error=str(e))
+        ) from None

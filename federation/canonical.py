@@ -11,6 +11,7 @@ from typing import Any
 
 import msgpack
 
+from domain.i18n import _
 from federation.errors import NonCanonical
 
 Value = None | bool | int | str | bytes | list["Value"] | dict[str, "Value"]
@@ -58,21 +59,23 @@ def _explain(value: Any, path: str) -> None:
         return
     if isinstance(value, int):
         if not _INT_MIN <= value <= _INT_MAX:
-            raise NonCanonical(f"{path}: integer {value} does not fit 64 bits")
+            raise NonCanonical(
+                _("{path}: integer {value} does not fit 64 bits", path=path, value=value)
+            )
         return
     if isinstance(value, float):
-        raise NonCanonical(f"{path}: floats are not allowed (use a scaled integer)")
+        raise NonCanonical(_("{path}: floats are not allowed (use a scaled integer)", path=path))
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise NonCanonical(f"{path}: map key {k!r} is not a string")
+                raise NonCanonical(_("{path}: map key {key!r} is not a string", path=path, key=k))
             _explain(v, f"{path}.{k}")
         return
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             _explain(v, f"{path}[{i}]")
         return
-    raise NonCanonical(f"{path}: {type(value).__name__} cannot be encoded")
+    raise NonCanonical(_("{path}: {kind} cannot be encoded", path=path, kind=type(value).__name__))
 
 
 def encode(value: Any) -> bytes:
@@ -81,7 +84,7 @@ def encode(value: Any) -> bytes:
         normalized = _fast(value)
     except _Bad:
         _explain(value, "$")
-        raise NonCanonical("$: cannot be encoded") from None
+        raise NonCanonical(_("{path}: cannot be encoded", path="$")) from None
     data: bytes = msgpack.packb(normalized, use_bin_type=True)
     return data
 
@@ -90,15 +93,15 @@ def _pairs(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
         if not isinstance(k, str):
-            raise NonCanonical(f"map key {k!r} is not a string")
+            raise NonCanonical(_("map key {key!r} is not a string", key=k))
         if k in out:
-            raise NonCanonical(f"duplicate map key {k!r}")
+            raise NonCanonical(_("duplicate map key {key!r}", key=k))
         out[k] = v
     return out
 
 
 def _no_ext(code: int, data: bytes) -> Any:
-    raise NonCanonical(f"extension type {code} is not allowed")
+    raise NonCanonical(_("extension type {code} is not allowed", code=code))
 
 
 MAX_DEPTH = 64  # nesting of maps and lists no event needs
@@ -108,15 +111,15 @@ def _check(value: Any, depth: int = 0) -> None:
     """Raise NonCanonical unless every map has string keys in sorted order and there is no
     float anywhere (the byte comparison in ``decode`` settles everything else)."""
     if depth > MAX_DEPTH:
-        raise NonCanonical("nested too deeply")
+        raise NonCanonical(_("nested too deeply"))
     kind = type(value)
     if kind is dict:
         keys = list(value)
         for k in keys:
             if type(k) is not str:
-                raise NonCanonical(f"map key {k!r} is not a string")
+                raise NonCanonical(_("map key {key!r} is not a string", key=k))
         if keys != sorted(keys):
-            raise NonCanonical("bytes are not the canonical encoding of their value")
+            raise NonCanonical(_("bytes are not the canonical encoding of their value"))
         for v in value.values():
             if type(v) in _NESTED:
                 _check(v, depth + 1)
@@ -125,7 +128,7 @@ def _check(value: Any, depth: int = 0) -> None:
             if type(v) in _NESTED:
                 _check(v, depth + 1)
     elif kind is float:
-        raise NonCanonical("floats are not allowed (use a scaled integer)")
+        raise NonCanonical(_("floats are not allowed (use a scaled integer)"))
 
 
 _NESTED = (dict, list, float)
@@ -145,21 +148,21 @@ def decode(data: bytes) -> Any:
     except NonCanonical:
         raise
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
-        raise NonCanonical(f"not a single msgpack value: {e}") from None
+        raise NonCanonical(_("not a single msgpack value: {error}", error=str(e))) from None
     except TypeError as e:  # a map or list as a map key
-        raise NonCanonical(f"map key is not a string: {e}") from None
+        raise NonCanonical(_("map key is not a string: {error}", error=str(e))) from None
     except RecursionError:
-        raise NonCanonical("nested too deeply") from None
+        raise NonCanonical(_("nested too deeply")) from None
     try:
         _check(value)
         same = msgpack.packb(value, use_bin_type=True) == data
     except RecursionError:
-        raise NonCanonical("nested too deeply") from None
+        raise NonCanonical(_("nested too deeply")) from None
     except (TypeError, ValueError, OverflowError) as e:  # e.g. an unhashable map key
-        raise NonCanonical(f"cannot be encoded: {e}") from None
+        raise NonCanonical(_("cannot be encoded: {error}", error=str(e))) from None
     if not same:
         _explain_bytes(data)
-        raise NonCanonical("bytes are not the canonical encoding of their value")
+        raise NonCanonical(_("bytes are not the canonical encoding of their value"))
     return value
 
 

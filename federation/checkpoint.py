@@ -9,6 +9,7 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 
+from domain.i18n import Text, _
 from federation.errors import VerificationError
 from federation.suite import SUITES, SigningKey
 
@@ -49,7 +50,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _fail(message: str) -> VerificationError:
+def _fail(message: Text) -> VerificationError:
     return VerificationError("bad_checkpoint", message)
 
 
@@ -57,29 +58,29 @@ def parse_checkpoint(text: str) -> tuple[Checkpoint, list[tuple[str, bytes, byte
     """The checkpoint and its signature lines (name, key id, signature), strictly parsed."""
     body, sep, sigs = text.partition("\n\n")
     if not sep or not sigs.endswith("\n"):
-        raise _fail("not a signed note: no blank line before the signatures")
+        raise _fail(_("not a signed note: no blank line before the signatures"))
     lines = body.split("\n")
     if len(lines) != 3 or not lines[0].startswith("anjian/"):
-        raise _fail("the note body is not <origin>, <size>, <root>")
+        raise _fail(_("the note body is not <origin>, <size>, <root>"))
     try:
         size = int(lines[1])
         root = base64.b64decode(lines[2], validate=True)
     except (ValueError, binascii.Error):
-        raise _fail("size or root is malformed") from None
+        raise _fail(_("size or root is malformed")) from None
     # one text per statement: stray bits in the last base64 character would decode alike
     if str(size) != lines[1] or size < 0 or len(root) != 32 or _b64(root) != lines[2]:
-        raise _fail("size or root is malformed")
+        raise _fail(_("size or root is malformed"))
     signatures = []
     for line in sigs[:-1].split("\n"):
         parts = line.split(" ")
         if len(parts) != 3 or parts[0] != DASH:
-            raise _fail(f"malformed signature line {line!r}")
+            raise _fail(_("malformed signature line {line!r}", line=line))
         try:
             blob = base64.b64decode(parts[2], validate=True)
         except binascii.Error:
-            raise _fail("signature is not base64") from None
+            raise _fail(_("signature is not base64")) from None
         if len(blob) < 5 or _b64(blob) != parts[2]:
-            raise _fail("signature too short")
+            raise _fail(_("signature too short"))
         signatures.append((parts[1], blob[:4], blob[4:]))
     cp = Checkpoint(lines[0].removeprefix("anjian/"), size, root, text)
     return cp, signatures
@@ -95,5 +96,9 @@ def verify_checkpoint(text: str, public: bytes, suite: str = "ed25519") -> Check
             return cp
     raise VerificationError(
         "bad_checkpoint_signature",
-        f"checkpoint of {cp.origin} at size {cp.size} is not signed by the key",
+        _(
+            "checkpoint of {origin} at size {size} is not signed by the key",
+            origin=cp.origin,
+            size=cp.size,
+        ),
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgpack
 
+from domain.i18n import Text, _
 from federation.canonical import decode, encode
 from federation.errors import VerificationError
 from federation.merkle import leaf_hash
@@ -116,7 +117,9 @@ def sorted_map(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def no_float(text: str) -> Any:
     """``parse_float`` for json.loads: signed payloads carry no floats."""
-    raise ValueError(f"a float ({text}) cannot be signed: measurements are scaled integers")
+    raise ValueError(
+        _("a float ({text}) cannot be signed: measurements are scaled integers", text=text)
+    )
 
 
 def encode_pair(body: bytes, sig: bytes) -> bytes:
@@ -125,7 +128,7 @@ def encode_pair(body: bytes, sig: bytes) -> bytes:
     return data
 
 
-def _fail(message: str) -> VerificationError:
+def _fail(message: Text) -> VerificationError:
     return VerificationError("malformed_envelope", message)
 
 
@@ -138,13 +141,13 @@ def parse(raw: bytes) -> Envelope:
         or set(outer) != {"body", "sig"}
         or not all(isinstance(outer[k], bytes) for k in ("body", "sig"))
     ):
-        raise _fail("an envelope is {body: bytes, sig: bytes}")
+        raise _fail(_("an envelope is {{body: bytes, sig: bytes}}"))
     body = decode(outer["body"])
     if not isinstance(body, dict) or set(body) != FIELDS:
         got = sorted(body) if isinstance(body, dict) else type(body).__name__
-        raise _fail(f"fields are {got}, expected {sorted(FIELDS)}")
+        raise _fail(_("fields are {got}, expected {expected}", got=got, expected=sorted(FIELDS)))
     if body["v"] != LAYOUT:
-        raise _fail(f"layout {body['v']!r} is not {LAYOUT}")
+        raise _fail(_("layout {layout!r} is not {expected}", layout=body["v"], expected=LAYOUT))
     expect = {
         "origin": str,
         "seq": int,
@@ -160,21 +163,42 @@ def parse(raw: bytes) -> Envelope:
     }
     for field, kind in expect.items():
         if not isinstance(body[field], kind) or isinstance(body[field], bool):
-            raise _fail(f"{field} is {type(body[field]).__name__}, not {kind.__name__}")
+            raise _fail(
+                _(
+                    "{field} is {kind}, not {expected}",
+                    field=field,
+                    kind=type(body[field]).__name__,
+                    expected=kind.__name__,
+                )
+            )
     if body["seq"] < 1 or body["version"] < 1 or len(body["prev"]) != 32:
-        raise _fail("seq and version start at 1; prev is 32 bytes")
+        raise _fail(_("seq and version start at 1; prev is 32 bytes"))
     actor = body["actor"]
     if set(actor) != {"user", "node"} or not all(isinstance(v, str) for v in actor.values()):
-        raise _fail("actor is {user: str, node: str}")
+        raise _fail(_("actor is {{user: str, node: str}}"))
     if actor["node"] != body["origin"]:
-        raise _fail(f"actor node {actor['node']!r} is not the origin {body['origin']!r}")
+        raise _fail(
+            _(
+                "actor node {node!r} is not the origin {origin!r}",
+                node=actor["node"],
+                origin=body["origin"],
+            )
+        )
     if body["suite"] not in SUITES:
-        raise VerificationError("unknown_suite", f"signature suite {body['suite']!r} is not known")
+        raise VerificationError(
+            "unknown_suite", _("signature suite {suite!r} is not known", suite=body["suite"])
+        )
     return Envelope(**{k: body[k] for k in expect}, sig=outer["sig"], raw=raw)
 
 
 def check_signature(env: Envelope, public: bytes) -> None:
     if not SUITES[env.suite].verify(public, env.signed_bytes(), env.sig):
         raise VerificationError(
-            "bad_signature", f"{env.origin}:{env.seq} is not signed by key {env.key}"
+            "bad_signature",
+            _(
+                "{origin}:{seq} is not signed by key {key}",
+                origin=env.origin,
+                seq=env.seq,
+                key=env.key,
+            ),
         )

@@ -29,6 +29,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
+from domain.i18n import Text, _
 from federation.transport import (
     DUPLICATE_WINDOW,
     RETENTION,
@@ -81,7 +82,15 @@ def mapped() -> Iterator[None]:
             raise Refused(_tls_failure(e)) from e
         if _is_refusal(_describe(e)):
             raise Refused(_refusal(_describe(e))) from e
-        raise TransportError(_describe(e)) from e
+        raise TransportError(_said(e)) from e
+
+
+def _said(error: BaseException) -> str | Text:
+    """What an error says: ours as the Text it carries (read in the reader's language), the
+    driver's and the network's in their own words."""
+    if error.args and isinstance(error.args[0], Text):
+        return error.args[0]
+    return _describe(error)
 
 
 def _describe(error: BaseException) -> str:
@@ -95,38 +104,40 @@ def _is_refusal(text: str) -> bool:
     return any(r in text.lower() for r in REFUSALS)
 
 
-def _refusal(text: str) -> str:
+def _refusal(text: str) -> Text:
+    """What the server refused, and what to do (``text``: the server's words)."""
     text = text.removeprefix("nats: ").strip("'")
     if "authorization violation" in text.lower():
-        return (
-            f"the NATS server refused this node's credentials ({text}): it authorises only "
+        return _(
+            "the NATS server refused this node's credentials ({error}): it authorises only "
             "nodes whose certification carries their NATS key (nats.pub); have the certifier "
             "certify it (anjian keys certify ... --nats-key nats.pub) and the tier regenerate "
-            "its server's authorisation (anjian nats config)"
+            "its server's authorisation (anjian nats config)",
+            error=text,
         )
-    return f"refused by the NATS server: {text}"
+    return _("refused by the NATS server: {error}", error=text)
 
 
-def _tls_failure(error: BaseException, configured: bool = True) -> str:
+def _tls_failure(error: BaseException, configured: bool = True) -> Text:
     text = _describe(error)
     if not configured:
-        why = (
+        why = _(
             "the server requires TLS: set [federation] tls_ca to the CA that signed its "
             "certificate (and use tls:// URLs)"
         )
     elif "CERTIFICATE_VERIFY_FAILED" in text:
-        why = (
+        why = _(
             "the server's certificate is not signed by [federation] tls_ca, or does not name "
             "the address connected to"
         )
     elif "CERTIFICATE" in text.upper():  # an alert from the server: bad or missing certificate
-        why = (
+        why = _(
             "the server requires a client certificate signed by its CA: set [federation] "
             "tls_cert and tls_key"
         )
     else:
-        why = "check [federation] tls_ca, tls_cert and tls_key against the server's TLS"
-    return f"TLS with the NATS server failed ({text}): {why}"
+        why = _("check [federation] tls_ca, tls_cert and tls_key against the server's TLS")
+    return _("TLS with the NATS server failed ({error}): {why}", error=text, why=why)
 
 
 class Refusals:
@@ -135,7 +146,7 @@ class Refusals:
 
     def __init__(self, tls: bool = True) -> None:
         self.tls = tls  # whether this client was given TLS files (for what to say)
-        self.first: str | None = None
+        self.first: Text | None = None
         self.event = asyncio.Event()
 
     def note(self, error: BaseException) -> None:
@@ -148,7 +159,7 @@ class Refusals:
             return
         self.refuse(said)
 
-    def refuse(self, said: str) -> None:
+    def refuse(self, said: Text) -> None:
         log.debug("NATS: %s", said)  # the caller is told (Refused) and says it
         if self.first is None:
             self.first = said
@@ -205,10 +216,13 @@ class NATSConnection(Connection):
         async def answer(msg: Msg) -> None:
             if not (msg.reply or "").startswith(inbox(msg.subject.rsplit(".", 1)[-1]) + "."):
                 log.warning(
-                    "%s: not answering %s: its reply subject %r is not the asker's inbox",
-                    self.name,
-                    msg.subject,
-                    (msg.reply or "")[:100],
+                    _(
+                        "{name}: not answering {subject}: its reply subject {reply!r} is not"
+                        " the asker's inbox",
+                        name=self.name,
+                        subject=msg.subject,
+                        reply=(msg.reply or "")[:100],
+                    )
                 )
                 return
             try:
@@ -216,9 +230,18 @@ class NATSConnection(Connection):
                 with mapped():
                     await msg.respond(reply)
             except TransportError as e:
-                log.info("%s: could not answer %s: %s", self.name, msg.subject, e)
+                log.info(
+                    _(
+                        "{name}: could not answer {subject}: {error}",
+                        name=self.name,
+                        subject=msg.subject,
+                        error=e,
+                    )
+                )
             except Exception:
-                log.exception("%s: could not answer %s", self.name, msg.subject)
+                log.exception(
+                    _("{name}: could not answer {subject}", name=self.name, subject=msg.subject)
+                )
 
         sub = await self.refusals.guard(self._subscribe(subject, answer))
         return _Served(sub)
@@ -363,12 +386,18 @@ async def connect(
         refusals.note(e)
 
     async def disconnected() -> None:
-        log.warning("%s: disconnected from %s; reconnecting in the background", name, url)
+        log.warning(
+            _(
+                "{name}: disconnected from {url}; reconnecting in the background",
+                name=name,
+                url=url,
+            )
+        )
 
     async def reconnected() -> None:
-        log.info("%s: reconnected to %s", name, url)
+        log.info(_("{name}: reconnected to {url}", name=name, url=url))
         if not _encrypted(nc, credentials):
-            refusals.refuse(PLAIN.format(url=url))
+            refusals.refuse(_plain(url))
             await nc.close()
 
     nc = Client()
@@ -392,7 +421,7 @@ async def connect(
     )
     refused = asyncio.ensure_future(refusals.event.wait())
     try:  # nats-py retries the first connection forever too: give up on it after a while
-        done, _ = await asyncio.wait(
+        done, _pending = await asyncio.wait(
             {attempt, refused}, timeout=CONNECT_WITHIN, return_when=asyncio.FIRST_COMPLETED
         )
     except BaseException:  # the caller gave up (cancelled): so does the attempt
@@ -404,7 +433,7 @@ async def connect(
         attempt.result()
         if not _encrypted(nc, credentials):  # TLS was asked for: never plain text instead
             await nc.close()
-            raise Refused(PLAIN.format(url=url))
+            raise Refused(_plain(url))
         return nc
     attempt.cancel()
     with contextlib.suppress(BaseException):
@@ -412,14 +441,17 @@ async def connect(
     with contextlib.suppress(BaseException):
         await nc.close()
     refusals.check()
-    why = f" ({last[0]})" if last else ""
-    raise OSError(f"no NATS server answered at {url}{why}")
+    if last:
+        raise OSError(_("no NATS server answered at {url} ({error})", url=url, error=last[0]))
+    raise OSError(_("no NATS server answered at {url}", url=url))
 
 
-PLAIN = (
-    "the NATS server at {url} does not require TLS, but [federation] tls_ca is set: "
-    "not talking to it in plain text (is it the right server, with its TLS configured?)"
-)
+def _plain(url: str) -> Text:
+    return _(
+        "the NATS server at {url} does not require TLS, but [federation] tls_ca is set: "
+        "not talking to it in plain text (is it the right server, with its TLS configured?)",
+        url=url,
+    )
 
 
 def _encrypted(nc: Client, credentials: Credentials) -> bool:
@@ -448,7 +480,9 @@ def ssl_context(ca: str, cert: str | None = None, key: str | None = None) -> ssl
         if cert:
             context.load_cert_chain(cert, key)
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
-        raise TransportError(f"the TLS files of [federation] cannot be used: {e}") from None
+        raise TransportError(
+            _("the TLS files of [federation] cannot be used: {error}", error=str(e))
+        ) from None
     return context
 
 
@@ -464,7 +498,13 @@ async def pull_consumer(
     except NotFoundError:
         info = None
     if info is not None and info.config.filter_subject != spec.subject:
-        log.info("consumer %s had filter %s: made again", spec.durable, info.config.filter_subject)
+        log.info(
+            _(
+                "consumer {durable} had filter {subject}: made again",
+                durable=spec.durable,
+                subject=info.config.filter_subject,
+            )
+        )
         await js.delete_consumer(spec.stream, spec.durable)
         info = None
     if info is None:
@@ -520,7 +560,9 @@ async def publish(
                 await js.publish_async(m.subject, m.data, headers={"Nats-Msg-Id": m.msg_id})
             )
     except NATS_ERRORS as e:
-        log.info("publish stopped after %d sent: %r", len(futures), e)
+        log.info(
+            _("publish stopped after {count} sent: {error}", count=len(futures), error=repr(e))
+        )
     if futures:
         acked = asyncio.ensure_future(asyncio.wait(futures, timeout=timeout))
         stop = asyncio.ensure_future((refused or asyncio.Event()).wait())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from domain.codes import NATIONAL_REGION, in_subtree
+from domain.i18n import Text, _
 from federation.canonical import decode, encode
 from federation.errors import FederationError, VerificationError
 from federation.nkey import check_public
@@ -104,15 +105,15 @@ def parse_document(raw: bytes) -> Document:
         or set(outer) != {"body", "sig"}
         or not all(isinstance(outer[k], bytes) for k in ("body", "sig"))
     ):
-        raise VerificationError("malformed_document", "a key document is {body, sig}")
+        raise VerificationError("malformed_document", _("a key document is {{body, sig}}"))
     body = decode(outer["body"])
     if not isinstance(body, dict) or body.get("doc") not in ("certification", "revocation"):
-        raise VerificationError("malformed_document", "not a certification or revocation")
+        raise VerificationError("malformed_document", _("not a certification or revocation"))
     try:
         body["certifier"]["origin"], body["certifier"]["key"], body["subject"]["origin"]
     except (KeyError, TypeError):
         raise VerificationError(
-            "malformed_document", "fields missing or of the wrong type"
+            "malformed_document", _("fields missing or of the wrong type")
         ) from None
     return Document(body["doc"], body, outer["body"], outer["sig"], raw)
 
@@ -124,7 +125,7 @@ def verify_document(doc: Document, public: bytes) -> bool:
 def chaining(root_public: bytes, documents: list[bytes]) -> list[bytes]:
     """The documents signed by the root or by a key that chains to it (what a node may keep
     in its trust directory); the others left out."""
-    trust, _ = build_trust(root_public, documents)
+    trust, _problems = build_trust(root_public, documents)
     kept = []
     for raw in dict.fromkeys(documents):
         try:
@@ -162,7 +163,7 @@ def build_trust(
         except VerificationError as e:
             problems.append(e)
     ended: dict[tuple[str, str], int] = {}  # (origin, key id) -> last valid sequence
-    for _ in range(len(docs) + 1):
+    for _round in range(len(docs) + 1):
         trust, found = _settle(root_public, list(docs.values()), ended)
         now = {(g.origin, g.key_id): g.until_seq for g in trust.grants if g.until_seq is not None}
         if now == ended:
@@ -196,7 +197,15 @@ def _settle(
                     problems.append(
                         VerificationError(
                             "bad_document_signature",
-                            f"a {doc.kind} by {doc.certifier} does not verify",
+                            _(
+                                "a certification by {certifier} does not verify",
+                                certifier=doc.certifier,
+                            )
+                            if doc.kind == "certification"
+                            else _(
+                                "a revocation by {certifier} does not verify",
+                                certifier=doc.certifier,
+                            ),
                         )
                     )
                 elif kind == "certification":
@@ -207,7 +216,15 @@ def _settle(
         problems.append(
             VerificationError(
                 "unknown_certifier",
-                f"a {doc.kind} by {doc.certifier}, whose key was not certified at that position",
+                _(
+                    "a certification by {certifier}, whose key was not certified at that position",
+                    certifier=doc.certifier,
+                )
+                if doc.kind == "certification"
+                else _(
+                    "a revocation by {certifier}, whose key was not certified at that position",
+                    certifier=doc.certifier,
+                ),
             )
         )
     return trust, problems
@@ -228,7 +245,11 @@ def _apply_certification(
         try:
             check_public(nats)
         except FederationError as e:
-            problems.append(VerificationError("bad_nats_key", f"{s['origin']}: {e}"))
+            problems.append(
+                VerificationError(
+                    "bad_nats_key", _("{origin}: {error}", origin=s["origin"], error=e)
+                )
+            )
             nats = None
     grant = Grant(
         s["origin"],
@@ -269,26 +290,60 @@ def _check_subtree(doc: Document, regions: dict[str, str]) -> VerificationError 
     bound = region == NATIONAL_REGION if s["tier"] == "backup" else origin == region
     if not bound:
         return VerificationError(
-            "origin_mismatch", f"origin {origin} is not the division code of its area {region}"
+            "origin_mismatch",
+            _(
+                "origin {origin} is not the division code of its area {region}",
+                origin=origin,
+                region=region,
+            ),
         )
     if regions.get(origin, region) != region:
         return VerificationError(
-            "conflicting_certification", f"{origin} is already certified for area {regions[origin]}"
+            "conflicting_certification",
+            _(
+                "{origin} is already certified for area {region}",
+                origin=origin,
+                region=regions[origin],
+            ),
         )
     if certifier == ROOT:
         if s["tier"] not in ROOT_TIERS:
             return VerificationError(
                 "out_of_subtree",
-                f"the root certifies national, backup and provincial keys, "
-                f"not the {s['tier']} {origin}",
+                _root_refuses(str(s["tier"]), origin),
             )
         return None
     area = regions.get(certifier)
     if area is None or region == area or not in_subtree(area, region):
         return VerificationError(
-            "out_of_subtree", f"{certifier} (area {area}) may not certify {origin} (area {region})"
+            "out_of_subtree",
+            _(
+                "{certifier} (area {area}) may not certify {origin} (area {region})",
+                certifier=certifier,
+                area=area,
+                origin=origin,
+                region=region,
+            ),
         )
     return None
+
+
+def _root_refuses(tier: str, origin: str) -> Text:
+    if tier == "city":
+        return _(
+            "the root certifies national, backup and provincial keys, not the city {origin}",
+            origin=origin,
+        )
+    if tier == "county":
+        return _(
+            "the root certifies national, backup and provincial keys, not the county {origin}",
+            origin=origin,
+        )
+    return _(
+        "the root certifies national, backup and provincial keys, not the {tier} {origin}",
+        tier=tier,
+        origin=origin,
+    )
 
 
 def _apply_revocation(
@@ -305,7 +360,12 @@ def _apply_revocation(
     ):
         problems.append(
             VerificationError(
-                "out_of_subtree", f"{doc.certifier} may not revoke keys of {s['origin']}"
+                "out_of_subtree",
+                _(
+                    "{certifier} may not revoke keys of {origin}",
+                    certifier=doc.certifier,
+                    origin=s["origin"],
+                ),
             )
         )
         return
@@ -319,6 +379,10 @@ def _apply_revocation(
         problems.append(
             VerificationError(
                 "unknown_key",
-                f"a revocation of {s['origin']} key {s['key']}, which is not certified",
+                _(
+                    "a revocation of {origin} key {key}, which is not certified",
+                    origin=s["origin"],
+                    key=s["key"],
+                ),
             )
         )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from domain.i18n import _
 from federation.transport import (
     DUPLICATE_WINDOW,
     SUBJECTS,
@@ -88,7 +89,7 @@ class MemoryTransport(Transport):
 
     def check(self) -> None:
         if self.down:
-            raise TransportError("the broker is down")
+            raise TransportError(_("the broker is down"))
 
     async def connect(
         self, url: str, name: str, credentials: Credentials | None = None
@@ -100,7 +101,7 @@ class MemoryTransport(Transport):
 
     def stream(self, name: str) -> _Stream:
         if name not in self.streams:
-            raise TransportError(f"no stream {name}")
+            raise TransportError(_("no stream {name}", name=name))
         return self.streams[name]
 
     def store(self, message: Message) -> bool:
@@ -129,22 +130,24 @@ class MemoryConnection(Connection):
 
     def check(self) -> None:
         if self.closed:
-            raise TransportError("the connection is closed")
+            raise TransportError(_("the connection is closed"))
         self.broker.check()
 
     async def request(self, subject: str, data: bytes, timeout: float) -> bytes:
         self.check()
         handlers = [h for p, h in self.broker.served.values() if matches(p, subject)]
+        # what nats-py says, in its words (the NATS adapter passes them on as they are)
         if not handlers:
-            raise TransportError("nats: no responders available for request")
-        if self.credentials.inbox != inbox(subject.rsplit(".", 1)[-1]):
-            raise TransportError("nats: timeout")  # not the asker's inbox: not answered
+            said = "nats: no responders available for request"  # not read by a person
+            raise TransportError(said)
+        if self.credentials.inbox != inbox(subject.rsplit(".", 1)[-1]):  # not answered
+            raise TransportError("nats: timeout")  # not read by a person
         try:
             return await asyncio.wait_for(handlers[0](subject, data), timeout)
         except TimeoutError:
-            raise TransportError("nats: timeout") from None
+            raise TransportError("nats: timeout") from None  # not read by a person
         except Exception as e:  # the server's fault: the requester only sees no answer
-            raise TransportError(f"no answer: {e!r}") from e
+            raise TransportError(_("no answer: {error}", error=repr(e))) from e
 
     async def serve(self, subject: str, handler: Handler) -> Served:
         self.check()
@@ -223,7 +226,7 @@ class _Consumer(Consumer):
     def _state(self) -> _Durable:
         state = self.stream.durables.get(self.durable)
         if state is None:
-            raise TransportError(f"consumer {self.durable} was deleted")
+            raise TransportError(_("consumer {durable} was deleted", durable=self.durable))
         return state
 
     async def fetch(self, batch: int, timeout: float) -> list[Delivery]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from domain.i18n import _
 from federation.errors import VerificationError
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -39,7 +40,7 @@ def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """The audit path of leaf ``index`` in the tree over ``leaves`` (RFC 9162 §2.1.3.1)."""
     n = len(leaves)
     if not 0 <= index < n:
-        raise ValueError(f"leaf {index} is not in a tree of size {n}")
+        raise ValueError(_("leaf {index} is not in a tree of size {size}", index=index, size=n))
     if n == 1:
         return []
     k = _split(n)
@@ -51,7 +52,9 @@ def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
 def consistency_proof(size1: int, leaves: Sequence[bytes]) -> list[bytes]:
     """The proof that the tree of ``size1`` leaves is a prefix of the tree over ``leaves``."""
     if not 0 < size1 <= len(leaves):
-        raise ValueError(f"no consistency proof from size {size1} to {len(leaves)}")
+        raise ValueError(
+            _("no consistency proof from size {old} to {new}", old=size1, new=len(leaves))
+        )
     return _subproof(size1, leaves, True)
 
 
@@ -68,7 +71,9 @@ def _subproof(m: int, leaves: Sequence[bytes], complete: bool) -> list[bytes]:
 def _check_hashes(*hashes: bytes) -> None:
     for h in hashes:
         if len(h) != 32:
-            raise VerificationError("bad_hash_length", f"a hash of {len(h)} bytes, not 32")
+            raise VerificationError(
+                "bad_hash_length", _("a hash of {length} bytes, not 32", length=len(h))
+            )
 
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
@@ -76,12 +81,13 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
     _check_hashes(leaf, *proof)
     if not 0 <= index < size:
         raise VerificationError(
-            "bad_inclusion_proof", f"leaf index {index} not below tree size {size}"
+            "bad_inclusion_proof",
+            _("leaf index {index} not below tree size {size}", index=index, size=size),
         )
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if sn == 0:
-            raise VerificationError("bad_inclusion_proof", "the proof is longer than the path")
+            raise VerificationError("bad_inclusion_proof", _("the proof is longer than the path"))
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
             if not fn & 1:
@@ -93,7 +99,7 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[byte
         fn >>= 1
         sn >>= 1
     if sn != 0:
-        raise VerificationError("bad_inclusion_proof", "the proof is shorter than the path")
+        raise VerificationError("bad_inclusion_proof", _("the proof is shorter than the path"))
     return r
 
 
@@ -102,7 +108,9 @@ def verify_inclusion(
 ) -> None:
     _check_hashes(expected)
     if root_from_inclusion(index, size, leaf, proof) != expected:
-        raise VerificationError("bad_inclusion_proof", "the proof does not lead to the signed root")
+        raise VerificationError(
+            "bad_inclusion_proof", _("the proof does not lead to the signed root")
+        )
 
 
 def verify_consistency(
@@ -111,19 +119,22 @@ def verify_consistency(
     """RFC 9162 §2.1.4.2; raises VerificationError unless tree 1 is a prefix of tree 2.
     (Equal sizes compare the roots as given, as the reference implementation does.)"""
     if size2 < size1:
-        raise VerificationError("bad_consistency_proof", f"size {size2} is smaller than {size1}")
+        raise VerificationError(
+            "bad_consistency_proof",
+            _("size {new} is smaller than {old}", new=size2, old=size1),
+        )
     if size1 == 0:
         raise VerificationError(
-            "bad_consistency_proof", "a proof from the empty tree is meaningless"
+            "bad_consistency_proof", _("a proof from the empty tree is meaningless")
         )
     if size1 == size2:
         if proof:
-            raise VerificationError("bad_consistency_proof", "equal sizes take an empty proof")
+            raise VerificationError("bad_consistency_proof", _("equal sizes take an empty proof"))
         if root1 != root2:
-            raise VerificationError("bad_consistency_proof", "equal sizes with different roots")
+            raise VerificationError("bad_consistency_proof", _("equal sizes with different roots"))
         return
     if not proof:
-        raise VerificationError("bad_consistency_proof", "the proof is empty")
+        raise VerificationError("bad_consistency_proof", _("the proof is empty"))
     _check_hashes(root1, root2, *proof)
     path = list(proof)
     if size1 & (size1 - 1) == 0:  # size1 is a power of two: its root is the first node
@@ -135,7 +146,7 @@ def verify_consistency(
     fr = sr = path[0]
     for c in path[1:]:
         if sn == 0:
-            raise VerificationError("bad_consistency_proof", "the proof is longer than needed")
+            raise VerificationError("bad_consistency_proof", _("the proof is longer than needed"))
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
@@ -148,9 +159,9 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     if sn != 0:
-        raise VerificationError("bad_consistency_proof", "the proof is shorter than needed")
+        raise VerificationError("bad_consistency_proof", _("the proof is shorter than needed"))
     if fr != root1 or sr != root2:
-        raise VerificationError("bad_consistency_proof", "the proof does not lead to both roots")
+        raise VerificationError("bad_consistency_proof", _("the proof does not lead to both roots"))
 
 
 class CompactRange:
@@ -159,7 +170,13 @@ class CompactRange:
 
     def __init__(self, size: int = 0, peaks: Sequence[bytes] = ()) -> None:
         if len(peaks) != bin(size).count("1"):
-            raise ValueError(f"{len(peaks)} peaks do not describe a tree of {size} leaves")
+            raise ValueError(
+                _(
+                    "{peaks} peaks do not describe a tree of {size} leaves",
+                    peaks=len(peaks),
+                    size=size,
+                )
+            )
         self.size = size
         self.peaks = list(peaks)
 

@@ -11,6 +11,7 @@ import os
 
 import nkeys  # type: ignore[import-untyped]
 
+from domain.i18n import _
 from federation.errors import FederationError
 
 
@@ -25,9 +26,9 @@ def public_of(seed: bytes) -> str:
         pair = nkeys.from_seed(bytearray(seed.strip()))
         public = bytes(pair.public_key).decode()
     except (nkeys.NkeysError, ValueError, TypeError, binascii.Error) as e:
-        raise FederationError(f"not an nkey seed ({type(e).__name__})") from None
+        raise FederationError(_("not an nkey seed ({error})", error=type(e).__name__)) from None
     if not public.startswith("U"):
-        raise FederationError("not an nkey user seed (a user seed begins SU)")
+        raise FederationError(_("not an nkey user seed (a user seed begins SU)"))
     return public
 
 
@@ -35,12 +36,16 @@ def check_public(text: object) -> str:
     """``text`` if it is an nkey user public key ("U" and 55 more base32 characters, with a
     valid checksum); FederationError saying why not."""
     if not isinstance(text, str) or len(text) != 56 or not text.startswith("U"):
-        raise FederationError(f"not a NATS user public key (U... 56 characters): {text!r:.80}")
+        raise FederationError(
+            _("not a NATS user public key (U... 56 characters): {text!r:.80}", text=text)
+        )
     try:
         raw = base64.b32decode(text)
     except ValueError:
-        raise FederationError(f"not a NATS user public key (base32): {text!r:.80}") from None
+        raise FederationError(
+            _("not a NATS user public key (base32): {text!r:.80}", text=text)
+        ) from None
     body, crc = raw[:-2], int.from_bytes(raw[-2:], "little")
     if body[0] != nkeys.PREFIX_BYTE_USER or nkeys.crc16(bytearray(body)) != crc:
-        raise FederationError(f"not a NATS user public key (checksum): {text!r:.80}")
+        raise FederationError(_("not a NATS user public key (checksum): {text!r:.80}", text=text))
     return text

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from domain.i18n import Text, _
 from federation.checkpoint import DASH, Checkpoint, log_name, note_key_id, parse_checkpoint
 from federation.checkpoint import verify_checkpoint as verify_note
 from federation.envelope import check_signature, parse
@@ -115,18 +116,21 @@ def check_proof(proof: object, root: bytes, readings: bytes | None = None) -> di
     """What ``proof`` proves, judged with nothing but the ``root`` public key (and, for a
     readings proof, the readings file if given); else VerificationError naming what fails."""
     if not isinstance(proof, dict):
-        raise _malformed(f"a proof is a JSON object, not {type(proof).__name__}")
+        raise _malformed(_("a proof is a JSON object, not {kind}", kind=type(proof).__name__))
     kind = proof.get("proof")
     if not isinstance(kind, str) or kind not in FIELDS:
-        raise _malformed(f"'proof' is {kind!r}, not one of {sorted(FIELDS)}")
+        raise _malformed(
+            _("'proof' is {kind!r}, not one of {kinds}", kind=kind, kinds=sorted(FIELDS))
+        )
     missing, extra = FIELDS[kind] - set(proof), set(proof) - FIELDS[kind]
     if missing or extra:
-        wrong = [f"no {name!r}" for name in sorted(missing)]
-        wrong += [f"an unexpected {name!r}" for name in sorted(map(str, extra))]
-        raise _malformed(f"the {kind} proof has {', '.join(wrong)}")
+        wrong = [_("no {name!r}", name=name) for name in sorted(missing)]
+        wrong += [_("an unexpected {name!r}", name=name) for name in sorted(map(str, extra))]
+        raise _malformed(_("the {kind} proof has {fields}", kind=kind, fields=wrong))
     if readings is not None and kind != "readings":
         raise VerificationError(
-            "not_a_readings_proof", f"a readings file was given with a {kind} proof"
+            "not_a_readings_proof",
+            _("a readings file was given with a {kind} proof", kind=kind),
         )
     if kind == "consistency":
         return _consistency(proof, root)
@@ -143,17 +147,28 @@ def _inclusion(proof: dict[str, Any], root: bytes, readings: bytes | None) -> di
     env = parse(raw)
     if env.origin != origin:
         raise VerificationError(
-            "wrong_origin", f"the envelope is of origin {env.origin}, the proof says {origin}"
+            "wrong_origin",
+            _(
+                "the envelope is of origin {found}, the proof says {origin}",
+                found=env.origin,
+                origin=origin,
+            ),
         )
     if env.seq != seq:
         raise VerificationError(
-            "wrong_sequence", f"the envelope is sequence {env.seq}, the proof says {seq}"
+            "wrong_sequence",
+            _("the envelope is sequence {found}, the proof says {seq}", found=env.seq, seq=seq),
         )
     check_signature(env, trust.key_for(origin, env.key, seq))
     cp, signers = _checkpoint(note, origin, trust)
     if seq > cp.size:
         raise VerificationError(
-            "not_covered", f"the checkpoint at size {cp.size} does not cover sequence {seq}"
+            "not_covered",
+            _(
+                "the checkpoint at size {size} does not cover sequence {seq}",
+                size=cp.size,
+                seq=seq,
+            ),
         )
     verify_inclusion(seq - 1, cp.size, leaf_hash(raw), path, cp.root)
     report: dict[str, Any] = {
@@ -182,18 +197,30 @@ def _readings(
     """The summary's account of the readings, once its hash is the claimed one (and the
     file's, if given)."""
     if kind != SUMMARY:
-        raise VerificationError("not_a_summary", f"the envelope is a {kind}, not a {SUMMARY}")
+        raise VerificationError(
+            "not_a_summary",
+            _("the envelope is a {kind}, not a {summary}", kind=kind, summary=SUMMARY),
+        )
     signed = payload.get("raw_sha256")
     if signed != claimed:
         raise VerificationError(
-            "readings_mismatch", f"the proof names readings {claimed}; the summary covers {signed}"
+            "readings_mismatch",
+            _(
+                "the proof names readings {claimed}; the summary covers {signed}",
+                claimed=claimed,
+                signed=signed,
+            ),
         )
     if readings is not None:
         actual = hashlib.sha256(readings).hexdigest()
         if actual != signed:
             raise VerificationError(
                 "readings_mismatch",
-                f"the readings file's SHA-256 is {actual}; the signed summary covers {signed}",
+                _(
+                    "the readings file's SHA-256 is {actual}; the signed summary covers {signed}",
+                    actual=actual,
+                    signed=signed,
+                ),
             )
     summary = {k: payload[k] for k in SUMMARY_FIELDS if type(payload.get(k)) is int}
     return {"sha256": signed, "checked": readings is not None, **summary}
@@ -220,18 +247,27 @@ def _checkpoint(text: str, origin: str, trust: Trust) -> tuple[Checkpoint, list[
     cp, lines = parse_checkpoint(text)
     again = "".join(f"{DASH} {n} {_b64(kid + sig)}\n" for n, kid, sig in lines)
     if text != f"{cp.body}\n{again}":  # base64 with stray bits decodes, yet is another text
-        raise VerificationError("bad_checkpoint", "the note is not in its one canonical form")
+        raise VerificationError("bad_checkpoint", _("the note is not in its one canonical form"))
     if cp.origin != origin:
         raise VerificationError(
-            "wrong_origin", f"the checkpoint is of origin {cp.origin}, the proof says {origin}"
+            "wrong_origin",
+            _(
+                "the checkpoint is of origin {found}, the proof says {origin}",
+                found=cp.origin,
+                origin=origin,
+            ),
         )
     name = log_name(origin)
-    kids = {kid for signer, kid, _ in lines if signer == name}
+    kids = {kid for signer, kid, _sig in lines if signer == name}
     grants = [g for g in trust.keys_of(origin) if note_key_id(name, g.public) in kids]
     if not grants:
         raise VerificationError(
             "unknown_key",
-            f"the checkpoint of {origin} at size {cp.size} is signed by no key certified for it",
+            _(
+                "the checkpoint of {origin} at size {size} is signed by no key certified for it",
+                origin=origin,
+                size=cp.size,
+            ),
         )
     signed = []
     for g in grants:
@@ -243,7 +279,11 @@ def _checkpoint(text: str, origin: str, trust: Trust) -> tuple[Checkpoint, list[
     if not signed:
         raise VerificationError(
             "bad_checkpoint_signature",
-            f"the checkpoint of {origin} at size {cp.size} does not verify",
+            _(
+                "the checkpoint of {origin} at size {size} does not verify",
+                origin=origin,
+                size=cp.size,
+            ),
         )
     valid = [
         g.key_id
@@ -254,8 +294,13 @@ def _checkpoint(text: str, origin: str, trust: Trust) -> tuple[Checkpoint, list[
         bounds = ", ".join(f"{g.key_id} {g.from_seq}..{g.until_seq or ''}" for g in signed)
         raise VerificationError(
             "revoked_key",
-            f"the checkpoint of {origin} at size {cp.size} is signed by keys not valid at that"
-            f" size ({bounds})",
+            _(
+                "the checkpoint of {origin} at size {size} is signed by keys not valid at that"
+                " size ({bounds})",
+                origin=origin,
+                size=cp.size,
+                bounds=bounds,
+            ),
         )
     return cp, sorted(set(valid))
 
@@ -275,46 +320,48 @@ def _iso(ms: int) -> str | None:
 # -- reading the proof's fields: anything unexpected is a malformed proof --------------------
 
 
-def _malformed(message: str) -> VerificationError:
+def _malformed(message: Text) -> VerificationError:
     return VerificationError("malformed_proof", message)
 
 
 def _text(proof: dict[str, Any], name: str) -> str:
     value = proof[name]
     if not isinstance(value, str):
-        raise _malformed(f"{name} is {type(value).__name__}, not a string")
+        raise _malformed(_("{name} is {kind}, not a string", name=name, kind=type(value).__name__))
     return value
 
 
 def _count(proof: dict[str, Any], name: str) -> int:
     value = proof[name]
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise _malformed(f"{name} is {value!r}, not a positive integer")
+        raise _malformed(_("{name} is {value!r}, not a positive integer", name=name, value=value))
     return value
 
 
 def _blob(value: object, name: str) -> bytes:
     if not isinstance(value, str):
-        raise _malformed(f"{name} is {type(value).__name__}, not a base64 string")
+        raise _malformed(
+            _("{name} is {kind}, not a base64 string", name=name, kind=type(value).__name__)
+        )
     try:
         data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise _malformed(f"{name} is not base64") from None
+        raise _malformed(_("{name} is not base64", name=name)) from None
     if _b64(data) != value:  # stray bits in the last character: one text per value
-        raise _malformed(f"{name} is not in canonical base64")
+        raise _malformed(_("{name} is not in canonical base64", name=name))
     return data
 
 
 def _hex_hash(value: object, name: str) -> str:
     if not isinstance(value, str) or not _HEX_HASH.fullmatch(value):
-        raise _malformed(f"{name} is not a SHA-256 hash in lowercase hex")
+        raise _malformed(_("{name} is not a SHA-256 hash in lowercase hex", name=name))
     return value
 
 
 def _list(proof: dict[str, Any], name: str) -> list[object]:
     value = proof[name]
     if not isinstance(value, list):
-        raise _malformed(f"{name} is {type(value).__name__}, not a list")
+        raise _malformed(_("{name} is {kind}, not a list", name=name, kind=type(value).__name__))
     return value
 
 
@@ -325,7 +372,9 @@ def _hashes(proof: dict[str, Any]) -> list[bytes]:
 def _trust(proof: dict[str, Any], root: bytes) -> Trust:
     docs = [_blob(d, f"documents[{i}]") for i, d in enumerate(_list(proof, "documents"))]
     try:
-        trust, _ = build_trust(root, docs)  # a document that does not chain adds nothing
+        trust, _problems = build_trust(root, docs)  # a document that does not chain adds nothing
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise _malformed(f"a key document has fields of the wrong type ({e!r})") from None
+        raise _malformed(
+            _("a key document has fields of the wrong type ({error})", error=repr(e))
+        ) from None
     return trust

@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from domain.i18n import _
 from federation.errors import FederationError
 
 
@@ -86,7 +87,7 @@ class SigningKey:
 def save_key(key: SigningKey, path: Path) -> None:
     """PKCS#8 PEM, readable by its owner only (0600), never overwritten."""
     if key.suite != "ed25519":
-        raise FederationError(f"no file format for {key.suite} keys yet")
+        raise FederationError(_("no file format for {suite} keys yet", suite=key.suite))
     pem = Ed25519PrivateKey.from_private_bytes(key.private).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -101,11 +102,15 @@ def load_key(path: Path) -> SigningKey:
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as e:
-        raise FederationError(f"{path}: not a readable private key ({e})") from None
+        raise FederationError(
+            _("{path}: not a readable private key ({error})", path=path, error=str(e))
+        ) from None
     if not isinstance(loaded, Ed25519PrivateKey):
-        raise FederationError(f"{path}: not an Ed25519 key")
+        raise FederationError(_("{path}: not an Ed25519 key", path=path))
     if path.stat().st_mode & 0o077:
-        raise FederationError(f"{path}: the key must be readable by its owner only (chmod 600)")
+        raise FederationError(
+            _("{path}: the key must be readable by its owner only (chmod 600)", path=path)
+        )
     return SigningKey("ed25519", loaded.private_bytes_raw(), loaded.public_key().public_bytes_raw())
 
 
@@ -119,7 +124,9 @@ def load_public(path: Path) -> bytes:
     try:
         loaded = serialization.load_pem_public_key(path.read_bytes())
     except (OSError, ValueError) as e:
-        raise FederationError(f"{path}: not a readable public key ({e})") from None
+        raise FederationError(
+            _("{path}: not a readable public key ({error})", path=path, error=str(e))
+        ) from None
     if not isinstance(loaded, Ed25519PublicKey):
-        raise FederationError(f"{path}: not an Ed25519 public key")
+        raise FederationError(_("{path}: not an Ed25519 public key", path=path))
     return loaded.public_bytes_raw()

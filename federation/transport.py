@@ -32,6 +32,7 @@ from typing import Any
 import msgpack
 
 from domain.codes import NATIONAL_REGION, Tier, division_level
+from domain.i18n import _
 from federation.errors import FederationError
 
 UP, DOWN, ARCHIVE = "ANJIAN_UP", "ANJIAN_DOWN", "ANJIAN_ARCHIVE"
@@ -310,5 +311,5 @@ def unpack_positions(data: bytes) -> dict[str, tuple[int, int]]:
         and all(isinstance(n, int) and n >= 0 for n in v)
         for k, v in value.items()
     ):
-        raise ValueError("the parent's answer is not {origin: [applied, checkpoint]}")
+        raise ValueError(_("the parent's answer is not {{origin: [applied, checkpoint]}}"))
     return {k: (v[0], v[1]) for k, v in value.items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from domain.i18n import _
 from federation.checkpoint import parse_checkpoint, verify_checkpoint
 from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
@@ -52,7 +53,8 @@ class Trust:
         mine = self._index.get((origin, key_id), [])
         if not mine:
             raise VerificationError(
-                "unknown_key", f"key {key_id} is not certified for origin {origin}"
+                "unknown_key",
+                _("key {key} is not certified for origin {origin}", key=key_id, origin=origin),
             )
         for g in mine:
             if seq >= g.from_seq and (g.until_seq is None or seq <= g.until_seq):
@@ -60,7 +62,13 @@ class Trust:
         bounds = ", ".join(f"{g.from_seq}..{g.until_seq or ''}" for g in mine)
         raise VerificationError(
             "revoked_key",
-            f"key {key_id} of origin {origin} is not valid at sequence {seq} ({bounds})",
+            _(
+                "key {key} of origin {origin} is not valid at sequence {seq} ({bounds})",
+                key=key_id,
+                origin=origin,
+                seq=seq,
+                bounds=bounds,
+            ),
         )
 
     def origins_of_key(self, key_id: str) -> set[str]:
@@ -115,7 +123,7 @@ def verify_origin(
     notes = {}
     for text in checkpoints:
         try:
-            cp, _ = parse_checkpoint(text)
+            cp, _lines = parse_checkpoint(text)
         except VerificationError as e:
             report.failure = Failure(origin, 0, e.reason, str(e))
             return report
@@ -153,7 +161,11 @@ def verify_origin(
                 report.envelopes + 1,
                 VerificationError(
                     "truncated",
-                    f"a checkpoint covers {size} envelopes; only {report.envelopes} are here",
+                    _(
+                        "a checkpoint covers {size} envelopes; only {count} are here",
+                        size=size,
+                        count=report.envelopes,
+                    ),
                 ),
             )
     except _Positioned as p:
@@ -170,12 +182,16 @@ def check_envelope(
     only if ``signature``)."""
     env = parse(raw)
     if env.origin != origin:
-        raise VerificationError("wrong_origin", f"an envelope of origin {env.origin}")
+        raise VerificationError(
+            "wrong_origin", _("an envelope of origin {origin}", origin=env.origin)
+        )
     if env.seq != seq:
         reason = "sequence_gap" if env.seq > seq else "out_of_order"
-        raise VerificationError(reason, f"expected sequence {seq}, found {env.seq}")
+        raise VerificationError(
+            reason, _("expected sequence {seq}, found {found}", seq=seq, found=env.seq)
+        )
     if prev is not None and env.prev != prev:
-        raise VerificationError("broken_chain", "prev is not the hash of the envelope before")
+        raise VerificationError("broken_chain", _("prev is not the hash of the envelope before"))
     public = trust.key_for(origin, env.key, seq)
     if signature:
         check_signature(env, public)
@@ -194,10 +210,15 @@ def check_note(origin: str, text: str, root: bytes, trust: Trust, size: int) -> 
             continue
         if cp.root != root:
             raise VerificationError(
-                "checkpoint_mismatch", f"the signed root at size {size} differs from the envelopes"
+                "checkpoint_mismatch",
+                _("the signed root at size {size} differs from the envelopes", size=size),
             )
         return
-    raise errors[0] if errors else VerificationError("unknown_key", f"no key of {origin}")
+    raise (
+        errors[0]
+        if errors
+        else VerificationError("unknown_key", _("no key of {origin}", origin=origin))
+    )
 
 
 class _Positioned(Exception):

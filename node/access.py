@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from domain.base import CHINA
+from domain.i18n import _
+from node.errors import said
 
 log = logging.getLogger("anjian.access")
 
@@ -74,10 +76,12 @@ def tighten(directory: Path) -> list[str]:
             changed.append(f"{path.relative_to(directory).as_posix() or '.'} ({before:04o})")
     if changed:
         log.warning(
-            "node files readable by other users of this machine were made private to the "
-            "node's user (files 0600, directories 0700) in %s: %s",
-            directory,
-            ", ".join(changed),
+            _(
+                "node files readable by other users of this machine were made private to the "
+                "node's user (files 0600, directories 0700) in {directory}: {files}",
+                directory=directory,
+                files=", ".join(changed),
+            )
         )
     return changed
 
@@ -108,7 +112,13 @@ def _make_private(path: Path) -> int | None:
     try:
         os.chmod(path, mode & 0o700)
     except OSError as e:  # another user's file: say so, the node still starts
-        log.warning("%s is readable by other users and cannot be made private: %s", path, e)
+        log.warning(
+            _(
+                "{file} is readable by other users and cannot be made private: {error}",
+                file=path,
+                error=said(e),
+            )
+        )
         return None
     return mode
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from domain.errors import DomainError, Invalid
+from domain.errors import DomainError
 from domain.sensors.site import site_id
 from hardware.base import Batch, PointDefinition
 from hardware.errors import Refused
@@ -17,9 +17,9 @@ Call = Callable[..., Awaitable[Any]]  # runs a storage function in the node's wr
 
 
 def _reason(e: DomainError) -> str:
-    if isinstance(e, Invalid):
-        return "; ".join(f"{f.field}: {f.message}" for f in e.errors)
-    return str(e)
+    """The refusal as the adapter counts and logs it: in the process's language (an Invalid
+    names each field)."""
+    return e.message()
 
 
 class NodeSink:

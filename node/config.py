@@ -1,9 +1,12 @@
 """The node's configuration: ``node.toml`` in the node directory, parsed once into a frozen
 object. Environment variables ``ANJIAN_<SECTION>_<KEY>`` override single values (for example
-``ANJIAN_HTTP_PORT=8650``); nothing below ``node/`` reads the environment."""
+``ANJIAN_HTTP_PORT=8650``); nothing below ``node/`` reads the environment. A bad value of a
+variable, or an ``ANJIAN_`` variable that names no setting, is an error that names the variable
+(not node.toml, which may be right)."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -26,31 +29,37 @@ from pydantic import (
 
 from domain.codes import Tier, check_region
 from domain.divisions import check_extra
-from node.errors import ConfigError
+from domain.errors import pydantic_message
+from domain.i18n import Text, _
+from node.errors import ConfigError, Listed, said
 
 CONFIG_FILE = "node.toml"
 USERS_FILE = "users.toml"
 KEY_FILE = "node.key"  # the node's Ed25519 private key (0600)
 PUBLIC_KEY_FILE = "node.pub"
 ENV_PREFIX = "ANJIAN_"
+# ANJIAN_ variables the product reads itself, not overrides of node.toml (the CLI's language)
+PRODUCT_VARIABLES = frozenset({"ANJIAN_LANG"})
 
 
 _NATS_URL = re.compile(r"^(nats|tls)://[A-Za-z0-9.-]+(:\d{1,5})?/?$")
 
 
-def nats_url(url: str, what: str) -> str:
+def nats_url(url: str, what: str | Text) -> str:
     match = _NATS_URL.match(url)
     if not match or (match.group(2) and not 0 < int(match.group(2)[1:]) < 65536):
-        raise ValueError(f"{what} is a NATS URL such as nats://city-host:4222, got {url!r}")
+        raise ValueError(
+            _("{what} is a NATS URL such as nats://city-host:4222, got {url!r}", what=what, url=url)
+        )
     return url
 
 
 def _check_parent(url: str) -> str:
-    return nats_url(url, "the parent")
+    return nats_url(url, _("the parent"))
 
 
 def _check_nats(url: str) -> str:
-    return nats_url(url, "this tier's NATS server")
+    return nats_url(url, _("this tier's NATS server"))
 
 
 class _Section(BaseModel):
@@ -160,7 +169,13 @@ class ModbusSection(_Section):
         codes = [p.point for p in self.points]
         twice = sorted({c for c in codes if codes.count(c) > 1})
         if twice:
-            raise ValueError(f"site {self.site}: points listed twice: {', '.join(twice)}")
+            raise ValueError(
+                _(
+                    "site {site}: points listed twice: {points}",
+                    site=self.site,
+                    points=", ".join(twice),
+                )
+            )
         return self
 
 
@@ -195,12 +210,14 @@ class HardwareSection(_Section):
     @model_validator(mode="after")
     def _each_once(self) -> HardwareSection:
         for what, keys in (
-            ("[[hardware.mqtt]] subscriptions", [(m.host, m.port, m.topic) for m in self.mqtt]),
-            ("[[hardware.mqtt]] client ids", [m.client_id for m in self.mqtt if m.client_id]),
-            ("[[hardware.filedrop]] folders", [f.directory for f in self.filedrop]),
+            (_("[[hardware.mqtt]] subscriptions"), [(m.host, m.port, m.topic) for m in self.mqtt]),
+            (_("[[hardware.mqtt]] client ids"), [m.client_id for m in self.mqtt if m.client_id]),
+            (_("[[hardware.filedrop]] folders"), [f.directory for f in self.filedrop]),
         ):
             if len(set(keys)) != len(keys):
-                raise ValueError(f"{what} must differ (a broker drops one of two equal ones)")
+                raise ValueError(
+                    _("{what} must differ (a broker drops one of two equal ones)", what=what)
+                )
         return self
 
 
@@ -266,19 +283,24 @@ class Config(_Section):
 
 
 def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read ``DIR/node.toml`` with environment overrides; raise ConfigError saying what is wrong."""
+    """Read ``DIR/node.toml`` with environment overrides; raise ConfigError saying what is wrong
+    (and where: node.toml, or the variable that set a value)."""
     directory = Path(directory)
     path = directory / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(
-            f"{directory} is not a node directory (no {CONFIG_FILE}); create one with "
-            f"`anjian init {directory} --tier county --region CODE`"
+            _(
+                "{directory} is not a node directory (no {file}); create one with "
+                "`anjian init {directory} --tier county --region CODE`",
+                directory=directory,
+                file=CONFIG_FILE,
+            )
         )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    _apply_overrides(data, os.environ if environ is None else environ)
+        raise ConfigError(_("{file}: not valid TOML: {error}", file=path, error=said(e))) from None
+    set_by = _apply_overrides(data, os.environ if environ is None else environ)
     divisions = data.get("divisions")
     extra = divisions.get("extra") if isinstance(divisions, dict) else None
     try:
@@ -287,24 +309,101 @@ def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
             context={"divisions": extra if isinstance(extra, dict) else {}},
         )
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-            for err in e.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        in_file: list[Text] = []
+        in_environment: list[Text] = []
+        for err in e.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            variable = next((v for p, v in set_by.items() if loc[: len(p)] == p), None)
+            # a check of a whole section (the region fits the tier) some variables took part in
+            within = [v for p, v in set_by.items() if len(p) > len(loc) and p[: len(loc)] == loc]
+            if variable is not None:
+                in_environment.append(_at(variable, pydantic_message(err)))
+            elif within:
+                in_environment.append(
+                    _(
+                        "{variables} with [{section}] of {file}: {problem}",
+                        variables=", ".join(within),
+                        section=".".join(loc),
+                        file=path,
+                        problem=pydantic_message(err),
+                    )
+                )
+            else:
+                in_file.append(_at(".".join(loc), pydantic_message(err)))
+        problems = [_at(str(path), Listed(in_file))] if in_file else []
+        raise ConfigError(Listed(problems + in_environment)) from None
 
 
-def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> None:
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
+def _at(where: str, problem: str | Text) -> Text:
+    """A problem and where it is (a file, a setting, a variable)."""
+    return _("{where}: {problem}", where=where, problem=problem)
+
+
+# the sections whose single values ANJIAN_<SECTION>_<KEY> overrides ([store.postgres] as
+# ANJIAN_STORE_POSTGRES_<KEY>)
+_OVERRIDDEN: dict[tuple[str, ...], type[BaseModel]] = {
+    ("node",): NodeSection,
+    ("store",): StoreSection,
+    ("store", "postgres"): PostgresSection,
+    ("http",): HttpSection,
+    ("readings",): ReadingsSection,
+    ("federation",): FederationSection,
+}
+
+
+def override_variables() -> dict[str, tuple[str, ...]]:
+    """Every variable that overrides a setting, and the setting's place in node.toml."""
+    found = {}
+    for section, model in _OVERRIDDEN.items():
+        for key, field in model.model_fields.items():
+            kind = field.annotation
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                continue  # a section of its own, overridden key by key
+            found[ENV_PREFIX + "_".join((*section, key)).upper()] = (*section, key)
+    return found
+
+
+def _apply_overrides(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> dict[tuple[str, ...], str]:
+    """Put the environment's overrides into ``data``; returns which variable set each setting.
+    ConfigError names the ANJIAN_ variables that override no setting."""
+    settings = override_variables()
+    set_by: dict[tuple[str, ...], str] = {}
+    unknown: list[Text] = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in PRODUCT_VARIABLES:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
-        if section in ("node", "store", "http", "readings", "federation") and key:
-            target = data.setdefault(section, {})
-            if key.startswith("postgres_"):
-                target = target.setdefault("postgres", {})
-                key = key.removeprefix("postgres_")
-            target[key] = value  # text: the schema converts what must be a number
+        place = settings.get(name.upper())
+        if place is None:
+            unknown.append(_unknown_variable(name, settings))
+            continue
+        target: Any = data
+        for part in place[:-1]:
+            target = target.setdefault(part, {}) if isinstance(target, dict) else None
+        if isinstance(target, dict):  # else node.toml's section is not a table: said below
+            target[place[-1]] = value  # text: the schema converts what must be a number
+            set_by[place] = name
+    if unknown:
+        raise ConfigError(Listed(unknown))
+    return set_by
+
+
+def _unknown_variable(name: str, settings: Mapping[str, tuple[str, ...]]) -> Text:
+    close = difflib.get_close_matches(name.upper(), settings, n=1)
+    if close:
+        return _(
+            "{variable}: no setting of node.toml has this name (ANJIAN_<SECTION>_<KEY>); "
+            "did you mean {suggestion}?",
+            variable=name,
+            suggestion=close[0],
+        )
+    return _(
+        "{variable}: no setting of node.toml has this name (ANJIAN_<SECTION>_<KEY> overrides "
+        "a setting of [node], [store], [http], [readings] or [federation], e.g. "
+        "ANJIAN_HTTP_PORT)",
+        variable=name,
+    )
 
 
 def new_node_toml(
@@ -323,26 +422,24 @@ def new_node_toml(
     try:
         extra = check_extra(divisions or {})
     except ValueError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(said(e)) from None
     try:
         section = NodeSection.model_validate(
             {"origin": origin, "tier": tier, "region": region, "parent": parent},
             context={"divisions": extra},
         )
     except ValidationError as e:
-        msgs = [
-            f"{'.'.join(map(str, err['loc'])) or 'region'}: "
-            + str(err["msg"]).removeprefix("Value error, ")
-            for err in e.errors()
-        ]
-        raise ConfigError("; ".join(msgs)) from None
+        raise ConfigError(
+            Listed(
+                _at(".".join(map(str, err["loc"])) or "region", pydantic_message(err))
+                for err in e.errors()
+            )
+        ) from None
     if nats is not None:
         try:
             FederationSection(nats=nats)
         except ValidationError as e:
-            raise ConfigError(
-                "--nats: " + str(e.errors()[0]["msg"]).removeprefix("Value error, ")
-            ) from None
+            raise ConfigError(_at("--nats", pydantic_message(e.errors()[0]))) from None
     return render(section, nats, extra)
 
 

@@ -17,7 +17,11 @@ turns into these where they reach a user."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from domain.errors import DomainError
+from domain.i18n import ZH, Text, language, render
 
 
 class NodeError(DomainError):
@@ -40,3 +44,26 @@ class ConfigError(NodeError):
     """The node directory or its configuration is missing or wrong."""
 
     code = "config"
+
+
+# -- messages made of other messages -----------------------------------------------------------
+class Listed(Text):
+    """Several messages read as one: separated by semicolons (；in Chinese), each read in the
+    reader's language."""
+
+    __slots__ = ()
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        super().__init__("{items}", {"items": list(items)})
+
+    def render(self, lang: str | None = None) -> str:
+        lang = lang or language()
+        return ("；" if lang == ZH else "; ").join(
+            str(render(item, lang)) for item in self.params["items"]
+        )
+
+
+def said(error: BaseException) -> Text:
+    """What an exception says, read when it is shown, in its reader's language (a message
+    made of Texts, or a library's own text as it is)."""
+    return Text("{error}", {"error": error})

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from domain import divisions
 from domain.codes import NATIONAL_REGION, Tier, check_region, in_subtree
+from domain.i18n import _
 from federation.envelope import parse
 from federation.errors import FederationError
 from federation.keys import ROOT, ROOT_TIERS, build_trust
@@ -24,7 +25,7 @@ from federation.transport import Credentials, TLSFiles, inbox
 from federation.verify import Trust
 from node import config as config_mod
 from node.config import KEY_FILE, PUBLIC_KEY_FILE, Config
-from node.errors import ConfigError
+from node.errors import ConfigError, Listed, said
 from node.readonly import Rows, read_only
 
 NEXT_KEY_FILE = "node.key.next"
@@ -37,7 +38,9 @@ def generate_node_key(directory: Path) -> SigningKey:
     """Create DIR/node.key (0600) and DIR/node.pub, and the node's NATS identity if it has
     none (``generate_nats_key``); refuse to replace an existing key."""
     if (directory / KEY_FILE).exists():
-        raise ConfigError(f"{directory / KEY_FILE} exists: a node's key is replaced by rotation")
+        raise ConfigError(
+            _("{file} exists: a node's key is replaced by rotation", file=directory / KEY_FILE)
+        )
     key = SigningKey.generate()
     save_key(key, directory / KEY_FILE)
     (directory / PUBLIC_KEY_FILE).write_bytes(public_pem(key.public))
@@ -72,7 +75,7 @@ def generate_nats_key(directory: Path) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise ConfigError(f"{path} exists: the node has its NATS identity") from None
+        raise ConfigError(_("{file} exists: the node has its NATS identity", file=path)) from None
     with os.fdopen(fd, "wb") as f:
         f.write(seed + b"\n")
         f.flush()
@@ -90,17 +93,23 @@ def load_nats_seed(path: Path) -> bytes:
         mode = path.stat().st_mode
     except FileNotFoundError:
         raise ConfigError(
-            f"{path}: the node has no NATS identity; create it with `anjian keys generate "
-            f"{path.parent}` and have the certifier certify nats.pub with the node's key"
+            _(
+                "{file}: the node has no NATS identity; create it with `anjian keys generate "
+                "{directory}` and have the certifier certify nats.pub with the node's key",
+                file=path,
+                directory=path.parent,
+            )
         ) from None
     except OSError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(_("{file}: {error}", file=path, error=said(e))) from None
     if mode & 0o077:
-        raise ConfigError(f"{path}: the NATS key must be readable by its owner only (chmod 600)")
+        raise ConfigError(
+            _("{file}: the NATS key must be readable by its owner only (chmod 600)", file=path)
+        )
     try:
         public_of(seed)
     except FederationError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(_("{file}: {error}", file=path, error=said(e))) from None
     return seed
 
 
@@ -113,10 +122,8 @@ def read_nats_public(path: Path) -> str:
     """A NATS user public key from a file (nats.pub: "U..." on one line)."""
     try:
         return check_public(path.read_text(encoding="ascii").strip())
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: {e}") from None
-    except FederationError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    except (OSError, UnicodeDecodeError, FederationError) as e:
+        raise ConfigError(_("{file}: {error}", file=path, error=said(e))) from None
 
 
 def credentials(config: Config) -> Credentials:
@@ -134,7 +141,7 @@ def credentials(config: Config) -> Credentials:
             str(config.directory / f.tls_key) if f.tls_key else None,
         )
     elif f.tls_cert is not None:
-        raise ConfigError("[federation] tls_cert needs tls_ca (the CA that signed the servers)")
+        raise ConfigError(_("[federation] tls_cert needs tls_ca (the CA that signed the servers)"))
     return Credentials(seed=seed, inbox=inbox(config.node.origin), tls=tls)
 
 
@@ -150,7 +157,7 @@ class Signer:
 def signer(directory: Path | None, root_key: Path | None) -> Signer:
     """A node directory's key, or the offline root key: exactly one of them."""
     if (directory is None) == (root_key is None):
-        raise ConfigError("give the certifier: a node directory, or --root-key for the root")
+        raise ConfigError(_("give the certifier: a node directory, or --root-key for the root"))
     try:
         if root_key is not None:
             return Signer(load_key(root_key), ROOT, NATIONAL_REGION)
@@ -158,7 +165,7 @@ def signer(directory: Path | None, root_key: Path | None) -> Signer:
         config = config_mod.load(directory)
         return Signer(load_key(config.key_file), config.node.origin, config.node.region)
     except FederationError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(said(e)) from None
 
 
 def check_certification(by: Signer, origin: str, region: str, tier: str) -> None:
@@ -166,15 +173,25 @@ def check_certification(by: Signer, origin: str, region: str, tier: str) -> None
     provincial keys; a node only the areas strictly below its own; and an origin is the
     division code of its area (but for a backup centre)."""
     if by.origin == ROOT and tier not in ROOT_TIERS:
-        raise ConfigError(f"the root certifies national, backup and provincial keys, not a {tier}")
+        raise ConfigError(
+            _("the root certifies national, backup and provincial keys, not a {tier}", tier=tier)
+        )
     if by.origin != ROOT and (region == by.region or not in_subtree(by.region, region)):
-        raise ConfigError(f"{region} is outside the certifier's area {by.region}")
+        raise ConfigError(
+            _("{region} is outside the certifier's area {area}", region=region, area=by.region)
+        )
     if tier != Tier.BACKUP and origin != region:
-        raise ConfigError(f"origin {origin} must be the division code of its area {region}")
+        raise ConfigError(
+            _(
+                "origin {origin} must be the division code of its area {region}",
+                origin=origin,
+                region=region,
+            )
+        )
     try:  # a division of GB/T 2260 (or one the signing node lists in [divisions] extra)
         check_region(Tier(tier), region, divisions.declared())
     except ValueError as e:
-        raise ConfigError(f"{region}: {e}") from None
+        raise ConfigError(_("{region}: {error}", region=region, error=said(e))) from None
 
 
 def install_chain(config: Config, root: bytes, documents: list[bytes]) -> tuple[Trust, str | None]:
@@ -186,7 +203,7 @@ def install_chain(config: Config, root: bytes, documents: list[bytes]) -> tuple[
     present = sorted(trust_dir.glob("*.doc")) if trust_dir.exists() else []
     trust, problems = build_trust(root, [p.read_bytes() for p in present] + documents)
     if problems:
-        raise ConfigError("; ".join(str(p) for p in problems))
+        raise ConfigError(Listed(problems))
     trust_dir.mkdir(exist_ok=True)
     (trust_dir / "root.pub").write_bytes(public_pem(root))
     for raw in documents:
@@ -203,7 +220,7 @@ def switch_to_next_key(config: Config, trust: Trust) -> str | None:
     try:
         new = load_key(nxt)
     except FederationError as e:
-        raise ConfigError(str(e)) from None
+        raise ConfigError(said(e)) from None
     if not any(g.key_id == new.key_id for g in trust.keys_of(config.node.origin)):
         return None
     old = load_key(config.key_file)
@@ -217,7 +234,7 @@ def prepare_rotation(directory: Path) -> SigningKey:
     """A new key (node.key.next, node.pub.next) for the certifier to certify."""
     nxt = directory / NEXT_KEY_FILE
     if nxt.exists():
-        raise ConfigError(f"{nxt} already exists: install its certification first")
+        raise ConfigError(_("{file} already exists: install its certification first", file=nxt))
     key = SigningKey.generate()
     save_key(key, nxt)
     (directory / NEXT_PUBLIC_KEY_FILE).write_bytes(public_pem(key.public))

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from domain.i18n import _
 from node import access
 from node.config import Config
 from node.errors import ConfigError
@@ -148,7 +149,9 @@ def rebuild(
     """Build the projections from zero into a new file and swap it in when complete: readers
     keep the old tables until then. With a name, the other projections are carried over."""
     if name is not None and name not in BY_NAME:
-        raise ConfigError(f"no projection {name!r}; known: {', '.join(BY_NAME)}")
+        raise ConfigError(
+            _("no projection {name!r}; known: {names}", name=name, names=", ".join(BY_NAME))
+        )
     target = config.projections_file
     fresh = target.with_suffix(".rebuilding")
     for stale in (fresh, Path(f"{fresh}-wal"), Path(f"{fresh}-shm")):

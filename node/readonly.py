@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
 
+from domain.i18n import _
 from node.config import Config
-from node.errors import ConfigError
+from node.errors import ConfigError, said
 
 Rows = Callable[..., list[Any]]  # (sql with ? placeholders, *params) -> rows by column name
 
@@ -19,7 +20,7 @@ def read_only(config: Config) -> Iterator[tuple[Rows, str]]:
     """A query function on the node's store, and the column that orders stored events."""
     if config.store.backend == "sqlite":
         if not config.sqlite_file.exists():
-            raise ConfigError(f"{config.sqlite_file}: no event store to audit")
+            raise ConfigError(_("{file}: no event store to audit", file=config.sqlite_file))
         db = sqlite3.connect(f"file:{config.sqlite_file}?mode=ro", uri=True)
         db.row_factory = sqlite3.Row
         with closing(db):
@@ -29,7 +30,7 @@ def read_only(config: Config) -> Iterator[tuple[Rows, str]]:
         import psycopg
         from psycopg.rows import dict_row
     except ImportError:
-        raise ConfigError("the PostgreSQL store needs: pip install 'anjian[postgres]'") from None
+        raise ConfigError(_("the PostgreSQL store needs: pip install 'anjian[postgres]'")) from None
     pg = config.store.postgres
     try:
         conn = psycopg.connect(
@@ -42,7 +43,7 @@ def read_only(config: Config) -> Iterator[tuple[Rows, str]]:
             autocommit=True,
         )
     except psycopg.Error as e:
-        raise ConfigError(f"cannot reach the PostgreSQL store: {e}") from None
+        raise ConfigError(_("cannot reach the PostgreSQL store: {error}", error=said(e))) from None
     with conn:
         yield (
             (lambda sql, *params: conn.execute(sql.replace("?", "%s"), params).fetchall()),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from domain.errors import DomainError
+from domain.i18n import _
 from hardware.base import Source
 from node.projector import follow_pass, projections_process
 from node.replication.importer import Importer
@@ -60,9 +61,9 @@ class Runtime:
                 try:
                     self.users = await self.read(read_table, self.users_file)
                     self.users_mtime = mtime
-                    log.info("users reloaded: %d users", len(self.users))
+                    log.info(_("users reloaded: {count} users", count=len(self.users)))
                 except DomainError as e:
-                    log.error("%s; keeping the previous users", e)
+                    log.error(_("{error}; keeping the previous users", error=e))
 
     async def close_windows(self, interval: float = 30.0) -> None:
         """Derive every site now and then: readings a crash left pending, and summaries of
@@ -71,7 +72,7 @@ class Runtime:
             try:
                 await self.write(self.node.derive_all)
             except DomainError as e:
-                log.error("deriving sensor events: %s", e)
+                log.error(_("deriving sensor events: {error}", error=e))
             await asyncio.sleep(interval)
 
     async def follow_projections(self, interval: float = 0.25) -> None:
@@ -87,12 +88,12 @@ class Runtime:
             try:
                 applied = await loop.run_in_executor(self.projector, follow_pass)
             except BrokenProcessPool:  # the process died (killed, out of memory): a new one
-                log.error("the projections process stopped; starting another")
+                log.error(_("the projections process stopped; starting another"))
                 self.projector.shutdown(wait=False)
                 self.projector = projections_process(self.node.config)
                 applied = 0
             except Exception:  # the node keeps serving; the projections retry next round
-                log.exception("projections stopped at an event they could not apply")
+                log.exception(_("projections stopped at an event they could not apply"))
                 applied = 0
             if not applied:
                 await asyncio.sleep(interval)
@@ -112,7 +113,13 @@ class Runtime:
         while True:
             result = await self.write(self.node.prune_readings)
             if result["pruned"]:
-                log.info("pruned %d raw readings older than %s", result["pruned"], result["before"])
+                log.info(
+                    _(
+                        "pruned {count} raw readings older than {before}",
+                        count=result["pruned"],
+                        before=result["before"],
+                    )
+                )
             await asyncio.sleep(interval)
 
     def close(self) -> None:

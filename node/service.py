@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -24,7 +25,8 @@ from domain.accident import Accident
 from domain.base import DAY_MS, Actor, Aggregate, Context, iso
 from domain.calendar import WorkCalendar
 from domain.commands import AGGREGATES, BY_KIND
-from domain.errors import DomainError, FieldError, Invalid, Refused
+from domain.errors import DomainError, Invalid, Refused, field_errors
+from domain.i18n import _
 from domain.keys import KeyRegister, RecordKeyDocument, register_id
 from domain.licence import Licence
 from domain.sensors.readings import window_of
@@ -37,7 +39,7 @@ from federation.suite import key_id, load_key, load_public
 from hardware.errors import Misconfigured
 from hardware.filedrop import prune_kept
 from node.config import CalendarSection, Config
-from node.errors import ConfigError, Conflict, NodeError, NotFound
+from node.errors import ConfigError, Conflict, NodeError, NotFound, said
 from node.projector import Projector
 from node.readings import ReadingsStore
 from node.signedlog import Oversized
@@ -67,27 +69,16 @@ def work_calendar(section: CalendarSection) -> WorkCalendar:
             extra_workdays=section.workdays,
         )
     except ValueError as e:
-        raise ConfigError(f"[calendar]: {e}") from None
+        raise ConfigError(_("[calendar]: {error}", error=said(e))) from None
 
 
 def parse(model: type[BaseModel], body: bytes | str) -> Any:
-    """Validate a JSON body against a model; Invalid names every bad field."""
+    """Validate a JSON body against a model; Invalid names every bad field (in our words, with
+    pydantic's error type as the field's code: ``domain.errors.field_errors``)."""
     try:
         return model.model_validate_json(body)
     except ValidationError as e:
-        raise Invalid([_field_error(err) for err in e.errors()]) from None
-
-
-def _field_error(err: Any) -> FieldError:
-    loc = ".".join(str(p) for p in err["loc"]) or "*"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "unknown field (see the command's schema in /api/v1/openapi.json)"
-    elif err["type"] == "json_invalid":
-        message = f"the body is not valid JSON: {err['ctx']['error']}" if "ctx" in err else message
-    elif err["type"] == "model_type":
-        message = "the body must be a JSON object"
-    return FieldError(loc, message)
+        raise Invalid(field_errors(e.errors())) from None
 
 
 class BatchItem(BaseModel):
@@ -102,11 +93,14 @@ class Batch(BaseModel):
     commands: list[BatchItem] = Field(min_length=1, max_length=10_000)
 
 
-def parse_id(kind: str, raw: str) -> UUID:
+def parse_id(kind: str | None, raw: str) -> UUID:
+    """A record id; NotFound names the kind of record asked for (None: any)."""
     try:
         return UUID(raw)
     except ValueError:
-        raise NotFound(f"no {kind} with id {raw!r}: ids are UUIDs") from None
+        if kind is None:
+            raise NotFound(_("no record with id {id!r}: ids are UUIDs", id=raw)) from None
+        raise NotFound(_("no {kind} with id {id!r}: ids are UUIDs", kind=kind, id=raw)) from None
 
 
 class Node:
@@ -154,12 +148,18 @@ class Node:
             for i, item in enumerate(batch.commands):
                 try:
                     agg = self._prepare(item.kind, json.dumps(item.body), item.id, ctx, touched)
-                except Invalid as e:
+                except Invalid as e:  # each field named from the batch: commands.{i}.field
                     raise Invalid(
-                        [FieldError(f"commands.{i}.{f.field}", f.message) for f in e.errors]
+                        [
+                            replace(f, field=".".join(("commands", str(i), f.field)))
+                            for f in e.errors
+                        ]
                     ) from None
                 except (Refused, NotFound, Conflict) as e:
-                    raise type(e)(f"commands.{i} ({item.kind}): {e}") from None
+                    raise type(e)(
+                        _("commands.{i} ({kind}): {error}", i=i, kind=item.kind, error=e),
+                        code=e.code,
+                    ) from None
                 touched[agg.id] = agg
             position = self._append(list(touched.values()))
         except BaseException:
@@ -185,11 +185,22 @@ class Node:
         """Validate a command and apply it to its aggregate in memory (nothing is stored)."""
         spec = BY_KIND.get(kind)
         if spec is None:
-            raise NotFound(f"no command kind {kind!r}; known kinds: {', '.join(BY_KIND)}")
+            raise NotFound(
+                _(
+                    "no command kind {kind!r}; known kinds: {kinds}",
+                    kind=kind,
+                    kinds=", ".join(BY_KIND),
+                )
+            )
         command = parse(spec.model, body)
         if spec.update is not None and target is None:
             raise Invalid.field(
-                "id", f"{kind} acts on an existing {spec.aggregate.KIND}: give its id"
+                "id",
+                _(
+                    "{kind} acts on an existing {record}: give its id",
+                    kind=kind,
+                    record=spec.aggregate.KIND,
+                ),
             )
         facts = () if spec.needs is None else (self._fact(spec.needs, command, target),)
         if spec.create is not None:
@@ -198,7 +209,12 @@ class Node:
             if existing is not None:
                 if existing.voided is None:
                     raise Conflict(
-                        f"{agg.KIND} {agg.id} already exists (version {existing.version})"
+                        _(
+                            "{kind} {id} already exists (version {version})",
+                            kind=agg.KIND,
+                            id=str(agg.id),
+                            version=existing.version,
+                        )
                     )
                 existing.register_again(agg)
                 agg = existing
@@ -208,17 +224,28 @@ class Node:
             spec.aggregate.KIND, target
         )
         if agg.KIND != spec.aggregate.KIND:
-            raise NotFound(f"no {spec.aggregate.KIND} with id {target}")
+            raise NotFound(_("no {kind} with id {id}", kind=spec.aggregate.KIND, id=target))
         if agg.origin != self.config.node.origin:
             raise Refused(
-                f"{agg.KIND} {agg.id} belongs to node {agg.origin}, which alone records on it "
-                "(one writing origin per record); record your own record that refers to it"
+                _(
+                    "{kind} {id} belongs to node {origin}, which alone records on it "
+                    "(one writing origin per record); record your own record that refers to it",
+                    kind=agg.KIND,
+                    id=str(agg.id),
+                    origin=agg.origin,
+                ),
             )
         expected = getattr(command, "expected_version", None)
         if expected is not None and expected != agg.version:
             raise Conflict(
-                f"{agg.KIND} {agg.id} is at version {agg.version}, not {expected}: "
-                "it changed since you read it; reload and retry"
+                _(
+                    "{kind} {id} is at version {version}, not {expected}: "
+                    "it changed since you read it; reload and retry",
+                    kind=agg.KIND,
+                    id=str(agg.id),
+                    version=agg.version,
+                    expected=expected,
+                )
             )
         with self._evict_on_error(agg):
             spec.update(agg, command, ctx, *facts)
@@ -243,7 +270,7 @@ class Node:
             for agg in aggs:
                 self._cache.pop(agg.id, None)
             if isinstance(e, Oversized):
-                raise Invalid.field("*", str(e)) from None
+                raise Invalid.field("*", said(e)) from None
             raise
         if position % CHECKPOINT_EVERY < sum(counts.values()):  # crossed a multiple of 1,000
             self.checkpoint()
@@ -316,7 +343,10 @@ class Node:
         log. A retried batch is stored once."""
         batch = parse(ReadingBatch, body)
         if len(batch.readings) > self.config.readings.max_batch:
-            raise Invalid.field("readings", f"at most {self.config.readings.max_batch} per batch")
+            raise Invalid.field(
+                "readings",
+                _("at most {limit} per batch", limit=self.config.readings.max_batch),
+            )
         site = self._site(site_code)
         ctx = self.context(user)
         rows = site.accept(batch, ctx)
@@ -381,7 +411,9 @@ class Node:
     def _site(self, code: str) -> Site:
         site = self._load_by_id(site_id(code, self.config.node.region))
         if not isinstance(site, Site):
-            raise NotFound(f"no monitoring site {code!r}: register it with sensor.register-site")
+            raise NotFound(
+                _("no monitoring site {code!r}: register it with sensor.register-site", code=code)
+            )
         return site
 
     # -- reading ----------------------------------------------------------------------------------
@@ -408,10 +440,11 @@ class Node:
         return agg
 
     def load(self, kind: str | None, raw_id: str) -> Aggregate:
-        what = kind or "record"
-        agg = self._load_by_id(parse_id(what, raw_id))
+        agg = self._load_by_id(parse_id(kind, raw_id))
+        if agg is None and kind is None:
+            raise NotFound(_("no record with id {id}", id=raw_id))
         if agg is None or (kind is not None and kind != agg.KIND):
-            raise NotFound(f"no {what} with id {raw_id}")
+            raise NotFound(_("no {kind} with id {id}", kind=kind, id=raw_id))
         return agg
 
     def show(self, raw_id: str, kind: str | None = None) -> dict[str, Any]:
@@ -422,7 +455,7 @@ class Node:
         except (DomainError, NodeError):
             raise
         except Exception as e:  # a stored history this version cannot fold: shown as stored
-            return self._as_stored(parse_id(kind or "record", raw_id), e)
+            return self._as_stored(parse_id(kind, raw_id), e)
         # what the registers say of it (they may trail the log by a second while serving)
         if view["kind"] in ("accident", "case"):
             view["flags"] = self.query("exceptions", Filters(record=view["id"]))
@@ -436,11 +469,13 @@ class Node:
         and why no view could be made, instead of a failure."""
         stored = self.log.app.recorder.select_events(aggregate_id)
         if not stored:
-            raise NotFound(f"no record with id {aggregate_id}")
+            raise NotFound(_("no record with id {id}", id=str(aggregate_id)))
         return {
             "id": str(aggregate_id),
             "version": stored[-1].originator_version,
-            "unreadable": f"this node cannot make a view of the record: {error!r}"[:500],
+            "unreadable": str(
+                _("this node cannot make a view of the record: {error}", error=repr(error))
+            )[:500],
             "events": [
                 {
                     "version": s.originator_version,
@@ -479,7 +514,7 @@ class Node:
         try:
             doc = parse_document(raw)
         except FederationError as e:
-            raise Invalid.field("document", str(e)) from None
+            raise Invalid.field("document", said(e)) from None
         signer = doc.body["certifier"]
         if signer["origin"] == self.config.node.origin and signer["key"] == self.key.key_id:
             public = self.key.public
@@ -487,11 +522,18 @@ class Node:
             public = load_public(self.config.root_key_file)
         else:
             raise Refused(
-                f"a {doc.kind} signed by {signer['origin']} is recorded in that signer's log "
-                "(root documents in the national centre's, with trust/root.pub installed)"
+                _(
+                    "a {kind} signed by {signer} is recorded in that signer's log "
+                    "(root documents in the national centre's, with trust/root.pub installed)",
+                    kind=doc.kind,
+                    signer=signer["origin"],
+                )
             )
         if not verify_document(doc, public):
-            raise Invalid.field("document", f"the {doc.kind} does not verify with its signer's key")
+            raise Invalid.field(
+                "document",
+                _("the {kind} does not verify with its signer's key", kind=doc.kind),
+            )
         subject = doc.body["subject"]
         subject_key = subject["key"] if doc.kind == "revocation" else key_id(subject["key"])
         command = RecordKeyDocument.model_validate(
@@ -523,7 +565,9 @@ class Node:
 
     def query(self, name: str, filters: Filters) -> list[dict[str, Any]]:
         if name not in QUERIES:
-            raise NotFound(f"no query {name!r}; known: {', '.join(QUERIES)}")
+            raise NotFound(
+                _("no query {name!r}; known: {known}", name=name, known=", ".join(QUERIES))
+            )
         path = self.config.projections_file
         if not path.exists():
             return []

@@ -19,6 +19,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteFactory
 
 from domain.base import EVENT_TYPES
+from domain.i18n import _
 from federation.envelope import GENESIS, Envelope, no_float, seal_sorted, sorted_map
 from federation.errors import VerificationError
 from federation.merkle import CompactRange, leaf_hash
@@ -129,9 +130,14 @@ class EnvelopeWriter:
                 )
                 if self.max_bytes is not None and len(raw) > self.max_bytes:
                     raise Oversized(
-                        f"the {s.topic} event would make an envelope of {len(raw)} bytes, more "
-                        f"than the {self.max_bytes} the federation carries ([federation] "
-                        "max_envelope): record less at once (a long text as several records)"
+                        _(
+                            "the {event} event would make an envelope of {size} bytes, more "
+                            "than the {limit} the federation carries ([federation] "
+                            "max_envelope): record less at once (a long text as several records)",
+                            event=s.topic,
+                            size=len(raw),
+                            limit=self.max_bytes,
+                        )
                     )
                 raws.append(raw)
                 prev = hashlib.sha256(raw).digest()
@@ -176,7 +182,13 @@ class EnvelopeWriter:
 def writer_from_env(env: Any, placeholder: str) -> EnvelopeWriter:
     key_file, origin = env.get(KEY_FILE), env.get(ORIGIN)
     if not key_file or not origin:
-        raise OSError(f"{KEY_FILE} and {ORIGIN} must be set for the signed event store")
+        raise OSError(
+            _(
+                "{key_file} and {origin} must be set for the signed event store",
+                key_file=KEY_FILE,
+                origin=ORIGIN,
+            )
+        )
     return EnvelopeWriter(load_key(Path(key_file)), origin, placeholder)
 
 
@@ -221,14 +233,16 @@ def stored_event(env: Envelope) -> StoredEvent:
         aggregate = None
     if aggregate is None or str(aggregate) != env.aggregate:
         raise VerificationError(
-            "malformed_envelope", f"aggregate {env.aggregate!r} is not a canonical id"
+            "malformed_envelope",
+            _("aggregate {aggregate!r} is not a canonical id", aggregate=env.aggregate),
         )
     state = {"recorded_at": env.at, "actor": env.actor, **env.payload}
     try:
         text = _JSON.encode(state)
     except TypeError:
         raise VerificationError(
-            "unsupported_payload", "the payload holds values this store cannot keep (bytes)"
+            "unsupported_payload",
+            _("the payload holds values this store cannot keep (bytes)"),
         ) from None
     stored = StoredEvent(
         originator_id=aggregate,

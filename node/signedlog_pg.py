@@ -11,6 +11,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from psycopg.rows import dict_row
 from psycopg.sql import SQL
 
+from domain.i18n import _
 from node.errors import ConfigError
 from node.signedlog import TABLES, EnvelopeWriter, writer_from_env
 
@@ -21,7 +22,7 @@ class SignedPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.datastore.enable_db_functions:  # its insert would never reach the writer below
-            raise ConfigError("the signed store cannot insert through PostgreSQL functions")
+            raise ConfigError(_("the signed store cannot insert through PostgreSQL functions"))
         self.sql_create_statements.extend(SQL(t.format(blob="BYTEA")).format() for t in TABLES)
 
     def _insert_stored_events(

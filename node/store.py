@@ -18,11 +18,12 @@ from eventsourcing.utils import Environment, EnvType, register_topic
 import domain.commands  # defines every event type before the registration below
 import domain.keys  # noqa: F401
 from domain.base import EVENT_TYPES, Aggregate, Event
+from domain.i18n import _
 from federation.errors import FederationError
 from federation.merkle import CompactRange
 from node.access import private_store, tighten
 from node.config import Config
-from node.errors import ConfigError, Conflict
+from node.errors import ConfigError, Conflict, said
 from node.signedlog import KEY_FILE, ORIGIN
 
 for _name, _cls in EVENT_TYPES.items():
@@ -72,7 +73,9 @@ def _check_sqlite(path: Path) -> None:
         with closing(sqlite3.connect(path)) as db:
             db.execute("PRAGMA schema_version").fetchone()
     except sqlite3.Error as e:
-        raise ConfigError(f"cannot open the event store ({path}): {e}") from None
+        raise ConfigError(
+            _("cannot open the event store ({where}): {error}", where=path, error=said(e))
+        ) from None
 
 
 class EventLog:
@@ -81,8 +84,12 @@ class EventLog:
     def __init__(self, config: Config) -> None:
         if not config.key_file.exists():
             raise ConfigError(
-                f"{config.key_file} is missing: the node signs every event it records; "
-                f"create the key with `anjian keys generate {config.directory}`"
+                _(
+                    "{file} is missing: the node signs every event it records; "
+                    "create the key with `anjian keys generate {directory}`",
+                    file=config.key_file,
+                    directory=config.directory,
+                )
             )
         tighten(config.directory)  # files an earlier version left readable by others
         if config.store.backend == "sqlite":
@@ -91,7 +98,11 @@ class EventLog:
                 private_store(config.sqlite_file)  # events.db and its -wal, -shm: 0600
             except OSError as e:
                 raise ConfigError(
-                    f"cannot open the event store ({config.sqlite_file}): {e.strerror}"
+                    _(
+                        "cannot open the event store ({where}): {error}",
+                        where=config.sqlite_file,
+                        error=e.strerror,
+                    )
                 ) from None
         self.origin = config.node.origin
         self.placeholder = "?" if config.store.backend == "sqlite" else "%s"
@@ -99,7 +110,9 @@ class EventLog:
             self.app: Application[UUID] = _Store(env=persistence_env(config))
         except (PersistenceError, OSError, sqlite3.Error, FederationError) as e:
             where = config.sqlite_file if config.store.backend == "sqlite" else "PostgreSQL"
-            raise ConfigError(f"cannot open the event store ({where}): {e}") from None
+            raise ConfigError(
+                _("cannot open the event store ({where}): {error}", where=where, error=said(e))
+            ) from None
 
     def load(self, aggregate_id: UUID) -> Aggregate | None:
         return Aggregate.replay(cast(Iterator[Event], self.app.events.get(aggregate_id)))
@@ -139,8 +152,11 @@ class EventLog:
         except IntegrityError:
             names = ", ".join(f"{a.KIND} {a.id}" for a in aggregates)
             raise Conflict(
-                f"{names} was written by someone else at the same moment; "
-                "nothing of yours was recorded: reload it and try again"
+                _(
+                    "{records} was written by someone else at the same moment; "
+                    "nothing of yours was recorded: reload it and try again",
+                    records=names,
+                )
             ) from None
         return int(recordings[-1].notification.id)
 

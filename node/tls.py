@@ -22,15 +22,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from domain.base import CHINA
+from domain.i18n import N_, Text, _
 from node.access import private_dir, write_private
-from node.errors import ConfigError
+from node.errors import ConfigError, said
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 CA_DAYS = 3650  # ten years: the CA is made once per deployment
 CERT_DAYS = 730  # two years for servers and clients: renew with `anjian tls issue`
 SKEW = timedelta(minutes=5)  # valid a little before now: clocks of the other side differ
-PREFERRED = (
+PREFERRED = N_(
     "a private CA for deployments without a PKI of their own; where your organisation has a "
     "PKI, have it issue the certificates instead (they work unchanged)"
 )
@@ -45,7 +47,7 @@ def make_ca(
     Returns (certificate, key); refuses a directory that already holds a CA."""
     directory = Path(directory)
     cert_path, key_path = directory / CA_CERT, directory / CA_KEY
-    _refuse_existing(cert_path, key_path, "a CA")
+    _refuse_existing(cert_path, key_path, _("a CA"))
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
@@ -102,23 +104,30 @@ def issue(
     ``name`` as its common name. Returns (certificate, key)."""
     if not _NAME.match(name):
         raise ConfigError(
-            f"certificate name {name!r}: use 1-64 letters, digits, '.', '_' or '-' "
-            "(it names the files NAME.crt and NAME.key)"
+            _(
+                "certificate name {name!r}: use 1-64 letters, digits, '.', '_' or '-' "
+                "(it names the files NAME.crt and NAME.key)",
+                name=name,
+            )
         )
     if not (client or server):
         raise ConfigError(
-            "a certificate is for a server (give each name or address it is reached by: "
-            "--host), for a client of mutual TLS (--client), or both"
+            _(
+                "a certificate is for a server (give each name or address it is reached by: "
+                "--host), for a client of mutual TLS (--client), or both"
+            )
         )
     names = _subject_alt_names(list(hosts))
     if server and not names:
         raise ConfigError(
-            "a server certificate needs the names clients reach it by: give --host "
-            "(a DNS name or an IP address) once for each"
+            _(
+                "a server certificate needs the names clients reach it by: give --host "
+                "(a DNS name or an IP address) once for each"
+            )
         )
     out_directory = Path(out_directory)
     cert_path, key_path = out_directory / f"{name}.crt", out_directory / f"{name}.key"
-    _refuse_existing(cert_path, key_path, f"a certificate {name!r}")
+    _refuse_existing(cert_path, key_path, _("a certificate {name!r}", name=name))
     ca_cert, ca_key = _load_ca(Path(ca_directory))
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
@@ -203,7 +212,7 @@ def server_context(
     """A TLS server context (TLS 1.2 or later) with this certificate (chain) and key. With
     ``verify_clients``, clients must present a certificate that ``ca`` signed (mutual TLS)."""
     if verify_clients and ca is None:
-        raise ConfigError("verifying client certificates needs the CA that signs them")
+        raise ConfigError(_("verifying client certificates needs the CA that signs them"))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_chain(context, Path(cert), Path(key))
@@ -218,7 +227,7 @@ def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) 
     """A TLS client context that trusts the servers ``ca`` signed (their host names checked),
     presenting ``cert``/``key`` to servers that require mutual TLS."""
     if (cert is None) != (key is None):
-        raise ConfigError("a client certificate goes with its key: give both or neither")
+        raise ConfigError(_("a client certificate goes with its key: give both or neither"))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_ca_file(context, Path(ca))
@@ -233,11 +242,17 @@ def check_key_file(key: Path) -> None:
     try:
         mode = key.stat().st_mode
     except OSError as e:
-        raise ConfigError(f"cannot read the TLS key {key}: {e.strerror}") from None
+        raise ConfigError(
+            _("cannot read the TLS key {key}: {error}", key=key, error=e.strerror)
+        ) from None
     if mode & 0o004:
         raise ConfigError(
-            f"the TLS key {key} is readable by every user of this machine "
-            f"(mode {mode & 0o777:04o}); make it private: chmod 600 {key}"
+            _(
+                "the TLS key {key} is readable by every user of this machine "
+                "(mode {mode}); make it private: chmod 600 {key}",
+                key=key,
+                mode=format(mode & 0o777, "04o"),
+            )
         )
 
 
@@ -252,20 +267,36 @@ def _subject_alt_names(hosts: list[str]) -> list[x509.GeneralName]:
             pass
         if len(host) > 253 or not _DNS.match(host):
             raise ConfigError(
-                f"--host {host!r} is neither a DNS name (like node.example.gov.cn) nor an IP "
-                "address (like 10.1.2.3 or ::1)"
+                _(
+                    "--host {host!r} is neither a DNS name (like node.example.gov.cn) nor an IP "
+                    "address (like 10.1.2.3 or ::1)",
+                    host=host,
+                )
             )
         names.append(x509.DNSName(host.lower()))
     return names
 
 
-def _refuse_existing(cert: Path, key: Path, what: str) -> None:
+def _refuse_existing(cert: Path, key: Path, what: Text) -> None:
     present = [str(p) for p in (cert, key) if p.exists()]
+    if len(present) == 1:
+        raise ConfigError(
+            _(
+                "{file} already exists: {what} is never overwritten; choose another directory "
+                "or name, or remove the old files yourself once nothing uses them",
+                file=present[0],
+                what=what,
+            )
+        )
     if present:
         raise ConfigError(
-            f"{' and '.join(present)} already exist{'s' if len(present) == 1 else ''}: "
-            f"{what} is never overwritten; choose another directory or name, or remove the "
-            "old files yourself once nothing uses them"
+            _(
+                "{file} and {other} already exist: {what} is never overwritten; choose another "
+                "directory or name, or remove the old files yourself once nothing uses them",
+                file=present[0],
+                other=present[1],
+                what=what,
+            )
         )
 
 
@@ -273,18 +304,34 @@ def _load_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
     cert_path, key_path = directory / CA_CERT, directory / CA_KEY
     if not (cert_path.is_file() and key_path.is_file()):
         raise ConfigError(
-            f"{directory} holds no CA ({CA_CERT} and {CA_KEY}); make one with "
-            f"`anjian tls ca {directory}`"
+            _(
+                "{directory} holds no CA ({cert} and {key}); make one with "
+                "`anjian tls ca {directory}`",
+                directory=directory,
+                cert=CA_CERT,
+                key=CA_KEY,
+            )
         )
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"{directory}: the CA files cannot be read ({e})") from None
+        raise ConfigError(
+            _(
+                "{directory}: the CA files cannot be read ({error})",
+                directory=directory,
+                error=said(e),
+            )
+        ) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ConfigError(f"{key_path}: the CA key is not an ECDSA key made by `anjian tls ca`")
+        raise ConfigError(
+            _("{file}: the CA key is not an ECDSA key made by `anjian tls ca`", file=key_path)
+        )
     if datetime.now(UTC) >= cert.not_valid_after_utc:
-        raise ConfigError(f"the CA in {directory} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+        expired = cert.not_valid_after_utc.astimezone(CHINA).date().isoformat()
+        raise ConfigError(
+            _("the CA in {directory} expired on {date}", directory=directory, date=expired)
+        )
     return cert, key
 
 
@@ -300,23 +347,33 @@ def _load_chain(context: ssl.SSLContext, cert: Path, key: Path) -> None:
     for path in (cert, key):
         if not path.is_file():
             raise ConfigError(
-                f"the TLS file {path} does not exist; issue a certificate with your PKI or "
-                "`anjian tls issue CA_DIR NAME --host HOST --out DIR`"
+                _(
+                    "the TLS file {file} does not exist; issue a certificate with your PKI or "
+                    "`anjian tls issue CA_DIR NAME --host HOST --out DIR`",
+                    file=path,
+                )
             )
     check_key_file(key)
     try:
         context.load_cert_chain(cert, key)
     except ssl.SSLError as e:
         raise ConfigError(
-            f"the TLS certificate {cert} and key {key} cannot be used together ({e.reason}): "
-            "is the key the one the certificate was issued for?"
+            _(
+                "the TLS certificate {cert} and key {key} cannot be used together ({error}): "
+                "is the key the one the certificate was issued for?",
+                cert=cert,
+                key=key,
+                error=e.reason,
+            )
         ) from None
 
 
 def _load_ca_file(context: ssl.SSLContext, ca: Path) -> None:
     if not ca.is_file():
-        raise ConfigError(f"the CA certificate {ca} does not exist")
+        raise ConfigError(_("the CA certificate {file} does not exist", file=ca))
     try:
         context.load_verify_locations(cafile=os.fspath(ca))
     except ssl.SSLError as e:
-        raise ConfigError(f"{ca} is not a CA certificate in PEM ({e.reason})") from None
+        raise ConfigError(
+            _("{file} is not a CA certificate in PEM ({error})", file=ca, error=e.reason)
+        ) from None

@@ -27,7 +27,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from domain.base import CHINA
-from node.errors import ConfigError, NotFound
+from domain.i18n import _
+from node.errors import ConfigError, NotFound, said
 
 DAY_MS = 86_400_000
 MIN_PASSWORD = 12  # characters
@@ -91,7 +92,9 @@ def _entries(path: Path) -> list[dict[str, Any]]:
         for entry in entries:
             _user(entry)  # validates
     except (tomllib.TOMLDecodeError, KeyError, ValueError, TypeError, AttributeError) as e:
-        raise ConfigError(f"{path}: not a valid users file ({e})") from None
+        raise ConfigError(
+            _("{file}: not a valid users file ({error})", file=path, error=said(e))
+        ) from None
     return entries
 
 
@@ -125,7 +128,7 @@ def _find(entries: list[dict[str, Any]], name: str) -> dict[str, Any]:
     for entry in entries:
         if entry["name"] == name:
             return entry
-    raise NotFound(f"no user {name!r} (`anjian users list` shows who there is)")
+    raise NotFound(_("no user {name!r} (`anjian users list` shows who there is)", name=name))
 
 
 def add_user(
@@ -133,11 +136,16 @@ def add_user(
 ) -> str:
     """Add a user and return their new token (shown once, never stored), valid ``days``."""
     if not _NAME.match(name):
-        raise ConfigError(f"user name {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-'")
+        raise ConfigError(
+            _("user name {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-'", name=name)
+        )
     entries = _entries(path)
     if any(e["name"] == name for e in entries):
         raise ConfigError(
-            f"user {name!r} already exists; `anjian users rotate` issues them a new token"
+            _(
+                "user {name!r} already exists; `anjian users rotate` issues them a new token",
+                name=name,
+            )
         )
     entry: dict[str, Any] = {"name": name, "role": role.value}
     token = _new_token(entry, days, now_ms)
@@ -158,8 +166,12 @@ def set_password(path: Path, name: str, password: str) -> None:
     """Set a user's console password (argon2id); their open console sessions end."""
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise ConfigError(
-            f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters; "
-            f"this one has {len(password)}"
+            _(
+                "a password has {least} to {most} characters; this one has {length}",
+                least=MIN_PASSWORD,
+                most=MAX_PASSWORD,
+                length=len(password),
+            )
         )
     entries = _entries(path)
     _find(entries, name)["password_argon2"] = _hasher.hash(password)

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from domain.base import Aggregate, Context, VoidCommand, iso, not_in_future, to_ms
-from domain.codes import enterprise_id, in_subtree
+from domain.codes import enterprise_id, in_subtree, tier_label
 from domain.enforcement.commands import (
     EXTENSION_NOTICE_MS,
     HEARING_DAYS,
@@ -34,6 +34,8 @@ from domain.enforcement.commands import (
     Stage,
     TakeMeasure,
     TransferCase,
+    penalty_label,
+    stage_label,
 )
 from domain.enforcement.events import (
     CaseClosed,
@@ -58,6 +60,7 @@ from domain.enforcement.events import (
     Reinspected,
 )
 from domain.errors import Invalid, Refused
+from domain.i18n import Text, _
 
 # -- aggregate --------------------------------------------------------------------------------
 
@@ -88,7 +91,12 @@ class EnforcementCase(Aggregate):
     def open_inspection(cls, cmd: OpenInspection, ctx: Context) -> EnforcementCase:
         if not in_subtree(ctx.region, cmd.division):
             raise Invalid.field(
-                "division", f"{cmd.division} is outside this node's area ({ctx.region})"
+                "division",
+                _(
+                    "{division} is outside this node's area ({region})",
+                    division=cmd.division,
+                    region=ctx.region,
+                ),
             )
         return cls.start(
             uuid.uuid4(),
@@ -106,7 +114,7 @@ class EnforcementCase(Aggregate):
     def record_hazard(self, cmd: RecordHazard, ctx: Context) -> None:
         self._ensure_open()
         self._ensure_before_filing(
-            "hazards are recorded during the inspection, before a case is filed"
+            _("hazards are recorded during the inspection, before a case is filed")
         )
         self._trigger(
             HazardRecorded,
@@ -132,16 +140,23 @@ class EnforcementCase(Aggregate):
         self._ensure_open()
         if self.stage not in (Stage.INSPECTING, Stage.RECTIFIED, Stage.RECTIFICATION_FAILED):
             raise Refused(
-                "a rectification order is given after the inspection; "
-                f"the case is {self.stage.value}"
+                _(
+                    "a rectification order is given after the inspection; the case is {stage}",
+                    stage=stage_label(self.stage),
+                )
             )
         self._check_hazard_numbers(cmd.hazards)
         done = [h["number"] for h in self.hazards if h["number"] in cmd.hazards and h["rectified"]]
         if done:
-            raise Invalid.field("hazards", f"hazards {done} are already rectified")
+            raise Invalid.field(
+                "hazards", _("hazards {numbers} are already rectified", numbers=str(done))
+            )
         deadline = to_ms(cmd.deadline)
         if deadline <= ctx.now_ms:
-            raise Invalid.field("deadline", f"the deadline {iso(deadline)} has already passed")
+            raise Invalid.field(
+                "deadline",
+                _("the deadline {deadline} has already passed", deadline=iso(deadline)),
+            )
         self._trigger(
             RectificationOrdered,
             ctx,
@@ -151,30 +166,39 @@ class EnforcementCase(Aggregate):
         )
 
     def request_extension(self, cmd: RequestExtension, ctx: Context) -> None:
-        order = self._open_order("an extension")
+        order = self._open_order(_("an extension"))
         if order["extension"] is not None:
-            raise Refused("an extension was already requested for this order")
+            raise Refused(_("an extension was already requested for this order"))
         latest = order["deadline"] - EXTENSION_NOTICE_MS
         if ctx.now_ms > latest:
             raise Refused(
-                f"an extension must be requested no later than 10 days before the deadline "
-                f"{iso(order['deadline'])}, that is by {iso(latest)}; it is now {iso(ctx.now_ms)}"
+                _(
+                    "an extension must be requested no later than 10 days before the deadline "
+                    "{deadline}, that is by {latest}; it is now {now}",
+                    deadline=iso(order["deadline"]),
+                    latest=iso(latest),
+                    now=iso(ctx.now_ms),
+                )
             )
         new_deadline = to_ms(cmd.new_deadline)
         if new_deadline <= order["deadline"]:
             raise Invalid.field(
-                "new_deadline", f"must be later than the current deadline {iso(order['deadline'])}"
+                "new_deadline",
+                _(
+                    "must be later than the current deadline {deadline}",
+                    deadline=iso(order["deadline"]),
+                ),
             )
         self._trigger(ExtensionRequested, ctx, new_deadline=new_deadline, reason=cmd.reason)
 
     def decide_extension(self, cmd: DecideExtension, ctx: Context) -> None:
-        order = self._open_order("an extension decision")
+        order = self._open_order(_("an extension decision"))
         if order["extension"] is None or order["extension"]["granted"] is not None:
-            raise Refused("there is no pending extension request to decide")
+            raise Refused(_("there is no pending extension request to decide"))
         self._trigger(ExtensionDecided, ctx, granted=cmd.granted, reason=cmd.reason)
 
     def reinspect(self, cmd: Reinspect, ctx: Context) -> None:
-        self._open_order("a re-inspection (复查)")
+        self._open_order(_("a re-inspection (复查)"))
         self._trigger(
             Reinspected,
             ctx,
@@ -187,12 +211,12 @@ class EnforcementCase(Aggregate):
     def file_case(self, cmd: FileCase, ctx: Context) -> None:
         self._ensure_open()
         if self.filed is not None:
-            raise Refused(f"the case was already filed (立案) at {iso(self.filed['at'])}")
+            raise Refused(_("the case was already filed (立案) at {at}", at=iso(self.filed["at"])))
         self._trigger(CaseFiled, ctx, violations=cmd.violations)
 
     def record_evidence(self, cmd: RecordEvidence, ctx: Context) -> None:
         self._ensure_stage(
-            "evidence is recorded after the case is filed and before the decision",
+            _("evidence is recorded after the case is filed and before the decision"),
             Stage.FILED,
             Stage.NOTIFIED,
         )
@@ -207,53 +231,61 @@ class EnforcementCase(Aggregate):
     def notify_penalty(self, cmd: NotifyPenalty, ctx: Context) -> None:
         """A new notice before the decision replaces the last one and opens a new window."""
         self._ensure_stage(
-            "the notice of penalty (告知) follows the filing", Stage.FILED, Stage.NOTIFIED
+            _("the notice of penalty (告知) follows the filing"), Stage.FILED, Stage.NOTIFIED
         )
         _check_penalty_powers(cmd.penalties, ctx)
         if not self.evidence:
-            raise Refused("record the evidence (调查取证) before notifying the proposed penalty")
+            raise Refused(_("record the evidence (调查取证) before notifying the proposed penalty"))
         self._trigger(
             PenaltyNotified,
             ctx,
             penalties=_penalties(cmd.penalties),
             facts=cmd.facts,
             hearing_window_ends=_working_days(
-                ctx, HEARING_DAYS, "the window to request a hearing (行政处罚法 Art. 64(1))"
+                ctx, HEARING_DAYS, _("the window to request a hearing (行政处罚法 Art. 64(1))")
             ),
         )
 
     def request_hearing(self, cmd: RequestHearing, ctx: Context) -> None:
-        self._ensure_stage("a hearing is requested after the notice", Stage.NOTIFIED)
+        self._ensure_stage(_("a hearing is requested after the notice"), Stage.NOTIFIED)
         assert self.notice is not None
         if self.notice["hearing"] is not None:
-            raise Refused("a hearing was already requested")
+            raise Refused(_("a hearing was already requested"))
         if ctx.now_ms >= self.notice["hearing_window_ends"]:
             raise Refused(
-                "the window to request a hearing closed at "
-                f"{iso(self.notice['hearing_window_ends'])}: a hearing is requested within "
-                f"{HEARING_DAYS} working days of the notice (行政处罚法 Arts. 64(1), 85); it is "
-                f"now {iso(ctx.now_ms)}"
+                _(
+                    "the window to request a hearing closed at {end}: a hearing is requested "
+                    "within {days} working days of the notice (行政处罚法 Arts. 64(1), 85); it "
+                    "is now {now}",
+                    end=iso(self.notice["hearing_window_ends"]),
+                    days=HEARING_DAYS,
+                    now=iso(ctx.now_ms),
+                )
             )
         self._trigger(HearingRequested, ctx)
 
     def hold_hearing(self, cmd: HoldHearing, ctx: Context) -> None:
-        self._ensure_stage("a hearing is held after the notice", Stage.NOTIFIED)
+        self._ensure_stage(_("a hearing is held after the notice"), Stage.NOTIFIED)
         assert self.notice is not None
         if self.notice["hearing"] is None or self.notice["hearing"]["held"] is not None:
-            raise Refused("no hearing is pending: the party did not request one, or it was held")
+            raise Refused(_("no hearing is pending: the party did not request one, or it was held"))
         self._trigger(HearingHeld, ctx, outcome=cmd.outcome)
 
     def decide_penalty(self, cmd: DecidePenalty, ctx: Context) -> None:
-        self._ensure_stage("a penalty is decided after the notice (告知)", Stage.NOTIFIED)
+        self._ensure_stage(_("a penalty is decided after the notice (告知)"), Stage.NOTIFIED)
         assert self.notice is not None
         hearing = self.notice["hearing"]
         if hearing is not None and hearing["held"] is None:
-            raise Refused("the party requested a hearing: hold it before deciding")
+            raise Refused(_("the party requested a hearing: hold it before deciding"))
         if hearing is None and ctx.now_ms < self.notice["hearing_window_ends"]:
             raise Refused(
-                f"the party may state a defence or request a hearing until "
-                f"{iso(self.notice['hearing_window_ends'])} ({HEARING_DAYS} working days after "
-                "the notice, 行政处罚法 Arts. 64(1), 85); decide after that"
+                _(
+                    "the party may state a defence or request a hearing until {end} ({days} "
+                    "working days after the notice, 行政处罚法 Arts. 64(1), 85); decide after "
+                    "that",
+                    end=iso(self.notice["hearing_window_ends"]),
+                    days=HEARING_DAYS,
+                )
             )
         _check_penalty_powers(cmd.penalties, ctx)
         _check_within_notice(cmd.penalties, self.notice["penalties"])
@@ -263,20 +295,20 @@ class EnforcementCase(Aggregate):
             penalties=_penalties(cmd.penalties),
             decision_no=cmd.decision_no,
             service_due=_working_days(
-                ctx, SERVICE_DAYS, "the service of the decision (行政处罚法 Art. 61)"
+                ctx, SERVICE_DAYS, _("the service of the decision (行政处罚法 Art. 61)")
             ),
         )
 
     def serve_decision(self, cmd: ServeDecision, ctx: Context) -> None:
-        self._ensure_stage("a decision is served after it is made", Stage.DECIDED)
+        self._ensure_stage(_("a decision is served after it is made"), Stage.DECIDED)
         assert self.decision is not None
         served = not_in_future(ctx, "served_at", cmd.served_at)
         if served < self.decision["at"]:
-            raise Invalid.field("served_at", "a decision cannot be served before it was made")
+            raise Invalid.field("served_at", _("a decision cannot be served before it was made"))
         self._trigger(DecisionServed, ctx, served_at=served, method=cmd.method)
 
     def execute_penalty(self, cmd: ExecutePenalty, ctx: Context) -> None:
-        self._ensure_stage("a penalty is executed after the decision is served", Stage.SERVED)
+        self._ensure_stage(_("a penalty is executed after the decision is served"), Stage.SERVED)
         self._trigger(PenaltyExecuted, ctx, note=cmd.note)
 
     def transfer(self, cmd: TransferCase, ctx: Context) -> None:
@@ -299,8 +331,11 @@ class EnforcementCase(Aggregate):
         outcome = cmd.outcome
         if self.decision is not None and self.decision["executed"] is None:
             raise Refused(
-                f"penalty decision {self.decision['decision_no']} has not been executed; "
-                "a case closes after execution (结案)"
+                _(
+                    "penalty decision {number} has not been executed; a case closes after "
+                    "execution (结案)",
+                    number=self.decision["decision_no"],
+                )
             )
         if outcome == CloseOutcome.TRANSFERRED and self.transfers:
             self._trigger(CaseClosed, ctx, outcome=outcome.value, note=cmd.note)
@@ -308,12 +343,15 @@ class EnforcementCase(Aggregate):
         if self.stage == Stage.RECTIFYING:
             deadline = iso(self.order["deadline"]) if self.order else None
             raise Refused(
-                f"the rectification ordered with deadline {deadline} has not been re-inspected; "
-                "re-inspect, file a case, or transfer it first"
+                _(
+                    "the rectification ordered with deadline {deadline} has not been "
+                    "re-inspected; re-inspect, file a case, or transfer it first",
+                    deadline=deadline,
+                )
             )
         if self.stage == Stage.RECTIFICATION_FAILED and outcome != CloseOutcome.TRANSFERRED:
             raise Refused(
-                "the re-inspection failed: file a case (立案) or transfer it before closing"
+                _("the re-inspection failed: file a case (立案) or transfer it before closing")
             )
         expected = {
             CloseOutcome.EXECUTED: self.stage == Stage.EXECUTED,
@@ -325,8 +363,17 @@ class EnforcementCase(Aggregate):
         }
         if not expected[outcome]:
             raise Refused(
-                f"outcome {outcome.value!r} does not fit a case that is {self.stage.value}"
-                + (" with open hazards" if self.hazards_open() else "")
+                _(
+                    "outcome {outcome!r} does not fit a case that is {stage} with open hazards",
+                    outcome=outcome.value,
+                    stage=stage_label(self.stage),
+                )
+                if self.hazards_open()
+                else _(
+                    "outcome {outcome!r} does not fit a case that is {stage}",
+                    outcome=outcome.value,
+                    stage=stage_label(self.stage),
+                )
             )
         self._trigger(CaseClosed, ctx, outcome=outcome.value, note=cmd.note)
 
@@ -338,7 +385,7 @@ class EnforcementCase(Aggregate):
             if v is not None and v != self.facts.get(k)
         }
         if not changes:
-            raise Invalid.field("*", "the correction changes nothing")
+            raise Invalid.field("*", _("the correction changes nothing"))
         self._trigger(CaseCorrected, ctx, changes=changes, reason=cmd.reason)
 
     def void(self, cmd: VoidCommand, ctx: Context) -> None:
@@ -352,26 +399,37 @@ class EnforcementCase(Aggregate):
     def _ensure_open(self) -> None:
         self.ensure_live()
         if self.closed is not None:
-            raise Refused(f"the case was closed at {iso(self.closed['at'])}")
+            raise Refused(_("the case was closed at {at}", at=iso(self.closed["at"])))
 
-    def _ensure_stage(self, rule: str, *stages: Stage) -> None:
+    def _ensure_stage(self, rule: Text, *stages: Stage) -> None:
         self._ensure_open()
         if self.stage not in stages:
-            raise Refused(f"{rule}; the case is {self.stage.value}")
+            raise Refused(
+                _("{rule}; the case is {stage}", rule=rule, stage=stage_label(self.stage))
+            )
 
-    def _ensure_before_filing(self, rule: str) -> None:
+    def _ensure_before_filing(self, rule: Text) -> None:
         if self.stage in PENALTY_STAGES:
-            raise Refused(f"{rule}; the case is {self.stage.value}")
+            raise Refused(
+                _("{rule}; the case is {stage}", rule=rule, stage=stage_label(self.stage))
+            )
 
-    def _open_order(self, what: str) -> dict[str, Any]:
+    def _open_order(self, what: Text) -> dict[str, Any]:
         self._ensure_open()
         if self.order is None:
             raise Refused(
-                f"{what} needs a rectification order first (责令限期整改); none was given"
+                _(
+                    "{what} needs a rectification order first (责令限期整改); none was given",
+                    what=what,
+                )
             )
         if self.stage != Stage.RECTIFYING:
             raise Refused(
-                f"{what} needs an open rectification order; the case is {self.stage.value}"
+                _(
+                    "{what} needs an open rectification order; the case is {stage}",
+                    what=what,
+                    stage=stage_label(self.stage),
+                )
             )
         return self.order
 
@@ -380,7 +438,11 @@ class EnforcementCase(Aggregate):
         if unknown:
             raise Invalid.field(
                 "hazards",
-                f"no hazards numbered {unknown} in this case (it has {len(self.hazards)})",
+                _(
+                    "no hazards numbered {numbers} in this case (it has {count})",
+                    numbers=str(unknown),
+                    count=len(self.hazards),
+                ),
             )
 
     def state(self) -> dict[str, Any]:
@@ -435,8 +497,11 @@ def _check_penalty_powers(items: list[PenaltyItem], ctx: Context) -> None:
     issuer_only = {PenaltyType.SUSPEND_LICENCE, PenaltyType.REVOKE_LICENCE}
     if ctx.tier in ("county", "city") and any(p.type in issuer_only for p in items):
         raise Refused(
-            "suspending or revoking a licence is decided by the issuing authority's node; a "
-            f"{ctx.tier} bureau records a recommendation to the issuer instead"
+            _(
+                "suspending or revoking a licence is decided by the issuing authority's node; a "
+                "{tier} bureau records a recommendation to the issuer instead",
+                tier=tier_label(ctx.tier),
+            )
         )
 
 
@@ -455,22 +520,30 @@ def _check_within_notice(items: list[PenaltyItem], noticed: list[dict[str, Any]]
             continue  # never heavier than what was noticed
         if kind not in ceiling:
             raise Refused(
-                f"{kind} was not in the notice of penalty (告知): give a new notice first"
+                _(
+                    "{kind} was not in the notice of penalty (告知): give a new notice first",
+                    kind=penalty_label(kind),
+                )
             )
         if amount > ceiling[kind]:
             raise Refused(
-                f"{kind} of {amount} yuan is more than the {ceiling[kind]} yuan noticed: "
-                "a heavier penalty needs a new notice (告知) and hearing window"
+                _(
+                    "{kind} of {amount} yuan is more than the {noticed} yuan noticed: a heavier "
+                    "penalty needs a new notice (告知) and hearing window",
+                    kind=penalty_label(kind),
+                    amount=amount,
+                    noticed=ceiling[kind],
+                )
             )
 
 
-def _working_days(ctx: Context, days: int, what: str) -> int:
+def _working_days(ctx: Context, days: int, what: Text) -> int:
     """The end of a period of ``days`` working days from now (行政处罚法 Art. 85: 工作日, 不含
     法定节假日), by the node's calendar; Refused, naming the period, past the years it knows."""
     try:
         return ctx.calendar.working_period_end(ctx.now_ms, days)
     except Refused as e:
-        raise Refused(f"{what} cannot be counted: {e}") from None
+        raise Refused(_("{what} cannot be counted: {error}", what=what, error=e)) from None
 
 
 def _penalties(items: list[PenaltyItem]) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ from pydantic import AfterValidator, Field, model_validator
 
 from domain.base import DAY_MS, Command, Correction, Reason, UpdateCommand
 from domain.fields import CreditCode, Moment, Name, PlaceCode, Text, Yuan
+from domain.i18n import N_, _
+from domain.i18n import Text as Message
 
 EXTENSION_NOTICE_MS = 10 * DAY_MS  # extension requested no later than 10 days before the deadline
 # Periods of 行政处罚法 (2021) that Art. 85 counts in working days (不含法定节假日), by the node's
@@ -53,6 +55,24 @@ class PenaltyType(StrEnum):
 
 MONEY_PENALTIES = frozenset({PenaltyType.FINE, PenaltyType.CONFISCATION})
 
+# What a person reads for a penalty type (the value stays on the wire).
+PENALTY_LABELS = {
+    "warning": N_("warning"),
+    "fine": N_("fine"),
+    "order_correction": N_("order_correction"),
+    "confiscation": N_("confiscation"),
+    "suspend_production": N_("suspend_production"),
+    "suspend_licence": N_("suspend_licence"),
+    "revoke_licence": N_("revoke_licence"),
+    "closure": N_("closure"),
+    "other": N_("other"),
+}
+
+
+def penalty_label(kind: str) -> Message:
+    """A penalty type as a person reads it, in their language."""
+    return Message(PENALTY_LABELS.get(str(kind), str(kind)), {})
+
 
 class Stage(StrEnum):
     INSPECTING = "inspecting"
@@ -65,6 +85,26 @@ class Stage(StrEnum):
     SERVED = "served"
     EXECUTED = "executed"
     CLOSED = "closed"
+
+
+# What a person reads for a stage (the value stays on the wire).
+STAGE_LABELS = {
+    "inspecting": N_("inspecting"),
+    "rectifying": N_("rectifying"),
+    "rectified": N_("rectified"),
+    "rectification_failed": N_("rectification_failed"),
+    "filed": N_("filed"),
+    "notified": N_("notified"),
+    "decided": N_("decided"),
+    "served": N_("served"),
+    "executed": N_("executed"),
+    "closed": N_("closed"),
+}
+
+
+def stage_label(stage: str) -> Message:
+    """A case's stage as a person reads it, in their language."""
+    return Message(STAGE_LABELS.get(str(stage), str(stage)), {})
 
 
 class CloseOutcome(StrEnum):
@@ -87,9 +127,9 @@ class Inspector(Command):
 def _two_officers(officers: list[Inspector]) -> list[Inspector]:
     badges = [i.badge for i in officers]
     if len(set(badges)) != len(badges):
-        raise ValueError("the same enforcement ID is listed twice")
+        raise ValueError(_("the same enforcement ID is listed twice"))
     if len(officers) < 2:
-        raise ValueError("at least two enforcement officers (执法人员不得少于两人)")
+        raise ValueError(_("at least two enforcement officers (执法人员不得少于两人)"))
     return officers
 
 
@@ -164,9 +204,11 @@ class PenaltyItem(Command):
     @model_validator(mode="after")
     def _amount(self) -> PenaltyItem:
         if self.type in MONEY_PENALTIES and not self.amount_yuan:
-            raise ValueError(f"a {self.type.value} needs a positive amount_yuan")
+            raise ValueError(
+                _("a {type} needs a positive amount_yuan", type=penalty_label(self.type))
+            )
         if self.type not in MONEY_PENALTIES and self.amount_yuan is not None:
-            raise ValueError(f"a {self.type.value} carries no amount")
+            raise ValueError(_("a {type} carries no amount", type=penalty_label(self.type)))
         return self
 
 

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from domain.base import Command
-from domain.errors import Invalid
+from domain.errors import Invalid, reason
+from domain.i18n import N_, Text, _
 from domain.sensors.thresholds import (
     UNITS,
     Location,
@@ -23,10 +24,10 @@ from domain.sensors.thresholds import (
 
 Level = Annotated[str | int, Field(description='A value in the point\'s unit, e.g. "1.5".')]
 LEVEL_NAMES = {
-    "alarm": "alarm",
-    "power_cut": "power-cut",
-    "restore": "restore",
-    "fan_cut": "fan-cut",
+    "alarm": N_("alarm level"),
+    "power_cut": N_("power-cut level"),
+    "restore": N_("restore level"),
+    "fan_cut": N_("fan-cut level"),
 }
 
 
@@ -65,9 +66,13 @@ def settings(
         if found is None:
             raise Invalid.field(
                 "measuring_range",
-                f"{sensor} points have no default measuring range: give this point's"
-                f' measuring_range (测量范围, as on the sensor), {{"low": ..., "high": ...}}'
-                f" in {unit.unit}",
+                _(
+                    "{sensor} points have no default measuring range: give this point's"
+                    ' measuring_range (测量范围, as on the sensor), {{"low": ..., "high": ...}}'
+                    " in {unit}",
+                    sensor=sensor.value,
+                    unit=unit.unit,
+                ),
             )
         rng = found
     if thresholds is not None:
@@ -77,16 +82,28 @@ def settings(
         if default is None and sensor == SensorType.METHANE:
             raise Invalid.field(
                 "location",
-                "a methane point needs its location (设置地点), which sets its thresholds,"
-                " or thresholds of its own (as a monitoring system's point definition gives)",
+                _(
+                    "a methane point needs its location (设置地点), which sets its thresholds,"
+                    " or thresholds of its own (as a monitoring system's point definition gives)"
+                ),
             )
         if default is None:
-            where = "" if site_type == "coal_mine" else f" at a {site_type} site"
             raise Invalid.field(
                 "thresholds",
-                f"{sensor} points{where} have no default thresholds (the defaults are those of"
-                " 煤矿安全规程, for coal mines): give this point's thresholds (alarm; power_cut"
-                " with restore; lower for a lower limit)",
+                _(
+                    "{sensor} points have no default thresholds (the defaults are those of"
+                    " 煤矿安全规程, for coal mines): give this point's thresholds (alarm; power_cut"
+                    " with restore; lower for a lower limit)",
+                    sensor=sensor.value,
+                )
+                if site_type == "coal_mine"
+                else _(
+                    "{sensor} points at a {site_type} site have no default thresholds (the"
+                    " defaults are those of 煤矿安全规程, for coal mines): give this point's"
+                    " thresholds (alarm; power_cut with restore; lower for a lower limit)",
+                    sensor=sensor.value,
+                    site_type=site_type,
+                ),
             )
         th = default
     within(th, rng, sensor)
@@ -100,22 +117,22 @@ def thresholds_from(given: ThresholdInput, scale: int) -> Thresholds:
             for k in ("alarm", "power_cut", "restore", "fan_cut")
         }
     except ValueError as e:
-        raise Invalid.field("thresholds", str(e)) from None
+        raise Invalid.field("thresholds", reason(e)) from None
     th = Thresholds(lower=given.lower, **values)
     if th.alarm is None and th.power_cut is None:
-        raise Invalid.field("thresholds", "thresholds need an alarm or a power-cut level")
+        raise Invalid.field("thresholds", _("thresholds need an alarm or a power-cut level"))
     if th.power_cut is not None and th.restore is None:
         raise Invalid.field(
-            "thresholds.restore", "a power-cut level needs its restore level (复电)"
+            "thresholds.restore", _("a power-cut level needs its restore level (复电)")
         )
     if th.fan_cut is not None and th.power_cut is None:
         raise Invalid.field(
-            "thresholds.fan_cut", "a fan-cut level is a second power-cut level: give power_cut"
+            "thresholds.fan_cut", _("a fan-cut level is a second power-cut level: give power_cut")
         )
     sign = -1 if th.lower else 1
     if th.power_cut is not None and th.alarm is not None and sign * th.power_cut < sign * th.alarm:
         raise Invalid.field(
-            "thresholds.power_cut", "the power-cut level must not come before the alarm level"
+            "thresholds.power_cut", _("the power-cut level must not come before the alarm level")
         )
     if (
         th.power_cut is not None
@@ -123,7 +140,7 @@ def thresholds_from(given: ThresholdInput, scale: int) -> Thresholds:
         and sign * th.restore > sign * th.power_cut
     ):
         raise Invalid.field(
-            "thresholds.restore", "the restore level must not be beyond the power-cut level"
+            "thresholds.restore", _("the restore level must not be beyond the power-cut level")
         )
     if (
         th.fan_cut is not None
@@ -131,7 +148,7 @@ def thresholds_from(given: ThresholdInput, scale: int) -> Thresholds:
         and sign * th.fan_cut < sign * th.power_cut
     ):
         raise Invalid.field(
-            "thresholds.fan_cut", "the fan-cut level must not come before the power-cut level"
+            "thresholds.fan_cut", _("the fan-cut level must not come before the power-cut level")
         )
     return th
 
@@ -140,9 +157,9 @@ def range_from(given: RangeInput, scale: int) -> Range:
     try:
         rng = Range(scaled(given.low, scale), scaled(given.high, scale))
     except ValueError as e:
-        raise Invalid.field("measuring_range", str(e)) from None
+        raise Invalid.field("measuring_range", reason(e)) from None
     if rng.low >= rng.high:
-        raise Invalid.field("measuring_range", "the low end must be below the high end")
+        raise Invalid.field("measuring_range", _("the low end must be below the high end"))
     return rng
 
 
@@ -151,15 +168,25 @@ def within(th: Thresholds, rng: Range, sensor: SensorType) -> None:
     unit = UNITS[sensor]
     for name, level in th.levels().items():
         if rng.side(level) is not None:
-            hint = (
-                " (a high-concentration methane sensor reads 0–100 %: give its measuring_range)"
-                if sensor == SensorType.METHANE
-                else ""
-            )
+            values = {
+                "level": Text(LEVEL_NAMES[name], {}),
+                "value": unscaled(level, unit.scale),
+                "unit": unit.unit,
+                "range": show_range(rng, unit.scale),
+            }
             raise Invalid.field(
-                f"thresholds.{name}",
-                f"the {LEVEL_NAMES[name]} level {unscaled(level, unit.scale)} {unit.unit} is"
-                f" outside the measuring range {show_range(rng, unit.scale)} {unit.unit}{hint}",
+                "thresholds." + name,
+                _(
+                    "the {level} {value} {unit} is outside the measuring range {range} {unit}"
+                    " (a high-concentration methane sensor reads 0–100 %: give its"
+                    " measuring_range)",
+                    **values,
+                )
+                if sensor == SensorType.METHANE
+                else _(
+                    "the {level} {value} {unit} is outside the measuring range {range} {unit}",
+                    **values,
+                ),
             )
 
 

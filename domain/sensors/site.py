@@ -26,8 +26,9 @@ from domain.base import (
     to_ms,
 )
 from domain.codes import enterprise_id, in_subtree
-from domain.errors import FieldError, Invalid, Refused
+from domain.errors import FieldError, Invalid, Refused, reason
 from domain.fields import CreditCode, Moment, Name, PlaceCode
+from domain.i18n import _
 from domain.sensors.excursions import (
     AlarmCleared,
     AlarmRaised,
@@ -258,7 +259,12 @@ class Site(Aggregate):
     def register(cls, cmd: RegisterSite, ctx: Context) -> Site:
         if not in_subtree(ctx.region, cmd.division):
             raise Invalid.field(
-                "division", f"{cmd.division} is outside this node's area ({ctx.region})"
+                "division",
+                _(
+                    "{division} is outside this node's area ({region})",
+                    division=cmd.division,
+                    region=ctx.region,
+                ),
             )
         return cls.start(
             site_id(cmd.site_code, ctx.region),
@@ -277,7 +283,11 @@ class Site(Aggregate):
         self.ensure_live()
         if cmd.point_code in self.points:
             raise Refused(
-                f"point {cmd.point_code} is already registered at site {self.facts['site_code']}"
+                _(
+                    "point {point} is already registered at site {site}",
+                    point=cmd.point_code,
+                    site=self.facts["site_code"],
+                )
             )
         thresholds, rng = settings(
             cmd.sensor_type,
@@ -308,7 +318,7 @@ class Site(Aggregate):
             within(th, rng, SensorType(point["sensor_type"]))
         thresholds = th.payload()
         if thresholds == point["thresholds"]:
-            raise Invalid.field("thresholds", "the thresholds are unchanged")
+            raise Invalid.field("thresholds", _("the thresholds are unchanged"))
         self._trigger(
             ThresholdsChanged, ctx, point=cmd.point_code, thresholds=thresholds, reason=cmd.reason
         )
@@ -325,7 +335,7 @@ class Site(Aggregate):
             if v is not None and v != self.facts[k]
         }
         if not changes:
-            raise Invalid.field("*", "the correction changes nothing")
+            raise Invalid.field("*", _("the correction changes nothing"))
         self._trigger(SiteCorrected, ctx, changes=changes, reason=cmd.reason)
 
     def void(self, cmd: VoidCommand, ctx: Context) -> None:
@@ -344,17 +354,23 @@ class Site(Aggregate):
             p = self.points.get(r.point)
             t = r.t if isinstance(r.t, int) else to_ms(r.t)
             if p is None:
-                errors.append(FieldError(f"{where}.point", f"no point {r.point!r} at this site"))
+                errors.append(
+                    FieldError(
+                        where + ".point", _("no point {point!r} at this site", point=r.point)
+                    )
+                )
                 continue
             if p["retired"] is not None:
-                errors.append(FieldError(f"{where}.point", f"point {r.point} is retired"))
+                errors.append(
+                    FieldError(where + ".point", _("point {point} is retired", point=r.point))
+                )
                 continue
             if t > ctx.now_ms + FUTURE_SLACK_MS:
-                errors.append(FieldError(f"{where}.t", f"{iso(t)} is in the future"))
+                errors.append(FieldError(where + ".t", _("{time} is in the future", time=iso(t))))
             try:
                 rows.append((r.point, t, scaled(r.value, p["scale"]), r.status))
             except ValueError as e:
-                errors.append(FieldError(f"{where}.value", str(e)))
+                errors.append(FieldError(where + ".value", reason(e)))
         if errors:
             raise Invalid(errors)
         return sorted(rows, key=lambda row: (row[1], row[0]))
@@ -424,7 +440,7 @@ class Site(Aggregate):
         if window_start < self.summarized_until or not readings:
             return False
         if window_start % WINDOW_MS or any(window_of(r.t) != window_start for r in readings):
-            raise ValueError("readings outside the window given")
+            raise ValueError(_("readings outside the window given"))
         self._trigger(
             SummaryRecorded,
             ctx,
@@ -444,10 +460,17 @@ class Site(Aggregate):
         p = self.points.get(code)
         if p is None:
             raise Invalid.field(
-                "point_code", f"no point {code!r} at site {self.facts['site_code']}"
+                "point_code",
+                _("no point {point!r} at site {site}", point=code, site=self.facts["site_code"]),
             )
         if p["retired"] is not None:
-            raise Refused(f"point {code} was retired at {iso(p['retired']['at'])}")
+            raise Refused(
+                _(
+                    "point {point} was retired at {at}",
+                    point=code,
+                    at=iso(p["retired"]["at"]),
+                )
+            )
         return p
 
     @classmethod

@@ -10,6 +10,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from domain.i18n import _
+
 
 class SensorType(StrEnum):
     METHANE = "methane"  # 甲烷 %CH4
@@ -98,12 +100,14 @@ def scaled(value: str | int | float | Decimal, scale: int) -> int:
     try:
         d = Decimal(str(value))
         if not d.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
+            raise ValueError(_("{value!r} is not a finite number", value=value))
         if abs(d) >= LIMIT:
-            raise ValueError(f"{value!r} is beyond what a sensor reads (|value| < 10^12)")
+            raise ValueError(
+                _("{value!r} is beyond what a sensor reads (|value| < 10^12)", value=value)
+            )
         return int(d.scaleb(scale).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
     except InvalidOperation:
-        raise ValueError(f"{value!r} is not a number") from None
+        raise ValueError(_("{value!r} is not a number", value=value)) from None
 
 
 def unscaled(value: int, scale: int) -> str:

@@ -18,8 +18,8 @@ from typing import TypeVar
 from aiohttp import web
 
 from domain.commands import BY_KIND, COLLECTIONS, SPECS, CommandSpec
-from domain.errors import Invalid, Refused
-from domain.i18n import LANGUAGES, _, catalogue, negotiate, speaking
+from domain.errors import FieldError, Invalid, Refused
+from domain.i18n import LANGUAGES, Text, _, catalogue, negotiate, render, speaking
 from node.adapters import NodeSink
 from node.api.auth import SESSION, SESSIONS, auth_middleware, login, logout, whoami
 from node.api.openapi import openapi_document
@@ -32,8 +32,10 @@ from node.api.shared import (
     USER,
     WHO,
     Handler,
+    HttpError,
     access_line,
     error,
+    json_body,
     log,
     ok,
 )
@@ -70,32 +72,62 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except Invalid as e:
         fields = [f.render() for f in e.errors]
-        return error(422, e.code, str(_("the request has invalid fields")), fields)
+        return error(422, e.code, render(e.args[0]), fields)  # "the request has invalid fields"
     except Refused as e:
         return error(422, e.code, str(e))
     except NotFound as e:
         return error(404, e.code, str(e))
     except Conflict as e:
         return error(409, e.code, str(e))
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[RUNTIME].node.config.http.max_body_bytes
-        return error(
-            413,
-            "too_large",
-            f"the body is larger than the limit of {limit} bytes; nothing was recorded",
-        )
+    except HttpError as e:
+        return error(e.status, e.code, e.message, headers=e.headers)
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        return error(e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)
+        code, message = _http_error(request, e)
+        allow = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+        return error(e.status, code, message, headers=allow)
     except Exception:
-        log.exception("internal error on %s %s", request.method, request.path)
+        log.exception(
+            _("internal error on {method} {path}", method=request.method, path=request.path)
+        )
         return error(
             500,
             "internal",
-            "internal error: nothing was recorded unless a later read "
-            "shows it; the node's log has the details",
+            _(
+                "internal error: nothing was recorded unless a later read shows it; the "
+                "node's log has the details"
+            ),
         )
+
+
+def _http_error(request: web.Request, e: web.HTTPException) -> tuple[str, Text]:
+    """The stable code and the message of an error aiohttp raised (no route, a method the
+    route does not take, a body over the limit...)."""
+    where = {"method": request.method, "path": request.path}
+    if e.status == 404:
+        return "not_found", _(
+            "no such route: {method} {path} (the API's routes are listed in /api/v1/openapi.json)",
+            **where,
+        )
+    if e.status == 405:
+        allowed = ", ".join(sorted(getattr(e, "allowed_methods", ()) or ()))
+        return "method_not_allowed", _(
+            "{path} does not take {method}; it takes {allowed}", allowed=allowed, **where
+        )
+    if e.status == 413:
+        limit = request.app[RUNTIME].node.config.http.max_body_bytes
+        return "too_large", _(
+            "the body is larger than the limit of {limit} bytes; nothing was recorded",
+            limit=limit,
+        )
+    if e.status == 400:
+        return "bad_request", _("the request is malformed; nothing was recorded")
+    return e.reason.lower().replace(" ", "_"), _(
+        "the request cannot be answered (HTTP {status} {reason}); nothing was recorded",
+        status=e.status,
+        reason=e.reason,
+    )
 
 
 # -- the access log ------------------------------------------------------------------------------
@@ -125,7 +157,7 @@ def _result(response: web.StreamResponse) -> str:
 
 def command_handler(spec: CommandSpec) -> Handler:
     async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await json_body(request)
         rt = request.app[RUNTIME]
         user: User = request[USER]
         target = request.match_info.get("id")
@@ -147,14 +179,14 @@ def show_handler(kind: str | None) -> Handler:
 
 
 async def batch(request: web.Request) -> web.Response:
-    body = await request.read()
+    body = await json_body(request)
     rt = request.app[RUNTIME]
     user: User = request[USER]
     return ok(await rt.write(rt.node.execute_batch, body, user=user.name))
 
 
 async def readings(request: web.Request) -> web.Response:
-    body = await request.read()
+    body = await json_body(request)
     rt = request.app[RUNTIME]
     user: User = request[USER]
     result = await rt.write(rt.node.ingest, request.match_info["site"], body, user=user.name)
@@ -168,17 +200,42 @@ async def status(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    try:
-        after = int(request.query.get("after", "0"))
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        raise Invalid.field("after/limit", "must be integers") from None
-    if not 0 <= after < 2**62 or not 1 <= limit <= 1000:
-        raise Invalid.field("after/limit", "0 ≤ after < 2^62 and 1 ≤ limit ≤ 1000")
+    problems: list[FieldError] = []
+    after = _whole_number(request, "after", 0, 0, 2**62 - 1, problems)
+    limit = _whole_number(request, "limit", 100, 1, 1000, problems)
+    if problems:
+        raise Invalid(problems)
     entries = await rt.read(rt.node.log.read, after, limit)
     return ok(
         {"after": after, "events": entries, "next": entries[-1]["position"] if entries else after}
     )
+
+
+def _whole_number(
+    request: web.Request, name: str, default: int, low: int, high: int, problems: list[FieldError]
+) -> int:
+    """A query parameter that is a whole number from ``low`` to ``high``; a problem with it
+    (named by the parameter, with pydantic's codes) goes to ``problems``."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        code = "int_parsing"
+        value = default
+    else:
+        code = "greater_than_equal" if value < low else "less_than_equal" if value > high else ""
+    if code:
+        message = _(
+            "the query parameter {name} must be a whole number from {low} to {high}, not {value!r}",
+            name=name,
+            low=low,
+            high=high,
+            value=raw[:40],
+        )
+        problems.append(FieldError(name, message, code))
+    return value
 
 
 async def federation(request: web.Request) -> web.Response:
@@ -276,16 +333,23 @@ def tls_context(config: Config, host: str) -> ssl.SSLContext | None:
         return server_context(config.directory / http.tls_cert, config.directory / http.tls_key)
     if http.tls_cert or http.tls_key:
         raise ConfigError(
-            f"{config.directory / 'node.toml'}: [http] tls_cert and tls_key go together "
-            "(the certificate and its key); set both, or neither for plain HTTP"
+            _(
+                "{file}: [http] tls_cert and tls_key go together (the certificate and its "
+                "key); set both, or neither for plain HTTP",
+                file=config.directory / "node.toml",
+            )
         )
     if not http.allow_plain and not _loopback(host):
         raise ConfigError(
-            f"refusing to serve plain HTTP on {host or 'every address'}: tokens and passwords "
-            "would cross the network readable by anyone on the way. Set [http] tls_cert and "
-            f"tls_key in {config.directory / 'node.toml'} (a certificate from your PKI, or "
-            "`anjian tls ca` and `anjian tls issue`), or serve on 127.0.0.1 behind a TLS "
-            "proxy, or, only if the network is protected otherwise, set [http] allow_plain = true"
+            _(
+                "refusing to serve plain HTTP on {host}: tokens and passwords would cross the "
+                "network readable by anyone on the way. Set [http] tls_cert and tls_key in "
+                "{file} (a certificate from your PKI, or `anjian tls ca` and `anjian tls "
+                "issue`), or serve on 127.0.0.1 behind a TLS proxy, or, only if the network "
+                "is protected otherwise, set [http] allow_plain = true",
+                host=host or _("every address"),
+                file=config.directory / "node.toml",
+            )
         )
     return None
 
@@ -306,24 +370,28 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
     stale = sorted(u.name for u in app[RUNTIME].users.values() if u.expires_ms is None)
     if stale:
         log.warning(
-            "these users' tokens have no expiry (issued before tokens expired) and are refused "
-            "until each gets a new one with `anjian users rotate %s NAME`: %s",
-            node.config.directory,
-            ", ".join(stale),
+            _(
+                "these users' tokens have no expiry (issued before tokens expired) and are "
+                "refused until each gets a new one with `anjian users rotate {directory} NAME`: "
+                "{names}",
+                directory=node.config.directory,
+                names=", ".join(stale),
+            )
         )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()
+    scheme = "https" if context is not None else "http"
     for address in runner.addresses:
+        url = f"{scheme}://{address[0]}:{address[1]}{API}"
         log.info(
-            "serving %s node %s on %s://%s:%s%s",
-            node.config.node.tier.value,
-            node.config.node.origin,
-            "https" if context is not None else "http",
-            address[0],
-            address[1],
-            API,
+            _(
+                "serving {tier} node {origin} on {url}",
+                tier=node.config.node.tier.value,
+                origin=node.config.node.origin,
+                url=url,
+            )
         )
     try:
         await stop.wait()

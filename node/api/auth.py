@@ -12,8 +12,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.i18n import _
 from node.api.sessions import COOKIE, CSRF_HEADER, WAITING, Session, SessionEnded, Sessions
-from node.api.shared import API, RUNTIME, USER, WHO, Handler, access_line, error, ok
+from node.api.shared import API, RUNTIME, USER, WHO, Handler, access_line, error, json_body, ok
 from node.runtime import Runtime
 from node.service import parse
 from node.users import User, check_password, digest, iso_s
@@ -44,8 +45,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return error(
             401,
             "unauthenticated",
-            "send 'Authorization: Bearer <token>' (a node administrator issues tokens with "
-            f"`anjian users add`), or log in to the console: POST {SESSION}",
+            _(
+                "send 'Authorization: Bearer <token>' (a node administrator issues tokens with "
+                "`anjian users add`), or log in to the console: POST {session}",
+                session=SESSION,
+            ),
             headers=CHALLENGE,
         )
     if isinstance(found, web.Response):
@@ -54,8 +58,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return error(
             403,
             "forbidden",
-            f"user {found.name!r} has the role {found.role.value!r}; "
-            "recording needs the 'writer' role",
+            _(
+                "user {user!r} has the role {role!r}; recording needs the 'writer' role",
+                user=found.name,
+                role=found.role.value,
+            ),
         )
     request[USER] = found
     return await handler(request)
@@ -65,32 +72,37 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="anjian"'}
 
 
 def _bearer_user(request: web.Request, header: str, now: int) -> User | web.Response:
-    scheme, _, token = header.partition(" ")
+    scheme, _sep, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return error(
             401,
             "unauthenticated",
-            "send 'Authorization: Bearer <token>' "
-            "(a node administrator issues tokens with `anjian users add`)",
+            _(
+                "send 'Authorization: Bearer <token>' (a node administrator issues tokens "
+                "with `anjian users add`)"
+            ),
             headers=CHALLENGE,
         )
     user = request.app[RUNTIME].users.get(digest(token.strip()))
     if user is None:
-        return error(401, "unauthenticated", "unknown or revoked token", headers=CHALLENGE)
+        return error(401, "unauthenticated", _("unknown or revoked token"), headers=CHALLENGE)
     request[WHO] = user.name
     if user.token_expired(now):
-        when = (
-            f"expired at {iso_s(user.expires_ms)}"
-            if user.expires_ms is not None
-            else "has no expiry (it was issued before tokens expired) and is no longer accepted"
-        )
-        return error(
-            401,
-            "token_expired",
-            f"the token of user {user.name!r} {when}: ask a node administrator for a new one "
-            f"(`anjian users rotate DIR {user.name}`)",
-            headers=CHALLENGE,
-        )
+        if user.expires_ms is not None:
+            message = _(
+                "the token of user {user!r} expired at {time}: ask a node administrator for a "
+                "new one (`anjian users rotate DIR {user}`)",
+                user=user.name,
+                time=iso_s(user.expires_ms),
+            )
+        else:
+            message = _(
+                "the token of user {user!r} has no expiry (it was issued before tokens "
+                "expired) and is no longer accepted: ask a node administrator for a new one "
+                "(`anjian users rotate DIR {user}`)",
+                user=user.name,
+            )
+        return error(401, "token_expired", message, headers=CHALLENGE)
     return user
 
 
@@ -109,7 +121,7 @@ def _session_user(request: web.Request, cookie: str, now: int) -> User | web.Res
         response = error(
             401,
             "session_ended",
-            "the session ended: the user was removed or their password changed; log in again",
+            _("the session ended: the user was removed or their password changed; log in again"),
         )
         response.del_cookie(COOKIE, path=API)
         return response
@@ -119,9 +131,13 @@ def _session_user(request: web.Request, cookie: str, now: int) -> User | web.Res
         return error(
             403,
             "csrf",
-            f"a change made with the console's session cookie must carry the session's CSRF "
-            f"token in the {CSRF_HEADER} header (the login's answer has it, and so has "
-            f"GET {SESSION}); nothing was changed",
+            _(
+                "a change made with the console's session cookie must carry the session's "
+                "CSRF token in the {header} header (the login's answer has it, and so has "
+                "GET {session}); nothing was changed",
+                header=CSRF_HEADER,
+                session=SESSION,
+            ),
         )
     request[COOKIE_VALUE], request[CURRENT] = cookie, session
     return user
@@ -142,14 +158,14 @@ async def login(request: web.Request) -> web.Response:
     """A user name and password for a session cookie and the session's CSRF token. After
     ``lockout_failures`` failures in a row a name is locked for ``lockout_minutes``; unknown
     names get exactly the answers known ones get."""
-    if request.content_type != "application/json":
-        return error(
-            415,
-            "unsupported_media_type",
-            'send the login as JSON, {"name": ..., "password": ...}, with '
-            "'Content-Type: application/json'",
-        )
-    form: Login = parse(Login, await request.read())
+    body = await json_body(
+        request,
+        what=_(
+            "send the login as a JSON object with a name and a password, with "
+            "'Content-Type: application/json'"
+        ),
+    )
+    form: Login = parse(Login, body)
     rt, sessions = request.app[RUNTIME], request.app[SESSIONS]
     http = rt.node.config.http
     now = rt.node.clock()
@@ -158,7 +174,7 @@ async def login(request: web.Request) -> web.Response:
         return error(
             503,
             "busy",
-            "too many logins are being checked at once; try again in a moment",
+            _("too many logins are being checked at once; try again in a moment"),
             headers={"Retry-After": "1"},
         )
     locked_until = sessions.attempt(form.name, now)
@@ -168,8 +184,12 @@ async def login(request: web.Request) -> web.Response:
         return error(
             429,
             "locked",
-            f"too many failed logins for {form.name!r} in a row: logins under this name are "
-            f"refused until {iso_s(locked_until)}; try again then, or ask a node administrator",
+            _(
+                "too many failed logins for {name!r} in a row: logins under this name are "
+                "refused until {time}; try again then, or ask a node administrator",
+                name=form.name,
+                time=iso_s(locked_until),
+            ),
             headers={"Retry-After": str(max(1, (locked_until - now + 999) // 1000))},
         )
     user = _by_name(rt, form.name)
@@ -185,9 +205,13 @@ async def login(request: web.Request) -> web.Response:
         return error(
             401,
             "login_failed",
-            f"wrong user name or password (after {http.lockout_failures} failures in a row a "
-            f"name is locked for {http.lockout_minutes} minutes; a node administrator sets "
-            "passwords with `anjian users password`)",
+            _(
+                "wrong user name or password (after {failures} failures in a row a name is "
+                "locked for {minutes} minutes; a node administrator sets passwords with "
+                "`anjian users password`)",
+                failures=http.lockout_failures,
+                minutes=http.lockout_minutes,
+            ),
         )
     sessions.succeeded(form.name)
     assert user.password is not None
@@ -207,8 +231,11 @@ async def logout(request: web.Request) -> web.Response:
         return error(
             400,
             "no_session",
-            "this request has no session cookie: a bearer token is not a session (a node "
-            "administrator revokes tokens with `anjian users rotate` or `anjian users remove`)",
+            _(
+                "this request has no session cookie: a bearer token is not a session (a node "
+                "administrator revokes tokens with `anjian users rotate` or `anjian users "
+                "remove`)"
+            ),
         )
     request.app[SESSIONS].close(cookie)
     user: User = request[USER]

@@ -12,6 +12,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
+from domain.i18n import _
+
 COOKIE = "anjian_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_SESSIONS = 10_000  # past this, the least recently used session ends
@@ -114,14 +116,18 @@ class Sessions:
         session = self._sessions.get(key)
         if session is None:
             raise SessionEnded(
-                "no such session (it ended with a logout, a password change or a restart of "
-                "the node): log in again"
+                _(
+                    "no such session (it ended with a logout, a password change or a restart "
+                    "of the node): log in again"
+                )
             )
         if now - session.last_ms >= self.idle_ms:
             del self._sessions[key]
             raise SessionEnded(
-                f"the session ended after {self.idle_minutes} minutes without a request: "
-                "log in again"
+                _(
+                    "the session ended after {minutes} minutes without a request: log in again",
+                    minutes=self.idle_minutes,
+                )
             )
         session.last_ms = now
         return session

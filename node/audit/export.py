@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.codes import in_subtree
+from domain.i18n import _
 from federation.envelope import Envelope, parse
 from federation.errors import FederationError
 from federation.keys import build_trust
@@ -39,7 +40,7 @@ PAGE = 5000
 
 
 def envelope_count(config: Config) -> int:
-    with read_only(config) as (rows, _):
+    with read_only(config) as (rows, _db):
         return int(rows("SELECT COUNT(*) AS n FROM envelopes")[0]["n"])
 
 
@@ -92,7 +93,7 @@ class Source:
 
 @contextmanager
 def node_source(config: Config) -> Iterator[Source]:
-    with read_only(config) as (rows, _):
+    with read_only(config) as (rows, _db):
         yield Source(config.directory, rows, documents_of(config, rows), config)
 
 
@@ -104,20 +105,24 @@ def open_source(path: Path) -> Iterator[Source]:
             yield source
         return
     if not path.is_file():
-        raise ConfigError(f"{path}: no such export file or node directory")
+        raise ConfigError(_("{path}: no such export file or node directory", path=path))
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         db.row_factory = sqlite3.Row
         with closing(db):
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("format") != FORMAT:
-                raise ConfigError(f"{path}: not an anjian export ({FORMAT})")
+                raise ConfigError(
+                    _("{path}: not an anjian export ({detail})", path=path, detail=FORMAT)
+                )
             docs = [bytes(r["raw"]) for r in db.execute("SELECT raw FROM documents ORDER BY id")]
             yield Source(
                 path, lambda sql, *params: db.execute(sql, params).fetchall(), docs, meta=meta
             )
     except sqlite3.DatabaseError as e:
-        raise ConfigError(f"{path}: not an anjian export ({e})") from None
+        raise ConfigError(
+            _("{path}: not an anjian export ({detail})", path=path, detail=e)
+        ) from None
 
 
 def prefix_until(envelopes: Iterable[Envelope], until: int | None) -> Iterator[Envelope]:
@@ -136,12 +141,12 @@ def selected_origins(source: Source, region: str | None, config: Config) -> list
     if region is None:
         return origins
     if not config.root_key_file.exists():
-        raise ConfigError("--region needs the node's trust chain (anjian keys install)")
+        raise ConfigError(_("--region needs the node's trust chain (anjian keys install)"))
     try:
         root = load_public(config.root_key_file)
     except FederationError as e:
         raise ConfigError(str(e)) from None
-    trust, _ = build_trust(root, source.documents)
+    trust, _problems = build_trust(root, source.documents)
     return [
         (o, n) for o, n in origins if o in trust.regions and in_subtree(region, trust.regions[o])
     ]
@@ -163,11 +168,11 @@ def export(
 ) -> dict[str, Any]:
     """Write the node's whole-origin logs (within ``region``, as they stood at ``until``)."""
     if out.exists():
-        raise ConfigError(f"{out} exists: choose a new file for the export")
+        raise ConfigError(_("{path} exists: choose a new file for the export", path=out))
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)
     db = sqlite3.connect(tmp, isolation_level=None)
-    with closing(db), read_only(config) as (rows, _):
+    with closing(db), read_only(config) as (rows, _db):
         source = Source(config.directory, rows, documents_of(config, rows), config)
         db.executescript(SCHEMA)
         db.execute("BEGIN")
@@ -177,7 +182,7 @@ def export(
         db.executemany("INSERT INTO documents (raw) VALUES (?)", [(d,) for d in source.documents])
         total = 0
         origins = selected_origins(source, region, config)
-        for origin, _ in origins:
+        for origin, _size in origins:
             size = 0
             batch: list[tuple[str, int, bytes]] = []
             raws = source.envelopes(origin)

@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 from domain.base import iso
+from domain.i18n import Text, _
 from domain.sensors.readings import WINDOW_MS, canonical_line
 from federation.checkpoint import Checkpoint, parse_checkpoint
 from federation.envelope import parse
@@ -32,16 +33,29 @@ def prove_event(source: Source, origin: str, seq: int) -> dict[str, Any]:
     checkpoint that covers it."""
     held = dict(source.origins()).get(origin, 0)
     if not 1 <= seq <= held:
-        has = f"it holds 1..{held}" if held else "it holds none of that origin"
-        raise ConfigError(f"origin {origin} has no envelope {seq} in {source.path} ({has})")
+        has = _("it holds 1..{held}", held=held) if held else _("it holds none of that origin")
+        raise ConfigError(
+            _(
+                "origin {origin} has no envelope {seq} in {path} ({has})",
+                origin=origin,
+                seq=seq,
+                path=source.path,
+                has=has,
+            )
+        )
     notes = _checkpoints(source, origin)
     sizes = sorted(notes)
     at = bisect.bisect_left(sizes, seq)
     if at == len(sizes):
-        latest = f"the latest is at size {sizes[-1]}" if sizes else "there is none"
+        latest = _("the latest is at size {size}", size=sizes[-1]) if sizes else _("there is none")
         raise ConfigError(
-            f"no checkpoint of origin {origin} covers sequence {seq} yet ({latest}); a node signs"
-            " one every second while it serves and when it stops"
+            _(
+                "no checkpoint of origin {origin} covers sequence {seq} yet ({latest}); a node"
+                " signs one every second while it serves and when it stops",
+                origin=origin,
+                seq=seq,
+                latest=latest,
+            )
         )
     cp = notes[sizes[at]]
     leaves = _leaves(source, origin, notes, cp.size)
@@ -60,12 +74,23 @@ def prove_consistency(source: Source, origin: str, old_size: int, new_size: int)
     """The proof that the signed checkpoint of ``origin`` at ``new_size`` extends the one at
     ``old_size`` (both must be sizes of signed checkpoints)."""
     if old_size > new_size:
-        raise ConfigError(f"the old size {old_size} is larger than the new size {new_size}")
+        raise ConfigError(
+            _(
+                "the old size {old} is larger than the new size {new}",
+                old=old_size,
+                new=new_size,
+            )
+        )
     notes = _checkpoints(source, origin)
     for size in (old_size, new_size):
         if size not in notes:
             raise ConfigError(
-                f"origin {origin} has no signed checkpoint at size {size}{_nearest(notes, size)}"
+                _(
+                    "origin {origin} has no signed checkpoint at size {size} ({nearest})",
+                    origin=origin,
+                    size=size,
+                    nearest=_nearest(notes, size),
+                )
             )
     leaves = _leaves(source, origin, notes, new_size)
     return make_consistency(
@@ -82,7 +107,7 @@ def prove_readings(source: Source, readings: bytes) -> dict[str, Any]:
     (a file as ``readings_file`` writes it), found across the source's origins."""
     want = hashlib.sha256(readings).hexdigest()
     needle = want.encode()  # the hash is a string in the envelope: skip the others unparsed
-    for origin, _ in source.origins():
+    for origin, _size in source.origins():
         for raw in source.envelopes(origin):
             if needle not in raw:
                 continue
@@ -93,8 +118,12 @@ def prove_readings(source: Source, readings: bytes) -> dict[str, Any]:
             if env.type == SUMMARY and env.payload.get("raw_sha256") == want:
                 return make_readings(prove_event(source, origin, env.seq), want)
     raise ConfigError(
-        f"no signed summary in {source.path} covers readings with SHA-256 {want}: the file must"
-        " hold exactly the covered readings' canonical lines, as readings_file writes them"
+        _(
+            "no signed summary in {path} covers readings with SHA-256 {sha256}: the file must"
+            " hold exactly the covered readings' canonical lines, as readings_file writes them",
+            path=source.path,
+            sha256=want,
+        )
     )
 
 
@@ -104,12 +133,17 @@ def readings_file(
     """The canonical lines of the readings a summary covers: the site's readings of the window
     starting at ``window_start`` up to ``last_reading_id``, in store order."""
     if window_start % WINDOW_MS:
-        raise ConfigError(f"{window_start} is not the start of a 5-minute window")
+        raise ConfigError(_("{start} is not the start of a 5-minute window", start=window_start))
     rows = [r for r in store.window(site, window_start) if r.id <= last_reading_id]
     if not rows:
         raise ConfigError(
-            f"no readings of site {site} in the window from {iso(window_start)} up to id"
-            f" {last_reading_id}: pruned after the retention period, or another site or window?"
+            _(
+                "no readings of site {site} in the window from {start} up to id {last}: pruned"
+                " after the retention period, or another site or window?",
+                site=site,
+                start=iso(window_start),
+                last=last_reading_id,
+            )
         )
     return b"".join(canonical_line(r) for r in rows)
 
@@ -118,9 +152,16 @@ def _checkpoints(source: Source, origin: str) -> dict[int, Checkpoint]:
     notes = {}
     for text in source.checkpoints(origin):
         try:
-            cp, _ = parse_checkpoint(text)
+            cp, _sig = parse_checkpoint(text)
         except VerificationError as e:
-            raise ConfigError(f"{source.path}: a checkpoint of origin {origin}: {e}") from None
+            raise ConfigError(
+                _(
+                    "{path}: a checkpoint of origin {origin}: {error}",
+                    path=source.path,
+                    origin=origin,
+                    error=e,
+                )
+            ) from None
         notes[cp.size] = cp
     return notes
 
@@ -135,22 +176,33 @@ def _leaves(source: Source, origin: str, notes: dict[int, Checkpoint], size: int
         cp = notes.get(tree.size)
         if cp is not None and cp.root != tree.root():
             raise ConfigError(
-                f"{source.path}: the checkpoint of origin {origin} at size {cp.size} does not"
-                " match its envelopes: run `anjian audit verify`"
+                _(
+                    "{path}: the checkpoint of origin {origin} at size {size} does not match its"
+                    " envelopes: run `anjian audit verify`",
+                    path=source.path,
+                    origin=origin,
+                    size=cp.size,
+                )
             )
     if len(leaves) != size:
         raise ConfigError(
-            f"{source.path}: origin {origin} has {len(leaves)} envelopes up to {size}, a gap"
+            _(
+                "{path}: origin {origin} has {count} envelopes up to {size}, a gap",
+                path=source.path,
+                origin=origin,
+                count=len(leaves),
+                size=size,
+            )
         )
     return leaves
 
 
-def _nearest(notes: dict[int, Checkpoint], size: int) -> str:
+def _nearest(notes: dict[int, Checkpoint], size: int) -> Text:
     sizes = sorted(notes)
     if not sizes:
-        return " (it has no signed checkpoint)"
+        return _("it has no signed checkpoint")
     at = bisect.bisect_left(sizes, size)
     near = sizes[max(at - 1, 0) : at + 1]
     if len(near) == 1:
-        return f" (the nearest is at {near[0]})"
-    return f" (the nearest are at {near[0]} and {near[1]})"
+        return _("the nearest is at {size}", size=near[0])
+    return _("the nearest are at {first} and {second}", first=near[0], second=near[1])

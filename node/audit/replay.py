@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.codes import NATIONAL_REGION, Tier, in_subtree
+from domain.i18n import _
 from federation.checkpoint import parse_checkpoint
 from federation.envelope import Envelope, parse
 from federation.keys import build_trust
@@ -42,9 +43,9 @@ def replay(
     """``region`` selects origins by their certified area, which needs the ``root`` key: only
     certifications that chain to it count."""
     if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} is not empty: replay into a new directory")
+        raise ConfigError(_("{path} is not empty: replay into a new directory", path=out))
     if region is not None and root is None:
-        raise ConfigError("--region selects origins by their certified area: give --root-key")
+        raise ConfigError(_("--region selects origins by their certified area: give --root-key"))
     regions = build_trust(root, source.documents)[0].regions if root is not None else {}
     origins = [
         (o, n)
@@ -62,7 +63,7 @@ def replay(
     log = EventLog(config)
     counts = {}
     try:
-        for origin, _ in origins:
+        for origin, _size in origins:
             run: list[Envelope] = []
             size = 0
             for env in prefix_until(map(parse, source.envelopes(origin)), until):

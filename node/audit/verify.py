@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from domain.i18n import Text, _, language, set_process_language
 from federation.checkpoint import parse_checkpoint
 from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
@@ -80,7 +81,14 @@ class _Origin:
 _worker: dict[str, Any] = {}
 
 
-def _start(where: Path | Config, trust: Trust, signatures: bool, covered: dict[str, int]) -> None:
+def _start(
+    where: Path | Config,
+    trust: Trust,
+    signatures: bool,
+    covered: dict[str, int],
+    lang: str,
+) -> None:
+    set_process_language(lang)  # a worker's failures read in the language of the report
     stack = ExitStack()
     opened = node_source(where) if isinstance(where, Config) else open_source(where)
     _worker.update(
@@ -112,9 +120,7 @@ def _check(chunk: Chunk) -> Checked:
             prev = sha256(raw).digest()
             continue
         if seq != expected:
-            result.failure = Failure(
-                chunk.origin, expected, "sequence_gap", f"envelope {expected} is missing"
-            )
+            result.failure = Failure(chunk.origin, expected, "sequence_gap", _missing(expected))
             break
         try:
             env = check_envelope(
@@ -135,11 +141,13 @@ def _check(chunk: Chunk) -> Checked:
         expected += 1
     else:
         if expected <= chunk.last:
-            result.failure = Failure(
-                chunk.origin, expected, "sequence_gap", f"envelope {expected} is missing"
-            )
+            result.failure = Failure(chunk.origin, expected, "sequence_gap", _missing(expected))
     result.leaves = bytes(leaves)
     return result
+
+
+def _missing(seq: int) -> str:
+    return str(_("envelope {seq} is missing", seq=seq))
 
 
 def _stored_differs(source: Source, env: Envelope) -> Failure | None:
@@ -153,7 +161,12 @@ def _stored_differs(source: Source, env: Envelope) -> Failure | None:
     )
     where = f"{env.origin}:{env.seq} ({env.aggregate} v{env.version})"
     if not rows:
-        return Failure(env.origin, env.seq, "missing_event", f"envelope {where} has no event")
+        return Failure(
+            env.origin,
+            env.seq,
+            "missing_event",
+            str(_("envelope {envelope} has no event", envelope=where)),
+        )
     try:
         state = json.loads(bytes(rows[0]["state"]))
     except (ValueError, UnicodeDecodeError):
@@ -163,7 +176,12 @@ def _stored_differs(source: Source, env: Envelope) -> Failure | None:
         "actor": env.actor,
         **env.payload,
     }:
-        return Failure(env.origin, env.seq, "event_differs", f"the stored event of {where} differs")
+        return Failure(
+            env.origin,
+            env.seq,
+            "event_differs",
+            str(_("the stored event of {envelope} differs", envelope=where)),
+        )
     return None
 
 
@@ -178,7 +196,7 @@ def verify(
 ) -> dict[str, Any]:
     """Verify everything in ``source``; the report names each origin's first failure."""
     origins, misplaced = _planned(source)
-    notes = {o: _notes(source, o) for o, _ in origins}
+    notes = {o: _notes(source, o) for o, _size in origins}
     covered = {o: max(n, default=0) for o, n in notes.items()}  # --fast: signed up to there
     chunks = [
         Chunk(o, first, min(first + CHUNK - 1, last))
@@ -198,7 +216,7 @@ def verify(
             del state[o.name]
 
     jobs = jobs or os.cpu_count() or 1
-    args = (source.config or source.path, trust, signatures, covered)
+    args = (source.config or source.path, trust, signatures, covered, language())
     if jobs == 1 or len(chunks) <= 1:
         _start(*args)
         try:
@@ -220,7 +238,7 @@ def verify(
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for f in done:
                     finish(f.result())
-    ordered = [reports[o] for o, _ in origins]
+    ordered = [reports[o] for o, _size in origins]
     failures = [misplaced.get(r["origin"], r.pop("failure")) for r in ordered]
     store = [r.pop("store_failure") for r in ordered]
     if source.config is not None:
@@ -254,7 +272,10 @@ def _planned(source: Source) -> tuple[list[tuple[str, int]], dict[str, Failure]]
         origin, low, high, n = str(r["origin"]), int(r["low"]), int(r["high"]), int(r["n"])
         if low < 1:
             misplaced[origin] = Failure(
-                origin, low, "out_of_order", f"a row at sequence {low}: sequences start at 1"
+                origin,
+                low,
+                "out_of_order",
+                str(_("a row at sequence {seq}: sequences start at 1", seq=low)),
             )
         planned.append((origin, max(1, min(high, n + 1))))
     return planned, misplaced
@@ -274,7 +295,15 @@ def _notes(source: Source, origin: str) -> dict[int, list[str]]:
             size = 0  # named with the origin
         notes.setdefault(size, []).append(text)
         if size and size != int(row["size"]):  # checked at its own size, and named
-            notes.setdefault(-1, []).append(f"the row of size {row['size']} holds a note of {size}")
+            notes.setdefault(-1, []).append(
+                str(
+                    _(
+                        "the row of size {row} holds a note of {size}",
+                        row=row["size"],
+                        size=size,
+                    )
+                )
+            )
     return notes
 
 
@@ -315,7 +344,13 @@ def _assemble(o: _Origin, notes: dict[int, list[str]], trust: Trust) -> dict[str
             o.name,
             tree.size + 1,
             "truncated",
-            f"a checkpoint covers {min(beyond)} envelopes; only {tree.size} are here",
+            str(
+                _(
+                    "a checkpoint covers {covered} envelopes; only {held} are here",
+                    covered=min(beyond),
+                    held=tree.size,
+                )
+            ),
         )
     return {
         "origin": o.name,
@@ -339,7 +374,7 @@ def _from_above(
         try:
             env = parse(bytes(r["raw"]))
             if (env.origin, env.seq) != (r["origin"], r["seq"]):
-                raise VerificationError("wrong_origin", "the row names another envelope")
+                raise VerificationError("wrong_origin", _("the row names another envelope"))
             public = trust.key_for(env.origin, env.key, env.seq)
             if signatures:
                 check_signature(env, public)
@@ -361,7 +396,7 @@ def _unsigned_events(source: Source, above: int) -> Failure | None:
     if stored == envelopes + above:
         return None
     signed = set()
-    for o, _ in source.origins():
+    for o, _size in source.origins():
         signed |= {(e.aggregate, e.version) for e in map(parse, source.envelopes(o))}
     for r in source.rows(*ABOVE):
         e = parse(bytes(r["raw"]))
@@ -373,7 +408,13 @@ def _unsigned_events(source: Source, above: int) -> Failure | None:
                 source.config.node.origin if source.config else "?",
                 0,
                 "unsigned_event",
-                f"stored event {key[0]} v{key[1]} has no envelope",
+                str(
+                    _(
+                        "stored event {record} v{version} has no envelope",
+                        record=key[0],
+                        version=key[1],
+                    )
+                ),
             )
     return None
 
@@ -391,7 +432,7 @@ def anchor_warnings(source: Path, held: Source, keys: dict[str, Path]) -> list[s
     inside the node directory of an origin whose log is verified (an export's own node). Whoever
     can change that log can change the key beside it, so a pass proves nothing then. Paths are
     judged as given and with every link resolved."""
-    origins = {o for o, _ in held.origins()} | {held.meta.get("origin", "")}
+    origins = {o for o, _size in held.origins()} | {held.meta.get("origin", "")}
     if held.config is not None:
         origins.add(held.config.node.origin)
     warnings = []
@@ -399,28 +440,40 @@ def anchor_warnings(source: Path, held: Source, keys: dict[str, Path]) -> list[s
         where = _inside_history(source, key, origins - {""})
         if where is not None:
             warnings.append(
-                f"{option} {key} lies inside {where}: whoever can change that log can change"
-                " this key as well, so this verification proves nothing against them. Verify"
-                " with the national root public key, held apart from the node"
-                " (--root-key root.pub, as the national centre publishes it)."
+                str(
+                    _(
+                        "{option} {key} lies inside {where}: whoever can change that log can"
+                        " change this key as well, so this verification proves nothing against"
+                        " them. Verify with the national root public key, held apart from the"
+                        " node (--root-key root.pub, as the national centre publishes it).",
+                        option=option,
+                        key=key,
+                        where=where,
+                    )
+                )
             )
     return warnings
 
 
-def _inside_history(source: Path, key: Path, origins: set[str]) -> str | None:
+def _inside_history(source: Path, key: Path, origins: set[str]) -> Text | None:
     for path in dict.fromkeys((Path(os.path.abspath(key)), key.resolve())):
         for top in dict.fromkeys((Path(os.path.abspath(source)), source.resolve())):
             if path == top:
-                return f"the export being verified ({source})"
+                return _("the export being verified ({path})", path=source)
             if path.is_relative_to(top):
-                return f"the node directory being audited ({source})"
+                return _("the node directory being audited ({path})", path=source)
         for folder in path.parents:
             if not (folder / config_mod.CONFIG_FILE).is_file():
                 continue
             origin = _origin_of(folder)
             if origin is None or origin in origins:
-                named = f" of origin {origin}" if origin else ""
-                return f"the node directory {folder}{named}, whose log is being verified"
+                if origin:
+                    return _(
+                        "the node directory {path} of origin {origin}, whose log is being verified",
+                        path=folder,
+                        origin=origin,
+                    )
+                return _("the node directory {path}, whose log is being verified", path=folder)
     return None
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from domain.i18n import N_, _, gettext
 from federation.errors import VerificationError
 from federation.keys import build_trust
 from federation.proof import check_proof
@@ -22,8 +23,31 @@ from node.audit.export import Source, envelope_count, export, open_source
 from node.audit.proofs import prove_consistency, prove_event, prove_readings
 from node.audit.replay import replay
 from node.audit.verify import anchor, anchor_warnings, verify
-from node.cli.base import NODE_DIR, bar, emit, public_key, user_errors, when
+from node.cli.base import (
+    FORMATS,
+    NODE_DIR,
+    bar,
+    emit,
+    format_option,
+    public_key,
+    user_errors,
+    warn,
+    when,
+)
 from node.errors import ConfigError
+
+# the report's words (stable in its JSON), as the text report reads them
+WORDS = {
+    "every envelope": N_("every envelope"),
+    "by checkpoint only": N_("by checkpoint only"),
+    "root key": N_("root key"),
+    "pinned key": N_("pinned key"),
+}
+
+
+def _word(value: str) -> str:
+    return gettext(WORDS[value]) if value in WORDS else value
+
 
 SOURCE = click.argument("source", type=click.Path(exists=True, path_type=Path))
 ROOT_KEY = click.option(
@@ -45,7 +69,10 @@ def audit() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--region", help="Only origins inside this division code's area.")
 @click.option("--until", help="As it stood at this time (ISO 8601; a bare date is China time).")
-def audit_export(directory: Path, out: Path, region: str | None, until: str | None) -> None:
+@format_option()
+def audit_export(
+    directory: Path, out: Path, region: str | None, until: str | None, fmt: str
+) -> None:
     """Write a self-contained export (envelopes, checkpoints, key documents) of the whole
     logs this node holds, that verifies with nothing but the national root public key.
 
@@ -53,15 +80,15 @@ def audit_export(directory: Path, out: Path, region: str | None, until: str | No
     Example:
       anjian audit export ./national --out hebei.anjian --region 130000 --until 2026-06-30
     """
+    moment_ = when(until, "until")
     with user_errors():
         config = config_mod.load(directory)
-        moment_ = when(until, "until")
-        with bar(envelope_count(config), "exporting") as b:
+        with bar(envelope_count(config), _("exporting")) as b:
             summary = export(config, out, region=region, until=moment_, progress=b.update)
         access.record(
             config.directory, getpass.getuser(), "export", str(out), kind="audit", region=region
         )
-    emit(summary)
+    emit(summary, fmt)
 
 
 @audit.command("verify")
@@ -79,7 +106,15 @@ def audit_export(directory: Path, out: Path, region: str | None, until: str | No
     "--fast", is_flag=True, help="Authenticate runs by checkpoints; skip per-event signatures."
 )
 @click.option("--jobs", type=click.IntRange(min=1), help="Worker processes [all cores].")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="The report as text to read, or as JSON (for programs).",
+)
+@click.option("--json", "as_json", is_flag=True, hidden=True)  # --format json's former name
 def audit_verify(
     source: Path,
     root_key: Path | None,
@@ -87,6 +122,7 @@ def audit_verify(
     origin: str | None,
     fast: bool,
     jobs: int | None,
+    fmt: str,
     as_json: bool,
 ) -> None:
     """Verify an export file or a node directory: every envelope's signature, the chain, the
@@ -104,14 +140,19 @@ def audit_verify(
     Example:
       anjian audit verify hebei.anjian --root-key root.pub
     """
+    as_json = as_json or fmt == "json"
+    if (root_key is None) == (key_file is None):
+        raise click.UsageError(
+            str(_("give --root-key (the hierarchy) or --key (one pinned node key)"))
+        )
     with user_errors(), open_source(source) as src:
         trust, refused = _trust(src, root_key, key_file, origin)
         given = {"--root-key": root_key, "--key": key_file}
         warnings = anchor_warnings(source, src, {o: k for o, k in given.items() if k})
         for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
-        total = sum(n for _, n in src.origins())
-        with bar(total, "verifying", as_json) as b:
+            warn(warning)
+        total = sum(n for _o, n in src.origins())
+        with bar(total, _("verifying"), as_json) as b:
             report = verify(src, trust, signatures=not fast, jobs=jobs, progress=b.update)
         report["refused_documents"] = refused
         root = public_key(root_key) if root_key is not None else None
@@ -122,23 +163,51 @@ def audit_verify(
     else:
         for o in report["origins"]:
             click.echo(
-                f"{o['origin']}: {o['envelopes']} envelopes, {o['checkpoints']} checkpoints,"
-                f" root {o['root'][:16]}…"
+                _(
+                    "{origin}: {envelopes} envelopes, {checkpoints} checkpoints, root {root}…",
+                    origin=o["origin"],
+                    envelopes=o["envelopes"],
+                    checkpoints=o["checkpoints"],
+                    root=o["root"][:16],
+                )
             )
         for f in report["failures"]:
             click.echo(
-                f"FAILED {f['origin']} at sequence {f['seq']}: {f['reason']}: {f['message']}",
+                _(
+                    "FAILED {origin} at sequence {seq}: {reason}: {message}",
+                    origin=f["origin"],
+                    seq=f["seq"],
+                    reason=f["reason"],
+                    message=f["message"],
+                ),
                 err=True,
             )
         if report["ok"]:
             t = report["trust"]
-            by = f"{t['anchor']} {t['key_id']}" + (
-                f" of {t['origin']}" if "origin" in t else f", {t['keys_certified']} keys chained"
-            )
+            if "origin" in t:
+                by = _(
+                    "{anchor} {key_id} of {origin}",
+                    anchor=_word(t["anchor"]),
+                    key_id=t["key_id"],
+                    origin=t["origin"],
+                )
+            else:
+                by = _(
+                    "{anchor} {key_id}, {count} keys chained",
+                    anchor=_word(t["anchor"]),
+                    key_id=t["key_id"],
+                    count=t["keys_certified"],
+                )
             click.echo(
-                f"ok: {report['events_checked']} events of {report['origins_checked']} origins,"
-                f" {report['checkpoints_checked']} checkpoints verified ({report['signatures']};"
-                f" {by})"
+                _(
+                    "ok: {events} events of {origins} origins, {checkpoints} checkpoints"
+                    " verified ({signatures}; {by})",
+                    events=report["events_checked"],
+                    origins=report["origins_checked"],
+                    checkpoints=report["checkpoints_checked"],
+                    signatures=_word(report["signatures"]),
+                    by=by,
+                )
             )
     sys.exit(0 if report["ok"] else 1)
 
@@ -146,11 +215,9 @@ def audit_verify(
 def _trust(
     source: Source, root_key: Path | None, key_file: Path | None, origin: str | None
 ) -> tuple[Trust, list[str]]:
-    if (root_key is None) == (key_file is None):
-        raise ConfigError("give --root-key (the hierarchy) or --key (one pinned node key)")
     if key_file is not None:
         if origin is None and source.config is None:
-            raise ConfigError("--key pins one origin's key: name it with --origin")
+            raise click.UsageError(str(_("--key pins one origin's key: name it with --origin")))
         pinned = origin or (source.config.node.origin if source.config else "")
         public = public_key(key_file)
         return Trust([Grant(pinned, public, key_id(public))]), []
@@ -203,9 +270,13 @@ def audit_prove(
         elif origin is not None and seq is None and from_size and to_size and not readings_file:
             proof = prove_consistency(src, origin, from_size, to_size)
         else:
-            raise ConfigError(
-                "give --origin with --seq, or --origin with --from-size and --to-size,"
-                " or --readings alone"
+            raise click.UsageError(
+                str(
+                    _(
+                        "give --origin with --seq, or --origin with --from-size and"
+                        " --to-size, or --readings alone"
+                    )
+                )
             )
     text = json.dumps(proof, ensure_ascii=False, indent=2)
     if out is None:
@@ -226,7 +297,8 @@ def audit_prove(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The raw readings file a readings proof is about.",
 )
-def audit_check_proof(proof: Path, root_key: Path, readings_file: Path | None) -> None:
+@format_option()
+def audit_check_proof(proof: Path, root_key: Path, readings_file: Path | None, fmt: str) -> None:
     """Verify a proof with nothing but the national root public key: exit 0 and what it proves,
     or exit 1 with the reason.
 
@@ -239,14 +311,16 @@ def audit_check_proof(proof: Path, root_key: Path, readings_file: Path | None) -
         try:
             claim = json.loads(proof.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{proof}: not a proof (JSON): {e}") from None
+            raise ConfigError(
+                _("{proof}: not a proof (JSON): {error}", proof=str(proof), error=str(e))
+            ) from None
         readings = readings_file.read_bytes() if readings_file is not None else None
         try:
             report = check_proof(claim, root, readings)
         except VerificationError as e:
-            click.echo(f"FAILED: {e.reason}: {e}", err=True)
+            click.echo(_("FAILED: {reason}: {message}", reason=e.reason, message=e), err=True)
             sys.exit(1)
-    emit(report)
+    emit(report, fmt)
 
 
 @audit.command("replay")
@@ -255,8 +329,9 @@ def audit_check_proof(proof: Path, root_key: Path, readings_file: Path | None) -
 @click.option("--region", help="Only origins inside this division code's area.")
 @ROOT_KEY
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@format_option()
 def audit_replay(
-    source: Path, until: str, region: str | None, root_key: Path | None, out: Path
+    source: Path, until: str, region: str | None, root_key: Path | None, out: Path, fmt: str
 ) -> None:
     """Rebuild the projections as they stood at a moment (per origin, the longest prefix
     recorded by then) into a new node directory that `anjian query` reads.
@@ -267,9 +342,12 @@ def audit_replay(
         --root-key root.pub --out ./hebei-0630
       anjian query ./hebei-0630 accidents
     """
-    with user_errors(), open_source(source) as src:
-        moment_ = when(until, "until")
-        with bar(sum(n for _, n in src.origins()), "replaying") as b:
-            root = public_key(root_key) if root_key is not None else None
-            summary = replay(src, out, until=moment_, region=region, root=root, progress=b.update)
-    emit(summary)
+    moment_ = when(until, "until")
+    with (
+        user_errors(),
+        open_source(source) as src,
+        bar(sum(n for _o, n in src.origins()), _("replaying")) as b,
+    ):
+        root = public_key(root_key) if root_key is not None else None
+        summary = replay(src, out, until=moment_, region=region, root=root, progress=b.update)
+    emit(summary, fmt)

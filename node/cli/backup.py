@@ -10,9 +10,10 @@ from typing import Any
 
 import click
 
+from domain.i18n import _
 from federation.suite import public_pem
 from federation.transport import TransportError
-from node.cli.base import NODE_DIR, bar, emit, open_node, public_key
+from node.cli.base import NODE_DIR, bar, emit, format_option, open_node, public_key
 from node.config import nats_url
 from node.errors import ConfigError
 from node.replication.backup import recover, restore
@@ -42,7 +43,7 @@ ROOT_KEY = click.option(
 def _run(
     directory: Path,
     root_key: Path | None,
-    label: str,
+    label: object,
     job: Callable[..., Coroutine[Any, Any, dict[str, Any]]],
     url: str,
 ) -> dict[str, Any]:
@@ -58,7 +59,9 @@ def _run(
             try:
                 return asyncio.run(job(node, url, b.update, total))
             except TransportError as e:
-                raise ConfigError(f"NATS at {url}: {e or type(e).__name__}") from None
+                raise ConfigError(
+                    _("NATS at {url}: {error}", url=url, error=str(e) or type(e).__name__)
+                ) from None
 
 
 @click.group()
@@ -70,7 +73,8 @@ def backup() -> None:
 @NODE_DIR
 @FROM
 @ROOT_KEY
-def backup_restore(directory: Path, url: str, root_key: Path | None) -> None:
+@format_option()
+def backup_restore(directory: Path, url: str, root_key: Path | None, fmt: str) -> None:
     """Rebuild a complete node (log and projections) from an archive stream alone, from its
     first message, verifying everything: the national centre's (or the backup centre's own,
     which republishes everything it holds). DIR is a node made with `anjian init` (its key
@@ -81,14 +85,15 @@ def backup_restore(directory: Path, url: str, root_key: Path | None) -> None:
       anjian init ./national --tier national --region 000000
       anjian backup restore ./national --from nats://backup.example:4222 --root-key root.pub
     """
-    emit(_run(directory, root_key, "restoring", restore, url))
+    emit(_run(directory, root_key, _("restoring"), restore, url), fmt)
 
 
 @click.command("recover")
 @NODE_DIR
 @FROM
 @ROOT_KEY
-def recover_command(directory: Path, url: str, root_key: Path | None) -> None:
+@format_option()
+def recover_command(directory: Path, url: str, root_key: Path | None, fmt: str) -> None:
     """Take back a node's own history (and what it relayed) from its parent tier after its disk
     was lost, verified; it then continues its own sequence. If its key was lost too, the output
     says what the certifier signs (a new key from the next sequence, the old one revoked).
@@ -98,4 +103,4 @@ def recover_command(directory: Path, url: str, root_key: Path | None) -> None:
       anjian init ./county --tier county --region 130102 --parent nats://city.example:4222
       anjian recover ./county --from nats://city.example:4222 --root-key root.pub
     """
-    emit(_run(directory, root_key, "recovering", recover, url))
+    emit(_run(directory, root_key, _("recovering"), recover, url), fmt)

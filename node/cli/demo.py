@@ -30,6 +30,7 @@ from typing import Any, Protocol, TypeVar
 import click
 
 from domain.codes import Tier, credit_code_check_character
+from domain.i18n import _
 from federation.keys import ROOT, ROOT_TIERS, certify
 from federation.suite import SigningKey, load_key, load_public, public_pem
 from node import config as config_mod
@@ -112,7 +113,7 @@ def build(
     relay)."""
     root_key = SigningKey.generate()
     members: dict[str, M] = {}
-    with_children = {p for *_, p in layout if p}
+    with_children = {p for *_rest, p in layout if p}
     scheme = "tls" if tls else "nats"
     for name, tier, region, parent_name in layout:
         parent = members[parent_name] if parent_name else None
@@ -201,10 +202,22 @@ class Server:
                 self.url = match.group(1)
                 return
             if self.proc.poll() is not None:
-                raise ConfigError(f"{directory}: the node did not start: {text[-1500:]}")
+                raise ConfigError(
+                    _(
+                        "{directory}: the node did not start: {log}",
+                        directory=str(directory),
+                        log=text[-1500:],
+                    )
+                )
             time.sleep(0.05)
         self.kill()
-        raise ConfigError(f"{directory}: the node did not start within {timeout:.0f}s")
+        raise ConfigError(
+            _(
+                "{directory}: the node did not start within {seconds}s",
+                directory=str(directory),
+                seconds=format(timeout, ".0f"),
+            )
+        )
 
     def stop(self) -> int:
         """SIGTERM (a clean stop: the closing checkpoint is signed); the exit code."""
@@ -338,7 +351,7 @@ def day_at_county(node: Node, rng: random.Random, enterprises: int = 60) -> int:
             user="inspector",
         )["id"]
         recorded += 1
-        for _ in range(rng.randint(0, 3)):
+        for _hazard in range(rng.randint(0, 3)):
             node.execute(
                 "case.record-hazard",
                 json.dumps(
@@ -433,18 +446,27 @@ def converged(members: dict[str, Member], snap: dict[str, dict[str, Any]]) -> bo
 
 def show(members: dict[str, Member], snap: dict[str, dict[str, Any]], elapsed: float) -> None:
     national = next(m for m in members.values() if m.tier == "national")
-    click.echo(f"-- {elapsed:5.1f}s")
+    click.echo(_("-- {seconds}s", seconds=format(elapsed, "5.1f")))
     for m in members.values():
         own = snap[m.name]["held"].get(m.origin, 0)
         at_national = snap[national.name]["held"].get(m.origin, 0)
         digest = snap[m.name]["digest"][:12]
-        mark = ""
+        mark: object = ""
         if m.tier != "national":
             same = snap[m.name]["digest"] == snap[m.name]["national_digest_of_it"]
-            mark = "view at national: " + ("same" if same else "differs")
+            mark = _("view at national: same") if same else _("view at national: differs")
         click.echo(
-            f"{m.name:9} {m.tier:8} {m.region}  recorded {own:5}  at national {at_national:5}"
-            f"  digest {digest}  {mark}"
+            _(
+                "{name} {tier} {region}  recorded {own}  at national {at_national}"
+                "  digest {digest}  {mark}",
+                name=m.name.ljust(9),
+                tier=m.tier.ljust(8),
+                region=m.region,
+                own=format(own, "5"),
+                at_national=format(at_national, "5"),
+                digest=digest,
+                mark=mark,
+            )
         )
 
 
@@ -461,7 +483,7 @@ def run(directory: Path, smoke: bool, timeout: float = 180.0) -> bool:
         return relays[member.name].url
 
     members: dict[str, Member]
-    _, members = build(directory, LAYOUT, via_relay)
+    _root, members = build(directory, LAYOUT, via_relay)
     servers: list[Server] = []
     # SIGTERM (a service manager, `kill`, a test's timeout) stops the demo as Ctrl-C does: its
     # nats-servers and nodes are stopped below, not left running without it
@@ -470,32 +492,42 @@ def run(directory: Path, smoke: bool, timeout: float = 180.0) -> bool:
         for m in members.values():
             if m.nats is not None:
                 m.nats.start()
-                click.echo(f"nats-server for {m.name} on {m.nats.url}")
+                click.echo(_("nats-server for {name} on {url}", name=m.name, url=m.nats.url))
         for m in members.values():
             servers.append(Server(m.directory))
-            click.echo(f"{m.name} ({m.tier} {m.region}) serving on {servers[-1].url}")
+            click.echo(
+                _(
+                    "{name} ({tier} {region}) serving on {url}",
+                    name=m.name,
+                    tier=m.tier,
+                    region=m.region,
+                    url=servers[-1].url,
+                )
+            )
         rng = random.Random(2026)
         relays["county-b"].cut()
-        click.echo("county-b's line to its city is cut: it records offline")
+        click.echo(_("county-b's line to its city is cut: it records offline"))
         for name in ("county-a", "county-b"):
             with opened(members[name]) as node:
                 n = day_at_county(node, rng, enterprises=30 if smoke else 120)
-            click.echo(f"{name} recorded {n} commands")
+            click.echo(_("{name} recorded {count} commands", name=name, count=n))
         cut_until = time.monotonic() + (5 if smoke else 15)
         while time.monotonic() < started + timeout:
             if relays["county-b"].open is False and time.monotonic() > cut_until:
                 relays["county-b"].restore()
-                click.echo("county-b's line is back: it catches up")
+                click.echo(_("county-b's line is back: it catches up"))
             snap = snapshot(members)
             show(members, snap, time.monotonic() - started)
             if relays["county-b"].open and converged(members, snap):
                 click.echo(
-                    f"converged in {time.monotonic() - started:.1f}s: the national view "
-                    "equals its subtree"
+                    _(
+                        "converged in {seconds}s: the national view equals its subtree",
+                        seconds=format(time.monotonic() - started, ".1f"),
+                    )
                 )
                 return True
             time.sleep(2)
-        click.echo(f"not converged within {timeout:.0f}s", err=True)
+        click.echo(_("not converged within {seconds}s", seconds=format(timeout, ".0f")), err=True)
         return False
     finally:
         for s in reversed(servers):

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from domain.i18n import _
 from hardware.simulator import CYCLE_MS, SiteModel, publish_cycles
 from node.errors import ConfigError
 from projections.queries import moment
@@ -17,9 +18,17 @@ from projections.queries import moment
 def _host_port(value: str | None, option: str) -> tuple[str, int] | None:
     if value is None:
         return None
-    host, _, port = value.rpartition(":")
+    host, _colon, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{option} is HOST:PORT, e.g. 127.0.0.1:1883, got {value!r}")
+        raise click.BadParameter(
+            str(
+                _(
+                    "{option} is HOST:PORT, e.g. 127.0.0.1:1883, got {value!r}",
+                    option=option,
+                    value=value,
+                )
+            )
+        )
     return host, int(port)
 
 
@@ -70,11 +79,11 @@ def simulate_site(
     try:
         start_ms = moment(start)
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--start") from None
+        raise click.BadParameter(str(e), param_hint="'--start'") from None
     broker = _host_port(mqtt, "--mqtt")
     device_at = _host_port(modbus, "--modbus")
     if broker is None and device_at is None:
-        raise click.UsageError("give --mqtt, --modbus or both")
+        raise click.UsageError(str(_("give --mqtt, --modbus or both")))
     model = SiteModel(site, points, seed, excursion_every, excursion_length, faults=faults)
     click.echo(
         json.dumps(

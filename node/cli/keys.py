@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 
 from domain.codes import Tier
+from domain.i18n import _
 from federation.keys import certify, revoke
 from federation.suite import SigningKey, key_id, public_pem, save_key
 from node import config as config_mod
-from node.cli.base import NODE_DIR, emit, open_node, public_key, user_errors
+from node.cli.base import NODE_DIR, emit, format_option, open_node, public_key, user_errors, warn
 from node.errors import ConfigError
 from node.keys import (
     NATS_PUBLIC_FILE,
@@ -36,7 +37,8 @@ def keys() -> None:
 
 @keys.command("generate")
 @NODE_DIR
-def keys_generate(directory: Path) -> None:
+@format_option()
+def keys_generate(directory: Path, fmt: str) -> None:
     """Create what the node lacks of its keys: its Ed25519 signing key (node.key, 0600, and
     node.pub) and its NATS identity (an nkey seed, [federation] nats_key, default nats.nk,
     0600, and nats.pub beside it). The certifier certifies node.pub and nats.pub together.
@@ -56,11 +58,15 @@ def keys_generate(directory: Path) -> None:
             made |= {"nats": generate_nats_key(directory)}
         if not made:
             raise ConfigError(
-                f"{directory} has its keys: node.key is replaced by rotation (anjian keys rotate)"
+                _(
+                    "{directory} has its keys: node.key is replaced by rotation"
+                    " (anjian keys rotate)",
+                    directory=str(directory),
+                )
             )
         if seed.exists():
             made |= {"nats_key_file": str(seed), "nats_public_file": str(nats_public_file(seed))}
-        emit(made)
+        emit(made, fmt)
 
 
 def _next_position(directory: Path | None) -> int:
@@ -80,16 +86,17 @@ def _record_if_node(directory: Path | None, doc: bytes) -> None:
 
 @keys.command("root-init")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-def keys_root_init(out: Path) -> None:
+@format_option()
+def keys_root_init(out: Path, fmt: str) -> None:
     """Create the national root key pair, offline: OUT/root.key (0600) and OUT/root.pub."""
     with user_errors():
         out.mkdir(parents=True, exist_ok=True)
         if (out / "root.key").exists():
-            raise ConfigError(f"{out / 'root.key'} exists")
+            raise ConfigError(_("{path} exists", path=str(out / "root.key")))
         key = SigningKey.generate()
         save_key(key, out / "root.key")
         (out / "root.pub").write_bytes(public_pem(key.public))
-        emit({"key_id": key.key_id, "public_key_file": str(out / "root.pub")})
+        emit({"key_id": key.key_id, "public_key_file": str(out / "root.pub")}, fmt)
 
 
 @keys.command("certify")
@@ -118,6 +125,7 @@ def keys_root_init(out: Path) -> None:
 )
 @click.option("--from-seq", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@format_option()
 def keys_certify(
     directory: Path | None,
     root_key: Path | None,
@@ -128,6 +136,7 @@ def keys_certify(
     nats_file: Path | None,
     from_seq: int,
     out: Path,
+    fmt: str,
 ) -> None:
     """Certify a key of the tier below, inside the certifier's own area, with the node's NATS
     identity (which its parent's NATS server authorises). From a node directory the
@@ -166,13 +175,15 @@ def keys_certify(
                 "key_id": key_id(public),
                 "from_seq": from_seq,
                 "nats": nats,
-            }
+            },
+            fmt,
         )
         if nats is None:
-            click.echo(
-                "warning: no NATS identity certified (no --nats-key, no nats.pub beside the"
-                " key): the node cannot connect to its parent's NATS until it is",
-                err=True,
+            warn(
+                _(
+                    "no NATS identity certified (no --nats-key, no nats.pub beside the"
+                    " key): the node cannot connect to its parent's NATS until it is"
+                )
             )
 
 
@@ -188,6 +199,7 @@ def keys_certify(
     help="The last sequence of the origin the key stays valid for.",
 )
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@format_option()
 def keys_revoke(
     directory: Path | None,
     root_key: Path | None,
@@ -195,6 +207,7 @@ def keys_revoke(
     revoked: str,
     last_seq: int,
     out: Path,
+    fmt: str,
 ) -> None:
     """Revoke a key from a log position on (by its certifier, or the root)."""
     with user_errors():
@@ -209,7 +222,9 @@ def keys_revoke(
         )
         _record_if_node(directory, doc)
         out.write_bytes(doc)
-        emit({"revocation": str(out), "origin": origin, "key_id": revoked, "last_seq": last_seq})
+        emit(
+            {"revocation": str(out), "origin": origin, "key_id": revoked, "last_seq": last_seq}, fmt
+        )
 
 
 @keys.command("install")
@@ -223,7 +238,8 @@ def keys_revoke(
 @click.option(
     "--root-key", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-def keys_install(directory: Path, documents: tuple[Path, ...], root_key: Path) -> None:
+@format_option()
+def keys_install(directory: Path, documents: tuple[Path, ...], root_key: Path, fmt: str) -> None:
     """Install the node's trust chain (its certification and its certifiers' up to the root).
     Installing a certification of a key prepared by `anjian keys rotate` switches the node to
     it (restart a running node)."""
@@ -240,13 +256,15 @@ def keys_install(directory: Path, documents: tuple[Path, ...], root_key: Path) -
                     for g in mine
                 ],
                 "switched_to": switched,
-            }
+            },
+            fmt,
         )
 
 
 @keys.command("rotate")
 @NODE_DIR
-def keys_rotate(directory: Path) -> None:
+@format_option()
+def keys_rotate(directory: Path, fmt: str) -> None:
     """Prepare a new node key (node.key.next): give node.pub.next, nats.pub (the NATS identity
     stays) and the printed from_seq to the certifier, then install its certification (and the
     old key's revocation)."""
@@ -261,15 +279,17 @@ def keys_rotate(directory: Path) -> None:
                 "old_key_id": node.key.key_id,
                 "old_last_seq": size,
                 "nats_public_file": str(nats_public_file(nats_key_file(directory))),
-            }
+            },
+            fmt,
         )
 
 
 @keys.command("record")
 @NODE_DIR
 @click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def keys_record(directory: Path, document: Path) -> None:
+@format_option()
+def keys_record(directory: Path, document: Path, fmt: str) -> None:
     """Record a key document this node signed, or (at the national centre, with
     trust/root.pub installed) one the root signed, in this node's log."""
     with open_node(directory) as node:
-        emit(node.record_key_document(document.read_bytes(), getpass.getuser()))
+        emit(node.record_key_document(document.read_bytes(), getpass.getuser()), fmt)

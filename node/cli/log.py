@@ -10,7 +10,7 @@ import click
 
 from federation.bundle import pack, unpack
 from federation.errors import FederationError
-from node.cli.base import NODE_DIR, emit, open_node
+from node.cli.base import NODE_DIR, emit, format_option, open_node
 from node.errors import ConfigError
 from node.keys import key_documents
 from node.replication.importer import Importer
@@ -31,7 +31,8 @@ def log() -> None:
     type=click.IntRange(min=0),
     help="Only envelopes after this sequence.",
 )
-def log_bundle(directory: Path, out: Path, after: int) -> None:
+@format_option()
+def log_bundle(directory: Path, out: Path, after: int, fmt: str) -> None:
     """Write this node's envelopes, checkpoints and trust documents to a bundle file, for a
     parent to import (`anjian log import`) when there is no NATS link."""
     with open_node(directory) as node:
@@ -43,13 +44,14 @@ def log_bundle(directory: Path, out: Path, after: int) -> None:
         items += [("checkpoint", note.encode()) for note in node.log.checkpoints()]
         items += [("document", raw) for raw in key_documents(node.config)]
         out.write_bytes(pack(items))
-        emit({"bundle": str(out), "envelopes": seq - after, "items": len(items)})
+        emit({"bundle": str(out), "envelopes": seq - after, "items": len(items)}, fmt)
 
 
 @log.command("import")
 @NODE_DIR
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def log_import(directory: Path, bundle: Path) -> None:
+@format_option()
+def log_import(directory: Path, bundle: Path, fmt: str) -> None:
     """Verify and apply a bundle of other origins' envelopes: each origin in sequence, once;
     gaps held; forgeries quarantined with their reason (printed)."""
     with open_node(directory) as node:
@@ -57,4 +59,4 @@ def log_import(directory: Path, bundle: Path) -> None:
             summary = Importer(node).take(unpack(bundle.read_bytes()))
         except FederationError as e:
             raise ConfigError(str(e)) from None
-        emit(summary)
+        emit(summary, fmt)

@@ -1,5 +1,32 @@
-"""The ``anjian`` command line: one click group, JSON on stdout, errors on stderr with a
-non-zero exit."""
+"""The ``anjian`` command line: one click group, in its reader's language (``--lang``,
+``ANJIAN_LANG``, the locale; zh-CN when none says: ``node.cli.i18n``).
+
+Conventions every command keeps:
+
+- Input: ``--input FILE|-`` (a file, or - for standard input) where a command reads JSON;
+  ``--json`` is its former name, hidden and kept for a release.
+- Output: what a command finds (a record, a status, a list) goes to stdout as JSON by default,
+  or as text to read with ``--format text``; an action says what it did in a short line in
+  the reader's language (``users add`` prints the token on stdout, alone, and on stderr what
+  to do with it; ``users remove`` says whom it removed); ``--format json`` gives an action's
+  result as JSON. A check (``audit verify``) reports as text by default, ``--format json``
+  for programs. Warnings, notes and errors go to stderr, in the reader's language.
+- Exit status: 0 done; 1 refused or failed; 2 a usage error.
+
+  2 is click's ``UsageError`` (and its ``BadParameter``, ``MissingParameter``): the command
+  line itself is wrong, and nothing was done — an unknown command or option, a missing
+  argument, a value not of its option's form (a time that does not parse, a choice not
+  offered, a number out of range, HOST:PORT, CODE=NAME), options that do not go together.
+  1 is everything said after the command line was understood, by ``node.cli.base.
+  user_errors`` with ``error:`` (``Invalid`` input — the JSON given is wrong, field by field —
+  is a refusal too: the input was read, and the rules said no), or a failed check (``audit
+  verify``, ``check-proof``): a refusal of the rules or of the node's state, a value that
+  the node's configuration or rules refuse (``init --tier county --region 130100``: a city's
+  code; a file that is not a key), a missing node directory, a server that cannot be
+  reached.
+
+Errors, warnings and notes go to stderr with a prefix in the reader's language (``错误：`` /
+``error:``); click's own texts (``Usage:``, ``Missing argument``) are read in it too."""
 
 from __future__ import annotations
 
@@ -18,12 +45,21 @@ import click
 from domain.codes import Tier
 from domain.commands import BY_KIND, SPECS
 from domain.errors import Invalid
+from domain.i18n import ZH, _
 from node import access
 from node import config as config_mod
 from node.cli import i18n
 from node.cli.audit import audit
 from node.cli.backup import backup, recover_command
-from node.cli.base import NODE_DIR, emit, open_node, user_errors
+from node.cli.base import (
+    NODE_DIR,
+    emit,
+    format_option,
+    given,
+    input_options,
+    open_node,
+    user_errors,
+)
 from node.cli.hardware import simulate_site
 from node.cli.keys import keys
 from node.cli.log import log
@@ -43,11 +79,32 @@ class Main(click.Group):
     def main(self, args: Any = None, *rest: Any, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         try:
-            i18n.start(self, argv, os.environ)
+            lang = i18n.start(self, argv, os.environ)
         except i18n.LanguageError as e:
             e.show()
             sys.exit(e.exit_code)
+        _short_helps(self, lang)
         return super().main(argv, *rest, **extra)
+
+
+SHORT = 30
+
+
+def _short_helps(command: click.Command, lang: str) -> None:
+    """Chinese help has no spaces for click to shorten a command's help at (it would list the
+    command with "..." alone): in Chinese, a command without a short help of its own is listed
+    with its help's first sentence (up to 。), cut at ``SHORT`` characters."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            if i18n.original(sub, "short_help") is None:
+                sub.short_help = _first_sentence(sub.help) if lang == ZH and sub.help else None
+            _short_helps(sub, lang)
+
+
+def _first_sentence(text: str) -> str:
+    first = text.partition("\n\n")[0].strip().split("。")[0]
+    first = " ".join(first.split())
+    return first if len(first) <= SHORT else first[: SHORT - 1] + "…"
 
 
 @click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,6 +154,7 @@ for group in (keys, log, nats, query, projections, readings, tls, users):
     help="A division newer than the shipped GB/T 2260 table, with its name (repeatable):"
     " written to [divisions] extra.",
 )
+@format_option()
 def init(
     directory: Path,
     tier: str,
@@ -105,6 +163,7 @@ def init(
     nats_url: str | None,
     origin: str | None,
     divisions: tuple[str, ...],
+    fmt: str,
 ) -> None:
     """Create a node directory: configuration, the node's signing key (node.key, node.pub),
     its NATS identity (nats.nk, nats.pub: the certifier certifies both) and an empty log.
@@ -115,10 +174,18 @@ def init(
     """
     with user_errors():
         if directory.exists() and any(directory.iterdir()):
-            raise ConfigError(f"{directory} exists and is not empty; choose a new directory")
+            raise ConfigError(
+                _(
+                    "{directory} exists and is not empty; choose a new directory",
+                    directory=str(directory),
+                )
+            )
         extra = dict(d.partition("=")[::2] for d in divisions)
         if any(not name for name in extra.values()):
-            raise ConfigError("--division is CODE=NAME, e.g. --division 139999=某某新区")
+            raise click.BadParameter(
+                str(_("it is CODE=NAME, e.g. --division 139999=某某新区")),
+                param_hint="'--division'",
+            )
         toml = config_mod.new_node_toml(tier, region, parent, nats_url, origin, extra)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / config_mod.CONFIG_FILE).write_text(toml, encoding="utf-8")
@@ -131,12 +198,17 @@ def init(
                 **node.status(),
                 "public_key_file": str(node.config.public_key_file),
                 "nats_public_file": str(nats_public),
-            }
+            },
+            fmt,
         )
     click.echo(
-        f"next: have the certifier certify {directory}/node.pub with {nats_public}, install"
-        f" the certification (anjian keys install), and anjian users add {directory} NAME"
-        f" --role writer   (then: anjian serve {directory})",
+        _(
+            "next: have the certifier certify {directory}/node.pub with {nats_public}, install"
+            " the certification (anjian keys install), and anjian users add {directory} NAME"
+            " --role writer   (then: anjian serve {directory})",
+            directory=str(directory),
+            nats_public=str(nats_public),
+        ),
         err=True,
     )
 
@@ -167,59 +239,72 @@ def serve(directory: Path, host: str | None, port: int | None) -> None:
         try:
             uvloop.run(run())
         except OSError as e:
-            raise ConfigError(f"cannot listen: {e}") from None
+            raise ConfigError(_("cannot listen: {error}", error=str(e))) from None
 
 
 @main.command()
 @NODE_DIR
 @click.argument("kind", type=click.Choice(list(BY_KIND)), metavar="KIND")
-@click.option(
-    "--json",
-    "source",
-    type=click.File("rb"),
-    required=True,
-    help="Command as JSON: a file, or - for stdin.",
-)
+@input_options("Command as JSON: a file, or - for stdin.")
 @click.option("--actor", default=None, help="Who records it (default: your login name).")
 @click.option(
     "--id", "target", help='Id of the record the command acts on (or give "id" in the JSON).'
 )
-def record(directory: Path, kind: str, source: Any, actor: str | None, target: str | None) -> None:
+@format_option()
+def record(
+    directory: Path,
+    kind: str,
+    source: Any,
+    legacy_source: Any,
+    actor: str | None,
+    target: str | None,
+    fmt: str,
+) -> None:
     """Record one command without a server. KIND is one of the command kinds (`anjian kinds`).
 
     \b
     Example:
       echo '{"name": "某煤矿", "credit_code": "91350100M000100Y43",
              "industry": "coal_mine", "division": "130102"}' |
-        anjian record ./county enterprise.register --json - --actor zhang
+        anjian record ./county enterprise.register --input - --actor zhang
     """
-    raw = source.read()
+    raw = given(source, legacy_source).read()
     with user_errors():
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
-            raise Invalid.field("*", f"the input is not valid JSON: {e}") from None
+            raise Invalid.field(
+                "*", _("the input is not valid JSON: {error}", error=str(e))
+            ) from None
         if not isinstance(data, dict):
-            raise Invalid.field("*", "the input must be a JSON object")
+            raise Invalid.field("*", _("the input must be a JSON object"))
         if "id" in data and not BY_KIND[kind].creates:
             embedded = str(data.pop("id"))
             if target is not None and target != embedded:
-                raise Invalid.field("id", f"--id {target} and the JSON's id {embedded} differ")
+                raise Invalid.field(
+                    "id",
+                    _(
+                        "--id {target} and the JSON's id {embedded} differ",
+                        target=target,
+                        embedded=embedded,
+                    ),
+                )
             target = embedded
     with open_node(directory) as node:
         user = actor or getpass.getuser()
         result = node.execute(kind, json.dumps(data), user=user, target=target)
         access.record(directory, user, "record", result["id"], kind=kind)
-        emit(result)
+        emit(result, fmt)
 
 
 @main.command()
 @NODE_DIR
 @click.argument("record_id", metavar="ID")
-def show(directory: Path, record_id: str) -> None:
+@format_option()
+def show(directory: Path, record_id: str, fmt: str) -> None:
     """Print a record (enterprise, accident ...) as it stands, with its history."""
     with open_node(directory) as node:
-        emit(node.show(record_id))
+        emit(node.show(record_id), fmt)
 
 
 @main.command()
@@ -248,7 +333,12 @@ def demo(smoke: bool, directory: Path | None) -> None:
         nats_server_binary()
         if directory is not None:
             if directory.exists() and any(directory.iterdir()):
-                raise ConfigError(f"{directory} exists and is not empty; choose a new directory")
+                raise ConfigError(
+                    _(
+                        "{directory} exists and is not empty; choose a new directory",
+                        directory=str(directory),
+                    )
+                )
             ok_ = run_demo(directory, smoke)
         else:
             with tempfile.TemporaryDirectory(prefix="anjian-demo-") as tmp:
@@ -259,20 +349,26 @@ def demo(smoke: bool, directory: Path | None) -> None:
 
 @main.command()
 @NODE_DIR
-def status(directory: Path) -> None:
+@format_option()
+def status(directory: Path, fmt: str) -> None:
     """Print the node's origin, tier, region, event count and last log position, and per
     origin held from others: applied, pending, lag, quarantined, unknown types."""
     with open_node(directory) as node:
-        emit({**node.status(), "federation": federation_view(node, node.clock())})
+        emit({**node.status(), "federation": federation_view(node, node.clock())}, fmt)
 
 
 @main.command()
 @click.argument("kind", required=False, type=click.Choice(list(BY_KIND)), metavar="[KIND]")
-def kinds(kind: str | None) -> None:
+@format_option()
+def kinds(kind: str | None, fmt: str) -> None:
     """List the command kinds, or print one kind's JSON schema."""
     if kind:
-        emit(BY_KIND[kind].model.model_json_schema())
+        emit(BY_KIND[kind].model.model_json_schema(), fmt)
     else:
         emit(
-            [{"kind": s.kind, "summary": s.summary, "http": f"POST /api/v1{s.path}"} for s in SPECS]
+            [
+                {"kind": s.kind, "summary": s.summary, "http": f"POST /api/v1{s.path}"}
+                for s in SPECS
+            ],
+            fmt,
         )

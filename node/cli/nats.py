@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from domain.i18n import _
 from node import config as config_mod
-from node.cli.base import NODE_DIR, emit, user_errors
-from node.errors import ConfigError
+from node.cli.base import NODE_DIR, emit, format_option, user_errors
 from node.replication.natsauth import CONFIG_FILE, ServerTLS, reload_server, write_config
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -44,6 +44,7 @@ def nats() -> None:
     "the authorisation current.",
 )
 @click.option("--reload", is_flag=True, help="Have the running server reload it (SIGHUP).")
+@format_option()
 def nats_config(
     directory: Path,
     out: Path | None,
@@ -54,6 +55,7 @@ def nats_config(
     verify_clients: bool,
     save: bool,
     reload: bool,
+    fmt: str,
 ) -> None:
     """Write the configuration of this tier's nats-server (city and above) from the node's
     certified hierarchy: the listen address, JetStream store, pid file and payload limit; an
@@ -73,9 +75,11 @@ def nats_config(
     with user_errors():
         config = config_mod.load(directory)
         if (tls_cert is None) != (tls_key is None):
-            raise ConfigError("--tls-cert and --tls-key go together")
+            raise click.UsageError(str(_("--tls-cert and --tls-key go together")))
         if verify_clients and (tls_ca is None or tls_cert is None):
-            raise ConfigError("--verify-clients needs --tls-ca (and --tls-cert, --tls-key)")
+            raise click.UsageError(
+                str(_("--verify-clients needs --tls-ca (and --tls-cert, --tls-key)"))
+            )
         tls = None
         if tls_cert is not None and tls_key is not None:
             tls = ServerTLS(tls_cert, tls_key, tls_ca, verify_clients)
@@ -94,16 +98,23 @@ def nats_config(
                 config_mod.load(directory)  # still valid
                 report["saved"] = line
             else:
-                report["node_toml"] = (
-                    f"add to [federation] of {directory / config_mod.CONFIG_FILE}: {line}"
-                    " (or run again with --save), so the serving node keeps it current"
+                report["node_toml"] = str(
+                    _(
+                        "add to [federation] of {file}: {line} (or run again with --save), so"
+                        " the serving node keeps it current",
+                        file=str(directory / config_mod.CONFIG_FILE),
+                        line=line,
+                    )
                 )
         if reload:
             report["reloaded"] = reload_server(target)
         report["start"] = f"nats-server -c {target / CONFIG_FILE}"
-        emit(report)
+        emit(report, fmt)
         for x in report["left_out"]:
-            click.echo(f"left out: {x['origin']}: {x['reason']}", err=True)
+            click.echo(
+                _("left out: {origin}: {reason}", origin=x["origin"], reason=x["reason"]),
+                err=True,
+            )
 
 
 def set_federation(text: str, key: str, value: str) -> str:

@@ -26,7 +26,7 @@ from federation.proof import SUMMARY
 from node import reports
 from node.access import readable_json
 from node.audit.proofs import readings_file
-from node.cli.base import NODE_DIR, emit, open_node, when
+from node.cli.base import NODE_DIR, emit, given, input_options, open_node, when
 from node.errors import ConfigError
 from node.projector import rebuild
 from projections.present import LAYOUTS
@@ -137,7 +137,8 @@ def query(
     try:
         reports.check(name, "json" if fmt == "text" else fmt, time, layout)
     except reports.BadRequest as e:
-        raise click.BadParameter(str(e.args[0]), param_hint=f"--{e.parameter}") from None
+        option = "--" + e.parameter
+        raise click.BadParameter(str(e.args[0]), param_hint=option) from None
     with open_node(directory) as node:
         node.project()
         try:
@@ -217,7 +218,10 @@ def projections_rebuild(directory: Path, name: str | None) -> None:
     with open_node(directory) as node:
         total = node.status()["event_count"]
         with click.progressbar(
-            length=total, label="rebuilding", file=sys.stderr, hidden=not sys.stderr.isatty()
+            length=total,
+            label=str(_("rebuilding")),
+            file=sys.stderr,
+            hidden=not sys.stderr.isatty(),
         ) as bar:
             emit(rebuild(node.config, node.log, name, progress=bar.update))
 
@@ -260,19 +264,19 @@ def readings() -> None:
 @readings.command("ingest")
 @NODE_DIR
 @click.argument("site")
-@click.option(
-    "--json", "source", type=click.File("rb"), required=True, help="Batch as JSON: a file, or -."
-)
+@input_options("Batch as JSON: a file, or -.")
 @click.option("--actor", default=None, help="Who records the derived events (default: your login).")
-def readings_ingest(directory: Path, site: str, source: Any, actor: str | None) -> None:
+def readings_ingest(
+    directory: Path, site: str, source: Any, legacy_source: Any, actor: str | None
+) -> None:
     """Take a batch {"readings": [{"point", "t", "value", "status"}]} for SITE (its code).
 
     \b
     Example:
       echo '{"readings": [{"point": "CH4-01", "t": "2026-11-29T08:00:00+08:00", "value": 0.42}]}' |
-        anjian readings ingest ./county 130102B001 --json -
+        anjian readings ingest ./county 130102B001 --input -
     """
-    raw = source.read()
+    raw = given(source, legacy_source).read()
     with open_node(directory) as node:
         emit(node.ingest(site, raw, user=actor or getpass.getuser()))
 
@@ -299,7 +303,13 @@ def readings_export(directory: Path, site: str, window: str, out: Path) -> None:
                 out.write_bytes(data)
                 emit({"readings": str(out), "lines": data.count(b"\n"), "summary": state})
                 return
-        raise ConfigError(f"no signed summary of site {site} for the window at {window}")
+        raise ConfigError(
+            _(
+                "no signed summary of site {site} for the window at {window}",
+                site=site,
+                window=window,
+            )
+        )
 
 
 @readings.command("prune")

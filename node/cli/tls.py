@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from node.cli.base import emit, user_errors
+from domain.i18n import _, gettext
+from node.cli.base import emit, format_option, user_errors
 from node.tls import CA_DAYS, CERT_DAYS, PREFERRED, describe, issue, make_ca
 
 DIRECTORY = click.Path(file_okay=False, path_type=Path)
@@ -37,7 +38,8 @@ def tls() -> None:
 @click.argument("directory", type=DIRECTORY)
 @click.option("--name", default="anjian private CA", show_default=True, help="Its common name.")
 @click.option("--days", default=CA_DAYS, show_default=True, type=click.IntRange(1, 36500))
-def tls_ca(directory: Path, name: str, days: int) -> None:
+@format_option()
+def tls_ca(directory: Path, name: str, days: int, fmt: str) -> None:
     """Make a private CA in DIRECTORY: ca.crt (give it to every client and server that must
     trust the certificates it issues) and ca.key (0600; keep it off the nodes, e.g. on the
     machine of whoever issues certificates). An existing CA is never overwritten.
@@ -48,8 +50,8 @@ def tls_ca(directory: Path, name: str, days: int) -> None:
     """
     with user_errors():
         cert, key = make_ca(directory, name, days)
-    emit({**describe(cert), "key": str(key)})
-    click.echo(f"note: {PREFERRED}", err=True)
+    emit({**describe(cert), "key": str(key)}, fmt)
+    _preferred()
 
 
 @tls.command("issue")
@@ -70,8 +72,15 @@ def tls_ca(directory: Path, name: str, days: int) -> None:
     help="Where NAME.crt and NAME.key (0600) go, e.g. the node directory's tls/.",
 )
 @click.option("--days", default=CERT_DAYS, show_default=True, type=click.IntRange(1, 3650))
+@format_option()
 def tls_issue(
-    ca_directory: Path, name: str, hosts: tuple[str, ...], client: bool, out: Path, days: int
+    ca_directory: Path,
+    name: str,
+    hosts: tuple[str, ...],
+    client: bool,
+    out: Path,
+    days: int,
+    fmt: str,
 ) -> None:
     """Issue NAME.crt and NAME.key signed by the CA in CA_DIR: a server certificate for each
     --host (HTTPS, a NATS server), a client certificate with --client (mutual TLS), or both.
@@ -86,10 +95,17 @@ def tls_issue(
         cert, key = issue(
             ca_directory, name, hosts, out, client=client, server=bool(hosts), days=days
         )
-    emit({**describe(cert), "key": str(key)})
+    emit({**describe(cert), "key": str(key)}, fmt)
     click.echo(
-        "for the node's HTTPS: in node.toml [http] set tls_cert and tls_key to these files "
-        "(relative to the node directory); clients trust the CA's ca.crt",
+        _(
+            "for the node's HTTPS: in node.toml [http] set tls_cert and tls_key to these files "
+            "(relative to the node directory); clients trust the CA's ca.crt"
+        ),
         err=True,
     )
-    click.echo(f"note: {PREFERRED}", err=True)
+    _preferred()
+
+
+def _preferred() -> None:
+    preferred = gettext(PREFERRED) if isinstance(PREFERRED, str) else PREFERRED
+    click.echo(_("note: {message}", message=preferred), err=True)

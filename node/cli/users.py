@@ -11,9 +11,10 @@ from typing import Any
 
 import click
 
+from domain.i18n import _
 from node import access
 from node import config as config_mod
-from node.cli.base import NODE_DIR, emit, user_errors, when
+from node.cli.base import NODE_DIR, emit, format_option, user_errors, warn, when
 from node.errors import ConfigError
 from node.users import Role, add_user, list_users, remove_user, rotate_token, set_password
 
@@ -44,7 +45,13 @@ def _changed(directory: Path, action: str, name: str, **detail: Any) -> None:
     try:
         access.record(directory, _who(), action, target=name, **detail)
     except OSError as e:  # the change stands; whoever made it must know the log lacks it
-        click.echo(f"warning: the access log in {directory} could not be written: {e}", err=True)
+        warn(
+            _(
+                "the access log in {directory} could not be written: {error}",
+                directory=str(directory),
+                error=str(e),
+            )
+        )
 
 
 @users.command("add")
@@ -56,21 +63,22 @@ def _changed(directory: Path, action: str, name: str, **detail: Any) -> None:
     default=Role.READER.value,
     show_default=True,
 )
-def users_add(directory: Path, name: str, role: str) -> None:
+@format_option("text")
+def users_add(directory: Path, name: str, role: str, fmt: str) -> None:
     """Add a user and print their token (shown only this once); it expires after
     [http] token_days (90 by default)."""
     with user_errors():
         cfg = config_mod.load(directory)
         token = add_user(cfg.users_file, name, Role(role), days=cfg.http.token_days)
         _changed(cfg.directory, "user.add", name, role=role)
-        click.echo(token)
-        _expiry_note(directory, cfg.users_file, name)
+        _token(directory, cfg.users_file, name, token, fmt)
 
 
 @users.command("rotate")
 @NODE_DIR
 @click.argument("name")
-def users_rotate(directory: Path, name: str) -> None:
+@format_option("text")
+def users_rotate(directory: Path, name: str, fmt: str) -> None:
     """Issue a user a new token and print it (shown only this once). The old token stops
     working within a second on a running server.
 
@@ -82,15 +90,33 @@ def users_rotate(directory: Path, name: str) -> None:
         cfg = config_mod.load(directory)
         token = rotate_token(cfg.users_file, name, days=cfg.http.token_days)
         _changed(cfg.directory, "user.rotate", name)
-        click.echo(token)
-        _expiry_note(directory, cfg.users_file, name)
+        _token(directory, cfg.users_file, name, token, fmt)
 
 
-def _expiry_note(directory: Path, users_file: Path, name: str) -> None:
-    expires = next(u["token_expires"] for u in list_users(users_file) if u["name"] == name)
+def _token(directory: Path, users_file: Path, name: str, token: str, fmt: str) -> None:
+    """The new token: alone on stdout (a script takes it as it is), and on stderr what to do
+    with it; or, with ``--format json``, as JSON with the user's role and expiry."""
+    user = next(u for u in list_users(users_file) if u["name"] == name)
+    if fmt == "json":
+        emit(
+            {
+                "name": name,
+                "role": user["role"],
+                "token": token,
+                "token_expires": user["token_expires"],
+            }
+        )
+        return
+    click.echo(token)
     click.echo(
-        f"the token of {name} is shown only this once; it expires {expires} "
-        f"(then: anjian users rotate {directory} {name})",
+        _(
+            "the token of {name} is shown only this once: give it to {name}, who sends it to"
+            " the API as the header Authorization: Bearer TOKEN. It expires {expires}"
+            " (then: anjian users rotate {directory} {name})",
+            name=name,
+            expires=user["token_expires"],
+            directory=str(directory),
+        ),
         err=True,
     )
 
@@ -111,35 +137,53 @@ def users_password(directory: Path, name: str) -> None:
         cfg = config_mod.load(directory)
         if sys.stdin.isatty():
             password = click.prompt(
-                f"password for {name}", hide_input=True, confirmation_prompt=True, err=True
+                str(_("password for {name}", name=name)),
+                hide_input=True,
+                confirmation_prompt=True,
+                err=True,
             )
         else:
             password = sys.stdin.readline().rstrip("\r\n")
             if not password:
-                raise ConfigError("no password on standard input (one line is read)")
+                raise ConfigError(_("no password on standard input (one line is read)"))
         set_password(cfg.users_file, name, password)
         _changed(cfg.directory, "user.password", name)
-    click.echo(f"password set for {name}; their console sessions end", err=True)
+    click.echo(_("password set for {name}; their console sessions end", name=name), err=True)
 
 
 @users.command("list")
 @NODE_DIR
-def users_list(directory: Path) -> None:
+@format_option()
+def users_list(directory: Path, fmt: str) -> None:
     """Each user: role, when their token expires (or expired), whether they have a password."""
     with user_errors():
-        emit(list_users(config_mod.load(directory).users_file))
+        emit(list_users(config_mod.load(directory).users_file), fmt)
 
 
 @users.command("remove")
 @NODE_DIR
 @click.argument("name")
-def users_remove(directory: Path, name: str) -> None:
+@format_option("text")
+def users_remove(directory: Path, name: str, fmt: str) -> None:
     """Remove a user; their token and console sessions stop working within a second on a
     running server."""
     with user_errors():
         cfg = config_mod.load(directory)
+        role = next((u["role"] for u in list_users(cfg.users_file) if u["name"] == name), None)
         remove_user(cfg.users_file, name)
         _changed(cfg.directory, "user.remove", name)
+    if fmt == "json":
+        emit({"removed": name, "role": role})
+    else:
+        click.echo(
+            _(
+                "removed the user {name} ({role}) from {directory}: their token and console"
+                " sessions stop working within a second on a running server",
+                name=name,
+                role=role,
+                directory=str(directory),
+            )
+        )
 
 
 @users.command("log")
@@ -151,7 +195,10 @@ def users_remove(directory: Path, name: str) -> None:
     help="Only this action: record, export, login, logout, user.add, user.remove, "
     "user.rotate, user.password.",
 )
-def users_log(directory: Path, since: str | None, user: str | None, action: str | None) -> None:
+@format_option()
+def users_log(
+    directory: Path, since: str | None, user: str | None, action: str | None, fmt: str
+) -> None:
     """Print the access log, oldest first: who did what (records, exports, logins and
     logouts, changes of users), when (China time), from where, with what result.
 
@@ -159,9 +206,10 @@ def users_log(directory: Path, since: str | None, user: str | None, action: str 
     Example: failed logins since the first of December:
       anjian users log ./county --since 2026-12-01 --action login
     """
+    start = when(since, "since")
     with user_errors():
         cfg = config_mod.load(directory)
-        entries, bad = access.read(cfg.directory, when(since, "since"), user, action)
-    emit(entries)
+        entries, bad = access.read(cfg.directory, start, user, action)
+    emit(entries, fmt)
     if bad:
-        click.echo(f"warning: {bad} unreadable line(s) of the access log were skipped", err=True)
+        warn(_("{count} unreadable line(s) of the access log were skipped", count=bad))

@@ -11,6 +11,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from domain.codes import in_subtree
+from domain.i18n import _
 from federation.envelope import Envelope, check_signature, parse
 from federation.errors import VerificationError
 from node.replication.importer import Importer
@@ -40,13 +41,18 @@ def take_from_above(importer: Importer, items: list[tuple[str, bytes]]) -> dict[
         try:
             if len(data) > limits.max_envelope:
                 raise VerificationError(
-                    "oversized", f"{len(data)} bytes, over the limit of {limits.max_envelope}"
+                    "oversized",
+                    _(
+                        "{size} bytes, over the limit of {limit}",
+                        size=len(data),
+                        limit=limits.max_envelope,
+                    ),
                 )
             arrived.append((parse(data), division))
         except VerificationError as e:
             importer.quarantine("?", 0, e, data, summary)
     waiting = _verify(importer, arrived, summary)
-    for _ in range(3):  # a certification may let a held signer through, and so on
+    for _round in range(3):  # a certification may let a held signer through, and so on
         trust = importer.trust()
         if trust is importer.swept_above:
             break
@@ -80,9 +86,11 @@ def _hold(node: Any, waiting: list[tuple[Envelope, str]], summary: dict[str, Any
     if len(waiting) > len(kept):
         summary["dropped"] += len(waiting) - len(kept)
         log.warning(
-            "dropped %d envelopes from above whose signer is unknown: %d already wait",
-            len(waiting) - len(kept),
-            node.config.federation.hold_unknown,
+            _(
+                "dropped {count} envelopes from above whose signer is unknown: {held} already wait",
+                count=len(waiting) - len(kept),
+                held=node.config.federation.hold_unknown,
+            )
         )
 
 
@@ -105,7 +113,12 @@ def _verify(
                 region is not None and not in_subtree(region, own.region)
             ):
                 raise VerificationError(
-                    "not_from_above", f"{env.origin} is not a tier above {own.origin}"
+                    "not_from_above",
+                    _(
+                        "{origin} is not a tier above {own}",
+                        origin=env.origin,
+                        own=own.origin,
+                    ),
                 )
             check_signature(env, trust.key_for(env.origin, env.key, env.seq))
             storable(env)
@@ -135,7 +148,12 @@ def _keep(
     if rows:
         if bytes(rows[0]["raw"]) != env.raw:
             raise VerificationError(
-                "duplicate_sequence", f"another envelope is already kept at {env.origin}:{env.seq}"
+                "duplicate_sequence",
+                _(
+                    "another envelope is already kept at {origin}:{seq}",
+                    origin=env.origin,
+                    seq=env.seq,
+                ),
             )
         return  # the same again (a redelivery)
     if env.type.startswith(DOWN_PREFIXES):  # licences: into the log, for the registers

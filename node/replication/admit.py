@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from domain.base import EVENT_TYPES, Event
 from domain.codes import division_level, enterprise_id, in_subtree
+from domain.i18n import _
 from domain.investigation import Investigation
 from domain.keys import register_id
 from domain.receipt import receipt_id
@@ -80,20 +81,39 @@ class Admission:
             # from the top down): it could otherwise take an id a known type derives
             raise VerificationError(
                 "unknown_type",
-                f"{env.origin}:{env.seq} {env.type} would create record {env.aggregate}; this "
-                "node does not know the type: it waits for an upgrade",
+                _(
+                    "{origin}:{seq} {type} would create record {record}; this node does not know"
+                    " the type: it waits for an upgrade",
+                    origin=env.origin,
+                    seq=env.seq,
+                    type=env.type,
+                    record=env.aggregate,
+                ),
             )
         if owner is None and event_class is not None and not creates:
             raise VerificationError(
                 "foreign_aggregate",
-                f"{env.origin}:{env.seq} writes {env.type} on record {env.aggregate}, which "
-                f"{env.origin} never created (one writing origin per record)",
+                _(
+                    "{origin}:{seq} writes {type} on record {record}, which {origin} never"
+                    " created (one writing origin per record)",
+                    origin=env.origin,
+                    seq=env.seq,
+                    type=env.type,
+                    record=env.aggregate,
+                ),
             )
         if owner is not None and owner != env.origin:
             raise VerificationError(
                 "foreign_aggregate",
-                f"{env.origin}:{env.seq} writes {env.type} on record {env.aggregate}, which "
-                f"{owner} created and alone writes (one writing origin per record)",
+                _(
+                    "{origin}:{seq} writes {type} on record {record}, which {owner} created and"
+                    " alone writes (one writing origin per record)",
+                    origin=env.origin,
+                    seq=env.seq,
+                    type=env.type,
+                    record=env.aggregate,
+                    owner=owner,
+                ),
             )
         if owner is None and creates and env.type not in DERIVED and _version(env) != 4:
             # every other record is named by a random id (uuid4): one of these types at a
@@ -101,21 +121,35 @@ class Admission:
             # another node is to have
             raise VerificationError(
                 "foreign_aggregate",
-                f"{env.origin}:{env.seq} creates a {env.type} record under {env.aggregate}, "
-                "which is not a random id",
+                _(
+                    "{origin}:{seq} creates a {type} record under {record}, which is not a"
+                    " random id",
+                    origin=env.origin,
+                    seq=env.seq,
+                    type=env.type,
+                    record=env.aggregate,
+                ),
             )
         if owner is None and env.type in DERIVED:
             try:
                 expected = DERIVED[env.type](env.payload, env.origin, region or env.origin)
             except (KeyError, ValueError, TypeError):
                 raise VerificationError(
-                    "bad_payload", f"{env.type} without the code its id derives from"
+                    "bad_payload",
+                    _("{type} without the code its id derives from", type=env.type),
                 ) from None
             if str(expected) != env.aggregate:
                 raise VerificationError(
                     "foreign_aggregate",
-                    f"{env.origin}:{env.seq} creates record {env.aggregate}, which is not the id "
-                    f"{env.type} derives in its own scope ({expected})",
+                    _(
+                        "{origin}:{seq} creates record {record}, which is not the id {type}"
+                        " derives in its own scope ({expected})",
+                        origin=env.origin,
+                        seq=env.seq,
+                        record=env.aggregate,
+                        type=env.type,
+                        expected=str(expected),
+                    ),
                 )
         run.setdefault(env.aggregate, env.origin)
 
@@ -162,21 +196,43 @@ def _check_area(env: Envelope, region: str) -> None:
         if isinstance(division, str) and not in_subtree(region, division):
             raise VerificationError(
                 "foreign_aggregate",
-                f"{env.origin}:{env.seq} records {env.type} in division {division}, outside "
-                f"the area {region} it is certified for",
+                _(
+                    "{origin}:{seq} records {type} in division {division}, outside the area"
+                    " {region} it is certified for",
+                    origin=env.origin,
+                    seq=env.seq,
+                    type=env.type,
+                    division=division,
+                    region=region,
+                ),
             )
     claimed_region, claimed_tier = payload.get("region"), payload.get("tier")
     if env.type in RECORDER_FIELDS and claimed_region not in (None, region):
         raise VerificationError(
             "foreign_aggregate",
-            f"{env.origin}:{env.seq} {env.type} names region {claimed_region!r}; its origin is "
-            f"certified for {region}",
+            _(
+                "{origin}:{seq} {type} names region {claimed!r}; its origin is certified for"
+                " {region}",
+                origin=env.origin,
+                seq=env.seq,
+                type=env.type,
+                claimed=claimed_region,
+                region=region,
+            ),
         )
     if env.type in RECORDER_FIELDS and claimed_tier not in (None, division_level(region).value):
         raise VerificationError(
             "foreign_aggregate",
-            f"{env.origin}:{env.seq} {env.type} names tier {claimed_tier!r}; its origin is the "
-            f"{division_level(region).value} of {region}",
+            _(
+                "{origin}:{seq} {type} names tier {claimed!r}; its origin is the {tier} of"
+                " {region}",
+                origin=env.origin,
+                seq=env.seq,
+                type=env.type,
+                claimed=claimed_tier,
+                tier=division_level(region).value,
+                region=region,
+            ),
         )
 
 
@@ -192,7 +248,14 @@ def _check_schema(event_class: type[Event], env: Envelope) -> None:
             for err in e.errors()[:5]
         )
         raise VerificationError(
-            "bad_payload", f"{env.origin}:{env.seq} {env.type} does not fit its schema: {problems}"
+            "bad_payload",
+            _(
+                "{origin}:{seq} {type} does not fit its schema: {problems}",
+                origin=env.origin,
+                seq=env.seq,
+                type=env.type,
+                problems=problems,
+            ),
         ) from None
 
 

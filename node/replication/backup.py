@@ -19,6 +19,7 @@ from typing import Any
 
 import msgpack
 
+from domain.i18n import _
 from federation.envelope import parse
 from federation.errors import VerificationError
 from federation.jetstream import NATSTransport
@@ -45,7 +46,7 @@ from node.keys import credentials
 from node.replication.archive import last_seq
 from node.replication.importer import KEY_DOCUMENT, Importer
 from node.replication.outbox import tree_sizes
-from node.replication.part import item
+from node.replication.part import describe, item
 from node.replication.receiver import Taker
 from node.service import Node
 
@@ -108,15 +109,17 @@ async def restore(
     country's log, for a national or a backup centre."""
     if node.config.node.tier.value not in ("national", "backup"):
         raise ConfigError(
-            "an archive holds the whole country: restore a national or a backup centre with it;"
-            " a bureau below takes its history from its parent (anjian recover)"
+            _(
+                "an archive holds the whole country: restore a national or a backup centre with"
+                " it; a bureau below takes its history from its parent (anjian recover)"
+            )
         )
     importer = Importer(node, restoring=True)
     nc = await _connect(transport, url, node, "restore")
     try:
         info = await nc.stream_info(ARCHIVE)
         if info is None:
-            raise ConfigError(f"no archive stream ({ARCHIVE}) at {url}")
+            raise ConfigError(_("no archive stream ({stream}) at {url}", stream=ARCHIVE, url=url))
         last, count = info.last_seq, info.messages
         if total is not None:
             total(count)
@@ -146,7 +149,12 @@ async def restore(
                 msgs = await sub.fetch(node.config.federation.batch, FETCH_TIMEOUT)
                 if not msgs:
                     raise ConfigError(
-                        f"the archive at {url} stopped delivering at message {seen} of {last}"
+                        _(
+                            "the archive at {url} stopped delivering at message {seen} of {last}",
+                            url=url,
+                            seen=seen,
+                            last=last,
+                        )
                     )
                 seen = msgs[-1].seq
                 items = docs.scan([item(m.subject, m.data) for m in msgs])
@@ -194,7 +202,9 @@ async def recover(
         index = await _ask(nc, me, {"origin": None})
         origins: dict[str, int] = index["origins"]
         if not origins:
-            raise ConfigError(f"the parent at {url} holds no history of {me}")
+            raise ConfigError(
+                _("the parent at {url} holds no history of {origin}", url=url, origin=me)
+            )
         if total is not None:
             total(sum(origins.values()))
         _install(node, [bytes(d) for d in index["documents"]])
@@ -227,9 +237,18 @@ async def recover(
     if unapplied:
         report["continue"] = {
             "ready": False,
-            "reason": f"the parent has not applied all that was sent to it yet: {unapplied}",
-            "todo": "record nothing yet: run `anjian recover` again once the parent has"
-            " applied them (its `anjian status`), so that this node signs no sequence twice",
+            "reason": str(
+                _(
+                    "the parent has not applied all that was sent to it yet: {unapplied}",
+                    unapplied=unapplied,
+                )
+            ),
+            "todo": str(
+                _(
+                    "record nothing yet: run `anjian recover` again once the parent has applied"
+                    " them (its `anjian status`), so that this node signs no sequence twice"
+                )
+            ),
         }
     return report
 
@@ -241,28 +260,39 @@ async def _connect(transport: Transport | None, url: str, node: Node, what: str)
         )
     except Refused as e:
         raise ConfigError(
-            f"NATS at {url} refused this node: {e}. A node on a new disk has a new NATS key"
-            f" ({node.config.federation.nats_key}, nats.pub): have the certifier certify it"
-            " with the node's key (anjian keys certify ... --public node.pub --nats-key"
-            " nats.pub), and the server's tier reload its authorisation"
+            _(
+                "NATS at {url} refused this node: {error}. A node on a new disk has a new NATS key"
+                " ({nats_key}, nats.pub): have the certifier certify it with the node's key"
+                " (anjian keys certify ... --public node.pub --nats-key nats.pub), and the"
+                " server's tier reload its authorisation",
+                url=url,
+                error=e,
+                nats_key=node.config.federation.nats_key,
+            )
         ) from None
     except Exception as e:
-        raise ConfigError(f"cannot reach NATS at {url}: {e or type(e).__name__}") from None
+        raise ConfigError(
+            _("cannot reach NATS at {url}: {error}", url=url, error=describe(e))
+        ) from None
 
 
 async def _ask(nc: Connection, me: str, request: dict[str, Any]) -> dict[str, Any]:
     try:
         reply = await nc.request(history_subject(me), msgpack.packb(request), timeout=30)
     except Refused as e:
-        raise ConfigError(f"the parent's NATS server refused: {e}") from None
+        raise ConfigError(_("the parent's NATS server refused: {error}", error=e)) from None
     except Exception as e:
         raise ConfigError(
-            f"the parent did not answer for the history of {me} ({e or type(e).__name__}):"
-            " is its node running (`anjian serve`) with [federation] nats set?"
+            _(
+                "the parent did not answer for the history of {origin} ({error}): is its node"
+                " running (`anjian serve`) with [federation] nats set?",
+                origin=me,
+                error=describe(e),
+            )
         ) from None
     answer: dict[str, Any] = msgpack.unpackb(reply)
     if "error" in answer:
-        raise ConfigError(f"the parent refused: {answer['error']}")
+        raise ConfigError(_("the parent refused: {error}", error=answer["error"]))
     return answer
 
 
@@ -272,7 +302,7 @@ def _install(node: Node, documents: list[bytes]) -> None:
     trust_dir = node.config.trust_dir
     trust_dir.mkdir(exist_ok=True)
     if not node.config.root_key_file.exists():
-        raise ConfigError("no root key in the node's trust directory: give --root-key")
+        raise ConfigError(_("no root key in the node's trust directory: give --root-key"))
     for raw in chaining(load_public(node.config.root_key_file), documents):
         (trust_dir / f"{hashlib.sha256(raw).hexdigest()[:16]}.doc").write_bytes(raw)
 
@@ -315,11 +345,16 @@ def _next_key(node: Node, importer: Importer, size: int) -> dict[str, Any]:
         return {
             "ready": False,
             "reason": str(e),
-            "todo": (
-                f"have the certifier certify node.pub for origin {me} from sequence {size + 1}"
-                f" (anjian keys certify ... --from-seq {size + 1}), revoke the lost key at"
-                f" {size} (anjian keys revoke ... --last-seq {size}), and install both here"
-                " (anjian keys install) before recording"
+            "todo": str(
+                _(
+                    "have the certifier certify node.pub for origin {origin} from sequence"
+                    " {next} (anjian keys certify ... --from-seq {next}), revoke the lost key at"
+                    " {last} (anjian keys revoke ... --last-seq {last}), and install both here"
+                    " (anjian keys install) before recording",
+                    origin=me,
+                    next=size + 1,
+                    last=size,
+                )
             ),
         }
     return {"ready": True, "next_sequence": size + 1, "key_id": node.key.key_id}

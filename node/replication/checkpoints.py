@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from domain.i18n import _
 from federation.checkpoint import parse_checkpoint, verify_checkpoint
 from federation.errors import VerificationError
 from federation.merkle import CompactRange, leaf_hash
@@ -41,12 +42,16 @@ class Checkpoints:
         note = text.decode(errors="replace")
         where: tuple[str, int] = ("?", 0)
         try:
-            cp, _ = parse_checkpoint(note)
+            cp, _sig = parse_checkpoint(note)
             where = (cp.origin, cp.size)
             if not signed_by_valid_key(note, cp.origin, cp.size, trust):
                 raise VerificationError(
                     "bad_checkpoint_signature",
-                    f"no key of {cp.origin} valid at {cp.size} signed it",
+                    _(
+                        "no key of {origin} valid at {size} signed it",
+                        origin=cp.origin,
+                        size=cp.size,
+                    ),
                 )
             applied = self.applied(cp.origin)[0]
             if cp.size > applied:
@@ -59,7 +64,11 @@ class Checkpoints:
             if cp.size and self.root(cp.origin, cp.size, applied) != cp.root:
                 raise VerificationError(
                     "checkpoint_mismatch",
-                    f"{cp.origin} signed a root at size {cp.size} that its envelopes do not give",
+                    _(
+                        "{origin} signed a root at size {size} that its envelopes do not give",
+                        origin=cp.origin,
+                        size=cp.size,
+                    ),
                 )
         except VerificationError as e:
             self.quarantine(*where, e, text, summary)

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
+from domain.i18n import _
 from federation.envelope import parse
 from federation.transport import (
     DOWN,
@@ -113,7 +114,9 @@ class DownPublisher(Part):
             if messages:
                 done = await nc.publish(messages)
                 if done < len(messages):
-                    raise TransportError(f"{len(messages) - done} publishes not acknowledged")
+                    raise TransportError(
+                        _("{count} publishes not acknowledged", count=len(messages) - done)
+                    )
             if positions:
                 await self.write(remember_scanned, self.node.log, positions)
             else:
@@ -157,7 +160,12 @@ class DownConsumer(Part):
                 summary = await self.write(take_from_above, self.importer, items)
                 for q in summary["quarantined"]:
                     log.warning(
-                        "quarantined from above %s:%s (%s)", q["origin"], q["seq"], q["reason"]
+                        _(
+                            "quarantined from above {origin}:{seq} ({reason})",
+                            origin=q["origin"],
+                            seq=q["seq"],
+                            reason=q["reason"],
+                        )
                     )
                 await ack(msgs)
 

@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.codes import in_subtree
 from domain.errors import DomainError
+from domain.i18n import _
 from federation.checkpoint import parse_checkpoint
 from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
@@ -73,7 +74,8 @@ class Importer:
         config = self.node.config
         if not config.root_key_file.exists():
             raise VerificationError(
-                "no_root_key", "install the trust chain first (anjian keys install ... --root-key)"
+                "no_root_key",
+                _("install the trust chain first (anjian keys install ... --root-key)"),
             )
         mark = (self._documents_mark(), tuple(extra_documents))
         if self._trust is not None and mark == self._trust_mark:
@@ -81,7 +83,7 @@ class Importer:
         docs = key_documents(config) + list(extra_documents) + self._documents_from_above()
         if config.store.backend != "sqlite":
             docs += [bytes(d) for d in _documents_in_log(self.log)]
-        trust, _ = build_trust(load_public(config.root_key_file), docs)
+        trust, _problems = build_trust(load_public(config.root_key_file), docs)
         self._trust, self._trust_mark = trust, mark
         return trust
 
@@ -135,7 +137,8 @@ class Importer:
         summary: dict[str, Any] = {"applied": 0, "duplicates": 0, "quarantined": []}
         for kind, data in strays:
             error = VerificationError(
-                "malformed_message", f"{kind!r} is not an envelope, checkpoint or key document"
+                "malformed_message",
+                _("{kind!r} is not an envelope, checkpoint or key document", kind=kind),
             )
             self.quarantine("?", 0, error, data, summary)
         for text in notes:
@@ -183,8 +186,12 @@ class Importer:
                 if len(raw) > self.limits.max_envelope:
                     raise VerificationError(
                         "oversized",
-                        f"an envelope of {len(raw)} bytes, over the limit of "
-                        f"{self.limits.max_envelope} ([federation] max_envelope)",
+                        _(
+                            "an envelope of {size} bytes, over the limit of {limit}"
+                            " ([federation] max_envelope)",
+                            size=len(raw),
+                            limit=self.limits.max_envelope,
+                        ),
                     )
                 env = self._parse(raw)
             except VerificationError as e:
@@ -194,7 +201,7 @@ class Importer:
                 applied[env.origin] = self._applied(env.origin)[0]
             if env.origin == own and env.seq > applied[own] and not self.restoring:
                 error = VerificationError(
-                    "own_origin", "an envelope in this node's own name that it never signed"
+                    "own_origin", _("an envelope in this node's own name that it never signed")
                 )
                 self.quarantine(env.origin, env.seq, error, raw, summary)
                 continue
@@ -238,7 +245,13 @@ class Importer:
         region = trust.regions.get(origin)
         if region is not None and (region == own.region or not in_subtree(own.region, region)):
             return VerificationError(
-                "out_of_subtree", f"origin {origin} ({region}) is outside {own.region}"
+                "out_of_subtree",
+                _(
+                    "origin {origin} ({region}) is outside {area}",
+                    origin=origin,
+                    region=region,
+                    area=own.region,
+                ),
             )
         return None
 
@@ -258,7 +271,11 @@ class Importer:
             check_signature(env, trust.key_for(env.origin, env.key, env.seq))
             error = VerificationError(
                 "duplicate_sequence",
-                f"another envelope is already applied at {env.origin}:{env.seq}",
+                _(
+                    "another envelope is already applied at {origin}:{seq}",
+                    origin=env.origin,
+                    seq=env.seq,
+                ),
             )
         except VerificationError as e:
             error = e
@@ -410,7 +427,7 @@ class Importer:
                     raise outside
                 if env.prev != prev:
                     raise VerificationError(
-                        "broken_chain", "prev is not the hash of the envelope before"
+                        "broken_chain", _("prev is not the hash of the envelope before")
                     )
                 public = trust.key_for(origin, env.key, env.seq)
                 if env.seq > covered:
@@ -450,7 +467,7 @@ class Importer:
             note = notes.get(tree.size)
             if note is None:
                 continue
-            cp, _ = parse_checkpoint(note)
+            cp, _sig = parse_checkpoint(note)
             if cp.root != tree.root():
                 break  # the envelopes or the checkpoint are wrong: check each signature
             if signed_by_valid_key(note, cp.origin, cp.size, trust):
@@ -470,7 +487,7 @@ class Importer:
         )
         self.log.write_many(
             "DELETE FROM import_checkpoints WHERE origin = ? AND size = ? AND note = ?",
-            [(o, size, note) for o, size, _, note in done],
+            [(o, size, note) for o, size, _root, note in done],
         )
 
     def _apply_one(
@@ -483,7 +500,7 @@ class Importer:
         refused: set[bytes] = set()
         for env in candidates:
             before = len(summary["quarantined"])
-            good, _ = self._check_run(origin, [env], prev, trust, summary, hold_tail=False)
+            good, _stop = self._check_run(origin, [env], prev, trust, summary, hold_tail=False)
             if len(summary["quarantined"]) > before:
                 refused.add(env.hash)
             if good:
@@ -512,7 +529,12 @@ class Importer:
         except IntegrityError:
             if len(run) == 1:
                 error = VerificationError(
-                    "conflict", f"aggregate {run[0].aggregate} version {run[0].version} is taken"
+                    "conflict",
+                    _(
+                        "aggregate {record} version {version} is taken",
+                        record=run[0].aggregate,
+                        version=run[0].version,
+                    ),
                 )
                 self._drop_pending(run)
                 self.quarantine(run[0].origin, run[0].seq, error, run[0].raw, summary)
@@ -537,7 +559,7 @@ class Importer:
                     self.node, reports
                 )
             except DomainError as e:  # the reports are applied; only the receipt is missing
-                log.error("no receipt recorded for %s: %s", reports, e)
+                log.error(_("no receipt recorded for {reports}: {error}", reports=reports, error=e))
 
     # -- state --------------------------------------------------------------------------------
     def _applied(self, origin: str) -> tuple[int, bytes]:
@@ -591,6 +613,8 @@ class Importer:
             )
             return
         raw = raw[: self.limits.max_envelope]
+        # the reason is the stable code; the message is kept as the node's operator reads it
+        # (the process's language: a stored record, not read again through the catalogue)
         self.log.write(
             "INSERT INTO quarantine (origin, seq, reason, message, raw, at)"
             " SELECT ?, ?, ?, ?, ?, ? WHERE NOT EXISTS"
@@ -616,7 +640,13 @@ def _foreign_key(env: Envelope, trust: Trust) -> VerificationError | None:
     if others and env.origin not in others:
         return VerificationError(
             "foreign_key",
-            f"{env.origin}:{env.seq} is signed with key {env.key} of {', '.join(sorted(others))}",
+            _(
+                "{origin}:{seq} is signed with key {key} of {owners}",
+                origin=env.origin,
+                seq=env.seq,
+                key=env.key,
+                owners=", ".join(sorted(others)),
+            ),
         )
     return None
 

@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 
 from domain.codes import NATIONAL_REGION, in_subtree
 from domain.errors import DomainError
+from domain.i18n import Text, _, render
 from federation.errors import FederationError
 from federation.keys import build_trust
 from federation.suite import load_public
@@ -56,7 +57,7 @@ from node.config import Config
 from node.errors import ConfigError
 from node.keys import documents_from_above, key_documents, nats_public
 from node.readonly import read_only
-from node.replication.part import Call, Part
+from node.replication.part import Call, Part, describe
 from node.service import Node
 
 log = logging.getLogger("anjian.federation")
@@ -87,7 +88,7 @@ class User:
 @dataclass(frozen=True)
 class LeftOut:
     origin: str
-    reason: str
+    reason: Text  # why, for a person (read when the summary is made)
 
 
 @dataclass(frozen=True)
@@ -165,15 +166,17 @@ def authorised(
         keys = sorted({g.nats for g in valid if g.nats})
         their_tier = next((g.tier for g in reversed(grants) if g.tier), "?")
         if not valid:
-            left.append(LeftOut(other, "every key of it is revoked"))
+            left.append(LeftOut(other, _("every key of it is revoked")))
             continue
         if not keys:
             left.append(
                 LeftOut(
                     other,
-                    "certified without a NATS key: it cannot connect until its certifier "
-                    "certifies its key again with its nats.pub (anjian keys certify ... "
-                    "--nats-key nats.pub)",
+                    _(
+                        "certified without a NATS key: it cannot connect until its certifier"
+                        " certifies its key again with its nats.pub (anjian keys certify ..."
+                        " --nats-key nats.pub)"
+                    ),
                 )
             )
             continue
@@ -208,7 +211,12 @@ def _once_each(users: list[User], left: list[LeftOut]) -> tuple[list[User], list
     for u in users:
         if len(owners[u.nkey]) > 1 and u.role != TIER:
             shared = ", ".join(sorted(owners[u.nkey] - {u.origin}))
-            left.append(LeftOut(u.origin, f"its NATS key {u.nkey} is also {shared}'s"))
+            left.append(
+                LeftOut(
+                    u.origin,
+                    _("its NATS key {nkey} is also {others}'s", nkey=u.nkey, others=shared),
+                )
+            )
         else:
             kept.append(u)
     return kept, left
@@ -252,7 +260,10 @@ def listen_address(config: Config, listen: str | None = None) -> str:
     url = config.federation.nats
     if url is None:
         raise ConfigError(
-            f"{config.directory}: this node runs no NATS server ([federation] nats is not set)"
+            _(
+                "{directory}: this node runs no NATS server ([federation] nats is not set)",
+                directory=config.directory,
+            )
         )
     parsed = urlparse(url)
     host, port = parsed.hostname or "127.0.0.1", parsed.port or DEFAULT_PORT
@@ -326,8 +337,11 @@ def trust_of(config: Config) -> Trust:
     own, and those applied from below) and those that came down from above."""
     if not config.root_key_file.exists():
         raise ConfigError(
-            f"{config.root_key_file} is missing: install the node's trust chain first "
-            "(anjian keys install DIR DOCUMENTS --root-key root.pub)"
+            _(
+                "{file} is missing: install the node's trust chain first (anjian keys install"
+                " DIR DOCUMENTS --root-key root.pub)",
+                file=config.root_key_file,
+            )
         )
     try:
         root = load_public(config.root_key_file)
@@ -335,9 +349,9 @@ def trust_of(config: Config) -> Trust:
         raise ConfigError(str(e)) from None
     docs = key_documents(config)
     if config.store.backend != "sqlite" or config.sqlite_file.exists():
-        with read_only(config) as (rows, _):
+        with read_only(config) as (rows, _db):
             docs += documents_from_above(rows)
-    trust, _ = build_trust(root, docs)
+    trust, _problems = build_trust(root, docs)
     return trust
 
 
@@ -363,7 +377,7 @@ def summary(users: list[User], left: list[LeftOut]) -> dict[str, Any]:
         "users": [
             {"origin": u.origin, "tier": u.tier, "role": u.role, "nkey": u.nkey} for u in users
         ],
-        "left_out": [{"origin": x.origin, "reason": x.reason} for x in left],
+        "left_out": [{"origin": x.origin, "reason": str(render(x.reason))} for x in left],
     }
 
 
@@ -417,7 +431,7 @@ def reload_server(directory: Path) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError as e:
-        raise ConfigError(f"cannot signal nats-server {pid}: {e}") from None
+        raise ConfigError(_("cannot signal nats-server {pid}: {error}", pid=pid, error=e)) from None
     return True
 
 
@@ -454,8 +468,8 @@ class Authoriser(Part):
                 await self.look()
             except (DomainError, FederationError, OSError) as e:
                 if str(e) != self.last_error:
-                    log.error("authorisation: %s", e)
-                self.last_error = str(e)
+                    log.error(_("authorisation: {error}", error=e))
+                self.last_error = describe(e)
                 self.connected = False
             await asyncio.sleep(WATCH)
 
@@ -465,17 +479,31 @@ class Authoriser(Part):
             return
         if not (self.directory / CONFIG_FILE).exists():
             raise ConfigError(
-                f"no {CONFIG_FILE} in {self.directory}: write it with `anjian nats config "
-                f"{self.node.config.directory} --out {self.directory}`"
+                _(
+                    "no {file} in {directory}: write it with `anjian nats config {node} --out"
+                    " {directory}`",
+                    file=CONFIG_FILE,
+                    directory=self.directory,
+                    node=self.node.config.directory,
+                )
             )
         report = await self.read(write_authorisation, self.node.config, self.directory)
         self.seen = mark
         self.connected, self.last_error = True, None
         if report["changed"]:
             reloaded = await self.read(reload_server, self.directory)
-            log.info(
-                "authorisation: %d NATS users (%d left out)%s",
-                len(report["users"]),
-                len(report["left_out"]),
-                "; the server reloaded it" if reloaded else "; the server is not running",
+            said = (
+                _(
+                    "authorisation: {users} NATS users ({left} left out); the server reloaded it",
+                    users=len(report["users"]),
+                    left=len(report["left_out"]),
+                )
+                if reloaded
+                else _(
+                    "authorisation: {users} NATS users ({left} left out); the server is not"
+                    " running",
+                    users=len(report["users"]),
+                    left=len(report["left_out"]),
+                )
             )
+            log.info(said)

@@ -12,13 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from domain.i18n import _
 from node.errors import ConfigError
-
-INSTALL = (
-    "nats-server is not installed: install it with `apt-get install -y nats-server` "
-    "(Debian/Ubuntu) or put the nats-server binary on PATH"
-)
-
 
 RELOADED = b"Reloaded server configuration"
 
@@ -32,7 +27,12 @@ def free_port() -> int:
 def nats_server_binary() -> str:
     found = shutil.which("nats-server")
     if found is None:
-        raise ConfigError(INSTALL)
+        raise ConfigError(
+            _(
+                "nats-server is not installed: install it with `apt-get install -y nats-server` "
+                "(Debian/Ubuntu) or put the nats-server binary on PATH"
+            )
+        )
     return found
 
 
@@ -84,10 +84,16 @@ class NatsServer:
             if "Server is ready" in text:
                 return self
             if self.proc.poll() is not None:
-                raise ConfigError(f"nats-server exited: {text[-1000:]}")
+                raise ConfigError(_("nats-server exited: {output}", output=text[-1000:]))
             time.sleep(0.05)
         self.stop()
-        raise ConfigError(f"nats-server did not become ready within {timeout:.0f}s ({self.log})")
+        raise ConfigError(
+            _(
+                "nats-server did not become ready within {seconds}s ({log})",
+                seconds=round(timeout),
+                log=self.log,
+            )
+        )
 
     def reload(self, timeout: float = 10.0) -> None:
         """Have the running server read its configuration again (SIGHUP), and wait until it
@@ -99,7 +105,13 @@ class NatsServer:
         deadline = time.monotonic() + timeout
         while self.log.read_bytes().count(RELOADED) <= before:
             if time.monotonic() > deadline:
-                raise ConfigError(f"nats-server did not reload within {timeout:.0f}s ({self.log})")
+                raise ConfigError(
+                    _(
+                        "nats-server did not reload within {seconds}s ({log})",
+                        seconds=round(timeout),
+                        log=self.log,
+                    )
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:

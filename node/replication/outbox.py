@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from domain.i18n import Text, _
 from federation.transport import (
     Connection,
     Message,
@@ -49,7 +50,7 @@ class Outbox:
     sent: dict[str, int] = field(default_factory=dict)
     sent_cp: dict[str, int] = field(default_factory=dict)
     # origins that cannot go on: an envelope too large for the stream, never retried
-    blocked: dict[str, str] = field(default_factory=dict)
+    blocked: dict[str, Text] = field(default_factory=dict)
 
     def next_batch(self, log: EventLog, limit: int) -> list[tuple[Message, str, int]]:
         """At most ``limit`` messages: per origin, the envelopes after those the stream holds
@@ -72,7 +73,7 @@ class Outbox:
                 )
             ]
             count = min(size - after, room)
-            reached = sum(1 for n, _ in notes if n <= after + count)
+            reached = sum(1 for n, _note in notes if n <= after + count)
             if count + reached > room:  # fewer envelopes (one at least), fewer checkpoints
                 count = max(room - reached, min(size - after, 1))
             if count > 0:
@@ -84,11 +85,15 @@ class Outbox:
                 for r in rows:
                     seq = int(r["seq"])
                     if len(r["raw"]) > self.max_bytes:
-                        self.blocked[origin] = (
-                            f"envelope {origin}:{seq} is {len(r['raw'])} bytes, more than the "
-                            f"{self.max_bytes} the stream takes: {origin} stops here"
+                        self.blocked[origin] = _(
+                            "envelope {origin}:{seq} is {size} bytes, more than the {limit} the"
+                            " stream takes: {origin} stops here",
+                            origin=origin,
+                            seq=seq,
+                            size=len(r["raw"]),
+                            limit=self.max_bytes,
                         )
-                        logger.error("%s", self.blocked[origin])
+                        logger.error(self.blocked[origin])
                         break
                     message = Message(
                         self.subject("env", origin), envelope_id(origin, seq), bytes(r["raw"])
@@ -110,13 +115,13 @@ class Outbox:
         if not batch:
             await asyncio.sleep(IDLE)
             return
-        done = await nc.publish([m for m, _, _ in batch])
+        done = await nc.publish([m for m, _origin, _seq in batch])
         self.acknowledged(batch[:done])
         if done < len(batch):
-            raise TransportError(f"{len(batch) - done} publishes not acknowledged")
+            raise TransportError(_("{count} publishes not acknowledged", count=len(batch) - done))
 
     def acknowledged(self, batch: list[tuple[Message, str, int]]) -> None:
-        for _, origin, seq in batch:
+        for _message, origin, seq in batch:
             if seq > 0:
                 self.sent[origin] = max(self.sent.get(origin, 0), seq)
             else:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from domain.errors import DomainError
+from domain.i18n import Text, _, render
 from federation.errors import VerificationError
 from federation.jetstream import NATSTransport
 from federation.transport import (
@@ -54,7 +55,17 @@ class Part:
         self.node, self.url, self.read, self.write = node, url, read, write
         self.transport = transport or NATSTransport()
         self.connected = False
-        self.last_error: str | None = None
+        self._last_error: str | Text | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        """What last went wrong, read in its reader's language (an HTTP client's, for the
+        status), or None."""
+        return None if self._last_error is None else str(render(self._last_error))
+
+    @last_error.setter
+    def last_error(self, error: str | Text | None) -> None:
+        self._last_error = error
 
     def credentials(self) -> Credentials:
         """How this node presents itself (read at each attempt: a NATS key made or certified
@@ -72,20 +83,30 @@ class Part:
                     self.credentials(),
                 )
             except (Refused, DomainError) as e:  # refused, or this node's NATS key unusable
-                if describe(e) != refused:  # each new reason once, not every attempt
-                    log.error("%s: %s at %s; trying again", self.name, describe(e), self.url)
-                refused = self.last_error = describe(e)
+                said = str(describe(e))
+                if said != refused:  # each new reason once, not every attempt
+                    log.error(
+                        _(
+                            "{part}: {error} at {url}; trying again",
+                            part=self.name,
+                            error=describe(e),
+                            url=self.url,
+                        )
+                    )
+                refused, self.last_error = said, describe(e)
                 await asyncio.sleep(AFTER_REFUSAL)
                 attempt += 1
                 continue
             except TransportError as e:
                 if attempt == 0:
                     log.warning(
-                        "%s: NATS at %s is not reachable (%s); the node works offline and "
-                        "keeps trying",
-                        self.name,
-                        self.url,
-                        describe(e),
+                        _(
+                            "{part}: NATS at {url} is not reachable ({error}); the node works"
+                            " offline and keeps trying",
+                            part=self.name,
+                            url=self.url,
+                            error=describe(e),
+                        )
                     )
                 self.last_error = describe(e)
                 await asyncio.sleep(RETRY[min(attempt, len(RETRY) - 1)])
@@ -93,23 +114,50 @@ class Part:
                 continue
             attempt, refused = 0, None
             self.connected = True
-            log.info("%s: connected to %s", self.name, self.url)
+            log.info(_("{part}: connected to {url}", part=self.name, url=self.url))
             try:
                 await self.session(nc)
             except Refused as e:  # a permission this node lacks: said, and tried again later
                 self.last_error = describe(e)
-                log.error("%s: %s; trying again in %ss", self.name, e, AFTER_REFUSAL)
+                log.error(
+                    _(
+                        "{part}: {error}; trying again in {seconds}s",
+                        part=self.name,
+                        error=describe(e),
+                        seconds=AFTER_REFUSAL,
+                    )
+                )
                 await asyncio.sleep(AFTER_REFUSAL)
             except TransportError as e:
                 self.last_error = describe(e)
-                log.warning("%s: connection to %s lost (%s); reconnecting", self.name, self.url, e)
+                log.warning(
+                    _(
+                        "{part}: connection to {url} lost ({error}); reconnecting",
+                        part=self.name,
+                        url=self.url,
+                        error=describe(e),
+                    )
+                )
             except VerificationError as e:  # e.g. no trust chain installed yet
-                self.last_error = str(e)
-                log.error("%s: %s; trying again in %ss", self.name, e, AFTER_FAULT)
+                self.last_error = describe(e)
+                log.error(
+                    _(
+                        "{part}: {error}; trying again in {seconds}s",
+                        part=self.name,
+                        error=describe(e),
+                        seconds=AFTER_FAULT,
+                    )
+                )
                 await asyncio.sleep(AFTER_FAULT)
             except Exception as e:  # a fault of ours: logged in full, the node keeps serving
                 self.last_error = describe(e)
-                log.exception("%s stopped; starting again in %ss", self.name, AFTER_FAULT)
+                log.exception(
+                    _(
+                        "{part} stopped; starting again in {seconds}s",
+                        part=self.name,
+                        seconds=AFTER_FAULT,
+                    )
+                )
                 await asyncio.sleep(AFTER_FAULT)
             finally:
                 self.connected = False
@@ -134,9 +182,15 @@ async def ack(msgs: list[Delivery]) -> None:
 
 
 def item(subject: str, data: bytes) -> tuple[str, bytes]:
-    kind, _ = kind_of(subject)
+    kind, _origin = kind_of(subject)
     return (kind or f"message on {subject}", data)
 
 
-def describe(error: BaseException) -> str:
-    return str(error) or type(error).__name__
+def describe(error: BaseException) -> str | Text:
+    """What went wrong, for a person: the error's message, kept as the product's message
+    where it is one (read later in its reader's language), else its kind."""
+    said = str(error)
+    message = error.args[0] if len(error.args) == 1 else None
+    if isinstance(message, Text) and said == message.render():
+        return message
+    return said or type(error).__name__

@@ -12,6 +12,7 @@ from typing import Any
 import msgpack
 
 from domain.codes import in_subtree
+from domain.i18n import _
 from federation.proof import chain_documents
 from federation.transport import (
     HISTORY,
@@ -118,7 +119,14 @@ class Taker(Part):
         unsettled: set[bytes] = summary["unsettled"]
         self.held = bool(summary["held"]) or bool(unsettled)
         for q in summary["quarantined"]:
-            log.warning("quarantined %s:%s (%s)", q["origin"], q["seq"], q["reason"])
+            log.warning(
+                _(
+                    "quarantined {origin}:{seq} ({reason})",
+                    origin=q["origin"],
+                    seq=q["seq"],
+                    reason=q["reason"],
+                )
+            )
         return unsettled
 
 
@@ -161,7 +169,8 @@ class Receiver(Taker):
             request = msgpack.unpackb(data)
             page = await self.read(history_page, self.node, subject.split(".")[-1], request)
         except (ValueError, TypeError, KeyError, msgpack.UnpackException) as e:
-            page = {"error": f"a history request is {{origin, after}}: {e}"}
+            # said in the parent's language: the child shows it as it comes
+            page = {"error": str(_("a history request is {{origin, after}}: {error}", error=e))}
         return msgpack.packb(page)  # type: ignore[no-any-return]
 
 
@@ -185,7 +194,15 @@ def history_page(node: Node, child: str, request: dict[str, Any]) -> dict[str, A
         docs += key_documents(node.config)
         return {"origins": origins, "documents": chain_documents(docs, origins)}
     if origin not in origins or not 0 <= after < 2**62:
-        return {"error": f"{child} relays no origin {origin!r} here, or after is out of range"}
+        return {
+            "error": str(
+                _(
+                    "{child} relays no origin {origin!r} here, or after is out of range",
+                    child=child,
+                    origin=origin,
+                )
+            )
+        }
     envelopes = log_.envelopes(after, HISTORY_PAGE, origin=str(origin))
     notes = log_.query(
         "SELECT note FROM checkpoints WHERE origin = ? AND size > ? AND size <= ? ORDER BY size",

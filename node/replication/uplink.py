@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any, cast
 
+from domain.i18n import _
 from federation.transport import (
     Connection,
     Transport,
@@ -55,11 +56,11 @@ class Uplink(Part):
                 dict[str, tuple[int, int]], await self.read(believable, self.node.log, positions)
             )
         except TransportError as e:
-            self.last_error = f"the parent node did not answer: {describe(e)}"
+            self.last_error = _("the parent node did not answer: {error}", error=describe(e))
             return None
         except ValueError as e:
-            self.last_error = str(e)
-            log.error("uplink: %s", e)
+            self.last_error = describe(e)
+            log.error(_("uplink: {error}", error=describe(e)))
             return None
         self.parent_applied, self.asked_at = positions, now_ms()
         return positions
@@ -68,7 +69,7 @@ class Uplink(Part):
         waited = 0
         while (positions := await self.ask(nc)) is None:
             if waited % 30 == 0:  # now and then, not every attempt
-                log.warning("uplink: %s; waiting before publishing", self.last_error)
+                log.warning(_("uplink: {error}; waiting before publishing", error=self.last_error))
             # the parent's receiver is often a moment behind its NATS (both just restarted):
             # ask again soon, then every ASK_TIMEOUT
             await asyncio.sleep(min(0.1 * 2 ** min(waited, 5), ASK_TIMEOUT))
@@ -96,11 +97,13 @@ class Uplink(Part):
             applied = now.get(origin, (0, 0))[0]
             if applied < sent and previous.get(origin, (0, 0))[0] == applied:
                 log.warning(
-                    "uplink: the parent holds %s at %d although %d were published; "
-                    "publishing again from there",
-                    origin,
-                    applied,
-                    sent,
+                    _(
+                        "uplink: the parent holds {origin} at {applied} although {sent} were"
+                        " published; publishing again from there",
+                        origin=origin,
+                        applied=applied,
+                        sent=sent,
+                    )
                 )
                 self.outbox.sent[origin] = applied
                 self.outbox.sent_cp[origin] = now.get(origin, (0, 0))[1]
@@ -111,7 +114,7 @@ class Uplink(Part):
             "connected": self.connected,
             "last_error": self.last_error,
             "asked_at": self.asked_at,
-            "blocked": dict(sorted(self.outbox.blocked.items())),
+            "blocked": {o: str(why) for o, why in sorted(self.outbox.blocked.items())},
             "origins": {
                 origin: {
                     "recorded": size,
@@ -136,12 +139,13 @@ def believable(log_: EventLog, positions: dict[str, tuple[int, int]]) -> dict[st
         here = sizes.get(origin, 0)
         if applied > here:
             log.error(
-                "uplink: the parent says it applied %s up to %d, but this node holds %d of it; "
-                "going on from %d",
-                origin,
-                applied,
-                here,
-                here,
+                _(
+                    "uplink: the parent says it applied {origin} up to {applied}, but this node"
+                    " holds {held} of it; going on from {held}",
+                    origin=origin,
+                    applied=applied,
+                    held=here,
+                )
             )
         believed[origin] = (min(applied, here), min(kept, cps.get(origin, 0)))
     return believed

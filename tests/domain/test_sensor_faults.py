@@ -262,7 +262,7 @@ def test_points_without_what_they_need_are_refused_with_the_reason(body, field, 
     with pytest.raises(Invalid) as e:
         register(s, {"point_code": "P", **body})
     (error,) = e.value.errors
-    assert error.field == field and message in error.message, error
+    assert error.field == field and message in str(error.message), error
 
 
 def test_the_mine_defaults_hold_at_coal_mines_only():

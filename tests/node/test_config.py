@@ -69,8 +69,63 @@ def test_digit_only_overrides_stay_text_where_text_is_expected(node_dir):
         node_dir, environ={"ANJIAN_NODE_ORIGIN": "130102", "ANJIAN_STORE_POSTGRES_DBNAME": "2024"}
     )
     assert cfg.node.origin == "130102" and cfg.store.postgres.dbname == "2024"
-    with pytest.raises(ConfigError, match=r"http\.port"):
+    # a bad value is the variable's, not node.toml's
+    with pytest.raises(ConfigError, match=r"^ANJIAN_HTTP_PORT: must be a whole number$"):
         config_mod.load(node_dir, environ={"ANJIAN_HTTP_PORT": "eighty"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"ANJIAN_HTTP_PORT": "70000"}, r"^ANJIAN_HTTP_PORT: must be at most 65535$"),
+        (
+            {"ANJIAN_NODE_PARRENT": "nats://x:4222"},
+            r"^ANJIAN_NODE_PARRENT: no setting .*did you mean ANJIAN_NODE_PARENT\?",
+        ),
+        (
+            {"ANJIAN_NODE_PARENT": "http://x"},
+            r"^ANJIAN_NODE_PARENT: the parent is a NATS URL such as nats://city-host:4222",
+        ),
+        ({"ANJIAN_STORE_BACKEND": "mysql"}, r"^ANJIAN_STORE_BACKEND: must be one of"),
+        ({"ANJIAN_STORE_POSTGRES_PORT": "x"}, r"^ANJIAN_STORE_POSTGRES_PORT: must be a whole"),
+        ({"ANJIAN_HTTP_PROT": "8650"}, r"^ANJIAN_HTTP_PROT: .*did you mean ANJIAN_HTTP_PORT\?$"),
+        ({"ANJIAN_SURPRISE": "1"}, r"^ANJIAN_SURPRISE: no setting of node\.toml has this name"),
+        ({"ANJIAN_STORE_POSTGRES": "x"}, r"^ANJIAN_STORE_POSTGRES: no setting"),
+        ({"ANJIAN_HARDWARE_MODBUS": "[]"}, r"^ANJIAN_HARDWARE_MODBUS: no setting"),
+        (
+            {"ANJIAN_NODE_TIER": "city"},  # the region 130102 is a county's
+            r"^ANJIAN_NODE_TIER with \[node\] of .*node\.toml: .*county-level division, not a city",
+        ),
+    ],
+)
+def test_an_environment_override_is_blamed_for_what_is_wrong_with_it(node_dir, environ, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        config_mod.load(node_dir, environ=environ)
+    assert not str(caught.value).startswith(str(node_dir))  # not node.toml's fault alone
+
+
+def test_the_variables_the_product_reads_itself_are_no_overrides(node_dir):
+    from node.cli.i18n import ENV
+
+    # and none of them is taken for a setting, nor refused as an unknown one
+    assert ENV in config_mod.PRODUCT_VARIABLES
+    cfg = config_mod.load(node_dir, environ={ENV: "en", "OTHER": "x", "ANJIAN_HTTP_PORT": "9002"})
+    assert cfg.http.port == 9002
+    variables = config_mod.override_variables()
+    assert {"ANJIAN_HTTP_PORT", "ANJIAN_STORE_POSTGRES_PASSWORD", "ANJIAN_NODE_ORIGIN"} <= set(
+        variables
+    )
+    assert not config_mod.PRODUCT_VARIABLES & set(variables)
+
+
+def test_a_file_problem_and_a_variable_problem_are_each_told_where_they_are(node_dir):
+    path = node_dir / config_mod.CONFIG_FILE
+    path.write_text(path.read_text().replace("port = 8640", "port = 70000"))
+    with pytest.raises(ConfigError) as caught:
+        config_mod.load(node_dir, environ={"ANJIAN_READINGS_MAX_BATCH": "0"})
+    assert str(caught.value) == (
+        f"{path}: http.port: must be at most 65535; ANJIAN_READINGS_MAX_BATCH: must be at least 1"
+    )
 
 
 def test_a_corrupt_event_store_is_a_clear_error(node_dir):

@@ -188,7 +188,7 @@ def test_init_takes_a_division_newer_than_the_table(tmp_path):
             "139999",
         ],
     )
-    assert bad.exit_code == 1 and "CODE=NAME" in bad.stderr
+    assert bad.exit_code == 2 and "CODE=NAME" in bad.stderr
     try:
         made = runner.invoke(
             main,

@@ -20,7 +20,9 @@ def tokens(node):
 
 @pytest.fixture
 async def api(aiohttp_client, node, tokens):
-    client = await aiohttp_client(make_app(node))
+    # the tests below read the English texts (the default language over HTTP is zh-CN:
+    # tests/node/test_http_lang.py)
+    client = await aiohttp_client(make_app(node), headers={"Accept-Language": "en"})
 
     async def call(method, path, body=None, token="writer", **kw):
         headers = {"Authorization": f"Bearer {tokens[token]}"} if token in tokens else {}
@@ -67,11 +69,17 @@ async def test_invalid_bodies_get_422_with_every_field(api, tokens):
     assert status == 422 and body["error"]["code"] == "invalid"
     fields = {f["field"]: f["message"] for f in body["error"]["fields"]}
     assert set(fields) == {"deaths", "direct_loss_yuan", "extra"}
-    assert "greater than or equal to 0" in fields["deaths"]
+    assert fields["deaths"] == "must be at least 0"  # pydantic's errors in our words
+    codes = {f["field"]: f["code"] for f in body["error"]["fields"]}
+    assert codes == {
+        "deaths": "greater_than_equal",
+        "direct_loss_yuan": "int_type",
+        "extra": "extra_forbidden",
+    }
     resp = await api.client.post(
         "/api/v1/enterprises",
         data=b"{oops",
-        headers={"Authorization": f"Bearer {tokens['writer']}"},
+        headers={"Authorization": f"Bearer {tokens['writer']}", "Content-Type": "application/json"},
     )
     assert (
         resp.status == 422
@@ -116,7 +124,7 @@ async def test_bodies_over_the_limit_get_413(api, node, tokens):
     resp = await api.client.post(
         "/api/v1/enterprises",
         data=io.BytesIO(json.dumps(enterprise(address="地" * limit)).encode()),
-        headers={"Authorization": f"Bearer {tokens['writer']}"},
+        headers={"Authorization": f"Bearer {tokens['writer']}", "Content-Type": "application/json"},
     )
     status, body = resp.status, await resp.json()
     assert status == 413 and str(limit) in body["error"]["message"]

@@ -44,7 +44,8 @@ def users(node):
 
 @pytest.fixture
 async def console(aiohttp_client, node, users):
-    client = await aiohttp_client(make_app(node))
+    # the tests below read the English texts (the default language over HTTP is zh-CN)
+    client = await aiohttp_client(make_app(node), headers={"Accept-Language": "en"})
 
     async def call(method, path, body=None, headers=None, **kw):
         resp = await client.request(method, "/api/v1" + path, json=body, headers=headers, **kw)

@@ -152,4 +152,4 @@ def test_the_users_commands_expire_rotate_set_passwords_and_log_each_change(
     assert json.loads(run("users", "log", node_dir, "--user", "someone").stdout) == []
     assert json.loads(run("users", "log", node_dir, "--since", "2999-01-01").stdout) == []
     r = run("users", "log", node_dir, "--since", "yesterday")
-    assert r.exit_code == 1 and "--since" in r.stderr
+    assert r.exit_code == 2 and "--since" in r.stderr

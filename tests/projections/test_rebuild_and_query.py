@@ -81,7 +81,7 @@ async def test_query_over_http(aiohttp_client, node):
     fill(node)
     token = add_user(node.config.users_file, "analyst", Role.READER)
     client = await aiohttp_client(make_app(node))
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
     node.project()
     resp = await client.get(
         "/api/v1/query/accidents?region=130102&limit=2&offset=0", headers=headers

@@ -73,7 +73,7 @@ def test_an_export_is_not_overwritten_and_bad_sources_are_named(county, tmp_path
     r = cli("audit", "verify", junk, "--root-key", tmp_path / "root.pub")
     assert r.exit_code == 1 and "not an anjian export" in r.stderr
     r = cli("audit", "export", county, "--out", tmp_path / "y", "--until", "yesterday")
-    assert r.exit_code == 1 and "--until" in r.stderr and not (tmp_path / "y").exists()
+    assert r.exit_code == 2 and "--until" in r.stderr and not (tmp_path / "y").exists()
 
 
 def test_region_and_until_select_whole_prefixes(county, tmp_path):
@@ -281,7 +281,7 @@ def test_proofs_from_the_command_line(county, tmp_path):
     r = cli("audit", "prove", county, "--origin", "130102", "--from-size", 5, "--to-size", 5)
     assert r.exit_code == 0 and json.loads(r.stdout)["proof"] == "consistency"
     r = cli("audit", "prove", out, "--origin", "130102")
-    assert r.exit_code == 1 and "--seq" in r.stderr
+    assert r.exit_code == 2 and "--seq" in r.stderr
     r = cli("audit", "prove", out, "--origin", "130102", "--seq", 9)
     assert r.exit_code == 1 and "no envelope 9" in r.stderr
 

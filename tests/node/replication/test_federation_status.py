@@ -21,7 +21,7 @@ from node.replication.status import federation_view
 from node.service import Node
 from node.users import Role, add_user
 from tests.conftest import make_node_dir
-from tests.factories import enterprise, js
+from tests.factories import enterprise
 from tests.node.replication.test_import import COUNTIES, forge, setup
 
 
@@ -98,7 +98,7 @@ async def test_a_county_whose_parent_is_unreachable_records_and_says_so(
     token = add_user(node.config.users_file, "clerk", Role.WRITER)
     client = await aiohttp_client(make_app(node))
     auth = {"Authorization": f"Bearer {token}"}
-    resp = await client.post("/api/v1/enterprises", data=js(enterprise()), headers=auth)
+    resp = await client.post("/api/v1/enterprises", json=enterprise(), headers=auth)
     assert resp.status == 201
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30  # the first attempt to connect fails within moments
