@@ -46,6 +46,11 @@ def language() -> str:
     return _current.get() or _process[0]
 
 
+def process_language() -> str:
+    """The language of this process's readers (its log), whatever a request speaks."""
+    return _process[0]
+
+
 def set_process_language(lang: str) -> None:
     """The language of this process's readers (its CLI output, its log)."""
     _process[0] = _check(lang)

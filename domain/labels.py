@@ -4,6 +4,8 @@ grade 较大 beside ``larger``, the industry 煤矿 beside ``coal_mine``, the ti
 
 from __future__ import annotations
 
+from typing import Any
+
 from domain import divisions
 from domain.base import KIND_LABELS
 from domain.codes import TIER_LABELS
@@ -98,3 +100,38 @@ def division_name(code: str) -> str | None:
     if code == "000000":
         return "全国"
     return divisions.name(code)
+
+
+# the code fields of a record and their vocabularies: a record shows each with its label
+RECORD_FIELDS = {
+    "industry": "industry",
+    "division": "division",
+    "tier": "tier",
+    "assigned_tier": "tier",
+    "must_reach_tier": "tier",
+    "stage": "stage",
+    "outcome": "outcome",
+    "status": None,  # a licence's; other records' statuses are their own words
+    "finding": "finding",
+    "subject": "subject",
+    "origin": "division",
+}
+
+
+def labelled(view: dict[str, Any]) -> dict[str, Any]:
+    """A record as a person reads it: each code field followed by its label
+    (``industry_label``, ``division_name``…), where the record does not already have one."""
+    out: dict[str, Any] = {}
+    for key, value in view.items():
+        out[key] = value
+        vocabulary = RECORD_FIELDS.get(key, "")
+        if vocabulary == "" or not isinstance(value, str):
+            continue
+        if vocabulary is None:
+            vocabulary = "licence_status" if view.get("kind") == "licence" else ""
+            if not vocabulary:
+                continue
+        suffix = "_name" if vocabulary == "division" else "_label"
+        if key + suffix not in view:
+            out[key + suffix] = label(vocabulary, value)
+    return out

@@ -15,8 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from domain.i18n import _
-from node import access
+from domain.i18n import _, process_language
+from node import access, logs
 from node.config import Config
 from node.errors import ConfigError
 from node.store import EventLog
@@ -101,11 +101,11 @@ def _inode(path: Path) -> int | None:
 _following: Projector | None = None
 
 
-def _open_following(config: Config, level: int, fmt: str, parent: int) -> None:
+def _open_following(config: Config, level: int, fmt: str, parent: int, lang: str) -> None:
     global _following
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     collect_less()
-    logging.basicConfig(level=level, format=fmt)
+    logs.configure(level, fmt, lang)
     _following = Projector(config, EventLog(config))
 
 
@@ -136,7 +136,7 @@ def projections_process(config: Config) -> ProcessPoolExecutor:
         1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_open_following,
-        initargs=(config, root.getEffectiveLevel(), fmt, os.getpid()),
+        initargs=(config, root.getEffectiveLevel(), fmt, os.getpid(), process_language()),
     )
 
 

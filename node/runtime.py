@@ -5,6 +5,7 @@ names, and the periodic work (checkpoints, users reloaded, sensor windows closed
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 from collections.abc import Callable
@@ -43,13 +44,17 @@ class Runtime:
         self.hardware: list[Source] = []
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` in the writer thread, in the caller's context (its reader's language)."""
+        context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(
-            self.writer, partial(fn, *args, **kwargs)
+            self.writer, partial(context.run, fn, *args, **kwargs)
         )
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` in a reader thread, in the caller's context."""
+        context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(
-            self.readers, partial(fn, *args, **kwargs)
+            self.readers, partial(context.run, fn, *args, **kwargs)
         )
 
     async def watch_users(self, interval: float = 1.0) -> None:

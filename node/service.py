@@ -22,12 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain import divisions
 from domain.accident import Accident
-from domain.base import DAY_MS, Actor, Aggregate, Context, iso
+from domain.base import DAY_MS, Actor, Aggregate, Context, iso, kind_label
 from domain.calendar import WorkCalendar
 from domain.commands import AGGREGATES, BY_KIND
 from domain.errors import DomainError, Invalid, Refused, field_errors
 from domain.i18n import _
 from domain.keys import KeyRegister, RecordKeyDocument, register_id
+from domain.labels import labelled
 from domain.licence import Licence
 from domain.sensors.readings import window_of
 from domain.sensors.site import ReadingBatch, Site, site_id
@@ -44,6 +45,7 @@ from node.projector import Projector
 from node.readings import ReadingsStore
 from node.signedlog import Oversized
 from node.store import EventLog
+from projections.present import present
 from projections.queries import QUERIES, Filters
 from projections.queries import run as run_query
 
@@ -75,6 +77,10 @@ def work_calendar(section: CalendarSection) -> WorkCalendar:
 def parse(model: type[BaseModel], body: bytes | str) -> Any:
     """Validate a JSON body against a model; Invalid names every bad field (in our words, with
     pydantic's error type as the field's code: ``domain.errors.field_errors``)."""
+    if isinstance(body, bytes):  # a byte-order mark, as an editor on Windows saves it
+        body = body.removeprefix(b"\xef\xbb\xbf")
+    else:
+        body = body.removeprefix("\ufeff")
     try:
         return model.model_validate_json(body)
     except ValidationError as e:
@@ -100,7 +106,9 @@ def parse_id(kind: str | None, raw: str) -> UUID:
     except ValueError:
         if kind is None:
             raise NotFound(_("no record with id {id!r}: ids are UUIDs", id=raw)) from None
-        raise NotFound(_("no {kind} with id {id!r}: ids are UUIDs", kind=kind, id=raw)) from None
+        raise NotFound(
+            _("no {kind} with id {id!r}: ids are UUIDs", kind=kind_label(kind), id=raw)
+        ) from None
 
 
 class Node:
@@ -199,7 +207,7 @@ class Node:
                 _(
                     "{kind} acts on an existing {record}: give its id",
                     kind=kind,
-                    record=spec.aggregate.KIND,
+                    record=kind_label(spec.aggregate.KIND),
                 ),
             )
         facts = () if spec.needs is None else (self._fact(spec.needs, command, target),)
@@ -211,7 +219,7 @@ class Node:
                     raise Conflict(
                         _(
                             "{kind} {id} already exists (version {version})",
-                            kind=agg.KIND,
+                            kind=kind_label(agg.KIND),
                             id=str(agg.id),
                             version=existing.version,
                         )
@@ -224,13 +232,15 @@ class Node:
             spec.aggregate.KIND, target
         )
         if agg.KIND != spec.aggregate.KIND:
-            raise NotFound(_("no {kind} with id {id}", kind=spec.aggregate.KIND, id=target))
+            raise NotFound(
+                _("no {kind} with id {id}", kind=kind_label(spec.aggregate.KIND), id=target)
+            )
         if agg.origin != self.config.node.origin:
             raise Refused(
                 _(
                     "{kind} {id} belongs to node {origin}, which alone records on it "
                     "(one writing origin per record); record your own record that refers to it",
-                    kind=agg.KIND,
+                    kind=kind_label(agg.KIND),
                     id=str(agg.id),
                     origin=agg.origin,
                 ),
@@ -241,7 +251,7 @@ class Node:
                 _(
                     "{kind} {id} is at version {version}, not {expected}: "
                     "it changed since you read it; reload and retry",
-                    kind=agg.KIND,
+                    kind=kind_label(agg.KIND),
                     id=str(agg.id),
                     version=agg.version,
                     expected=expected,
@@ -258,7 +268,7 @@ class Node:
             "kind": agg.KIND,
             "version": agg.version,
             "position": position,
-            "record": agg.view(),
+            "record": labelled(agg.view()),
         }
 
     def _append(self, aggs: list[Aggregate]) -> int:
@@ -444,23 +454,25 @@ class Node:
         if agg is None and kind is None:
             raise NotFound(_("no record with id {id}", id=raw_id))
         if agg is None or (kind is not None and kind != agg.KIND):
-            raise NotFound(_("no {kind} with id {id}", kind=kind, id=raw_id))
+            raise NotFound(_("no {kind} with id {id}", kind=kind_label(kind or ""), id=raw_id))
         return agg
 
     def show(self, raw_id: str, kind: str | None = None) -> dict[str, Any]:
         if kind == "site" and not _is_uuid(raw_id):
-            return self._site(raw_id).view()  # sites may also be named by their code
+            return labelled(self._site(raw_id).view())  # sites may also be named by their code
         try:
-            view = self.load(kind, raw_id).view()
+            view = labelled(self.load(kind, raw_id).view())
         except (DomainError, NodeError):
             raise
         except Exception as e:  # a stored history this version cannot fold: shown as stored
             return self._as_stored(parse_id(kind, raw_id), e)
         # what the registers say of it (they may trail the log by a second while serving)
         if view["kind"] in ("accident", "case"):
-            view["flags"] = self.query("exceptions", Filters(record=view["id"]))
+            flags = self.query("exceptions", Filters(record=view["id"]))
+            view["flags"] = present("exceptions", flags)
         if view["kind"] == "accident":
-            view["findings"] = self.query("accident-findings", Filters(accident=view["id"]))
+            findings = self.query("accident-findings", Filters(accident=view["id"]))
+            view["findings"] = present("accident-findings", findings)
         return view
 
     def _as_stored(self, aggregate_id: UUID, error: Exception) -> dict[str, Any]:

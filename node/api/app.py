@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from domain.codes import tier_label
 from domain.commands import BY_KIND, COLLECTIONS, SPECS, CommandSpec
 from domain.errors import FieldError, Invalid, Refused
 from domain.i18n import LANGUAGES, Text, _, catalogue, negotiate, render, speaking
@@ -388,7 +389,7 @@ async def serve(node: Node, host: str, port: int, stop: asyncio.Event) -> None:
         log.info(
             _(
                 "serving {tier} node {origin} on {url}",
-                tier=node.config.node.tier.value,
+                tier=tier_label(node.config.node.tier),
                 origin=node.config.node.origin,
                 url=url,
             )

@@ -42,11 +42,11 @@ from typing import Any
 
 import click
 
-from domain.codes import Tier
+from domain.codes import Tier, tier_label
 from domain.commands import BY_KIND, SPECS
 from domain.errors import Invalid
-from domain.i18n import ZH, _
-from node import access
+from domain.i18n import ZH, _, gettext
+from node import access, logs
 from node import config as config_mod
 from node.cli import i18n
 from node.cli.audit import audit
@@ -173,6 +173,20 @@ def init(
       anjian init ./county --tier county --region 130102 --parent nats://city:4222
     """
     with user_errors():
+        if (directory / config_mod.CONFIG_FILE).exists():  # run again: the node is there
+            _same_node(directory, tier, region, parent, origin)
+            with open_node(directory) as node:
+                emit({"directory": str(directory.resolve()), **node.status()}, fmt)
+            click.echo(
+                _(
+                    "the node at {directory} already exists ({tier} {region}); nothing was changed",
+                    directory=str(directory),
+                    tier=tier_label(tier),
+                    region=region,
+                ),
+                err=True,
+            )
+            return
         if directory.exists() and any(directory.iterdir()):
             raise ConfigError(
                 _(
@@ -213,6 +227,30 @@ def init(
     )
 
 
+def _same_node(
+    directory: Path, tier: str, region: str, parent: str | None, origin: str | None
+) -> None:
+    """Refuse to take an existing node for the one asked for when they differ (ConfigError
+    naming each setting); the same node asked for again is fine."""
+    node = config_mod.load(directory).node
+    asked = {"tier": tier, "region": region, "parent": parent, "origin": origin}
+    held = {"tier": node.tier.value, "region": node.region, "parent": node.parent}
+    held["origin"] = node.origin
+    differ = [
+        f"{name}: {held[name]} ≠ {value}"
+        for name, value in asked.items()
+        if value is not None and held[name] != value
+    ]
+    if differ:
+        raise ConfigError(
+            _(
+                "{directory} already holds another node ({differ}); choose a new directory",
+                directory=str(directory),
+                differ="; ".join(differ),
+            )
+        )
+
+
 @main.command()
 @NODE_DIR
 @click.option("--host", help="Override [http] host.")
@@ -223,9 +261,7 @@ def serve(directory: Path, host: str | None, port: int | None) -> None:
 
     from node.api.app import serve as serve_http
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(logging.INFO)
     with open_node(directory) as node:
         http = node.config.http
 
@@ -328,7 +364,7 @@ def demo(smoke: bool, directory: Path | None) -> None:
     from node.cli.demo import run as run_demo
     from node.replication.natsd import nats_server_binary
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.WARNING, "%(levelname)s %(name)s: %(message)s")
     with user_errors():
         nats_server_binary()
         if directory is not None:
@@ -367,7 +403,7 @@ def kinds(kind: str | None, fmt: str) -> None:
     else:
         emit(
             [
-                {"kind": s.kind, "summary": s.summary, "http": f"POST /api/v1{s.path}"}
+                {"kind": s.kind, "summary": gettext(s.summary), "http": f"POST /api/v1{s.path}"}
                 for s in SPECS
             ],
             fmt,

@@ -74,6 +74,46 @@ def users_add(directory: Path, name: str, role: str, fmt: str) -> None:
         _token(directory, cfg.users_file, name, token, fmt)
 
 
+@users.command("token")
+@NODE_DIR
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.READER.value,
+    show_default=True,
+)
+@format_option("text")
+def users_token(directory: Path, name: str, role: str, fmt: str) -> None:
+    """Give NAME a token, however often it runs: adds the user with ROLE if new, else issues
+    them a new token (the old one stops working within a second). A user of another role is
+    refused: change a role with remove and add.
+
+    \b
+    Example (a script, or the README's tour run twice):
+      TOKEN=$(anjian users token ./county clerk --role writer)
+    """
+    with user_errors():
+        cfg = config_mod.load(directory)
+        held = next((u for u in list_users(cfg.users_file) if u["name"] == name), None)
+        if held is None:
+            token = add_user(cfg.users_file, name, Role(role), days=cfg.http.token_days)
+            _changed(cfg.directory, "user.add", name, role=role)
+        elif held["role"] != role:
+            raise ConfigError(
+                _(
+                    "user {name!r} exists with the role {held}, not {role}; nothing was changed",
+                    name=name,
+                    held=held["role"],
+                    role=role,
+                )
+            )
+        else:
+            token = rotate_token(cfg.users_file, name, days=cfg.http.token_days)
+            _changed(cfg.directory, "user.rotate", name)
+        _token(directory, cfg.users_file, name, token, fmt)
+
+
 @users.command("rotate")
 @NODE_DIR
 @click.argument("name")

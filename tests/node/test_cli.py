@@ -26,10 +26,30 @@ def county(tmp_path, run):
     return d
 
 
-def test_init_creates_a_node_and_refuses_to_overwrite(run, county):
+def test_init_creates_a_node_and_refuses_to_overwrite(run, county, tmp_path):
     assert (county / "node.toml").exists() and (county / "events.db").exists()
-    r = run("init", county, "--tier", "county", "--region", "130102")
+    before = (county / "node.toml").read_bytes(), (county / "node.key").read_bytes()
+    again = run("init", county, "--tier", "county", "--region", "130102")
+    assert again.exit_code == 0 and "already exists" in again.stderr  # the README run twice
+    assert json.loads(again.stdout)["origin"] == "130102"
+    other = run("init", county, "--tier", "county", "--region", "130104")
+    assert other.exit_code == 1 and "130102 ≠ 130104" in other.stderr
+    assert ((county / "node.toml").read_bytes(), (county / "node.key").read_bytes()) == before
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("x")
+    r = run("init", tmp_path / "full", "--tier", "county", "--region", "130102")
     assert r.exit_code == 1 and "not empty" in r.stderr
+
+
+def test_users_token_adds_or_renews_and_keeps_roles(run, county):
+    first = run("users", "token", county, "clerk", "--role", "writer")
+    second = run("users", "token", county, "clerk", "--role", "writer")
+    assert first.exit_code == second.exit_code == 0
+    assert first.stdout.strip() != second.stdout.strip()  # a second token; the first stops
+    wrong = run("users", "token", county, "clerk", "--role", "reader")
+    assert wrong.exit_code == 1 and "writer" in wrong.stderr
+    listed = json.loads(run("users", "list", county, "--format", "json").stdout)
+    assert [(u["name"], u["role"]) for u in listed] == [("clerk", "writer")]
 
 
 @pytest.mark.parametrize(

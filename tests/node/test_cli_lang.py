@@ -76,9 +76,11 @@ def test_a_bad_option_value_is_a_usage_error_in_chinese(cli, county):
 
 
 def test_a_refusal_reads_in_chinese_and_exits_1(cli, county):
-    r = cli("init", county, "--tier", "county", "--region", "130102")
+    r = cli("init", county, "--tier", "county", "--region", "130104")
     assert r.exit_code == 1
-    assert r.stderr == f"错误：{county} 已存在且不为空；请选择新的目录\n"
+    assert r.stderr == (
+        f"错误：{county} 已是另一个节点（region: 130102 ≠ 130104），请选择新的目录\n"
+    )
     r = cli("record", county, "enterprise.register", "--input", "-", input="[]")
     assert r.exit_code == 1
     assert r.stderr == "错误：输入无效：\n  *：输入必须是 JSON 对象\n"
