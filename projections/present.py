@@ -184,7 +184,7 @@ COLUMNS: dict[str, Column] = {
 SUMMARY_POINT = ("point", "count", "flagged", "faulty", "min", "mean", "max")  # a summary's points
 # a column ``kind`` means an excursion's kind in the sensor queries, a flag's in exceptions
 _KIND_VOCABULARY = {"alarms": "excursion", "excursions": "excursion", "exceptions": "exception"}
-LABEL_SUFFIX = {"code": "_label", "division": "_name"}
+WAN = {"direct_loss_yuan": "direct_loss_wan", "fines_yuan": "fines_wan"}  # 元 → 万元
 # machine columns a person does not read: left out of what is presented
 HIDDEN = {"scale", "enterprise_name_key"}
 # the projections' own columns that queries never show raw (turned into others by ``present``)
@@ -239,6 +239,8 @@ def _row(query: str, row: Mapping[str, Any], time: str, units: Units | None) -> 
             continue
         col = COLUMNS[name]
         out[name] = _value(col, value, time, scale)
+        if query.endswith("-stats") and name in WAN:  # statistics give money in 万元 too
+            out[WAN[name]] = None if value is None else _wan(value)
         if col.kind == "code":
             vocabulary = col.vocabulary or _KIND_VOCABULARY.get(query)
             if vocabulary is not None:

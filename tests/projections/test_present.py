@@ -257,6 +257,7 @@ def test_statistics_as_xlsx_with_title_totals_and_the_national_layouts(view):
         assert total[titles.index(title)] == sum(r[key] for r in rows)
     loss = total[titles.index("直接经济损失（元）")]
     assert loss == sum(r["direct_loss_yuan"] for r in rows) == 1_234_567
+    assert total[titles.index("直接经济损失（万元）")] == pytest.approx(123.4567)
     # 按地区和等级: one region (石家庄市), its totals and per-grade columns
     assert by_region[1][:3] == ["地区代码", "地级行政区", "事故起数"]
     assert by_region[2][1] == "石家庄市" and by_region[2][2] == 3
