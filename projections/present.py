@@ -15,7 +15,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -278,8 +278,6 @@ def _value(col: Column, value: Any, time: str, scale: int | None) -> Any:
         return bool(value)
     if kind == "sensor":  # an integer at ``scale`` decimal digits: 9100 at 4 is 0.91
         return float(Decimal(value).scaleb(-scale)) if scale is not None else value
-    if kind == "rate":
-        return value
     return value
 
 
@@ -295,7 +293,6 @@ class Table:
     columns: list[tuple[str, str]]
     rows: list[dict[str, Any]]
     totals: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def register(query: str, title: str, rows: list[dict[str, Any]], columns: Sequence[str]) -> Table:

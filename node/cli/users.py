@@ -54,15 +54,18 @@ def _changed(directory: Path, action: str, name: str, **detail: Any) -> None:
         )
 
 
-@users.command("add")
-@NODE_DIR
-@click.argument("name")
-@click.option(
+ROLE = click.option(
     "--role",
     type=click.Choice([r.value for r in Role]),
     default=Role.READER.value,
     show_default=True,
 )
+
+
+@users.command("add")
+@NODE_DIR
+@click.argument("name")
+@ROLE
 @format_option("text")
 def users_add(directory: Path, name: str, role: str, fmt: str) -> None:
     """Add a user and print their token (shown only this once); it expires after
@@ -77,12 +80,7 @@ def users_add(directory: Path, name: str, role: str, fmt: str) -> None:
 @users.command("token")
 @NODE_DIR
 @click.argument("name")
-@click.option(
-    "--role",
-    type=click.Choice([r.value for r in Role]),
-    default=Role.READER.value,
-    show_default=True,
-)
+@ROLE
 @format_option("text")
 def users_token(directory: Path, name: str, role: str, fmt: str) -> None:
     """Give NAME a token, however often it runs: adds the user with ROLE if new, else issues
