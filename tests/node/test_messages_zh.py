@@ -53,7 +53,7 @@ def test_not_found_in_both_languages(node):
     with pytest.raises(NotFound) as caught:
         node.show(missing, "accident")
     assert caught.value.message(EN) == f"no accident with id {missing}"
-    assert caught.value.message(ZH) == f"没有 id 为 {missing} 的 accident 记录"
+    assert caught.value.message(ZH) == f"没有 id 为 {missing} 的事故记录"
     with pytest.raises(NotFound) as caught:
         node.show("x")
     assert caught.value.message(ZH) == "没有 id 为 'x' 的记录：id 应为 UUID"
@@ -86,7 +86,7 @@ def test_a_conflict_in_both_languages(node):
         f"accident {id_} is at version 2, not 1: it changed since you read it; reload and retry"
     )
     assert caught.value.message(ZH) == (
-        f"accident {id_} 当前为版本 2，不是 1：读取后已被更改；请重新加载后重试"
+        f"事故记录 {id_} 当前为版本 2，不是 1：读取后已被更改；请重新加载后重试"
     )
     node.execute("enterprise.register", js(enterprise()), user="zhang")
     with pytest.raises(Conflict) as caught:
@@ -117,6 +117,6 @@ def test_a_refusal_of_the_node_in_both_languages(node_dir, clock):
         "origin per record); record your own record that refers to it"
     )
     assert caught.value.message(ZH) == (
-        f"accident {a['id']} 属于节点 130102，只有该节点可在其上记录"
+        f"事故记录 {a['id']} 属于节点 130102，只有该节点可在其上记录"
         "（每条记录只有一个写入来源节点）；请记录一条引用它的本节点记录"
     )
