@@ -440,10 +440,20 @@ async def connect(
         await attempt
     with contextlib.suppress(BaseException):
         await nc.close()
+    _release(nc)
     refusals.check()
     if last:
         raise OSError(_("no NATS server answered at {url} ({error})", url=url, error=last[0]))
     raise OSError(_("no NATS server answered at {url}", url=url))
+
+
+def _release(nc: Client) -> None:
+    """Close the plain socket of a connection whose TLS upgrade failed: nats-py closes only
+    the upgraded stream, and the bare one would be left to the garbage collector."""
+    transport = getattr(nc, "_transport", None)
+    bare = getattr(transport, "_bare_io_writer", None)
+    if isinstance(bare, asyncio.StreamWriter) and not bare.is_closing():
+        bare.close()
 
 
 def _plain(url: str) -> Text:
