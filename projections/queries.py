@@ -13,9 +13,15 @@ from uuid import UUID
 
 import sqlite_utils
 
+from domain import divisions
 from domain.base import CHINA, to_ms
+from domain.enforcement.commands import Stage
+from domain.finding import FindingKind
+from domain.grading import Grade
 from domain.i18n import Text, _
-from domain.industries import Industry
+from domain.industries import AccidentIndustry, Industry
+from domain.labels import EXCEPTIONS, RECEIPT_STATUSES
+from domain.licence_rules import LicenceStatus
 from projections.errors import BadFilter
 
 DAY_MS = 86_400_000
@@ -41,6 +47,20 @@ def moment(value: str | None) -> int | None:
     except ValueError:
         raise BadFilter(_("{value!r} is not an ISO 8601 date or time", value=value)) from None
     return to_ms(parsed if parsed.tzinfo else parsed.replace(tzinfo=CHINA))
+
+
+# the values a filter on a code may take (the command line lists them; both edges check them)
+GRADES = tuple(g.code for g in Grade)
+INDUSTRIES = tuple(sorted({i.value for i in Industry} | {i.value for i in AccidentIndustry}))
+STATUSES = tuple(
+    sorted(
+        {s.value for s in LicenceStatus}
+        | {s.value for s in Stage}
+        | {f.value for f in FindingKind}
+        | set(EXCEPTIONS)
+        | set(RECEIPT_STATUSES)
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,23 @@ class Filters:
                 _("region {value!r} is not a 6-digit division code", value=self.region),
                 parameter="region",
             )
+        if self.region is not None and self.region != "000000" and not divisions.known(self.region):
+            raise BadFilter(
+                _("region {value!r} is not a division code (GB/T 2260)", value=self.region),
+                parameter="region",
+            )
+        for name, known in (("grade", GRADES), ("industry", INDUSTRIES), ("status", STATUSES)):
+            value = getattr(self, name)
+            if value is not None and value not in known:
+                raise BadFilter(
+                    _(
+                        "{name} {value!r} is not one of {known}",
+                        name=name,
+                        value=value,
+                        known=", ".join(known),
+                    ),
+                    parameter=name,
+                )
         for name in ("accident", "record"):
             value = getattr(self, name)
             if value is not None:

@@ -13,13 +13,7 @@ from typing import Any
 
 import click
 
-from domain import labels
-from domain.enforcement.commands import Stage
-from domain.finding import FindingKind
-from domain.grading import Grade
 from domain.i18n import _
-from domain.industries import AccidentIndustry, Industry
-from domain.licence_rules import LicenceStatus
 from domain.sensors.readings import window_of
 from domain.sensors.site import site_id
 from federation.proof import SUMMARY
@@ -30,20 +24,8 @@ from node.cli.base import NODE_DIR, emit, given, input_options, open_node, when
 from node.errors import ConfigError
 from node.projector import rebuild
 from projections.present import LAYOUTS
-from projections.queries import QUERIES, Filters
+from projections.queries import GRADES, INDUSTRIES, QUERIES, STATUSES, Filters
 from projections.store import BY_NAME
-
-GRADES = [g.code for g in Grade]
-INDUSTRIES = sorted({*Industry, *AccidentIndustry})
-STATUSES = sorted(
-    {
-        *LicenceStatus,
-        *Stage,
-        *FindingKind,
-        *labels.EXCEPTIONS,
-        *labels.RECEIPT_STATUSES,
-    }
-)
 
 
 @click.command()

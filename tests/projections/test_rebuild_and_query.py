@@ -56,6 +56,8 @@ def test_query_from_the_cli_as_json_and_csv(node_dir, node):
     run = CliRunner().invoke
     rows = json.loads(run(main, ["query", str(node_dir), "accidents", "--grade", "major"]).stdout)
     assert [r["deaths"] for r in rows] == [12]
+    by_code = run(main, ["query", str(node_dir), "accidents", "--industry", "coal_mine"])
+    assert by_code.exit_code == 0 and len(json.loads(by_code.stdout)) == 3  # codes as printed
     out = run(
         main, ["query", str(node_dir), "accident-stats", "--level", "province", "--csv"]
     ).stdout
@@ -105,6 +107,10 @@ async def test_query_over_http(aiohttp_client, node):
         "region=13",
         "level=street",
         "as_of=yesterday",
+        "grade=foo",  # a code no query knows: said, not an empty answer
+        "industry=mine",
+        "status=done",
+        "region=999999",  # six digits, but no division
     ):
         resp = await client.get(f"/api/v1/query/accidents?{bad}", headers=headers)
         assert resp.status == 422, bad
