@@ -19,9 +19,9 @@ import binascii
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from domain.base import iso
 from domain.i18n import Text, _
 from federation.checkpoint import DASH, Checkpoint, log_name, note_key_id, parse_checkpoint
 from federation.checkpoint import verify_checkpoint as verify_note
@@ -310,11 +310,12 @@ def _described(cp: Checkpoint, signers: list[str]) -> dict[str, Any]:
 
 
 def _iso(ms: int) -> str | None:
+    """China time, as an auditor reads it; None for a time no calendar holds (the report keeps
+    the milliseconds in ``at``)."""
     try:
-        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
-    except OverflowError:  # a time no calendar holds: the report keeps the milliseconds
+        return iso(ms)
+    except OverflowError:
         return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- reading the proof's fields: anything unexpected is a malformed proof --------------------

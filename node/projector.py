@@ -8,6 +8,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -103,6 +104,8 @@ _following: Projector | None = None
 
 def _open_following(config: Config, level: int, fmt: str, parent: int, lang: str) -> None:
     global _following
+    # Ctrl-C reaches the whole process group: the serving parent stops this process itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
     collect_less()
     logs.configure(level, fmt, lang)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from domain.base import iso
 from domain.codes import NATIONAL_REGION, Tier, in_subtree
 from domain.i18n import _
 from federation.checkpoint import parse_checkpoint
@@ -86,7 +87,7 @@ def replay(
         log.close()
     return {
         "replayed": str(out),
-        "until": until,
+        "until": iso(until),
         "region": region,
         "origins": len(counts),
         "envelopes": sum(counts.values()),

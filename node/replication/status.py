@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.base import iso
 from federation.envelope import parse
 from node.replication.outbox import tree_sizes
 from node.service import Node
@@ -102,5 +103,5 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
             "kept": int(down["kept"]),
             "held": int(down["held"]),
         },
-        "as_of": now,
+        "as_of": iso(now),
     }
