@@ -320,6 +320,49 @@ def _presented_columns(query: str, columns: Sequence[str]) -> list[str]:
     return list(row)
 
 
+# titles of the keys a record, a status or a report shows besides the queries' columns
+KEY_TITLES = {
+    "version": "版本",
+    "created_at": "创建时间",
+    "modified_at": "修改时间",
+    "history": "历史",
+    "event": "事件",
+    "actor": "记录人",
+    "user": "用户",
+    "node": "节点",
+    "role": "角色",
+    "action": "操作",
+    "result": "结果",
+    "remote": "来源地址",
+    "target": "对象",
+    "directory": "目录",
+    "address": "地址",
+    "closed": "已关闭",
+    "note": "说明",
+    "reason": "原因",
+    "token_expires": "令牌到期时间",
+    "token_expired": "令牌已过期",
+    "password": "已设密码",
+    "unit_report": "单位报告",
+    "late": "迟报",
+    "trapped": "涉险人数",
+    "measures_taken": "已采取措施",
+    "event_count": "事件数",
+    "clock": "节点时间",
+    "tier_label": "层级名称",
+    # words the queries' columns use in another sense
+    "warnings": "警示",
+    "count": "数量",
+    "events": "事件",
+}
+
+
+def title(key: str) -> str:
+    """The Chinese title of a key a person reads (a column, a record's field), the key itself
+    when it has none."""
+    return KEY_TITLES.get(key) or _title(key)
+
+
 def _title(key: str) -> str:
     for suffix, what in (("_label", "名称"), ("_name", "名称")):
         if key.endswith(suffix) and key.removesuffix(suffix) in COLUMNS:

@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 import click
 
 from domain.errors import DomainError, Invalid
-from domain.i18n import _, render
+from domain.i18n import EN, _, language, render
 from federation.errors import FederationError
 from federation.suite import load_public
 from node import config as config_mod
 from node.access import readable_json
 from node.errors import ConfigError
 from node.service import Node
+from projections.present import title
 from projections.queries import moment
 
 FORMATS = ("json", "text")
@@ -36,17 +37,19 @@ def emit(data: Any, fmt: str = "json") -> None:
 
 def as_text(data: Any, indent: int = 0) -> str:
     """Data as lines to read: ``key: value``, nested values indented, a list's items each
-    after ``-``; keys as the JSON names them."""
+    after ``-``; keys by their Chinese titles (``projections.present.title``) for a reader of
+    Chinese, as the JSON names them for one of English."""
     pad = "  " * indent
     if isinstance(data, dict):
         if not data:
             return pad + "{}"
         lines = []
         for key, value in data.items():
+            name = key if language() == EN else title(str(key))  # 发生时间, not occurred_at
             if _scalar(value):
-                lines.append(f"{pad}{key}: {_word(value)}")
+                lines.append(f"{pad}{name}: {_word(value)}")
             else:
-                lines.append(f"{pad}{key}:")
+                lines.append(f"{pad}{name}:")
                 lines.append(as_text(value, indent + 1))
         return "\n".join(lines)
     if isinstance(data, list | tuple):

@@ -110,7 +110,7 @@ def test_messages_of_the_cli_in_both_languages():
     error = _("error: {message}", message=_("the input must be a JSON object"))
     with speaking(ZH):
         assert str(error) == "错误：输入必须是 JSON 对象"
-        assert as_text({"ok": True, "warnings": []}) == "ok: 是\nwarnings: -"
+        assert as_text({"ok": True, "warnings": []}) == "ok: 是\n警示: -"
     with speaking(EN):
         assert str(error) == "error: the input must be a JSON object"
         assert as_text({"ok": False}) == "ok: no"
