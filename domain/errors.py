@@ -9,11 +9,12 @@ message a person reads: a ``domain.i18n.Text``, read in the reader's language wh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.i18n import N_, ZH, Text, _, language, placeholders, render
+from domain.i18n import N_, ZH, Listed, Text, _, language, placeholders, render
 
 
 class DomainError(Exception):
@@ -101,6 +102,11 @@ PYDANTIC = {
     "int_parsing": N_("must be a whole number"),
     "int_from_float": N_("must be a whole number"),
     "float_type": N_("must be a number"),
+    "decimal_type": N_("must be a number"),
+    "decimal_parsing": N_("must be a number"),
+    "decimal_max_digits": N_("has too many digits"),
+    "decimal_max_places": N_("has too many decimal places"),
+    "finite_number": N_("must be a finite number"),
     "float_parsing": N_("must be a number"),
     "bool_type": N_("must be true or false"),
     "bool_parsing": N_("must be true or false"),
@@ -150,7 +156,14 @@ def pydantic_message(err: Mapping[str, Any]) -> Text | str:
 def _context_value(value: Any) -> Any:
     if isinstance(value, BaseException):
         return str(value)
+    if isinstance(value, str) and "'" in value and " or " in value:  # 'a', 'b' or 'c'
+        return Listed(re.findall(r"'([^']*)'", value))
     return value
+
+
+# the parts of pydantic's locations that name a validator or a type, not a field
+# (``readings.0.t.function-after[_plausible(), datetime]``, ``constrained-int``)
+_NOT_A_FIELD = re.compile(r"^(?:[a-z]+(?:-[a-z]+)+(?:\[.*\])?|[a-z_]+\[.*\])$")
 
 
 def field_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[FieldError]:
@@ -158,7 +171,7 @@ def field_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[
     path, our message for its type, the type as the code."""
     out = []
     for err in errors:
-        loc = ".".join(str(p) for p in err.get("loc", ()))
+        loc = ".".join(str(p) for p in err.get("loc", ()) if not _NOT_A_FIELD.match(str(p)))
         field = ".".join(p for p in (prefix, loc) if p) or "*"
         out.append(FieldError(field, pydantic_message(err), str(err.get("type", "invalid"))))
     return out

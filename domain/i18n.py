@@ -172,9 +172,16 @@ def render(value: Any, lang: str | None = None) -> Any:
     if isinstance(value, BaseException):  # its message, read in the same language
         with speaking(lang):
             return str(value)
-    if isinstance(value, list | tuple) and any(isinstance(v, Text) for v in value):
+    if isinstance(value, Listed) or (
+        isinstance(value, list | tuple) and any(isinstance(v, Text) for v in value)
+    ):
         return ("、" if lang == ZH else ", ").join(str(render(v, lang)) for v in value)
     return value
+
+
+class Listed(list[Any]):
+    """Values a message lists, joined as the reader's language joins a list (、 in Chinese,
+    ", " in English) when read."""
 
 
 def gettext(msgid: str, lang: str | None = None) -> str:
