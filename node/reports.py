@@ -54,7 +54,7 @@ class Report:
     filters: Filters
     rows: list[dict[str, Any]]  # as presented
     columns: list[str]  # the query's own columns (for an empty result's header)
-    layout: str | None = None
+    scope: str | None = None  # the node's region: the report's area when no region is asked
 
 
 def check(name: str, fmt: str, time: str, layout: str | None) -> None:
@@ -84,8 +84,9 @@ def check(name: str, fmt: str, time: str, layout: str | None) -> None:
 def build(node: Node, name: str, filters: Filters, time: str = "iso") -> Report:
     """Run the query and present its rows (in a reader thread: it reads the projections)."""
     path = node.config.projections_file
+    scope = node.config.node.region
     if not path.exists():
-        return Report(name, filters, [], [])
+        return Report(name, filters, [], [], scope)
     db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
     try:
         rows = run(db, name, filters)
@@ -93,7 +94,7 @@ def build(node: Node, name: str, filters: Filters, time: str = "iso") -> Report:
         units = partial(_units, _unit_table(db)) if _sensor(name) else None
     finally:
         db.close()
-    return Report(name, filters, present.present(name, rows, time, units), columns)
+    return Report(name, filters, present.present(name, rows, time, units), columns, scope)
 
 
 def _sensor(name: str) -> bool:
@@ -118,7 +119,7 @@ def _units(
 
 def heading(report: Report) -> str:
     """The title row's region and period: 河北省 · 2026-01-01 至 2026-11-30."""
-    region = report.filters.region
+    region = report.filters.region or report.scope
     where = (division_name(region) or region) if region else "全部辖区"
     return f"{where} · {present.period(report.filters.since, report.filters.until)}"
 

@@ -123,7 +123,7 @@ COLUMNS: dict[str, Column] = {
     "voided": _c("bool", "已作废"),
     "on_time": _c("bool", "按时"),
     "report_held": _c("bool", "本节点有报告"),
-    "required": _c("bool", "须报层级"),
+    "required": _c("bool", "本层级须接报"),
     "overdue": _c("bool", "已逾期"),
     "expiring_within_90_days": _c("bool", "90日内到期"),
     "past_validity": _c("bool", "已过有效期"),
@@ -166,7 +166,7 @@ COLUMNS: dict[str, Column] = {
     "unknown_types": _c("count", "未知类型事件数"),
     "reading_count": _c("count", "监测数据条数"),
     "latest_count": _c("count", "最近时间窗数据条数"),
-    "count": _c("count", "数据条数"),
+    "count": _c("count", "测点数据条数"),
     "flagged": _c("count", "标校或故障状态数据条数"),
     "faulty": _c("count", "超量程数据条数"),
     "unknown": _c("count", "未知类型事件数"),
@@ -293,6 +293,7 @@ class Table:
     columns: list[tuple[str, str]]
     rows: list[dict[str, Any]]
     totals: dict[str, Any] | None = None
+    totals_label: str = "合计"
 
 
 def register(query: str, title: str, rows: list[dict[str, Any]], columns: Sequence[str]) -> Table:
@@ -303,9 +304,13 @@ def register(query: str, title: str, rows: list[dict[str, Any]], columns: Sequen
         if not rows
         else list(dict.fromkeys(k for r in rows for k in r))
     )
-    titled = [(k, _title(k)) for k in keys]
-    totals = _totals(rows, keys) if query.endswith("-stats") else None
-    return Table(title, titled, rows, totals)
+    titled = [(k, _title(k)) for k in keys if k not in HIDDEN_IN_FILES]
+    if query.endswith("-stats"):
+        return Table(title, titled, rows, _totals(rows, keys))
+    if not rows:  # the header alone
+        return Table(title, titled, rows)
+    sums = {k: _sum(rows, k) for k in keys if k in REGISTER_SUMS}
+    return Table(title, titled, rows, sums, f"合计（{len(rows)} 条）")
 
 
 def _presented_columns(query: str, columns: Sequence[str]) -> list[str]:
@@ -319,6 +324,19 @@ def _presented_columns(query: str, columns: Sequence[str]) -> list[str]:
         row["unit"] = None
     return list(row)
 
+
+# a register's totals: what adds up across its rows (a record count is given too)
+REGISTER_SUMS = {
+    "deaths",
+    "missing",
+    "serious_injuries",
+    "direct_loss_yuan",
+    "open_hazards",
+    "minutes_late",
+    "reading_count",
+}
+# columns a file leaves out: ``label`` repeats a flag's or a finding's own label column
+HIDDEN_IN_FILES = {"label"}
 
 # titles of the keys a record, a status or a report shows besides the queries' columns
 KEY_TITLES = {
@@ -419,7 +437,10 @@ def accident_by_region_and_grade(rows: list[dict[str, Any]], level_title: str) -
     columns = [("region", "地区代码"), ("region_name", level_title), *_TOTAL_COLUMNS]
     for g in GRADE_ORDER:
         name = label("grade", g)
-        columns += [(f"{g}_accidents", f"{name}事故起数"), (f"{g}_deaths", f"{name}事故死亡人数")]
+        columns += [
+            (f"{g}_accidents", f"{name}事故起数"),
+            (f"{g}_deaths", f"{name}事故死亡（含失踪）人数"),
+        ]
     return Table("生产安全事故统计（按地区、等级）", columns, body, _totals_of(body, columns))
 
 
@@ -547,7 +568,7 @@ def csv_text(table: Table, titles: bool = True) -> str:
     if table.totals is not None:
         writer.writerow(
             [
-                "合计" if i == 0 else _cell(table.totals.get(k))
+                table.totals_label if i == 0 else _cell(table.totals.get(k))
                 for i, (k, _t) in enumerate(table.columns)
             ]
         )
@@ -573,6 +594,8 @@ def xlsx(tables: Sequence[Table], heading: str) -> bytes:
     buffer = io.BytesIO()
     book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False})
     bold = book.add_format({"bold": True})
+    percent = book.add_format({"num_format": "0.00%"})
+    bold_percent = book.add_format({"bold": True, "num_format": "0.00%"})
     title = book.add_format({"bold": True, "font_size": 14})
     for i, table in enumerate(tables):
         sheet = book.add_worksheet(_sheet_name(table.title, i))
@@ -583,13 +606,14 @@ def xlsx(tables: Sequence[Table], heading: str) -> bytes:
         r = 2
         for row in table.rows:
             for c, (key, _t) in enumerate(table.columns):
-                _write(sheet, r, c, row.get(key))
+                _write(sheet, r, c, row.get(key), percent if key.endswith("_rate") else None)
             r += 1
         if table.totals is not None:
-            sheet.write_string(r, 0, "合计", bold)
+            sheet.write_string(r, 0, table.totals_label, bold)
             for c, (key, _t) in enumerate(table.columns[1:], start=1):
                 if key in table.totals:
-                    _write(sheet, r, c, table.totals[key], bold)
+                    fmt = bold_percent if key.endswith("_rate") else bold
+                    _write(sheet, r, c, table.totals[key], fmt)
         sheet.freeze_panes(2, 0)
     book.close()
     return buffer.getvalue()

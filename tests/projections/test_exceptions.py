@@ -166,7 +166,7 @@ def test_the_exceptions_from_the_cli(node_dir, node):
         == []
     )
     table = run_cli(main, ["query", str(node_dir), "exceptions", "--csv"]).stdout
-    assert table.splitlines()[0].startswith("\ufeffkind,kind_label,label,record_kind")
+    assert table.splitlines()[0].startswith("\ufeffkind,kind_label,record_kind")
     bad = run_cli(main, ["query", str(node_dir), "exceptions", "--record", "42"])
     assert bad.exit_code == 2 and "not a record id" in bad.stderr  # a usage error
 
