@@ -132,10 +132,12 @@ class Text:
         lang = lang or language()
         template = gettext(self.msgid, lang)
         values = {k: render(v, lang) for k, v in self.params.items()}
-        try:
-            return template.format(**values)
-        except (KeyError, IndexError, ValueError):  # a broken translation: the source text
-            return self.msgid.format(**values)
+        for text in (template, self.msgid):  # a broken translation: the source text
+            try:
+                return _FORMATTER.vformat(text, (), values)
+            except Exception:  # a message must never fail whoever reads it
+                continue
+        return self.msgid
 
     def __str__(self) -> str:
         return self.render()
@@ -150,6 +152,19 @@ class Text:
 
     def __hash__(self) -> int:
         return hash(self.msgid)
+
+
+class _Plain(string.Formatter):
+    """``str.format`` with named placeholders only: ``{name}``, ``{name!r}``, never
+    ``{name.attribute}`` or ``{name[0]}`` (a template never reaches into a value)."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
+        if not field_name.isidentifier():
+            raise ValueError(field_name)  # caught by Text.render
+        return kwargs[field_name], field_name
+
+
+_FORMATTER = _Plain()
 
 
 def _(msgid: str, /, **params: Any) -> Text:

@@ -4,6 +4,7 @@ Chinese column titles and totals; the statistics also in the national reports' l
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 import sqlite_utils
 
+from domain.errors import Refused
 from domain.i18n import EN, _, language
 from domain.labels import division_name
 from node.errors import NotFound
@@ -81,15 +83,32 @@ def check(name: str, fmt: str, time: str, layout: str | None) -> None:
             )
 
 
-def build(node: Node, name: str, filters: Filters, time: str = "iso") -> Report:
-    """Run the query and present its rows (in a reader thread: it reads the projections)."""
+def build(
+    node: Node, name: str, filters: Filters, time: str = "iso", whole: int | None = None
+) -> Report:
+    """Run the query and present its rows (in a reader thread: it reads the projections).
+    ``whole``: a file or a layout is the whole result, not a page — up to this many rows, and
+    refused (Refused ``too_many_rows``) beyond, never silently cut."""
     path = node.config.projections_file
     scope = node.config.node.region
+    if whole is not None:
+        filters = dataclasses.replace(filters, limit=whole, offset=0)
     if not path.exists():
         return Report(name, filters, [], [], scope)
     db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
     try:
         rows = run(db, name, filters)
+        beyond = dataclasses.replace(filters, limit=1, offset=len(rows))
+        if whole is not None and len(rows) == whole and run(db, name, beyond):
+            raise Refused(
+                _(
+                    "{query} has more than {n} rows for these filters: narrow the region or"
+                    " the period (a file or a layout holds the whole result, never a part)",
+                    query=name,
+                    n=whole,
+                ),
+                code="too_many_rows",
+            )
         columns = columns_of(db, name, filters)
         units = partial(_units, _unit_table(db)) if _sensor(name) else None
     finally:

@@ -12,7 +12,8 @@ from node import reports
 from node.api.shared import RUNTIME, ok
 from projections.queries import Filters
 
-MAX_HTTP_ROWS = 10_000
+MAX_HTTP_ROWS = 10_000  # a page of JSON
+MAX_FILE_ROWS = 10_000  # a file or a layout (the command line takes up to 100,000)
 
 
 async def query(request: web.Request) -> web.Response:
@@ -34,7 +35,10 @@ async def query(request: web.Request) -> web.Response:
         raise Invalid.field(
             "limit", _("at most {n} rows per page over HTTP", n=MAX_HTTP_ROWS), code="too_many"
         )
-    report = await rt.read(reports.build, rt.node, name, filters, time)
+    # a file or a layout is the whole result (a page only when one is asked for)
+    paged = "limit" in request.query or "offset" in request.query
+    whole = None if paged or (fmt == "json" and layout is None) else MAX_FILE_ROWS
+    report = await rt.read(reports.build, rt.node, name, filters, time, whole)
     if fmt == "csv":
         text = await rt.read(reports.csv_text, report, layout, language())
         return _file(name, "csv", text.encode())

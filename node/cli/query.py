@@ -27,6 +27,8 @@ from projections.present import LAYOUTS
 from projections.queries import GRADES, INDUSTRIES, QUERIES, STATUSES, Filters
 from projections.store import BY_NAME
 
+WHOLE = 100_000  # rows of a file or a layout on the command line (10,000 over HTTP)
+
 
 @click.command()
 @NODE_DIR
@@ -51,8 +53,12 @@ from projections.store import BY_NAME
 @click.option("--as-of", "as_of", help="For clock-relative lists (default: now).")
 @click.option("--accident", help="accident-receipts, accident-findings: one accident's id.")
 @click.option("--record", help="exceptions: the flags of one accident or case (its id).")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--offset", default=0, type=click.IntRange(min=0))
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100_000),
+    help="Rows per page of JSON (default 100); a file or a layout holds the whole result.",
+)
+@click.option("--offset", type=click.IntRange(min=0), help="Rows to skip (a page).")
 @click.option(
     "--format",
     "fmt",
@@ -93,8 +99,8 @@ def query(
     as_of: str | None,
     accident: str | None,
     record: str | None,
-    limit: int,
-    offset: int,
+    limit: int | None,
+    offset: int | None,
     fmt: str,
     as_csv: bool,
     time: str,
@@ -136,8 +142,8 @@ def query(
                     "as_of": as_of,
                     "accident": accident,
                     "record": record,
-                    "limit": str(limit),
-                    "offset": str(offset),
+                    "limit": str(limit or 100),
+                    "offset": str(offset or 0),
                 },
                 node.clock(),
             )
@@ -146,7 +152,9 @@ def query(
             hint = f"--{parameter.replace('_', '-')}" if parameter else None
             problem = getattr(e, "problem", None) if hint else None
             raise click.BadParameter(str(problem or e), param_hint=hint) from None
-        report = reports.build(node, name, filters, time)
+        paged = limit is not None or offset is not None
+        whole = None if paged or (fmt == "json" and layout is None) else WHOLE
+        report = reports.build(node, name, filters, time, whole)
     _write(report, fmt, layout, out)
 
 

@@ -248,3 +248,26 @@ def test_malformed_and_unknown_events_are_counted_and_never_stop_the_projections
     # the wrongly typed one is left out by the accidents projection alone, in the same batch
     assert store.db.execute("SELECT count(*) FROM accidents").fetchone()[0] == 2
     assert store.position() == 103
+
+
+async def test_a_file_or_a_layout_is_the_whole_result_or_refused(aiohttp_client, node, monkeypatch):
+    from node.api import query as query_route
+    from node.api.app import make_app
+    from node.users import Role, add_user
+
+    fill(node)  # three accidents: three groups of accident-stats
+    token = add_user(node.config.users_file, "analyst", Role.READER)
+    client = await aiohttp_client(make_app(node))
+    headers = {"Authorization": f"Bearer {token}"}
+    node.project()
+    url = "/api/v1/query/accident-stats"
+    page = await (await client.get(f"{url}?layout=region-grade&limit=1", headers=headers)).json()
+    assert page["totals"]["accidents"] == 1  # a page, when one is asked for
+    whole = await (await client.get(f"{url}?layout=region-grade", headers=headers)).json()
+    assert whole["totals"]["accidents"] == 3
+    monkeypatch.setattr(query_route, "MAX_FILE_ROWS", 2)  # more groups than a file may hold
+    for ask in ("format=csv", "format=xlsx", "layout=industry"):
+        resp = await client.get(f"{url}?{ask}", headers=headers)
+        error = (await resp.json())["error"]
+        assert resp.status == 422 and error["code"] == "too_many_rows", ask  # never cut short
+    await client.close()
