@@ -115,7 +115,14 @@ RECORD_FIELDS = {
     "finding": "finding",
     "subject": "subject",
     "origin": "division",
+    "investigated_by_tier": "tier",
+    "investigated_by_region": "division",
+    "must_reach_region": "division",
+    "sensor_type": "sensor",
+    "class": "hazard",  # a hazard's, in a case's hazards
+    "type": "penalty",  # a penalty's, in a case's penalties
 }
+NESTED = ("hazards", "penalties", "points")  # lists (or maps) of items labelled the same way
 
 
 def labelled(view: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +130,10 @@ def labelled(view: dict[str, Any]) -> dict[str, Any]:
     (``industry_label``, ``division_name``…), where the record does not already have one."""
     out: dict[str, Any] = {}
     for key, value in view.items():
+        if key in NESTED and isinstance(value, list):
+            value = [labelled(v) if isinstance(v, dict) else v for v in value]
+        elif key in NESTED and isinstance(value, dict):
+            value = {k: labelled(v) if isinstance(v, dict) else v for k, v in value.items()}
         out[key] = value
         vocabulary = RECORD_FIELDS.get(key, "")
         if vocabulary == "" or not isinstance(value, str):

@@ -568,7 +568,9 @@ def csv_text(table: Table, titles: bool = True) -> str:
     if table.totals is not None:
         writer.writerow(
             [
-                table.totals_label if i == 0 else _cell(table.totals.get(k))
+                (table.totals_label if titles else "total")
+                if i == 0
+                else _cell(table.totals.get(k))
                 for i, (k, _t) in enumerate(table.columns)
             ]
         )

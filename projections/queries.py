@@ -36,11 +36,11 @@ LICENSED_INDUSTRIES = (
 
 
 def moment(value: str | None) -> int | None:
-    """A filter time: milliseconds since 1970, or ISO 8601 (a bare date or time is China
-    time). BadFilter (a ValueError) says what is wrong."""
+    """A filter time: ISO 8601 (a bare date or time is China time; 20260101 is a date), or
+    milliseconds since 1970 for a program. BadFilter (a ValueError) says what is wrong."""
     if value is None or value == "":
         return None
-    if value.lstrip("-").isdigit():
+    if value.lstrip("-").isdigit() and len(value) != 8:  # 20260101 is a date (ISO 8601 basic)
         return int(value)
     try:
         parsed = datetime.fromisoformat(value)
@@ -113,7 +113,7 @@ class Filters:
             industry=params.get("industry") or None,
             status=params.get("status") or None,
             level=params.get("level") or "county",
-            as_of=time("as_of") or now,
+            as_of=now if (as_of := time("as_of")) is None else as_of,
             accident=params.get("accident") or None,
             record=params.get("record") or None,
             limit=number("limit", 100),

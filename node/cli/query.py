@@ -187,11 +187,18 @@ def _write(report: reports.Report, fmt: str, layout: str | None, out: Path | Non
 
 
 def _text(value: Any) -> str:
+    """A cell of ``--format text``: one line, with no tab that would shift the columns."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "是" if value else "否"
-    return str(value)
+    return (
+        str(value)
+        .replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )
 
 
 @click.group()

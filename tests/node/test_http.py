@@ -421,9 +421,10 @@ async def test_a_query_exports_csv_for_a_spreadsheet(api, tokens):
         await asyncio.sleep(0.1)
     assert resp.status == 200 and resp.content_type == "text/csv"
     assert resp.headers["Content-Disposition"] == 'attachment; filename="unlicensed.csv"'
-    header, row = text.splitlines()
+    header, row, total = text.splitlines()
     assert header.startswith("\ufeffid,name,credit_code")  # UTF-8 with a BOM, for Excel
     assert ",'=HYPERLINK(1)," in row  # a spreadsheet shows it, never runs it
+    assert total.startswith("total,")  # (合计（1 条） for a reader of Chinese)
     status, body, _ = await api("GET", "/query/accidents?format=xml")
     assert status == 422 and body["error"]["fields"][0]["field"] == "format"
 

@@ -68,7 +68,7 @@ def test_query_from_the_cli_as_json_and_csv(node_dir, node):
         ("larger", "较大", "1"),
         ("major", "重大", "1"),
     }
-    assert table[-1]["grade"] == "合计" and table[-1]["accidents"] == "3"  # the totals
+    assert table[-1]["grade"] == "total" and table[-1]["accidents"] == "3"  # 合计 in Chinese
     for option in (["--since", "yesterday"], ["--region", "abc"], ["--limit", "abc"]):
         bad = run(main, ["query", str(node_dir), "accidents", *option])
         assert bad.exit_code == 2, (option, bad.stderr)  # every bad filter: a usage error
