@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from domain.base import iso
 from domain.i18n import _
 from domain.sensors.readings import window_of
 from domain.sensors.site import site_id
@@ -23,7 +24,7 @@ from node.audit.proofs import readings_file
 from node.cli.base import NODE_DIR, emit, given, input_options, open_node, when
 from node.errors import ConfigError
 from node.projector import rebuild
-from projections.present import LAYOUTS
+from projections.present import LAYOUTS, present
 from projections.queries import GRADES, INDUSTRIES, QUERIES, STATUSES, Filters
 from projections.store import BY_NAME
 
@@ -278,6 +279,22 @@ def readings_ingest(
         emit(node.ingest(site, raw, user=actor or getpass.getuser()))
 
 
+def _read(node: Any, site: str, state: dict[str, Any]) -> dict[str, Any]:
+    """A signed summary as a person reads it: China time, each point's values in its unit."""
+    units = {p: (v["scale"], v["unit"]) for p, v in node.show(site, "site")["points"].items()}
+    shown = {
+        k: iso(v) if k.endswith(("_at", "_start", "_end")) and isinstance(v, int) else v
+        for k, v in state.items()
+        if k != "points"
+    }
+    shown["points"] = present(
+        "summaries",
+        [{"site_code": site, "points": json.dumps(state.get("points", []))}],
+        units=lambda _site, point: units.get(point),
+    )
+    return shown
+
+
 @readings.command("export")
 @NODE_DIR
 @click.argument("site")
@@ -298,7 +315,13 @@ def readings_export(directory: Path, site: str, window: str, out: Path) -> None:
             if state["window_start"] == start:
                 data = readings_file(node.readings, site, start, state["last_reading_id"])
                 out.write_bytes(data)
-                emit({"readings": str(out), "lines": data.count(b"\n"), "summary": state})
+                emit(
+                    {
+                        "readings": str(out),
+                        "lines": data.count(b"\n"),
+                        "summary": _read(node, site, state),
+                    }
+                )
                 return
         raise ConfigError(
             _(

@@ -495,6 +495,9 @@ def test_readings_from_the_command_line(world, tmp_path):
     r = export(when, tmp_path / "w.tsv")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "w.tsv").read_bytes() == world.readings
+    summary = json.loads(r.stdout)["summary"]  # as a person reads it: China time, units
+    assert summary["window_start"].endswith("+08:00")
+    assert all(isinstance(p["max"], float) and p["unit"] for p in summary["points"])
     r = cli(
         "audit", "prove", world.directory, "--readings", tmp_path / "w.tsv", "--out", tmp_path / "p"
     )
