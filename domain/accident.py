@@ -20,6 +20,7 @@ from domain.base import (
     Voided,
     changes,
     iso,
+    last_day,
     not_in_future,
     period_end,
 )
@@ -373,6 +374,7 @@ class Accident(Aggregate):
             "investigated_by_tier": division_level(investigating).value,
             "investigated_by_region": investigating,
             "supplement_window_until": iso(window_end),
+            "supplement_window_last_day": last_day(window_end),
             "supplements": self.supplements,
         }
 

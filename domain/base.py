@@ -64,6 +64,15 @@ def iso(ms: int | None) -> str | None:
     return moment.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
 
 
+def last_day(end_ms: int | None) -> str | None:
+    """The last day (ISO date, China time) of a period that ends at ``end_ms`` (exclusive: 24:00
+    of that day is 00:00 of the next), as the law counts days and a person reads them:
+    2026-12-29T00:00+08:00 ends the period on 2026-12-28."""
+    if end_ms is None:
+        return None
+    return china_day(end_ms - 1).isoformat()
+
+
 def period_end(start_ms: int, days: int) -> int:
     """The instant a period of ``days`` calendar days counted from ``start_ms`` ends, by the
     law's way of counting (民法典 Art. 201: the day it starts is not counted; the last day ends at

@@ -34,6 +34,7 @@ from domain.base import (
     Voided,
     changes,
     iso,
+    last_day,
     not_in_future,
     period_end,
     to_ms,
@@ -632,6 +633,7 @@ class Investigation(Aggregate):
             "members": self.members,
             "report": {
                 "due": iso(report_due),
+                "last_day": last_day(report_due),
                 "extendable_to": iso(self.report_limit()),
                 "extensions": _shown(self.report_extensions),
                 "submitted_at": iso(self.submitted_at),
@@ -640,6 +642,7 @@ class Investigation(Aggregate):
             },
             "reply": {
                 "due": iso(reply_due),
+                "last_day": last_day(reply_due),
                 "extendable_to": (
                     iso(self._reply_limit(self.submitted_at))
                     if especially_major and self.submitted_at is not None

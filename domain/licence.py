@@ -29,6 +29,7 @@ from domain.base import (
     Voided,
     changes,
     iso,
+    last_day,
     period_end,
     to_ms,
 )
@@ -636,6 +637,7 @@ class Licence(Aggregate):
             "applied_at": iso(self.applied_at),
             "accepted_at": iso(self.accepted_at),
             "decision_due": iso(due),
+            "decision_last_day": last_day(due),
             "decided_at": iso(self.decided_at),
             "decision_late": None if self.decided_at is None else self.decided_at >= due,
             "refusal_reasons": self.refusal_reasons,
@@ -644,6 +646,7 @@ class Licence(Aggregate):
             "valid_from": iso(self.valid_from),
             "valid_until": iso(self.valid_until),
             "renewal_due": None if self.valid_until is None else iso(self.renewal_due()),
+            "renewal_last_day": None if self.valid_until is None else last_day(self.renewal_due()),
             "renewal_applied_at": iso(self.renewal_applied_at),
             "renewal_late": self.renewal_late,
             "extensions": self.extensions,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from domain.base import Aggregate, Context, VoidCommand, iso, not_in_future, to_ms
+from domain.base import Aggregate, Context, VoidCommand, iso, last_day, not_in_future, to_ms
 from domain.codes import enterprise_id, in_subtree, tier_label
 from domain.enforcement.commands import (
     EXTENSION_NOTICE_MS,
@@ -470,6 +470,7 @@ class EnforcementCase(Aggregate):
                 **self.notice,
                 "at": iso(self.notice["at"]),
                 "hearing_window_ends": iso(self.notice["hearing_window_ends"]),
+                "hearing_window_last_day": last_day(self.notice["hearing_window_ends"]),
             },
             "decision": self.decision
             and {
