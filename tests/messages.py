@@ -85,9 +85,13 @@ def help_texts(command: click.Command) -> list[str]:
     return [inspect.cleandoc(t).partition("\f")[0].strip() for t in texts if t]
 
 
+# click's texts it passes to gettext through a variable (``_(extra["required"])``)
+CLICK_INDIRECT = {"required"}
+
+
 def click_messages() -> set[str]:
     """The texts click itself shows (its source, as its gettext calls name them)."""
-    found: set[str] = set()
+    found: set[str] = set(CLICK_INDIRECT)
     for path in sorted(Path(click.__file__).parent.glob("*.py")):
         for _line, msg, _comments, _ctx in extract_from_file(
             "python", str(path), keywords=CLICK_KEYWORDS

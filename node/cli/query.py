@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from domain.base import iso
-from domain.i18n import _
+from domain.i18n import EN, _, language
 from domain.sensors.readings import window_of
 from domain.sensors.site import site_id
 from federation.proof import SUMMARY
@@ -170,11 +170,12 @@ def _write(report: reports.Report, fmt: str, layout: str | None, out: Path | Non
         text = reports.csv_text(report, layout)
     elif fmt == "text":
         table = reports.tables(report, layout)[0]
-        lines = ["\t".join(t for _k, t in table.columns)]
+        english = language() == EN  # the column keys, as the JSON names them
+        lines = ["\t".join(k if english else t for k, t in table.columns)]
         lines += ["\t".join(_text(r.get(k)) for k, _t in table.columns) for r in table.rows]
         if table.totals is not None:
             cells = [_text(table.totals.get(k, "")) for k, _t in table.columns]
-            lines.append("\t".join(["合计", *cells[1:]]))
+            lines.append("\t".join(["total" if english else table.totals_label, *cells[1:]]))
         text = "\n".join(lines) + "\n"
     elif layout is not None:
         text = readable_json(reports.layout_rows(report, layout), indent=2) + "\n"
