@@ -280,3 +280,9 @@ def test_enforcement_statistics_in_the_indicators_layout(view):
     text = present.csv_text(table)
     assert "罚款金额（万元）" in text.splitlines()[0] and text.splitlines()[-1].startswith("合计")
     assert json.dumps(table.rows, ensure_ascii=False)  # JSON-ready
+
+
+def test_text_a_spreadsheet_would_run_is_quoted():
+    table = present.Table("t", [("name", "名称")], [{"name": v} for v in ("=1+1", "＝1+1", "@x")])
+    body = present.csv_text(table).splitlines()[1:]
+    assert body == ["'=1+1", "'＝1+1", "'@x"]
