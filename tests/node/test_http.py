@@ -10,15 +10,6 @@ from tests.factories import accident, credit_code, enterprise
 
 
 @pytest.fixture
-def tokens(node):
-    path = node.config.users_file
-    return {
-        "writer": add_user(path, "clerk", Role.WRITER),
-        "reader": add_user(path, "analyst", Role.READER),
-    }
-
-
-@pytest.fixture
 async def api(aiohttp_client, node, tokens):
     # the tests below read the English texts (the default language over HTTP is zh-CN:
     # tests/node/test_http_lang.py)

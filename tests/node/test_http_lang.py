@@ -17,7 +17,6 @@ from domain.commands import SPECS
 from domain.errors import PYDANTIC
 from domain.i18n import EN, ZH, Text, gettext
 from node.api.app import make_app
-from node.users import Role, add_user
 from tests.factories import accident, credit_code, enterprise
 
 HAN = re.compile("[\u4e00-\u9fff]")
@@ -26,15 +25,6 @@ ENGLISH = {"Accept-Language": "en"}
 
 def chinese(text: str) -> bool:
     return bool(HAN.search(text))
-
-
-@pytest.fixture
-def tokens(node):
-    path = node.config.users_file
-    return {
-        "writer": add_user(path, "clerk", Role.WRITER),
-        "reader": add_user(path, "analyst", Role.READER),
-    }
 
 
 @pytest.fixture
