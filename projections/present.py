@@ -282,6 +282,36 @@ def _value(col: Column, value: Any, time: str, scale: int | None) -> Any:
     return value
 
 
+# -- the log's entries -------------------------------------------------------------------------
+# the time fields of the events' payloads (domain/: milliseconds since 1970)
+EVENT_TIMES = {
+    "deadline",
+    "new_deadline",
+    "hearing_window_ends",
+    "service_due",
+    "t",
+    "until",
+    "valid_from",
+    "valid_until",
+    "window_start",
+    "window_end",
+}
+
+
+def entry_times(value: Any, key: str = "") -> Any:
+    """A log entry (``GET /api/v1/events``) with its times in China time: ``recorded_at`` and
+    each time of the payload (its ``*_at`` fields and ``EVENT_TIMES``), at any depth. The rest
+    is as recorded (sensor values as integers at their point's scale)."""
+    if isinstance(value, dict):
+        return {k: entry_times(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [entry_times(v, key) for v in value]
+    is_time = key.endswith("_at") or key in EVENT_TIMES
+    if is_time and isinstance(value, int) and not isinstance(value, bool):
+        return iso(value)
+    return value
+
+
 # -- the shapes of the national reports ----------------------------------------------------------
 GRADE_ORDER = ("especially_major", "major", "larger", "general", "near_miss")
 

@@ -51,6 +51,7 @@ from node.sensors import counters, sources
 from node.service import Node
 from node.tls import server_context
 from node.users import User
+from projections.present import entry_times
 
 T = TypeVar("T")
 OPENAPI = web.AppKey("openapi", dict)
@@ -206,9 +207,15 @@ async def events(request: web.Request) -> web.Response:
     limit = _whole_number(request, "limit", 100, 1, 1000, problems)
     if problems:
         raise Invalid(problems)
+    time = request.query.get("time", "iso")
+    if time not in ("iso", "epoch"):
+        raise Invalid.field(
+            "time", _("time is iso (China time, the default) or epoch"), code="bad_parameter"
+        )
     entries = await rt.read(rt.node.log.read, after, limit)
+    shown = entries if time == "epoch" else [entry_times(e) for e in entries]
     return ok(
-        {"after": after, "events": entries, "next": entries[-1]["position"] if entries else after}
+        {"after": after, "events": shown, "next": entries[-1]["position"] if entries else after}
     )
 
 

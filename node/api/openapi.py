@@ -199,7 +199,7 @@ EVENTS = {
                     "event": {"type": "string", "description": "type/version"},
                     "aggregate_id": {"type": "string", "format": "uuid"},
                     "version": {"type": "integer"},
-                    "recorded_at": {},
+                    "recorded_at": {"type": ["string", "integer"]},
                     "actor": _ACTOR,
                     "payload": {"type": "object", "additionalProperties": True},
                 },
@@ -503,6 +503,13 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
                         "name": "limit",
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {
+                        "name": "time",
+                        "in": "query",
+                        "description": "times in China time (iso, the default) or as"
+                        " milliseconds since 1970 (epoch), as recorded",
+                        "schema": {"enum": ["iso", "epoch"]},
                     },
                 ]
             answer = {

@@ -153,6 +153,10 @@ async def test_the_log_can_be_read_in_pages(api):
     status, page, _ = await api("GET", "/events?after=1&limit=1", token="reader")
     assert status == 200 and [e["position"] for e in page["events"]] == [2] and page["next"] == 2
     assert page["events"][0]["event"] == "enterprise.registered/1"
+    assert page["events"][0]["recorded_at"].endswith("+08:00")  # China time unless asked
+    _, raw, _ = await api("GET", "/events?after=1&limit=1&time=epoch", token="reader")
+    assert isinstance(raw["events"][0]["recorded_at"], int)  # for a program that asks
+    assert (await api("GET", "/events?time=unix"))[0] == 422
     assert (await api("GET", "/events?limit=0"))[0] == 422
     assert (await api("GET", "/events?after=x"))[0] == 422
 
