@@ -123,6 +123,7 @@ RECORD_FIELDS = {
     "type": "penalty",  # a penalty's, in a case's penalties
 }
 NESTED = ("hazards", "penalties", "points")  # lists (or maps) of items labelled the same way
+PARTS = ("notice", "decision")  # parts of a record labelled the same way
 
 
 def labelled(view: dict[str, Any]) -> dict[str, Any]:
@@ -134,8 +135,12 @@ def labelled(view: dict[str, Any]) -> dict[str, Any]:
             value = [labelled(v) if isinstance(v, dict) else v for v in value]
         elif key in NESTED and isinstance(value, dict):
             value = {k: labelled(v) if isinstance(v, dict) else v for k, v in value.items()}
+        elif key in PARTS and isinstance(value, dict):  # a case's notice and decision
+            value = labelled(value)
         out[key] = value
         vocabulary = RECORD_FIELDS.get(key, "")
+        if key == "subject" and view.get("kind") != "finding":
+            continue  # an inspection's subject is its own words
         if vocabulary == "" or not isinstance(value, str):
             continue
         if vocabulary is None:

@@ -242,6 +242,7 @@ class Extended(Event):
                 "renewal_late": agg.renewal_late,
                 "previous_until": iso(agg.valid_until),
                 "valid_until": iso(self.valid_until),
+            "valid_until_last_day": last_day(self.valid_until),
                 "note": self.note,
             }
         )
@@ -645,6 +646,7 @@ class Licence(Aggregate):
             "number_parsed": self.number_parsed,
             "valid_from": iso(self.valid_from),
             "valid_until": iso(self.valid_until),
+            "valid_until_last_day": last_day(self.valid_until),
             "renewal_due": None if self.valid_until is None else iso(self.renewal_due()),
             "renewal_last_day": None if self.valid_until is None else last_day(self.renewal_due()),
             "renewal_applied_at": iso(self.renewal_applied_at),

@@ -364,7 +364,7 @@ REGISTER_SUMS = {
     "direct_loss_yuan",
     "open_hazards",
     "minutes_late",
-    "reading_count",
+    "count",  # a summary's points' (its window's reading_count repeats on each point's row)
 }
 # columns a file leaves out: ``label`` repeats a flag's or a finding's own label column
 HIDDEN_IN_FILES = {"label"}
@@ -401,6 +401,9 @@ KEY_TITLES = {
     "tier_label": "层级名称",
     # words the queries' columns use in another sense
     "warnings": "警示",
+    "number": "编号",
+    "subject": "事由",
+    "open_hazards": "未整改隐患",
     "count": "数量",
     "events": "事件",
 }

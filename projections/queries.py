@@ -512,6 +512,47 @@ QUERIES: dict[str, Query] = {
 }
 
 
+# the values ``status`` takes in each query that has it
+STATUS_VALUES: dict[str, tuple[str, ...]] = {
+    "licences": tuple(s.value for s in LicenceStatus),
+    "open-cases": tuple(s.value for s in Stage),
+    "accident-receipts": tuple(RECEIPT_STATUSES),
+    "accident-findings": tuple(f.value for f in FindingKind),
+    "exceptions": tuple(EXCEPTIONS),
+}
+
+
+def check_applies(name: str, f: Filters) -> None:
+    """Refuse a filter the query does not have, or a status it does not know (BadFilter naming
+    it): a filter passed over would answer a question no one asked."""
+    q = QUERIES[name]
+    for parameter, value, column in (
+        ("grade", f.grade, q.grade_column),
+        ("industry", f.industry, q.industry_column),
+        ("status", f.status, q.status_column),
+        ("accident", f.accident, q.accident_column),
+        ("record", f.record, q.record_column),
+        ("since", f.since, q.time_column),
+        ("until", f.until, q.time_column),
+    ):
+        if value is not None and column is None:
+            raise BadFilter(
+                _("{query} cannot be filtered by {name}", query=name, name=parameter),
+                parameter=parameter,
+            )
+    known = STATUS_VALUES.get(name)
+    if f.status is not None and known is not None and f.status not in known:
+        raise BadFilter(
+            _(
+                "status of {query} is one of {known}, not {value!r}",
+                query=name,
+                known=", ".join(known),
+                value=f.status,
+            ),
+            parameter="status",
+        )
+
+
 def run(db: sqlite_utils.Database, name: str, f: Filters) -> list[dict[str, Any]]:
     sql, params = statement(name, f)
     return [dict(r) for r in db.query(sql, params)]

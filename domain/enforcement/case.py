@@ -477,6 +477,7 @@ class EnforcementCase(Aggregate):
                 **self.decision,
                 "at": iso(self.decision["at"]),
                 "service_due": iso(self.decision.get("service_due")),
+                "service_due_last_day": last_day(self.decision.get("service_due")),
             },
             "fines_yuan": sum(
                 p.get("amount_yuan") or 0

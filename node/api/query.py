@@ -10,7 +10,7 @@ from domain.errors import Invalid
 from domain.i18n import _, language
 from node import reports
 from node.api.shared import RUNTIME, ok
-from projections.queries import Filters
+from projections.queries import Filters, check_applies
 
 MAX_HTTP_ROWS = 10_000  # a page of JSON
 MAX_FILE_ROWS = 10_000  # a file or a layout (the command line takes up to 100,000)
@@ -28,6 +28,7 @@ async def query(request: web.Request) -> web.Response:
         raise Invalid.field(e.parameter, e.args[0], code="bad_parameter") from None
     try:
         filters = Filters.parse(request.query, rt.node.clock())
+        check_applies(name, filters)
     except (ValueError, OverflowError) as e:
         field = getattr(e, "parameter", None) or "query"
         raise Invalid.field(field, _("bad filter: {error}", error=e), code="bad_filter") from None

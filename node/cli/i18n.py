@@ -139,11 +139,18 @@ def language_option(f: Any) -> Any:
     """``--lang``: shown in the help and checked by click (``start`` already used it)."""
     return click.option(
         "--lang",
-        type=click.Choice(LANGUAGES),
+        metavar="|".join(LANGUAGES),
+        callback=_check_language,
         expose_value=False,
         is_eager=True,
         help=_help_lang,
     )(f)
+
+
+def _check_language(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """What ``start`` took from the arguments (zh, zh-CN, zh_CN.UTF-8, en…), checked again."""
+    if value is not None and parse_language(value) is None:
+        raise LanguageError(_unknown("--lang", value))
 
 
 _help_lang = "Language of messages and help: zh-CN (the default) or en; also ANJIAN_LANG."

@@ -25,7 +25,7 @@ from node.cli.base import NODE_DIR, emit, given, input_options, open_node, when
 from node.errors import ConfigError
 from node.projector import rebuild
 from projections.present import LAYOUTS, present
-from projections.queries import GRADES, INDUSTRIES, QUERIES, STATUSES, Filters
+from projections.queries import GRADES, INDUSTRIES, QUERIES, STATUSES, Filters, check_applies
 from projections.store import BY_NAME
 
 WHOLE = 100_000  # rows of a file or a layout on the command line (10,000 over HTTP)
@@ -148,6 +148,7 @@ def query(
                 },
                 node.clock(),
             )
+            check_applies(name, filters)
         except ValueError as e:  # a bad filter is a usage error (exit 2) naming the option
             parameter = getattr(e, "parameter", None)
             hint = f"--{parameter.replace('_', '-')}" if parameter else None

@@ -51,7 +51,13 @@ def test_help_reads_in_chinese_by_default(cli):
 
 
 @pytest.mark.parametrize(
-    ("args", "env"), [(["--lang", "en"], {}), ([], {"ANJIAN_LANG": "en"}), ([], {"LANG": "en_GB"})]
+    ("args", "env"),
+    [
+        (["--lang", "en"], {}),
+        (["--lang", "EN_us"], {}),  # as a locale names it
+        ([], {"ANJIAN_LANG": "en"}),
+        ([], {"LANG": "en_GB"}),
+    ],
 )
 def test_help_reads_in_english_when_asked(cli, args, env):
     r = cli(*args, "--help", env=env)
@@ -114,3 +120,9 @@ def test_messages_of_the_cli_in_both_languages():
     with speaking(EN):
         assert str(error) == "error: the input must be a JSON object"
         assert as_text({"ok": False}) == "ok: no"
+
+
+def test_a_language_the_product_does_not_speak_is_a_usage_error(cli):
+    r = cli("--lang", "fr", "--help")
+    assert r.exit_code == 2 and "'fr'" in r.stderr
+    assert cli("--lang", "zh", "--help").exit_code == 0  # zh is zh-CN

@@ -4,7 +4,7 @@ its label and every division with its name; no epoch number anywhere."""
 from datetime import datetime, timedelta
 
 from domain.base import CHINA, last_day
-from tests.factories import NOW, accident, enterprise, inspection, js
+from tests.factories import INSPECTORS, NOW, accident, enterprise, inspection, js
 
 
 def _numbers(value, path=""):
@@ -36,8 +36,15 @@ def test_an_accident_and_a_case_read_as_a_clerk_reads_them(node):
     case = node.execute("case.open-inspection", js(inspection()), user="u")["id"]
     hazard = js({"hazard_class": "major", "description": "d"})
     node.execute("case.record-hazard", hazard, user="u", target=case)
+    node.execute("case.file", js({"violations": "违法"}), user="u", target=case)
+    evidence = {"evidence_type": "书证", "description": "d", "collected_by": INSPECTORS}
+    node.execute("case.record-evidence", js(evidence), user="u", target=case)
+    notice = {"penalties": [{"type": "fine", "amount_yuan": 50000}], "facts": "f"}
+    node.execute("case.notify-penalty", js(notice), user="u", target=case)
     shown = node.show(case)
     assert shown["hazards"][0]["class_label"] == "重大事故隐患"
+    assert shown["notice"]["penalties"][0]["type_label"] == "罚款"
+    assert "subject_label" not in shown  # an inspection's subject is its own words
     assert shown["division_name"] == "长安区"
     for record in (a, shown, node.show(a["id"]), node.status()):
         assert list(_numbers(record)) == []

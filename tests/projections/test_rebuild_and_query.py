@@ -159,6 +159,11 @@ async def test_query_over_http_as_a_person_and_a_program_read_it(aiohttp_client,
         assert resp.status == 422 and error["fields"][0]["field"] == field, bad
     wrong = await client.get(f"{url}/accidents?layout=industry", headers=headers)
     assert wrong.status == 422
+    for query, bad in (("accidents", "status=issued"), ("points", "grade=larger")):
+        resp = await client.get(f"{url}/{query}?{bad}", headers=headers)  # not a filter of it
+        assert resp.status == 422, (query, bad)
+    resp = await client.get(f"{url}/open-cases?status=issued", headers=headers)  # a licence's
+    assert (await resp.json())["error"]["fields"][0]["field"] == "status"
     await client.close()
 
 
