@@ -242,7 +242,6 @@ class Extended(Event):
                 "renewal_late": agg.renewal_late,
                 "previous_until": iso(agg.valid_until),
                 "valid_until": iso(self.valid_until),
-            "valid_until_last_day": last_day(self.valid_until),
                 "note": self.note,
             }
         )
