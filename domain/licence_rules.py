@@ -28,14 +28,14 @@ INDUSTRY_LABELS = {
 }
 
 # Arts. 3–5: who issues (the national authority for centrally managed enterprises, Art. 3).
-_SAFETY_DEPARTMENT = "省级安全生产监督管理部门 (中央管理的企业: 应急管理部), Art. 3"
+_SAFETY_DEPARTMENT = "省级安全生产监督管理部门（中央管理的企业：应急管理部）（第三条）"
 ISSUING_AUTHORITY = {
-    "coal_mine": "省级煤矿安全监察机构 (中央管理的企业: 国家矿山安全监察局), Art. 3",
+    "coal_mine": "省级煤矿安全监察机构（中央管理的企业：国家矿山安全监察局）（第三条）",
     "non_coal_mine": _SAFETY_DEPARTMENT,
     "hazardous_chemicals": _SAFETY_DEPARTMENT,
     "fireworks": _SAFETY_DEPARTMENT,
-    "construction": "省级建设主管部门, Art. 4",
-    "civil_explosives": "省级民用爆炸物品行业主管部门, Art. 5",
+    "construction": "省级建设主管部门（第四条）",
+    "civil_explosives": "省级民用爆炸物品行业主管部门（第五条）",
 }
 
 

@@ -233,7 +233,7 @@ def test_industries_without_a_licence_are_refused_with_the_reason():
     assert e.value.errors()[0]["loc"] == ("industry",)
     with pytest.raises(ValidationError, match=r"not an industry that needs"):
         ApplyLicence.model_validate_json(js(application(industry="banking")))
-    assert apply(industry="civil_explosives").view()["issuing_authority"].endswith("Art. 5")
+    assert apply(industry="civil_explosives").view()["issuing_authority"].endswith("（第五条）")
 
 
 # -- renewal and extension ----------------------------------------------------------------------
