@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.i18n import N_, ZH, Listed, Text, _, language, placeholders, render
+from domain.i18n import N_, ZH, Joined, Text, _, language, placeholders, render
 
 
 class DomainError(Exception):
@@ -157,7 +157,7 @@ def _context_value(value: Any) -> Any:
     if isinstance(value, BaseException):
         return str(value)
     if isinstance(value, str) and "'" in value and " or " in value:  # 'a', 'b' or 'c'
-        return Listed(re.findall(r"'([^']*)'", value))
+        return Joined(re.findall(r"'([^']*)'", value))
     return value
 
 

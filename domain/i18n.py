@@ -187,16 +187,35 @@ def render(value: Any, lang: str | None = None) -> Any:
     if isinstance(value, BaseException):  # its message, read in the same language
         with speaking(lang):
             return str(value)
-    if isinstance(value, Listed) or (
-        isinstance(value, list | tuple) and any(isinstance(v, Text) for v in value)
-    ):
+    if isinstance(value, list | tuple) and any(isinstance(v, Text) for v in value):
         return ("、" if lang == ZH else ", ").join(str(render(v, lang)) for v in value)
     return value
 
 
-class Listed(list[Any]):
-    """Values a message lists, joined as the reader's language joins a list (、 in Chinese,
-    ", " in English) when read."""
+class Joined(Text):
+    """Parts of a message (plain text, Texts) joined as the reader's language joins a list:
+    ``en`` between them in English, ``zh`` in Chinese, each part read in the same language."""
+
+    __slots__ = ("en", "parts", "zh")
+
+    def __init__(self, parts: Iterable[str | Text], en: str = ", ", zh: str = "、") -> None:
+        super().__init__("", {})
+        self.parts, self.en, self.zh = list(parts), en, zh
+
+    def render(self, lang: str | None = None) -> str:
+        lang = lang or language()
+        return (self.zh if lang == ZH else self.en).join(str(render(p, lang)) for p in self.parts)
+
+    def __repr__(self) -> str:
+        return f"Joined({self.parts!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Joined):
+            return (self.parts, self.en, self.zh) == (other.parts, other.en, other.zh)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.parts))
 
 
 def gettext(msgid: str, lang: str | None = None) -> str:

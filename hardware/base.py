@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from domain.i18n import ZH, Text, _, language, render
+from domain.i18n import Text, _
 from hardware.errors import Refused as Refused  # re-exported: the Sink's refusal
 
 log = logging.getLogger("anjian.hardware")
@@ -103,32 +102,6 @@ class Counters:
         self.count("failures")
         self.last_error = str(what)
         log.warning(what)
-
-
-class Joined(Text):
-    """Parts of a message (plain text, Texts) joined as the reader's language joins a list:
-    ``en`` between them in English, ``zh`` in Chinese, each part read in the same language."""
-
-    __slots__ = ("en", "parts", "zh")
-
-    def __init__(self, parts: Iterable[str | Text], en: str = ", ", zh: str = "、") -> None:
-        super().__init__("", {})
-        self.parts, self.en, self.zh = list(parts), en, zh
-
-    def render(self, lang: str | None = None) -> str:
-        lang = lang or language()
-        return (self.zh if lang == ZH else self.en).join(str(render(p, lang)) for p in self.parts)
-
-    def __repr__(self) -> str:
-        return f"Joined({self.parts!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Joined):
-            return (self.parts, self.en, self.zh) == (other.parts, other.en, other.zh)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.parts))
 
 
 class Source(Protocol):

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from domain.i18n import Text, _
-from hardware.base import Batch, Counters, Joined, PointDefinition, Reading, Sink, log
+from domain.i18n import Joined, Text, _
+from hardware.base import Batch, Counters, PointDefinition, Reading, Sink, log
 from hardware.dropfolder import DropFolder, Entry, OpenFile, check_folder
 from hardware.errors import Malformed as Malformed  # re-exported: it was defined here
 from hardware.errors import Misconfigured, Refused

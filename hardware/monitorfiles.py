@@ -24,9 +24,9 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
-from domain.i18n import N_, Text, _
+from domain.i18n import N_, Joined, Text, _
 from domain.sensors.thresholds import SensorType
-from hardware.base import Joined, PointDefinition, Reading
+from hardware.base import PointDefinition, Reading
 from hardware.errors import Malformed
 
 CHINA = timezone(timedelta(hours=8), "CST")  # no daylight saving since 1991

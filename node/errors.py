@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from domain.errors import DomainError
-from domain.i18n import ZH, Text, language, render
+from domain.i18n import Joined, Text
 
 
 class NodeError(DomainError):
@@ -47,20 +47,10 @@ class ConfigError(NodeError):
 
 
 # -- messages made of other messages -----------------------------------------------------------
-class Listed(Text):
+def Listed(items: Iterable[Any]) -> Text:
     """Several messages read as one: separated by semicolons (；in Chinese), each read in the
     reader's language."""
-
-    __slots__ = ()
-
-    def __init__(self, items: Iterable[Any]) -> None:
-        super().__init__("{items}", {"items": list(items)})
-
-    def render(self, lang: str | None = None) -> str:
-        lang = lang or language()
-        return ("；" if lang == ZH else "; ").join(
-            str(render(item, lang)) for item in self.params["items"]
-        )
+    return Joined(items, en="; ", zh="；")
 
 
 def said(error: BaseException) -> Text:
