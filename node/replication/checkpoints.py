@@ -35,16 +35,27 @@ class Checkpoints:
             int(rows[0]["size"]), [peaks[i : i + 32] for i in range(0, len(peaks), 32)]
         )
 
-    def receive(self, text: bytes, trust: Trust, summary: dict[str, Any]) -> None:
+    def receive(
+        self,
+        text: bytes,
+        trust: Trust,
+        summary: dict[str, Any],
+        later: list[bytes] | None = None,
+    ) -> None:
         """Keep a checkpoint of another origin once its signature (by a key valid at its size)
         and its root (against the envelopes applied, when they reach its size) hold; one that
-        contradicts the applied envelopes is quarantined, never kept."""
+        contradicts the applied envelopes is quarantined, never kept. With ``later``, one whose
+        signature no key known yet verifies goes there instead, to be judged again once the
+        take's envelopes (which may certify its signer) are applied."""
         note = text.decode(errors="replace")
         where: tuple[str, int] = ("?", 0)
         try:
             cp, _sig = parse_checkpoint(note)
             where = (cp.origin, cp.size)
             if not signed_by_valid_key(note, cp.origin, cp.size, trust):
+                if later is not None:
+                    later.append(text)
+                    return
                 raise VerificationError(
                     "bad_checkpoint_signature",
                     _(

@@ -141,8 +141,9 @@ class Importer:
                 _("{kind!r} is not an envelope, checkpoint or key document", kind=kind),
             )
             self.quarantine("?", 0, error, data, summary)
+        unjudged: list[bytes] = []  # signed by a key an envelope of this take may certify
         for text in notes:
-            self.checkpoints.receive(text, trust, summary)
+            self.checkpoints.receive(text, trust, summary, later=unjudged)
         fresh = self._receive(envelopes, trust, summary)
         if trust is not self._swept:
             self._sweep_pending(trust, summary)
@@ -156,7 +157,10 @@ class Importer:
                 [*self._tails.pop(origin, {}).values(), *fresh.get(origin, [])],
                 tail_in_memory,
             )
-        self.checkpoints.recheck(self._current(documents), summary)
+        current = self._current(documents)
+        for text in unjudged:  # with the take's key documents applied: kept or quarantined
+            self.checkpoints.receive(text, current, summary)
+        self.checkpoints.recheck(current, summary)
         summary["held"] = self.held()
         if tail_in_memory:  # for the caller's acknowledgements only (not part of a report)
             summary["unsettled"] = {e.raw for tail in self._tails.values() for e in tail.values()}
