@@ -346,6 +346,7 @@ class _Consumer(Consumer):
                 pending=m.metadata.num_pending,
                 seq=m.metadata.sequence.stream,
                 acker=_acker(m, self.refusals),
+                extender=_extender(m, self.refusals),
             )
             for m in msgs
         ]
@@ -364,6 +365,15 @@ def _acker(msg: Msg, refusals: Refusals) -> Callable[[], Awaitable[None]]:
             await msg.ack()
 
     return ack
+
+
+def _extender(msg: Msg, refusals: Refusals) -> Callable[[], Awaitable[None]]:
+    async def extend() -> None:  # JetStream's "+WPI": the ack wait starts again
+        refusals.check()
+        with mapped():
+            await msg.in_progress()
+
+    return extend
 
 
 # -- nats-py ---------------------------------------------------------------------------------

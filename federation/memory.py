@@ -64,6 +64,7 @@ class _Durable:
     ack_all: bool
     cursor: int  # the last stream sequence delivered for the first time
     unacked: dict[int, float] = field(default_factory=dict)  # sequence -> redelivery time
+    deliveries: int = 0  # messages delivered, again ones included
 
 
 @dataclass
@@ -255,8 +256,23 @@ class _Consumer(Consumer):
         for m in chosen:
             state.unacked[m.seq] = now + state.ack_wait
             pending = len(mine) - bisect.bisect_right(mine, state.cursor)
-            delivered.append(Delivery(m.subject, m.data, pending, m.seq, _Ack(self, m.seq)))
+            state.deliveries += 1
+            delivered.append(
+                Delivery(m.subject, m.data, pending, m.seq, _Ack(self, m.seq), _Extend(self, m.seq))
+            )
         return delivered
+
+
+@dataclass
+class _Extend:
+    consumer: _Consumer
+    seq: int
+
+    async def __call__(self) -> None:
+        self.consumer.conn.check()
+        state = self.consumer._state()
+        if self.seq in state.unacked:
+            state.unacked[self.seq] = time.monotonic() + state.ack_wait
 
 
 @dataclass

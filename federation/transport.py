@@ -181,16 +181,21 @@ async def _no_ack() -> None:
 class Delivery:
     """A message delivered by a consumer: ``pending`` is how many more wait behind it for the
     consumer, ``seq`` its position in the stream; ``ack()`` settles it (and, on a consumer
-    that acknowledges all, every one delivered before it)."""
+    that acknowledges all, every one delivered before it); ``extend()`` says it is still being
+    worked on, so its acknowledgement wait starts again and it is not delivered again."""
 
     subject: str
     data: bytes
     pending: int = 0
     seq: int = 0
     acker: Callable[[], Awaitable[None]] = field(default=_no_ack, repr=False)
+    extender: Callable[[], Awaitable[None]] = field(default=_no_ack, repr=False)
 
     async def ack(self) -> None:
         await self.acker()
+
+    async def extend(self) -> None:
+        await self.extender()
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ class Taker(Part):
         self.busy_until = 0.0  # while a backlog waits in the stream, and a second after
         self.taking_until = 0.0  # while full batches arrive, and a second after
         self.unacked: list[Delivery] = []  # delivered, carrying envelopes that wait in memory
+        self.kept_at = 0.0  # when their acknowledgement wait last started again
 
     def note(self, msgs: list[Delivery], batch: int) -> None:
         """What the views and the archive yield to, each for a second after: a backlog waiting
@@ -96,6 +97,18 @@ class Taker(Part):
                 await ack(await self.take(msgs, more=len(msgs) == batch))
             elif self.held:
                 await ack(await self.take([], more=False))
+            await self.keep()
+
+    async def keep(self) -> None:
+        """Say the messages whose envelopes wait in memory (for a checkpoint) are still being
+        worked on, a third of the acknowledgement wait at the latest after it last started:
+        held longer than the wait, they would otherwise be delivered again and again."""
+        now = time.monotonic()
+        if not self.unacked or now - self.kept_at < ACK_WAIT / 3:
+            return
+        self.kept_at = now
+        for m in self.unacked:
+            await m.extend()
 
     async def take(self, msgs: list[Delivery], more: bool) -> list[Delivery]:
         """Apply what the messages carry; returns the messages to acknowledge now."""

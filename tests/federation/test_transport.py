@@ -160,6 +160,28 @@ def test_consume_acknowledge_and_unacknowledged_come_again(broker) -> None:  # t
     run(broker, check)
 
 
+def test_a_message_said_to_be_in_progress_is_not_delivered_again(broker) -> None:  # type: ignore[no-untyped-def]
+    """A message held longer than the acknowledgement wait, and said to be still worked on
+    before each wait ends, is not delivered again; one left alone is."""
+
+    async def check(conn: Connection) -> None:
+        await conn.ensure_stream(UP)
+        await conn.publish([up(1), up(2)])
+        spec = ConsumerSpec(UP, "held", SUBJECTS[UP], ack_wait=1.0, max_ack_pending=-1)
+        sub = await conn.consumer(spec)
+        held, left = await sub.fetch(2, 2.0)
+        for _ in range(5):  # 2.5 s: more than twice the wait
+            await asyncio.sleep(0.5)
+            await held.extend()
+        again = await sub.fetch(10, 1.0)
+        assert [m.data for m in again] == [left.data]  # only the one left alone
+        await again[0].ack()
+        await held.ack()
+        assert await sub.fetch(10, 1.5) == []
+
+    run(broker, check)
+
+
 def test_request_and_serve(broker) -> None:  # type: ignore[no-untyped-def]
     """A request is answered into the asker's own inbox only (the last token of the subject
     names the asker); one whose replies go elsewhere gets no answer."""

@@ -46,3 +46,37 @@ def test_traffic_the_tier_keeps_up_with_lets_the_views_follow_and_a_trickle_the_
     trickle = taker()
     trickle.note(messages(12, pending=0), batch=1000)
     assert not trickle.busy() and not trickle.taking()
+
+
+async def test_messages_held_in_memory_are_kept_from_coming_again(
+    taker: Callable[[], Taker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Envelopes waiting in memory for their checkpoint may wait longer than the acknowledgement
+    wait: their messages are said to be in progress, a third of the wait at the latest after
+    the wait last started, so the broker does not deliver them again."""
+    from node.replication import receiver
+
+    extended: list[bytes] = []
+
+    async def extend(data: bytes) -> None:
+        extended.append(data)
+
+    def held(data: bytes) -> Delivery:
+        return Delivery("anjian.up.c.env.o", data, extender=lambda: extend(data))
+
+    t = taker()
+    t.unacked = [held(b"e1"), held(b"e2")]
+    clock = [1000.0]
+    monkeypatch.setattr(receiver.time, "monotonic", lambda: clock[0])
+    await t.keep()
+    assert extended == [b"e1", b"e2"]
+    clock[0] += receiver.ACK_WAIT / 3 - 0.1
+    await t.keep()  # not yet: the wait started again a moment ago
+    assert len(extended) == 2
+    clock[0] += 0.2
+    await t.keep()
+    assert extended == [b"e1", b"e2", b"e1", b"e2"]
+    t.unacked = []
+    clock[0] += receiver.ACK_WAIT
+    await t.keep()  # nothing held: nothing said
+    assert len(extended) == 4
