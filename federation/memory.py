@@ -64,7 +64,6 @@ class _Durable:
     ack_all: bool
     cursor: int  # the last stream sequence delivered for the first time
     unacked: dict[int, float] = field(default_factory=dict)  # sequence -> redelivery time
-    deliveries: int = 0  # messages delivered, again ones included
 
 
 @dataclass
@@ -256,7 +255,6 @@ class _Consumer(Consumer):
         for m in chosen:
             state.unacked[m.seq] = now + state.ack_wait
             pending = len(mine) - bisect.bisect_right(mine, state.cursor)
-            state.deliveries += 1
             delivered.append(
                 Delivery(m.subject, m.data, pending, m.seq, _Ack(self, m.seq), _Extend(self, m.seq))
             )
