@@ -73,12 +73,10 @@ class Refused(DomainError):
     code = "refused"
 
 
-def reason(error: BaseException) -> str | Text:
-    """What an exception says, kept to be read later in its reader's language: its Text when
-    it carries one (``ValueError(_("..."))``), else its text."""
-    if error.args and isinstance(error.args[0], Text):
-        return error.args[0]
-    return str(error)
+def said(error: BaseException) -> Text:
+    """What an exception says, read when it is shown, in its reader's language (a message
+    made of Texts, or a library's own text as it is)."""
+    return Text("{error}", {"error": error})
 
 
 # -- pydantic's errors, in our words -------------------------------------------------------------

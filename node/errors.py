@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from domain.errors import DomainError
+from domain.errors import said as said  # re-exported: the node's modules import it here
 from domain.i18n import Joined, Text
 
 
@@ -51,9 +52,3 @@ def Listed(items: Iterable[Any]) -> Text:
     """Several messages read as one: separated by semicolons (；in Chinese), each read in the
     reader's language."""
     return Joined(items, en="; ", zh="；")
-
-
-def said(error: BaseException) -> Text:
-    """What an exception says, read when it is shown, in its reader's language (a message
-    made of Texts, or a library's own text as it is)."""
-    return Text("{error}", {"error": error})

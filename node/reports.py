@@ -98,8 +98,7 @@ def build(
     db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
     try:
         rows = run(db, name, filters)
-        beyond = dataclasses.replace(filters, limit=1, offset=len(rows))
-        if whole is not None and len(rows) == whole and run(db, name, beyond):
+        if whole is not None and len(rows) == whole and _more(db, name, filters, len(rows)):
             raise Refused(
                 _(
                     "{query} has more than {n} rows for these filters: narrow the region or"
@@ -114,6 +113,11 @@ def build(
     finally:
         db.close()
     return Report(name, filters, present.present(name, rows, time, units), columns, scope)
+
+
+def _more(db: sqlite_utils.Database, name: str, filters: Filters, taken: int) -> bool:
+    """Whether the query has a row beyond the first ``taken``."""
+    return bool(run(db, name, dataclasses.replace(filters, limit=1, offset=taken)))
 
 
 def _sensor(name: str) -> bool:
@@ -143,23 +147,26 @@ def heading(report: Report) -> str:
     return f"{where} · {present.period(report.filters.since, report.filters.until)}"
 
 
-def tables(report: Report, layout: str | None) -> list[present.Table]:
-    """The report's tables: the query's own (a register, or the statistics with totals), or
-    the layout asked for; a statistics workbook carries its national layouts as more sheets."""
-    level = present.LEVEL_TITLES.get(report.filters.level, "地区")
+def table(report: Report, layout: str | None) -> present.Table:
+    """The report as one table: the query's own (a register, or the statistics with totals),
+    or the layout asked for."""
     if layout is not None:
-        return [present.LAYOUTS[layout][1](report.rows, level)]
-    own = present.register(report.query, TITLES[report.query], report.rows, report.columns)
-    return [own]
+        return present.LAYOUTS[layout][1](report.rows, _level(report))
+    return present.register(report.query, TITLES[report.query], report.rows, report.columns)
+
+
+def _level(report: Report) -> str:
+    return present.LEVEL_TITLES.get(report.filters.level, "地区")
 
 
 def workbook(report: Report, layout: str | None) -> bytes:
-    found = tables(report, layout)
-    if layout is None:  # the statistics with the national reports' layouts beside them
-        level = present.LEVEL_TITLES.get(report.filters.level, "地区")
+    """The report as an XLSX workbook; the statistics carry the national reports' layouts as
+    more sheets."""
+    found = [table(report, layout)]
+    if layout is None:
         found += [
-            build_layout(report.rows, level)
-            for _key, (query, build_layout) in present.LAYOUTS.items()
+            build_layout(report.rows, _level(report))
+            for query, build_layout in present.LAYOUTS.values()
             if query == report.query
         ]
     return present.xlsx(found, heading(report))
@@ -168,15 +175,15 @@ def workbook(report: Report, layout: str | None) -> bytes:
 def csv_text(report: Report, layout: str | None, lang: str | None = None) -> str:
     """CSV of the report (its one table): Chinese titles, or the column keys for a reader of
     English (``lang``: the reader's; the current language when None)."""
-    return present.csv_text(tables(report, layout)[0], titles=(lang or language()) != EN)
+    return present.csv_text(table(report, layout), titles=(lang or language()) != EN)
 
 
 def layout_rows(report: Report, layout: str) -> dict[str, Any]:
     """A layout as JSON: its title, columns (key and title), rows and totals."""
-    table = tables(report, layout)[0]
+    shown = table(report, layout)
     return {
-        "title": table.title,
-        "columns": [{"key": k, "title": t} for k, t in table.columns],
-        "rows": table.rows,
-        "totals": table.totals,
+        "title": shown.title,
+        "columns": [{"key": k, "title": t} for k, t in shown.columns],
+        "rows": shown.rows,
+        "totals": shown.totals,
     }

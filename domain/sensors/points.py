@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from domain.base import Command
-from domain.errors import Invalid, reason
+from domain.errors import Invalid, said
 from domain.i18n import N_, Text, _
 from domain.sensors.thresholds import (
     UNITS,
@@ -117,7 +117,7 @@ def thresholds_from(given: ThresholdInput, scale: int) -> Thresholds:
             for k in ("alarm", "power_cut", "restore", "fan_cut")
         }
     except ValueError as e:
-        raise Invalid.field("thresholds", reason(e)) from None
+        raise Invalid.field("thresholds", said(e)) from None
     th = Thresholds(lower=given.lower, **values)
     if th.alarm is None and th.power_cut is None:
         raise Invalid.field("thresholds", _("thresholds need an alarm or a power-cut level"))
@@ -157,7 +157,7 @@ def range_from(given: RangeInput, scale: int) -> Range:
     try:
         rng = Range(scaled(given.low, scale), scaled(given.high, scale))
     except ValueError as e:
-        raise Invalid.field("measuring_range", reason(e)) from None
+        raise Invalid.field("measuring_range", said(e)) from None
     if rng.low >= rng.high:
         raise Invalid.field("measuring_range", _("the low end must be below the high end"))
     return rng

@@ -26,7 +26,7 @@ from domain.base import (
     to_ms,
 )
 from domain.codes import enterprise_id, in_subtree
-from domain.errors import FieldError, Invalid, Refused, reason
+from domain.errors import FieldError, Invalid, Refused, said
 from domain.fields import CreditCode, Moment, Name, PlaceCode
 from domain.i18n import _
 from domain.sensors.excursions import (
@@ -370,7 +370,7 @@ class Site(Aggregate):
             try:
                 rows.append((r.point, t, scaled(r.value, p["scale"]), r.status))
             except ValueError as e:
-                errors.append(FieldError(where + ".value", reason(e)))
+                errors.append(FieldError(where + ".value", said(e)))
         if errors:
             raise Invalid(errors)
         return sorted(rows, key=lambda row: (row[1], row[0]))

@@ -170,13 +170,13 @@ def _write(report: reports.Report, fmt: str, layout: str | None, out: Path | Non
     if fmt == "csv":
         text = reports.csv_text(report, layout)
     elif fmt == "text":
-        table = reports.tables(report, layout)[0]
+        shown = reports.table(report, layout)
         english = language() == EN  # the column keys, as the JSON names them
-        lines = ["\t".join(k if english else t for k, t in table.columns)]
-        lines += ["\t".join(_text(r.get(k)) for k, _t in table.columns) for r in table.rows]
-        if table.totals is not None:
-            cells = [_text(table.totals.get(k, "")) for k, _t in table.columns]
-            lines.append("\t".join(["total" if english else table.totals_label, *cells[1:]]))
+        lines = ["\t".join(k if english else t for k, t in shown.columns)]
+        lines += ["\t".join(_text(r.get(k)) for k, _t in shown.columns) for r in shown.rows]
+        if shown.totals is not None:
+            cells = [_text(shown.totals.get(k, "")) for k, _t in shown.columns]
+            lines.append("\t".join(["total" if english else shown.totals_label, *cells[1:]]))
         text = "\n".join(lines) + "\n"
     elif layout is not None:
         text = readable_json(reports.layout_rows(report, layout), indent=2) + "\n"

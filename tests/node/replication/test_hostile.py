@@ -12,8 +12,8 @@ from domain.codes import enterprise_id
 from domain.errors import Invalid
 from domain.receipt import receipt_id
 from federation.envelope import parse, seal
-from federation.keys import ROOT, certify, revoke
-from federation.suite import SigningKey, load_key, load_public, public_pem
+from federation.keys import certify, revoke
+from federation.suite import SigningKey, load_key, load_public
 from node import config as config_mod
 from node.errors import NotFound
 from node.replication.above import take_from_above
@@ -26,7 +26,13 @@ from node.signedlog import stored_event
 from projections.queries import Filters
 from tests.conftest import make_node_dir
 from tests.factories import accident, credit_code, enterprise, js
-from tests.node.replication.test_import import COUNTIES, forge, setup
+from tests.node.replication.test_import import (
+    COUNTIES,
+    forge,
+    install_trust,
+    province_and_city,
+    setup,
+)
 
 
 def node_at(directory, clock, **settings):
@@ -304,29 +310,9 @@ def province(tmp_path):
     """A city under a province whose key this test holds (to sign what comes down)."""
     root, province_key = SigningKey.generate(), SigningKey.generate()
     city_dir = make_node_dir(tmp_path / "city", tier="city", region="130100")
-    trust = city_dir / "trust"
-    trust.mkdir()
-    (trust / "root.pub").write_bytes(public_pem(root.public))
-    (trust / "0.doc").write_bytes(
-        certify(
-            root,
-            ROOT,
-            origin="130000",
-            region="130000",
-            tier="province",
-            public=province_key.public,
-        )
-    )
-    (trust / "1.doc").write_bytes(
-        certify(
-            province_key,
-            "130000",
-            origin="130100",
-            region="130100",
-            tier="city",
-            public=load_public(city_dir / "node.pub"),
-        )
-    )
+    city_pub = load_public(city_dir / "node.pub")
+    docs = province_and_city(root, province_key, city_pub)
+    install_trust(city_dir, root, docs)
     return city_dir, province_key
 
 

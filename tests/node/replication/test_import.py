@@ -27,12 +27,7 @@ def setup(tmp_path, clock):
     root, province = SigningKey.generate(), SigningKey.generate()
     city_dir = make_node_dir(tmp_path / "city", tier="city", region="130100")
     city_pub = load_public(city_dir / "node.pub")
-    docs = [
-        certify(
-            root, ROOT, origin="130000", region="130000", tier="province", public=province.public
-        ),
-        certify(province, "130000", origin="130100", region="130100", tier="city", public=city_pub),
-    ]
+    docs = province_and_city(root, province, city_pub)
     city_key = load_key(city_dir / "node.key")
     logs = {}
     for n, origin in enumerate(COUNTIES):
@@ -65,12 +60,31 @@ def setup(tmp_path, clock):
             province, "130000", origin="130203", region="130203", tier="county", public=other.public
         )
     )
-    trust = city_dir / "trust"
+    install_trust(city_dir, root, docs)
+    return city_dir, logs, other
+
+
+def province_and_city(root, province, city_public):
+    """The chain of a city 130100: the root certifies the province 130000 (key ``province``),
+    the province the city."""
+    return [
+        certify(
+            root, ROOT, origin="130000", region="130000", tier="province", public=province.public
+        ),
+        certify(
+            province, "130000", origin="130100", region="130100", tier="city", public=city_public
+        ),
+    ]
+
+
+def install_trust(directory, root, docs):
+    """A node's trust chain as `anjian keys install` leaves it: the root public key and the
+    documents that chain to it."""
+    trust = directory / "trust"
     trust.mkdir()
     (trust / "root.pub").write_bytes(public_pem(root.public))
     for i, doc in enumerate(docs):
         (trust / f"{i}.doc").write_bytes(doc)
-    return city_dir, logs, other
 
 
 def forge(raw, key, **change):

@@ -1,13 +1,14 @@
 """A checkpoint that arrives in the same take as the envelope certifying its signer is judged
 after that envelope, not before: it is kept, never quarantined as bad_checkpoint_signature."""
 
-from federation.keys import ROOT, certify
-from federation.suite import SigningKey, load_key, load_public, public_pem
+from federation.keys import certify
+from federation.suite import SigningKey, load_key, load_public
 from node import config as config_mod
 from node.replication.importer import Importer
 from node.service import Node
 from tests.conftest import make_node_dir
 from tests.factories import credit_code, enterprise, js
+from tests.node.replication.test_import import install_trust, province_and_city
 
 
 def test_a_checkpoint_and_the_certification_of_its_signer_in_one_take(tmp_path, clock):
@@ -16,29 +17,8 @@ def test_a_checkpoint_and_the_certification_of_its_signer_in_one_take(tmp_path, 
     city_dir = make_node_dir(tmp_path / "city", tier="city", region="130100")
     county_dir = make_node_dir(tmp_path / "county", tier="county", region="130102")
     province_key, city_key = load_key(province_dir / "node.key"), load_key(city_dir / "node.key")
-    trust = province_dir / "trust"
-    trust.mkdir()
-    (trust / "root.pub").write_bytes(public_pem(root.public))
-    (trust / "0.doc").write_bytes(
-        certify(
-            root,
-            ROOT,
-            origin="130000",
-            region="130000",
-            tier="province",
-            public=province_key.public,
-        )
-    )
-    (trust / "1.doc").write_bytes(
-        certify(
-            province_key,
-            "130000",
-            origin="130100",
-            region="130100",
-            tier="city",
-            public=city_key.public,
-        )
-    )
+    docs = province_and_city(root, province_key, city_key.public)
+    install_trust(province_dir, root, docs)
     # the city certifies its county in its own log: the certification travels up as an envelope
     city = Node(config_mod.load(city_dir, environ={}), clock=clock)
     county_pub = load_public(county_dir / "node.pub")
