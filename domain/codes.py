@@ -4,6 +4,8 @@ supervision hierarchy."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import uuid
 from collections.abc import Collection
@@ -98,6 +100,27 @@ def enterprise_id(credit_code: str, division: str) -> uuid.UUID:
     The same code registered in two divisions makes two records, which the exceptions list
     shows (docs/architecture.md §4)."""
     return uuid.uuid5(ENTERPRISE_NAMESPACE, f"{division}:{credit_code}")
+
+
+def record_id(origin: str) -> uuid.UUID:
+    """A new record's id, scoped to the origin that creates it: an RFC 9562 version 8 UUID whose
+    first 48 bits are the origin's tag and whose other 74 free bits are random. Whoever sees the
+    id can tell which origin alone may create it, so no other node can take it first, at any
+    tier (docs/architecture.md §6 "In"); ids of records named by a real-world code are derived
+    instead (``enterprise_id``...)."""
+    raw = bytearray(_origin_tag(origin) + os.urandom(10))
+    raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 9562 variant
+    return uuid.UUID(bytes=bytes(raw))
+
+
+def scoped_to(record: uuid.UUID, origin: str) -> bool:
+    """Whether ``record`` is an id ``record_id`` makes for ``origin``."""
+    return record.version == 8 and record.bytes[:6] == _origin_tag(origin)
+
+
+def _origin_tag(origin: str) -> bytes:
+    return hashlib.sha256(b"anjian record id\0" + origin.encode()).digest()[:6]
 
 
 _DIVISION = re.compile(r"^\d{6}$")

@@ -301,14 +301,45 @@ class Transport(abc.ABC):
         again later."""
 
 
-def pack_positions(positions: dict[str, tuple[int, int]]) -> bytes:
-    return msgpack.packb({o: list(p) for o, p in positions.items()})  # type: ignore[no-any-return]
+# An uplink's question (the request's data): its origin, and that it reads the answer with the
+# parent's limits. The parent answers such a question with ANSWER_KEYS; any other question
+# (older uplinks send their origin alone) with the positions alone, which every uplink reads.
+LIMITS_QUESTION = "limits"
+ANSWER_KEYS = ("applied", "max_envelope")
 
 
-def unpack_positions(data: bytes) -> dict[str, tuple[int, int]]:
-    """``{origin: (applied sequence, checkpoint size)}`` from a parent's answer; a malformed
-    answer is an error, never read as "nothing applied"."""
+def ask_positions(origin: str) -> bytes:
+    return msgpack.packb({"origin": origin, "want": LIMITS_QUESTION})  # type: ignore[no-any-return]
+
+
+def wants_limits(question: bytes) -> bool:
+    try:
+        value = msgpack.unpackb(question)
+    except (ValueError, msgpack.UnpackException):
+        return False
+    return isinstance(value, dict) and value.get("want") == LIMITS_QUESTION
+
+
+def pack_positions(positions: dict[str, tuple[int, int]], max_envelope: int | None = None) -> bytes:
+    applied = {o: list(p) for o, p in positions.items()}
+    if max_envelope is None:
+        return msgpack.packb(applied)  # type: ignore[no-any-return]
+    return msgpack.packb(dict(zip(ANSWER_KEYS, (applied, max_envelope), strict=True)))  # type: ignore[no-any-return]
+
+
+def unpack_answer(data: bytes) -> tuple[dict[str, tuple[int, int]], int | None]:
+    """The parent's applied positions and the largest envelope it takes (None from a parent
+    that does not say), from either shape of its answer."""
     value: Any = msgpack.unpackb(data, strict_map_key=True)
+    if isinstance(value, dict) and set(value) == set(ANSWER_KEYS):
+        limit = value["max_envelope"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
+            raise ValueError(_("the parent's answer gives no valid max_envelope"))
+        return _positions(value["applied"]), limit
+    return _positions(value), None
+
+
+def _positions(value: Any) -> dict[str, tuple[int, int]]:
     if not isinstance(value, dict) or not all(
         isinstance(k, str)
         and isinstance(v, list)

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import chinese_calendar  # type: ignore[import-untyped]
 import sqlite_utils
@@ -24,6 +25,7 @@ from domain import divisions
 from domain.accident import Accident
 from domain.base import DAY_MS, Actor, Aggregate, Context, iso, kind_label
 from domain.calendar import WorkCalendar
+from domain.codes import record_id
 from domain.commands import AGGREGATES, BY_KIND
 from domain.errors import DomainError, Invalid, Refused, field_errors
 from domain.i18n import _
@@ -134,7 +136,7 @@ class Node:
             self.clock(),
             node.tier.value,
             node.region,
-            uuid4,
+            partial(record_id, node.origin),
             self.calendar,
         )
 

@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from domain.base import EVENT_TYPES, Event
-from domain.codes import division_level, enterprise_id, in_subtree
+from domain.codes import division_level, enterprise_id, in_subtree, scoped_to
 from domain.i18n import _
 from domain.investigation import Investigation
 from domain.keys import register_id
@@ -70,10 +70,12 @@ class Admission:
         if region is not None:
             _check_area(env, region)
         creates = event_class is not None and event_class.CREATES is not None
+        record = _uuid(env.aggregate)
+        own = record is not None and scoped_to(record, env.origin)
         owner = run.get(env.aggregate)
-        if owner is None and not (creates and env.version == 1):
-            # (a first creation needs no look: its id is derived in its own scope or random,
-            # and the store refuses a version taken)
+        if owner is None and not (creates and env.version == 1 and (own or env.type in DERIVED)):
+            # (a first creation at an id derived or scoped in its origin's own scope needs no
+            # look: no one else can have created it; a version taken is the store's to refuse)
             owner = self._owner(env.aggregate)
         if owner is None and event_class is None:
             # a type of a newer version is kept on its origin's own records; one that would
@@ -115,15 +117,16 @@ class Admission:
                     owner=owner,
                 ),
             )
-        if owner is None and creates and env.type not in DERIVED and _version(env) != 4:
-            # every other record is named by a random id (uuid4): one of these types at a
-            # derived id would take the id a receipt, an investigation, an enterprise... of
+        legacy = record is not None and record.version == 4
+        if owner is None and creates and env.type not in DERIVED and not (own or legacy):
+            # every other record is named by an id scoped to its creator (domain.codes.record_id)
+            # or, made before those, a random one (uuid4): one of these types at another origin's
+            # id, or at a derived one, would take the id a record, a receipt, an enterprise... of
             # another node is to have
             raise VerificationError(
                 "foreign_aggregate",
                 _(
-                    "{origin}:{seq} creates a {type} record under {record}, which is not a"
-                    " random id",
+                    "{origin}:{seq} {type} creates record {record}, which is not an id of its own",
                     origin=env.origin,
                     seq=env.seq,
                     type=env.type,
@@ -176,9 +179,9 @@ class Admission:
         return owner
 
 
-def _version(env: Envelope) -> int | None:
+def _uuid(text: str) -> UUID | None:
     try:
-        return UUID(env.aggregate).version
+        return UUID(text)
     except ValueError:
         return None
 

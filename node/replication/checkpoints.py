@@ -15,6 +15,7 @@ from federation.merkle import root as merkle_root
 from federation.verify import Trust
 from node.store import EventLog
 
+WAITING = 200  # checkpoints of one origin kept waiting for their envelopes
 Quarantine = Callable[[str, int, VerificationError, bytes, dict[str, Any]], None]
 
 
@@ -22,9 +23,18 @@ class Checkpoints:
     """The checkpoints of other origins, as the importer receives them."""
 
     def __init__(
-        self, log: EventLog, quarantine: Quarantine, applied: Callable[[str], tuple[int, bytes]]
+        self,
+        log: EventLog,
+        quarantine: Quarantine,
+        applied: Callable[[str], tuple[int, bytes]],
+        *,
+        ahead: int,
+        dropped: Callable[[str, int, dict[str, Any]], None],
     ) -> None:
+        """``ahead``: how far beyond an origin's applied position a checkpoint may wait for its
+        envelopes; ``dropped(origin, n, summary)`` counts checkpoints not kept."""
         self.log, self.quarantine, self.applied = log, quarantine, applied
+        self.ahead, self.dropped = ahead, dropped
 
     def tree(self, origin: str) -> CompactRange:
         rows = self.log.query("SELECT size, peaks FROM merkle WHERE origin = ?", (origin,))
@@ -66,6 +76,10 @@ class Checkpoints:
                 )
             applied = self.applied(cp.origin)[0]
             if cp.size > applied:
+                if cp.size > applied + self.ahead or self._waiting(cp.origin) >= WAITING:
+                    # beyond the bound: not kept, counted (its origin signs others as it goes)
+                    self.dropped(cp.origin, 1, summary)
+                    return
                 self.log.write(
                     "INSERT INTO import_checkpoints (origin, size, note) VALUES (?, ?, ?)"
                     " ON CONFLICT (origin, size, note) DO NOTHING",
@@ -89,6 +103,12 @@ class Checkpoints:
             " ON CONFLICT (origin, size) DO NOTHING",
             (cp.origin, cp.size, cp.root, note),
         )
+
+    def _waiting(self, origin: str) -> int:
+        rows = self.log.query(
+            "SELECT COUNT(*) AS n FROM import_checkpoints WHERE origin = ?", (origin,)
+        )
+        return int(rows[0]["n"])
 
     def root(self, origin: str, size: int, applied: int) -> bytes:
         if size == applied:

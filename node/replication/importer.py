@@ -34,6 +34,7 @@ RUN = 2000  # envelopes of one origin checked and stored per transaction
 HOLD = 2000  # at most this many envelopes of one origin wait for a checkpoint to cover them
 PARSED = 20_000  # envelopes kept parsed between takes (those waiting for their turn)
 QUARANTINED = 1000  # refused messages kept per origin (with their bytes, for inspection)
+KEPT_BYTES = 16_384  # of a refused message, the first bytes kept (most envelopes are whole)
 KEY_DOCUMENT = "keys.document_recorded/1"
 REPORTS = ("accident.reported/1", "accident.near_miss_reported/1")
 
@@ -63,9 +64,15 @@ class Importer:
         # per origin, the next envelopes in sequence waiting (in memory) for a checkpoint, while
         # the caller keeps the messages that carried them unacknowledged
         self._tails: dict[str, dict[bytes, Envelope]] = {}
-        self.checkpoints = Checkpoints(self.log, self.quarantine, self._applied)
-        self.admission = Admission(self.log)
         self.limits = node.config.federation
+        self.checkpoints = Checkpoints(
+            self.log,
+            self.quarantine,
+            self._applied,
+            ahead=self.limits.hold_per_origin,
+            dropped=self._dropped,
+        )
+        self.admission = Admission(self.log)
 
     # -- trust --------------------------------------------------------------------------------
     def trust(self, extra_documents: Sequence[bytes] = ()) -> Trust:
@@ -362,15 +369,27 @@ class Importer:
             " ON CONFLICT (origin, seq, hash) DO NOTHING",
             [(env.origin, env.seq, env.hash, env.raw) for env in kept],
         )
-        dropped = len(envs) - len(kept)
-        if dropped:
-            summary["dropped"] = summary.get("dropped", 0) + dropped
-            self.log.write(
-                "INSERT INTO import_dropped (origin, n, last_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (origin) DO UPDATE SET n = import_dropped.n + excluded.n,"
-                " last_at = excluded.last_at",
-                (origin, dropped, self.node.clock()),
-            )
+        if len(envs) > len(kept):
+            self._dropped(origin, len(envs) - len(kept), summary)
+
+    def _dropped(self, origin: str, n: int, summary: dict[str, Any]) -> None:
+        """Count messages not kept (beyond a bound), per origin; an origin not certified here
+        is counted under "?" (anyone may make up origins)."""
+        summary["dropped"] = summary.get("dropped", 0) + n
+        self.log.write(
+            "INSERT INTO import_dropped (origin, n, last_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (origin) DO UPDATE SET n = import_dropped.n + excluded.n,"
+            " last_at = excluded.last_at",
+            (self._accountable(origin), n, self.node.clock()),
+        )
+
+    def _accountable(self, origin: str) -> str:
+        """The origin a refusal or a drop is filed under: itself when certified here (or while
+        the trust is not known), else "?", so that made-up origins share one bound."""
+        trust = self._trust
+        if trust is None or origin in trust.regions or origin == self.node.config.node.origin:
+            return origin
+        return "?"
 
     def _apply_waiting(
         self,
@@ -604,19 +623,15 @@ class Importer:
     ) -> None:
         """Keep a refused message with the reason (once: the same bytes again, e.g. published
         again by an uplink repairing what its parent holds, are not counted twice), at most
-        QUARANTINED per origin (a flood is counted in ``import_dropped`` beyond that), and of an
-        oversized one only its first bytes."""
+        QUARANTINED per origin, those of origins not certified here together under "?" (a flood
+        is counted in ``import_dropped`` beyond that), and of each only its first KEPT_BYTES."""
         summary["quarantined"].append({"origin": origin, "seq": seq, "reason": error.reason})
+        origin = self._accountable(origin)
         held = self.log.query("SELECT COUNT(*) AS n FROM quarantine WHERE origin = ?", (origin,))
         if int(held[0]["n"]) >= QUARANTINED:
-            self.log.write(
-                "INSERT INTO import_dropped (origin, n, last_at) VALUES (?, 1, ?)"
-                " ON CONFLICT (origin) DO UPDATE SET n = import_dropped.n + 1,"
-                " last_at = excluded.last_at",
-                (origin, self.node.clock()),
-            )
+            self._dropped(origin, 1, {})
             return
-        raw = raw[: self.limits.max_envelope]
+        raw = raw[:KEPT_BYTES]
         # the reason is the stable code; the message is kept as the node's operator reads it
         # (the process's language: a stored record, not read again through the catalogue)
         self.log.write(

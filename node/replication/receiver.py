@@ -25,6 +25,7 @@ from federation.transport import (
     child_of,
     kind_of,
     pack_positions,
+    wants_limits,
 )
 from node.keys import documents_from_above, key_documents
 from node.replication.importer import Importer
@@ -173,7 +174,11 @@ class Receiver(Taker):
         return ready
 
     async def _answer(self, subject: str, data: bytes) -> bytes:
-        return pack_positions(await self.read(applied_positions, self.node.log))
+        """A child's uplink asks what this tier applied (and, if it reads them, this tier's
+        limits: an envelope over its max_envelope would be refused here)."""
+        positions = await self.read(applied_positions, self.node.log)
+        limit = self.node.config.federation.max_envelope if wants_limits(data) else None
+        return pack_positions(positions, limit)
 
     async def _history(self, subject: str, data: bytes) -> bytes:
         """A recovering child asks for the history of the origins it relayed

@@ -14,7 +14,8 @@ from federation.transport import (
     Transport,
     TransportError,
     applied_subject,
-    unpack_positions,
+    ask_positions,
+    unpack_answer,
     up_subject,
 )
 from node.replication.outbox import Outbox, checkpoint_sizes, tree_sizes
@@ -50,8 +51,14 @@ class Uplink(Part):
     async def ask(self, nc: Connection) -> dict[str, tuple[int, int]] | None:
         me = self.node.config.node.origin
         try:
-            reply = await nc.request(applied_subject(me), me.encode(), timeout=ASK_TIMEOUT)
-            positions = unpack_positions(reply)
+            reply = await nc.request(applied_subject(me), ask_positions(me), timeout=ASK_TIMEOUT)
+            positions, limit = unpack_answer(reply)
+            # an envelope the parent would refuse blocks its origin here, visibly, instead of
+            # being published again and again
+            own, before = self.node.config.federation.max_envelope, self.outbox.max_bytes
+            self.outbox.max_bytes = own if limit is None else min(own, limit)
+            if self.outbox.max_bytes > before:
+                self.outbox.blocked.clear()  # judged again against the larger limit
             positions = cast(
                 dict[str, tuple[int, int]], await self.read(believable, self.node.log, positions)
             )

@@ -3,24 +3,30 @@
 writer may write that record, nor that it may cost the tier whatever it likes. Each attack is
 refused with a named reason while the genuine traffic of every origin goes on."""
 
+import asyncio
 import json
+import tracemalloc
 import uuid
 
 import pytest
 
-from domain.codes import enterprise_id
+from domain.codes import enterprise_id, scoped_to
 from domain.errors import Invalid
 from domain.receipt import receipt_id
+from federation.checkpoint import sign_checkpoint
 from federation.envelope import parse, seal
 from federation.keys import certify, revoke
+from federation.memory import MemoryTransport
 from federation.suite import SigningKey, load_key, load_public
+from federation.transport import UP, Credentials, pack_positions, wants_limits
 from node import config as config_mod
 from node.errors import NotFound
 from node.replication.above import take_from_above
-from node.replication.importer import Importer
+from node.replication.checkpoints import WAITING
+from node.replication.importer import KEPT_BYTES, QUARANTINED, Importer
 from node.replication.outbox import Outbox
 from node.replication.status import federation_view
-from node.replication.uplink import believable
+from node.replication.uplink import Uplink, believable
 from node.service import Node
 from node.signedlog import stored_event
 from projections.queries import Filters
@@ -156,6 +162,15 @@ def test_an_oversized_envelope_is_refused_at_record_import_and_uplink(tmp_path, 
         )
     assert county.status()["event_count"] == before
     county.close()
+    county = node_at(tmp_path / a, clock)  # 8 MB under the default limit
+    with pytest.raises(Invalid):
+        county.execute(
+            "enterprise.register",
+            js(enterprise(credit_code=credit_code(901, a), division=a, address="长" * 2_700_000)),
+            user="clerk",
+        )
+    assert county.status()["event_count"] == before
+    county.close()
     # at import: 8 MB signed by a certified county is quarantined (its first bytes only)
     huge = next_of(
         logs[a][0], a_key, payload={**parse(logs[a][0][0]).payload, "x": "y" * 8_000_000}
@@ -166,7 +181,7 @@ def test_an_oversized_envelope_is_refused_at_record_import_and_uplink(tmp_path, 
     assert quarantined(summary) == [("?", 0, "oversized")]
     assert summary["applied"] == len(logs[b][0])
     kept = city.log.query("SELECT length(raw) AS n FROM quarantine")
-    assert [r["n"] for r in kept] == [city.config.federation.max_envelope]
+    assert [r["n"] for r in kept] == [KEPT_BYTES]
     city.close()
     # at the uplink: an envelope larger than the stream takes (recorded under an older, larger
     # limit) blocks its origin, visibly, and is never retried; the other origins go on
@@ -289,7 +304,11 @@ def test_a_flood_of_envelopes_nobody_can_judge_is_bounded_and_counted(tmp_path, 
         )
     city = node_at(city_dir, clock, hold_per_origin=200, hold_unknown=300)
     importer = Importer(city)
+    tracemalloc.start()
     summary = importer.take([("envelope", e) for e in flood], hold_tail=True, tail_in_memory=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 2**20, f"peak {peak / 2**20:.1f} MiB"  # the flood itself is ~10 MB
     pending = {
         r["origin"]: r["n"]
         for r in city.log.query("SELECT origin, COUNT(*) AS n FROM import_pending GROUP BY origin")
@@ -302,6 +321,58 @@ def test_a_flood_of_envelopes_nobody_can_judge_is_bounded_and_counted(tmp_path, 
     assert summary["unsettled"] == set()  # nothing from the flood waits in memory
     again = importer.take([("envelope", e) for o in (a, b) for e in logs[o][0]])
     assert again["applied"] == len(logs[a][0]) + len(logs[b][0])
+    city.close()
+
+
+def test_a_certified_countys_own_flood_is_bounded_and_filed_under_it(tmp_path, clock):
+    """County A signs, with its own valid key, 5,000 checkpoints of future sizes of its origin
+    and 3,000 envelopes under origins nobody certified (one per made-up origin, each refused as
+    signed by another origin's key): the checkpoints kept wait within the bound (the rest
+    counted under A), the refusals of the made-up origins share one bound under "?", memory
+    stays bounded, and genuine traffic applies."""
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, b, _ = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    applied = len(logs[a][0])
+    notes = [
+        ("checkpoint", sign_checkpoint(a_key, a, applied + 1 + i, bytes(32)).text.encode())
+        for i in range(5000)
+    ]
+    template = logs[a][0][0]
+    made_up = [
+        (
+            "envelope",
+            forge(
+                template,
+                a_key,
+                origin=f"8{i:05d}",
+                actor={"user": "u", "node": f"8{i:05d}"},
+                seq=1,
+                prev=bytes(32),
+            ),
+        )
+        for i in range(3000)
+    ]
+    city = node_at(city_dir, clock, hold_per_origin=1000)
+    importer = Importer(city)
+    assert importer.take([("envelope", e) for e in logs[a][0]])["applied"] == applied
+    tracemalloc.start()
+    summary = importer.take(notes + made_up, hold_tail=True, tail_in_memory=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    waiting = city.log.query("SELECT COUNT(*) AS n, MAX(size) AS top FROM import_checkpoints")[0]
+    assert waiting["n"] == WAITING and waiting["top"] <= applied + 1000
+    rows = {
+        r["origin"]: r["n"]
+        for r in city.log.query("SELECT origin, COUNT(*) AS n FROM quarantine GROUP BY origin")
+    }
+    assert rows == {"?": QUARANTINED}
+    dropped = {r["origin"]: r["n"] for r in city.log.query("SELECT origin, n FROM import_dropped")}
+    assert dropped == {a: 5000 - WAITING, "?": 3000 - QUARANTINED}
+    assert len(summary["quarantined"]) == 3000
+    assert peak < 64 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    again = importer.take([("envelope", e) for e in logs[b][0]])
+    assert again["applied"] == len(logs[b][0])
     city.close()
 
 
@@ -450,9 +521,52 @@ def test_a_record_of_a_random_id_type_cannot_take_a_derived_id(tmp_path, clock):
     second = importer.take([("envelope", on_receipt)])
     position = len(logs[a][0]) + 1
     assert quarantined(first) == quarantined(second) == [(a, position, "foreign_aggregate")]
-    assert "not a random id" in city.log.query("SELECT message FROM quarantine")[0]["message"]
+    assert "not an id of its own" in city.log.query("SELECT message FROM quarantine")[0]["message"]
     third = importer.take([("envelope", e) for e in b_log])
     assert third["applied"] == len(b_log) and third["held"] == {}
+    city.close()
+
+
+def test_a_record_id_another_origin_made_cannot_be_taken_first(tmp_path, clock):
+    """County A has seen B's accident on its way up (a relay sees it first) and records an
+    accident under B's id before B's envelope arrives: the id is scoped to B (domain.codes.
+    record_id), so A's creation is refused as foreign_aggregate, B's genuine report, arriving
+    after, is applied, and B is never held. An id made before scoped ids (uuid4) that another
+    origin created is refused the same way, by the store's first writer."""
+    city_dir, logs, _ = setup(tmp_path, clock)
+    a, b, _ = COUNTIES
+    a_key = load_key(tmp_path / a / "node.key")
+    b_node = node_at(tmp_path / b, clock)
+    record = b_node.execute("accident.report", js(accident(division=b)), user="clerk")
+    b_log = b_node.log.envelopes(0, 100)
+    b_node.close()
+    assert scoped_to(uuid.UUID(record["id"]), b) and not scoped_to(uuid.UUID(record["id"]), a)
+    reported = parse(b_log[-1])
+    squat = next_of(
+        logs[a][0],
+        a_key,
+        aggregate=reported.aggregate,
+        version=1,
+        type=reported.type,
+        payload={**reported.payload, "division": a},
+    )
+    city = node_at(city_dir, clock)
+    importer = Importer(city)
+    first = importer.take([("envelope", e) for e in logs[a][0]] + [("envelope", squat)])
+    position = len(logs[a][0]) + 1
+    assert quarantined(first) == [(a, position, "foreign_aggregate")]
+    second = importer.take([("envelope", e) for e in b_log])
+    assert second["applied"] == len(b_log) and second["held"] == {}
+    assert city.show(reported.aggregate)["division"] == b
+    # a legacy random id of B's record, already applied: A may not create it again
+    legacy = str(uuid.uuid4())
+    b_key = load_key(tmp_path / b / "node.key")
+    b_legacy = next_of(b_log, b_key, aggregate=legacy, version=1)
+    assert importer.take([("envelope", b_legacy)])["applied"] == 1
+    again = forge(squat, a_key, aggregate=legacy)
+    assert quarantined(importer.take([("envelope", again)])) == [(a, position, "foreign_aggregate")]
+    message = city.log.query("SELECT message FROM quarantine ORDER BY rowid DESC")[0]["message"]
+    assert f"which {b} created" in message
     city.close()
 
 
@@ -498,3 +612,56 @@ def test_what_a_payload_says_of_where_and_by_whom_must_be_its_origins(tmp_path, 
     assert any("440305" in m for m in messages)
     assert city.show(parse(logs[a][0][0]).aggregate)["division"] == a
     city.close()
+
+
+def test_the_uplink_blocks_what_its_parent_would_refuse_and_says_so(tmp_path, clock):
+    """A parent configured with a smaller max_envelope than its child says so in its answer:
+    the child's uplink publishes what comes before the envelope the parent would refuse, then
+    shows the origin blocked in its state (anjian status) instead of publishing it again and
+    again; an answer without a limit (an older parent) leaves the child's own."""
+    setup(tmp_path, clock)
+    a = COUNTIES[0]
+    county = node_at(tmp_path / a, clock)
+    county.execute(
+        "enterprise.register",
+        js(enterprise(credit_code=credit_code(904, a), division=a, address="长" * 2000)),
+        user="clerk",
+    )
+    envelopes = county.log.envelopes(0, 1000)
+    big = len(envelopes)  # the last envelope is over 6 KB
+    assert len(envelopes[-1]) > 6000
+    broker = MemoryTransport()
+
+    async def call(fn, *args):  # type: ignore[no-untyped-def]
+        return fn(*args)
+
+    async def scenario(limit: int | None) -> tuple[dict[str, str], int]:
+        parent = await broker.connect("nats://parent:4222", Credentials())
+        await parent.ensure_stream(UP)
+        questions: list[bytes] = []
+
+        async def answer(subject: str, data: bytes) -> bytes:
+            questions.append(data)
+            return pack_positions({}, limit if wants_limits(data) else None)
+
+        served = await parent.serve("anjian.applied.*", answer)
+        uplink = Uplink(county, "nats://parent:4222", call, call, broker)
+        task = asyncio.create_task(uplink.run())
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if uplink.outbox.blocked or uplink.outbox.sent.get(a, 0) == big:
+                break
+        task.cancel()
+        await served.stop()
+        assert questions and wants_limits(questions[0])
+        state = uplink.state({a: big})
+        return state["blocked"], uplink.outbox.sent.get(a, 0)
+
+    try:
+        blocked, sent = asyncio.run(scenario(4096))
+        assert sent == big - 1 and set(blocked) == {a}
+        assert f"{a}:{big}" in blocked[a] and "4096" in blocked[a]
+        blocked, sent = asyncio.run(scenario(None))
+        assert blocked == {} and sent == big
+    finally:
+        county.close()
