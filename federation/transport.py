@@ -8,8 +8,9 @@ arrives is the node's business.
 Subjects (``<child>`` is the origin id of the node that publishes upward):
 
 - ``anjian.up.<child>.env.<origin>`` / ``anjian.up.<child>.cp.<origin>``: envelopes and
-  checkpoints a child sends to its parent's stream ``ANJIAN_UP``; message id ``origin:seq``
-  (``origin:cp:size`` for checkpoints).
+  checkpoints a child sends to its parent's stream ``ANJIAN_UP``; message id
+  ``digest:origin:seq`` (``digest:origin:cp:size`` for checkpoints), the digest of the message's
+  exact bytes first (``envelope_id``).
 - ``anjian.applied.<child>``: request-reply; the parent answers with the position it has
   durably applied per origin.
 - ``anjian.history.<child>``: request-reply; the parent answers a recovering child with the
@@ -25,6 +26,7 @@ Subjects (``<child>`` is the origin id of the node that publishes upward):
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,12 +150,25 @@ class Message:
     data: bytes
 
 
-def envelope_id(origin: str, seq: int) -> str:
-    return f"{origin}:{seq}"
+def envelope_id(origin: str, seq: int, raw: bytes) -> str:
+    """A message's id, by which the stream drops a message published again: it names the
+    exact bytes (a digest first), so no one who can publish on the stream can have another's
+    genuine envelope dropped as a duplicate by taking its id first; the position comes last,
+    where ``position_of`` reads it."""
+    return f"{_digest(raw)}:{origin}:{seq}"
 
 
-def checkpoint_id(origin: str, size: int) -> str:
-    return f"{origin}:cp:{size}"
+def checkpoint_id(origin: str, size: int, note: bytes) -> str:
+    return f"{_digest(note)}:{origin}:cp:{size}"
+
+
+def position_of(msg_id: str) -> int:
+    """The sequence (or checkpoint size) a message id names (ids before digests included)."""
+    return int(msg_id.rsplit(":", 1)[-1])
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def kind_of(subject: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from federation.transport import (
     ARCHIVE,
     Connection,
     Transport,
+    position_of,
 )
 from node.replication.outbox import Outbox
 from node.replication.part import TRAIL, Call, Part
@@ -72,4 +73,4 @@ class Archive(Part):
 async def last_seq(nc: Connection, stream: str, subject: str) -> int:
     """The sequence (or checkpoint size) of the last message on a subject, from its id."""
     msg_id = await nc.last_id(stream, subject)
-    return int(msg_id.rsplit(":", 1)[-1]) if msg_id else 0
+    return position_of(msg_id) if msg_id else 0

@@ -59,7 +59,11 @@ def down_batch(node: Node, limit: int) -> tuple[list[Message], dict[str, int]]:
         env = parse(bytes(r["raw"]))
         if env.type in DOWN_TYPES or env.type.startswith(DOWN_PREFIXES):
             messages.append(
-                Message(down_subject(me, _division(node, env)), envelope_id(me, env.seq), env.raw)
+                Message(
+                    down_subject(me, _division(node, env)),
+                    envelope_id(me, env.seq, env.raw),
+                    env.raw,
+                )
             )
     new = {me: int(rows[-1]["seq"])} if rows else {}
     above = scanned.get("^", 0)
@@ -71,7 +75,7 @@ def down_batch(node: Node, limit: int) -> tuple[list[Message], dict[str, int]]:
     for r in rows:
         origin, seq, raw = str(r["origin"]), int(r["seq"]), bytes(r["raw"])
         messages.append(
-            Message(down_subject(origin, str(r["division"])), envelope_id(origin, seq), raw)
+            Message(down_subject(origin, str(r["division"])), envelope_id(origin, seq, raw), raw)
         )
     if rows:
         new["^"] = int(rows[-1]["verified"])

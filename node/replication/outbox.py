@@ -96,16 +96,17 @@ class Outbox:
                         logger.error(self.blocked[origin])
                         break
                     message = Message(
-                        self.subject("env", origin), envelope_id(origin, seq), bytes(r["raw"])
+                        self.subject("env", origin),
+                        envelope_id(origin, seq, bytes(r["raw"])),
+                        bytes(r["raw"]),
                     )
                     batch.append((message, origin, seq))
                 after = batch[-1][2] if batch and batch[-1][1] == origin else after
             for n, note in notes:  # in order: one left for the next batch leaves the rest
                 if n > after or len(batch) >= limit:
                     break
-                message = Message(
-                    self.subject("cp", origin), checkpoint_id(origin, n), note.encode()
-                )
+                data = note.encode()
+                message = Message(self.subject("cp", origin), checkpoint_id(origin, n, data), data)
                 batch.append((message, origin, -n))
         return batch
 

@@ -277,7 +277,7 @@ def archived(member) -> dict[tuple[str, int], bytes]:
             except TimeoutError:
                 break
             for m in msgs:
-                origin, seq = m.headers["Nats-Msg-Id"].split(":")
+                _digest, origin, seq = m.headers["Nats-Msg-Id"].split(":")
                 found[(origin, int(seq))] = m.data
                 await m.ack()
         await nc.close()
