@@ -17,6 +17,9 @@ from domain.errors import Refused
 from domain.i18n import Text, _
 
 CHINA = timezone(timedelta(hours=8), "CST")  # legal periods count days in China Standard Time
+# 全国年节及纪念日放假办法 (2024 revision, from 2025): 13 statutory days off a year for all (元旦 1,
+# 春节 4, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3); a year's notice lists at least these
+STATUTORY_DAYS_OFF = 13
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -53,7 +56,8 @@ class WorkCalendar:
         year of ``holidays`` is known) with the operator's (``extra_*``: a year's notice copied
         into node.toml), which wins where they differ. A year becomes known by its 1 January
         among the extra holidays (元旦 is in every year's notice, so a year given without it is a
-        partial copy); ValueError says what is wrong with the extra dates."""
+        partial copy) and must list at least its 13 statutory days off (fewer is a partial copy
+        too); ValueError says what is wrong with the extra dates."""
         shipped_h, shipped_w = frozenset(holidays), frozenset(workdays)
         extra_h, extra_w = frozenset(extra_holidays), frozenset(extra_workdays)
         both = sorted(extra_h & extra_w)
@@ -64,10 +68,11 @@ class WorkCalendar:
                     days=", ".join(map(str, both)),
                 )
             )
-        known = {d.year for d in extra_h if (d.month, d.day) == (1, 1)}
+        shipped_years: set[int] = set()
         if shipped_h:
             first, last = min(shipped_h).year, max(shipped_h).year
-            known |= set(range(first, last + 1))
+            shipped_years = set(range(first, last + 1))
+        known = {d.year for d in extra_h if (d.month, d.day) == (1, 1)} | shipped_years
         partial = sorted({d.year for d in extra_h | extra_w} - known)
         if partial:
             raise ValueError(
@@ -78,6 +83,20 @@ class WorkCalendar:
                     years=", ".join(map(str, partial)),
                 )
             )
+        for year in sorted(known - shipped_years):
+            count = sum(1 for d in extra_h if d.year == year)
+            if count < STATUTORY_DAYS_OFF:
+                raise ValueError(
+                    _(
+                        "too few days off for {year}: {count} listed, and a year has at least "
+                        "{least} statutory days off (全国年节及纪念日放假办法); copy the whole "
+                        "notice of {year} (国务院办公厅关于{year}年部分节假日安排的通知), "
+                        "every day off of each holiday and every make-up working day",
+                        year=year,
+                        count=count,
+                        least=STATUTORY_DAYS_OFF,
+                    )
+                )
         return cls(
             holidays=(shipped_h - extra_w) | extra_h,
             workdays=(shipped_w - extra_h) | extra_w,

@@ -5,7 +5,6 @@ supervision hierarchy."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import uuid
 from collections.abc import Collection
@@ -108,7 +107,7 @@ def record_id(origin: str) -> uuid.UUID:
     id can tell which origin alone may create it, so no other node can take it first, at any
     tier (docs/architecture.md §6 "In"); ids of records named by a real-world code are derived
     instead (``enterprise_id``...)."""
-    raw = bytearray(_origin_tag(origin) + os.urandom(10))
+    raw = bytearray(_origin_tag(origin) + uuid.uuid4().bytes[6:])  # its random bits, ours
     raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
     raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 9562 variant
     return uuid.UUID(bytes=bytes(raw))

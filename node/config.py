@@ -486,9 +486,22 @@ path = "readings.db"
 retention_days = 92           # AQ 6201: real-time values kept at least 3 months
 max_batch = 10000             # readings per batch
 
-# [calendar]                  # working days of years the shipped calendar does not know, from
-# holidays = [2027-01-01]     # the State Council's notice: days off (the year's 1 January too)
-# workdays = []               # and make-up working days (调休上班)
+# [calendar]    # working days of a year the shipped calendar does not know (2027 on): copy the
+#               # year's whole State Council notice (国务院办公厅关于部分节假日安排的通知), every
+#               # day off of every holiday (1 January and at least the 13 statutory days) and
+#               # every make-up working day (调休上班). 2026's notice, for example, reads:
+# holidays = [
+#   2026-01-01, 2026-01-02, 2026-01-03,                                      # 元旦
+#   2026-02-15, 2026-02-16, 2026-02-17, 2026-02-18, 2026-02-19, 2026-02-20,  # 春节
+#   2026-02-21, 2026-02-22, 2026-02-23,
+#   2026-04-04, 2026-04-05, 2026-04-06,                                      # 清明节
+#   2026-05-01, 2026-05-02, 2026-05-03, 2026-05-04, 2026-05-05,              # 劳动节
+#   2026-06-19, 2026-06-20, 2026-06-21,                                      # 端午节
+#   2026-09-25, 2026-09-26, 2026-09-27,                                      # 中秋节
+#   2026-10-01, 2026-10-02, 2026-10-03, 2026-10-04, 2026-10-05, 2026-10-06,  # 国庆节
+#   2026-10-07,
+# ]
+# workdays = [2026-01-04, 2026-02-14, 2026-02-28, 2026-05-09, 2026-09-20, 2026-10-10]
 
 {_divisions(divisions)}"""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from domain.base import Aggregate, Context, VoidCommand, iso, last_day, not_in_future, to_ms
@@ -10,6 +9,7 @@ from domain.codes import enterprise_id, in_subtree, tier_label
 from domain.enforcement.commands import (
     EXTENSION_NOTICE_MS,
     HEARING_DAYS,
+    HEARING_NOTICE_DAYS,
     SERVICE_DAYS,
     CloseCase,
     CloseOutcome,
@@ -99,7 +99,7 @@ class EnforcementCase(Aggregate):
                 ),
             )
         return cls.start(
-            uuid.uuid4(),
+            ctx.new_id(),
             InspectionOpened,
             ctx,
             enterprise_id=str(enterprise_id(cmd.enterprise_credit_code, cmd.division)),
@@ -269,7 +269,43 @@ class EnforcementCase(Aggregate):
         assert self.notice is not None
         if self.notice["hearing"] is None or self.notice["hearing"]["held"] is not None:
             raise Refused(_("no hearing is pending: the party did not request one, or it was held"))
-        self._trigger(HearingHeld, ctx, outcome=cmd.outcome)
+        notified = not_in_future(ctx, "notified_at", cmd.notified_at)
+        if notified < self.notice["at"]:
+            raise Invalid.field(
+                "notified_at",
+                _(
+                    "the parties are told the hearing's time and place after the notice of "
+                    "penalty (告知) of {at}",
+                    at=iso(self.notice["at"]),
+                ),
+            )
+        held = ctx.now_ms if cmd.held_at is None else not_in_future(ctx, "held_at", cmd.held_at)
+        earliest = _working_days(
+            ctx,
+            HEARING_NOTICE_DAYS,
+            _("the time between a hearing's notification and the hearing (行政处罚法 Art. 64(2))"),
+            start=notified,
+        )
+        if held < earliest:
+            raise Refused(
+                _(
+                    "a hearing at {held} is too early: the parties are told its time and place "
+                    "at least {days} working days before it (行政处罚法 Arts. 64(2), 85); told at "
+                    "{notified}, it may be held from {earliest}",
+                    held=iso(held),
+                    days=HEARING_NOTICE_DAYS,
+                    notified=iso(notified),
+                    earliest=iso(earliest),
+                )
+            )
+        self._trigger(
+            HearingHeld,
+            ctx,
+            outcome=cmd.outcome,
+            notified_at=notified,
+            held_at=held,
+            place=cmd.place,
+        )
 
     def decide_penalty(self, cmd: DecidePenalty, ctx: Context) -> None:
         self._ensure_stage(_("a penalty is decided after the notice (告知)"), Stage.NOTIFIED)
@@ -471,6 +507,7 @@ class EnforcementCase(Aggregate):
                 "at": iso(self.notice["at"]),
                 "hearing_window_ends": iso(self.notice["hearing_window_ends"]),
                 "hearing_window_last_day": last_day(self.notice["hearing_window_ends"]),
+                "hearing": _hearing_view(self.notice["hearing"]),
             },
             "decision": self.decision
             and {
@@ -539,13 +576,26 @@ def _check_within_notice(items: list[PenaltyItem], noticed: list[dict[str, Any]]
             )
 
 
-def _working_days(ctx: Context, days: int, what: Text) -> int:
-    """The end of a period of ``days`` working days from now (行政处罚法 Art. 85: 工作日, 不含
-    法定节假日), by the node's calendar; Refused, naming the period, past the years it knows."""
+def _working_days(ctx: Context, days: int, what: Text, start: int | None = None) -> int:
+    """The end of a period of ``days`` working days from ``start`` (by default now; 行政处罚法
+    Art. 85: 工作日, 不含法定节假日), by the node's calendar; Refused, naming the period, past the
+    years it knows."""
     try:
-        return ctx.calendar.working_period_end(ctx.now_ms, days)
+        return ctx.calendar.working_period_end(ctx.now_ms if start is None else start, days)
     except Refused as e:
         raise Refused(_("{what} cannot be counted: {error}", what=what, error=e)) from None
+
+
+def _hearing_view(hearing: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A hearing as a person reads it: its times in China time (§9)."""
+    if hearing is None:
+        return None
+    held = hearing["held"]
+    return {
+        "requested_at": iso(hearing["requested_at"]),
+        "held": held
+        and {**held, "at": iso(held["at"]), "notified_at": iso(held.get("notified_at"))},
+    }
 
 
 def _penalties(items: list[PenaltyItem]) -> list[dict[str, Any]]:

@@ -18,6 +18,8 @@ EXTENSION_NOTICE_MS = 10 * DAY_MS  # extension requested no later than 10 days b
 # calendar (docs/domain.md §3.3, §9)
 HEARING_DAYS = 5  # Art. 64(1): a hearing is requested within 5 working days of the notice (告知)
 SERVICE_DAYS = 7  # Art. 61: a decision not handed over at once is served within 7 working days
+# Art. 64(2): the parties are told the hearing's time and place 7 working days before it
+HEARING_NOTICE_DAYS = 7
 # before issue 17 a notice's window was 3 calendar days (15号令); notices recorded then keep it
 LEGACY_HEARING_DAYS = 3
 
@@ -223,6 +225,14 @@ class RequestHearing(UpdateCommand):
 
 class HoldHearing(UpdateCommand):
     outcome: Text
+    notified_at: Moment = Field(
+        description="When the parties were told the hearing's time and place (通知听证), at least"
+        " 7 working days before it (行政处罚法 Arts. 64(2), 85)."
+    )
+    held_at: Moment | None = Field(
+        default=None, description="When the hearing was held; by default, now."
+    )
+    place: Name | None = Field(default=None, description="Where it was held, as notified.")
 
 
 class DecidePenalty(UpdateCommand):

@@ -187,10 +187,20 @@ class HearingRequested(Event):
 class HearingHeld(Event):
     NAME = "case.hearing_held/1"
     outcome: str
+    # when the parties were told the hearing's time and place (行政处罚法 Art. 64(2)), when and
+    # where it was held; None in hearings recorded before they were kept (held when recorded)
+    notified_at: int | None = None
+    held_at: int | None = None
+    place: str | None = None
 
     def apply(self, agg: EnforcementCase) -> None:
         assert agg.notice is not None and agg.notice["hearing"] is not None
-        agg.notice["hearing"]["held"] = {"at": self.recorded_at, "outcome": self.outcome}
+        agg.notice["hearing"]["held"] = {
+            "at": self.recorded_at if self.held_at is None else self.held_at,
+            "outcome": self.outcome,
+            "notified_at": self.notified_at,
+            "place": self.place,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)

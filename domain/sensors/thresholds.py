@@ -233,6 +233,11 @@ DEFAULT_RANGES: dict[SensorType, Range] = {
     SensorType.CO2: _range(SensorType.CO2, "0", "5"),  # [P]
     SensorType.TEMPERATURE: _range(SensorType.TEMPERATURE, "0", "100"),  # [P]
     SensorType.AIR_SPEED: _range(SensorType.AIR_SPEED, "0", "15"),  # [U]
+    # electrochemical mine sensors' usual ranges, each several times its 规程 limit [U]
+    SensorType.NO2: _range(SensorType.NO2, "0", "20"),
+    SensorType.SO2: _range(SensorType.SO2, "0", "100"),
+    SensorType.H2S: _range(SensorType.H2S, "0", "100"),
+    SensorType.NH3: _range(SensorType.NH3, "0", "100"),
 }
 
 

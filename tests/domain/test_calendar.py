@@ -96,6 +96,25 @@ def test_a_partial_or_contradictory_schedule_is_refused(holidays, workdays, mess
         WorkCalendar.build(SHIPPED.holidays, SHIPPED.workdays, holidays, workdays)
 
 
+def test_a_supplied_year_lists_at_least_its_13_statutory_days_off():
+    """全国年节及纪念日放假办法 (2024): 元旦 1, 春节 4, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3
+    days; a year that lists fewer days off is a partial copy of its notice."""
+    thirteen = HOLIDAYS_2027[:13]
+    assert len(thirteen) == 13 and thirteen[0] == date(2027, 1, 1)
+    assert 2027 in WorkCalendar.build(SHIPPED.holidays, SHIPPED.workdays, thirteen).years
+    with pytest.raises(ValueError) as e:
+        WorkCalendar.build(SHIPPED.holidays, SHIPPED.workdays, thirteen[:12], WORKDAYS_2027)
+    assert str(e.value).startswith(
+        "too few days off for 2027: 12 listed, and a year has at least 13 statutory days off"
+    )
+    assert "国务院办公厅关于2027年部分节假日安排的通知" in str(e.value)
+    # make-up working days are not days off; a year the shipped schedule knows is not counted
+    with pytest.raises(ValueError, match="too few days off for 2027: 1 listed"):
+        WorkCalendar.build(SHIPPED.holidays, SHIPPED.workdays, [date(2027, 1, 1)], WORKDAYS_2027)
+    fixed = WorkCalendar.build(SHIPPED.holidays, SHIPPED.workdays, [date(2026, 12, 31)])
+    assert not fixed.is_workday(date(2026, 12, 31))
+
+
 def test_a_calendar_without_a_schedule_knows_no_year():
     with pytest.raises(Refused, match=r"working days of 2026 are not known.*knows no year"):
         WorkCalendar().working_period_end(cst(2026, 12, 7), 5)

@@ -1,3 +1,4 @@
+import dataclasses
 import uuid
 from datetime import datetime, timedelta
 
@@ -106,14 +107,21 @@ def test_the_whole_lifecycle_from_inspection_to_closing():
         facts="事实",
     )
     k.at(51).do("request_hearing", c.RequestHearing)
-    k.at(55).do("hold_hearing", c.HoldHearing, outcome="维持")
-    k.at(56).do(
+    # told the time and place on Tuesday 19 January 2027: 7 working days, then the hearing
+    k.at(61).do(
+        "hold_hearing",
+        c.HoldHearing,
+        outcome="维持",
+        notified_at=deadline(51),
+        place="县应急管理局听证室",
+    )
+    k.at(62).do(
         "decide_penalty",
         c.DecidePenalty,
         decision_no="冀安监罚〔2026〕8号",
         penalties=[{"type": "fine", "amount_yuan": 50000}, {"type": "suspend_production"}],
     )
-    k.at(57).do("serve_decision", c.ServeDecision, served_at=deadline(57), method="直接送达")
+    k.at(63).do("serve_decision", c.ServeDecision, served_at=deadline(63), method="直接送达")
     k.at(70).do("execute_penalty", c.ExecutePenalty, note="罚款已缴纳")
     k.at(71).do("close", c.CloseCase, outcome="executed")
     view = k.agg.view()
@@ -208,7 +216,7 @@ def test_an_inspection_without_findings_closes():
         ),
         (
             ["file", "evidence", "notify"],
-            ("hold_hearing", c.HoldHearing, {"outcome": "o"}),
+            ("hold_hearing", c.HoldHearing, {"outcome": "o", "notified_at": deadline(0)}),
             "no hearing is pending",
         ),
         (
@@ -614,3 +622,140 @@ def test_notices_and_decisions_recorded_before_keep_their_rules():
     assert view["notice"]["hearing_window_ends"] == iso(to_ms(cst(2026, 10, 4)))
     assert view["decision"]["service_due"] is None
     assert view["decision"]["served"]["late"] is None
+
+
+# -- the hearing's notification (行政处罚法 Arts. 64(2), 85) -------------------------------------
+
+
+def hearing_requested():
+    """Noticed on Wednesday 30 September 2026, a hearing requested on Thursday 8 October."""
+    k = notified_on(NATIONAL_DAY_NOTICE)
+    k.on(cst(2026, 10, 8, 9)).do("request_hearing", c.RequestHearing)
+    return k
+
+
+def hold(k, notified: datetime, **more):
+    k.do("hold_hearing", c.HoldHearing, outcome="维持", notified_at=notified.isoformat(), **more)
+
+
+# Told the time and place on Friday 9 October 2026: the 7 working days are 10 (Saturday, worked),
+# 12, 13, 14, 15, 16 and 19 October; the hearing is held from 00:00 on Tuesday 20 October.
+TOLD = cst(2026, 10, 9, 15)
+SEVENTH_WORKING_DAY_ENDS = cst(2026, 10, 20)
+
+
+@pytest.mark.parametrize(
+    ("held", "accepted"),
+    [
+        (cst(2026, 10, 16, 9), False),  # 7 calendar days later: only 5 working days
+        (cst(2026, 10, 19, 9), False),  # on the 7th working day
+        (SEVENTH_WORKING_DAY_ENDS - MS, False),
+        (SEVENTH_WORKING_DAY_ENDS, True),
+        (cst(2026, 10, 20, 9), True),
+    ],
+    ids=str,
+)
+def test_a_hearing_is_held_7_working_days_after_the_parties_are_told(held, accepted):
+    k = hearing_requested().on(held)
+    if accepted:
+        hold(k, TOLD, place="县应急管理局听证室")
+        record = k.agg.view()["notice"]["hearing"]["held"]
+        assert record["notified_at"] == iso(to_ms(TOLD)) and record["at"] == iso(to_ms(held))
+        assert record["place"] == "县应急管理局听证室"
+    else:
+        version = k.agg.version
+        with pytest.raises(Refused) as e:
+            hold(k, TOLD)
+        message = str(e.value)
+        assert "行政处罚法 Arts. 64(2), 85" in message and "at least 7 working days" in message
+        assert "it may be held from 2026-10-20T00:00:00+08:00" in message
+        assert k.agg.version == version
+
+
+def test_a_hearing_recorded_after_it_was_held_is_judged_by_when_it_was_held():
+    k = hearing_requested().on(cst(2026, 10, 22, 9))  # recorded on Thursday 22 October
+    with pytest.raises(Refused, match="is too early"):
+        hold(k, TOLD, held_at=cst(2026, 10, 19, 14).isoformat())
+    hold(k, TOLD, held_at=cst(2026, 10, 20, 14).isoformat())
+    assert k.agg.notice["hearing"]["held"]["at"] == to_ms(cst(2026, 10, 20, 14))
+    k.do("decide_penalty", c.DecidePenalty, penalties=[{"type": "warning"}], decision_no="1")
+
+
+@pytest.mark.parametrize(
+    ("notified", "held_at", "field", "message"),
+    [
+        (cst(2026, 9, 30, 9), None, "notified_at", "after the notice of penalty"),
+        (cst(2026, 10, 30, 9), None, "notified_at", "is in the future"),
+        (TOLD, cst(2026, 10, 30, 9), "held_at", "is in the future"),
+    ],
+    ids=["before the notice", "notified in the future", "held in the future"],
+)
+def test_the_hearing_s_times_are_checked(notified, held_at, field, message):
+    k = hearing_requested().on(cst(2026, 10, 21, 9))
+    more = {} if held_at is None else {"held_at": held_at.isoformat()}
+    with pytest.raises(Invalid) as e:
+        hold(k, notified, **more)
+    (error,) = e.value.errors
+    assert error.field == field and message in str(error.message)
+
+
+def test_a_hearing_notified_into_an_unknown_year_is_refused():
+    # told on Wednesday 23 December 2026: 24, 25, 28, 29, 30, 31, then 2027
+    k = notified_on(cst(2026, 12, 14, 10), SHIPPED)
+    k.on(cst(2026, 12, 15, 9)).do("request_hearing", c.RequestHearing)
+    k.on(cst(2026, 12, 31, 9))
+    with pytest.raises(Refused, match=r"hearing's notification .*Art. 64\(2\).* 2027 are not"):
+        hold(k, cst(2026, 12, 23, 9))
+    # told on Tuesday 22 December: 23, 24, 25, 28, 29, 30, 31, all in 2026
+    with pytest.raises(Refused, match="it may be held from 2027-01-01T00:00:00"):
+        hold(k, cst(2026, 12, 22, 9))
+
+
+def test_a_hearing_recorded_before_its_notification_was_kept_stays_valid():
+    """A case.hearing_held/1 of an earlier version has no notified_at, held_at or place: it
+    replays as held when it was recorded."""
+    k = hearing_requested().on(SEVENTH_WORKING_DAY_ENDS)
+    hold(k, TOLD)
+    old = []
+    for event in k.agg.collect_events():
+        payload = event.payload()
+        if event.NAME == "case.hearing_held/1":
+            for key in ("notified_at", "held_at", "place"):
+                payload.pop(key)
+        common = {
+            "originator_id": event.originator_id,
+            "originator_version": event.originator_version,
+            "recorded_at": event.recorded_at,
+            "actor": event.actor,
+        }
+        old.append(type(event)(**common, **payload))
+    replayed = EnforcementCase.replay(old)
+    assert replayed is not None
+    held = replayed.view()["notice"]["hearing"]["held"]
+    assert held == {
+        "at": iso(to_ms(SEVENTH_WORKING_DAY_ENDS)),
+        "outcome": "维持",
+        "notified_at": None,
+        "place": None,
+    }
+
+
+def test_decisions_from_23_december_2026_need_2027_s_schedule():
+    """docs/domain.md §9: the 7 working days of service from Tuesday 22 December end on Thursday
+    31; from Wednesday 23 they run into 2027."""
+    k = notified_on(cst(2026, 12, 14, 10), SHIPPED)  # the window closes at 24:00 on Monday 21
+    k.on(cst(2026, 12, 22, 23, 59))
+    decide(k)
+    assert k.agg.view()["decision"]["service_due"] == iso(to_ms(cst(2027, 1, 1)))
+    k = notified_on(cst(2026, 12, 14, 10), SHIPPED).on(cst(2026, 12, 23))
+    with pytest.raises(Refused, match="2027"):
+        decide(k)
+
+
+def test_the_application_gives_the_new_case_s_id():
+    given = uuid.UUID("5c1d7a52-8f0e-4b8a-9d3e-2f6a1b0c9e47")
+    here = dataclasses.replace(ctx(), new_id=lambda: given)
+    case = EnforcementCase.open_inspection(
+        c.OpenInspection.model_validate_json(js(inspection())), here
+    )
+    assert case.id == given and case.pending_events[0].originator_id == given

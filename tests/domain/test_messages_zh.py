@@ -90,6 +90,27 @@ def test_a_step_out_of_order_names_the_stage_in_the_reader_s_language():
     assert e.message(EN) == "a decision is served after it is made; the case is notified"
 
 
+def test_a_hearing_held_too_soon_after_its_notification_names_art_64_2_in_both():
+    case = notified_case()
+    case.request_hearing(c.RequestHearing(), case_at(T0 + 24 * 3_600_000))
+    told = datetime(2026, 12, 1, 10, tzinfo=CHINA)  # Tuesday: 2–4 and 7–10 December
+    held = to_ms(datetime(2026, 12, 10, 15, tzinfo=CHINA))
+    hold = {"outcome": "维持", "notified_at": told.isoformat()}
+    e = refusal(
+        lambda: case.hold_hearing(c.HoldHearing.model_validate_json(js(hold)), case_at(held))
+    )
+    assert e.message(ZH) == (
+        "2026-12-10T15:00:00+08:00 举行听证过早：行政机关应当在举行听证的 7 个工作日前通知当事人"
+        "及有关人员听证的时间、地点（《行政处罚法》第六十四条第（二）项、第八十五条）；于 "
+        "2026-12-01T10:00:00+08:00 通知的，最早可于 2026-12-11T00:00:00+08:00 举行"
+    )
+    assert e.message(EN) == (
+        "a hearing at 2026-12-10T15:00:00+08:00 is too early: the parties are told its time and "
+        "place at least 7 working days before it (行政处罚法 Arts. 64(2), 85); told at "
+        "2026-12-01T10:00:00+08:00, it may be held from 2026-12-11T00:00:00+08:00"
+    )
+
+
 # -- accidents: the grade and the deadlines of 493号令 ------------------------------------------
 
 

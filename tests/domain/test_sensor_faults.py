@@ -21,7 +21,7 @@ from tests.domain.test_sensors import T0, Feed, new_site
 from tests.factories import ctx, js, site
 
 CH4 = {"point_code": "CH4", "sensor_type": "methane", "location": "working_face"}
-WIDE = {"low": "0", "high": "100"}  # a measuring range for the gases without a default
+WIDE = {"low": "0", "high": "100"}  # a measuring range given with the point
 
 
 def register(s: Site, body: dict) -> None:
@@ -181,6 +181,35 @@ def test_each_other_default_at_its_boundary(sensor, below, at, extra):
     assert feed(below) == ["alarm_cleared"]
 
 
+@pytest.mark.parametrize(
+    ("sensor", "top", "beyond"),
+    [
+        ("no2", "20.00", "20.01"),
+        ("so2", "100.00", "100.01"),
+        ("h2s", "100.00", "100.01"),
+        ("nh3", "100.00", "100.01"),
+    ],
+)
+def test_the_other_gases_register_with_their_defaults_alone(sensor, top, beyond):
+    """NO2, SO2, H2S and NH3 have a default measuring range (docs/domain.md §4.2), so a point of
+    them at a coal mine needs neither thresholds nor a range; outside the range is a fault."""
+    s = new_site({"point_code": "P", "sensor_type": sensor})
+    point = s.view()["points"]["P"]
+    assert point["measuring_range"] == {"low": "0.00", "high": top}
+    assert point["thresholds"]["alarm"] is not None
+    feed = Feed(s, "P")
+    assert feed("0.00") == []
+    assert feed("-0.01") == ["fault_detected"]  # below the range: a fault, no alarm
+    assert s.view()["active_faults"] == ["P"] and s.view()["active_alarms"] == []
+    assert feed(top) == ["fault_cleared", "alarm_raised"]  # the top itself is a value
+    assert feed(beyond) == ["fault_detected"]  # above: a fault, the alarm kept (§10, 8)
+    assert s.view()["active_alarms"] == ["P"]
+    assert feed("0.00") == ["fault_cleared", "alarm_cleared"]
+    rows = [Reading(1, "P", T0, scaled(beyond, 2)), Reading(2, "P", T0 + 1, scaled("1.5", 2))]
+    (stat,) = statistics(rows, {"P": DEFAULT_RANGES[SensorType(sensor)]})
+    assert (stat["faulty"], stat["min"], stat["max"]) == (1, 150, 150)
+
+
 def test_the_series_ventilated_heading_also_cuts_the_local_fan_at_1_5():
     s = new_site({"point_code": "F", "sensor_type": "methane", "location": "series_heading_fan"})
     assert s.view()["points"]["F"]["thresholds"]["fan_cut"] == "1.5000"
@@ -220,7 +249,11 @@ def test_other_locations_have_no_fan_cut():
             "measuring_range",
             "no default measuring range",
         ),
-        ({"sensor_type": "h2s"}, "measuring_range", "no default measuring range"),
+        (
+            {"sensor_type": "toxic_gas", "thresholds": {"alarm": "10"}},
+            "measuring_range",
+            "no default measuring range",
+        ),
         ({"sensor_type": "co", "thresholds": {}}, "thresholds", "an alarm or a power-cut level"),
         (
             {"sensor_type": "methane", "thresholds": {"alarm": "30", "lower": True}},

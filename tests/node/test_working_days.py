@@ -1,7 +1,8 @@
 """The node counts working days by the shipped schedule and node.toml [calendar]: a period into a
 year it does not know is refused until the year's notice is supplied."""
 
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -11,13 +12,14 @@ from node import config as config_mod
 from node.errors import ConfigError
 from node.service import Node
 from tests.conftest import Clock, make_node_dir
+from tests.domain.workdays import HOLIDAYS_2027, WORKDAYS_2027
 from tests.factories import INSPECTORS, inspection, js
 
 NOTICE = datetime(2026, 12, 28, 10, tzinfo=CHINA)  # Monday: 5 working days run into 2027
-CALENDAR_2027 = """
+CALENDAR_2027 = f"""
 [calendar]
-holidays = [2027-01-01, 2027-01-02, 2027-01-03]
-workdays = []
+holidays = [{", ".join(map(str, HOLIDAYS_2027))}]
+workdays = [{", ".join(map(str, WORKDAYS_2027))}]
 """
 
 
@@ -62,3 +64,41 @@ def test_with_the_year_s_schedule_the_notice_counts_it(tmp_path):
 def test_a_partial_schedule_stops_the_node_from_starting(tmp_path):
     with pytest.raises(ConfigError, match=r"\[calendar\]: dates of 2027 .*1 January"):
         node_with(tmp_path, "\n[calendar]\nholidays = [2027-10-01]\n")
+
+
+def test_a_year_with_fewer_than_its_statutory_days_off_stops_the_node_from_starting(tmp_path):
+    # 1 January makes 2027 known, but 3 days off are not a whole notice (13 statutory days)
+    calendar = "\n[calendar]\nholidays = [2027-01-01, 2027-01-02, 2027-01-03]\n"
+    with pytest.raises(ConfigError, match=r"^\[calendar\]: too few days off for 2027: 3 listed"):
+        node_with(tmp_path, calendar)
+
+
+def uncommented_calendar(text: str) -> str:
+    """The commented [calendar] example of a node.toml, its comment marks taken off."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# [calendar]"))
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line.removeprefix("# "))
+    return "\n" + "\n".join(block) + "\n"
+
+
+def test_the_example_calendar_is_a_whole_year_s_notice(tmp_path):
+    rendered = (make_node_dir(tmp_path / "rendered") / config_mod.CONFIG_FILE).read_text()
+    example = uncommented_calendar(rendered)
+    for tier in ("county", "city", "province", "national", "backup"):
+        shipped = Path(__file__).parents[2] / "config" / f"{tier}.toml"
+        assert uncommented_calendar(shipped.read_text(encoding="utf-8")) == example, tier
+    # 2026's notice as the example gives it, and the same days moved to a year not shipped
+    assert "holidays = [" in example and "2026-10-07" in example
+    for year in ("2026", "2027"):
+        node = node_with(tmp_path / year, example.replace("2026-", f"{year}-"))
+        try:
+            calendar = node.context("u").calendar
+            assert int(year) in calendar.years
+            assert not calendar.is_workday(date(int(year), 10, 7))
+            assert calendar.is_workday(date(int(year), 10, 10))
+        finally:
+            node.close()
