@@ -27,7 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from domain.codes import enterprise_id
-from federation.envelope import parse, seal
+from federation.envelope import parse
 from federation.jetstream import NATSTransport
 from federation.suite import SigningKey, load_key
 from federation.transport import (
@@ -57,6 +57,7 @@ from tests.integration.federation import (
     register_enterprises,
     wait_for,
 )
+from tests.node.replication.test_import import forge
 
 # the federation's start (120 s at most, 7-20 s) counts to the first test; the waits for
 # records to travel are 60 s each at most (1-3 s idle)
@@ -204,28 +205,10 @@ async def count_on(server: Member, subject: str) -> int:
 
 
 # -- envelopes, stores, status -----------------------------------------------------------------
-def resign(raw: bytes, key: SigningKey, **change: Any) -> bytes:
-    """``raw`` with ``change``d fields, signed with ``key``."""
-    env = parse(raw)
-    fields: dict[str, Any] = dict(
-        origin=env.origin,
-        seq=env.seq,
-        prev=env.prev,
-        at=env.at,
-        type=env.type,
-        aggregate=env.aggregate,
-        version=env.version,
-        actor=env.actor,
-        payload=env.payload,
-    )
-    fields.update(change)
-    return seal(key, **fields)
-
-
 def next_of(raws: list[bytes], key: SigningKey, **change: Any) -> bytes:
     """A new envelope signed with ``key`` after the last of ``raws`` (same origin)."""
     last = parse(raws[-1])
-    return resign(raws[-1], key, seq=last.seq + 1, prev=last.hash, **change)
+    return forge(raws[-1], key, seq=last.seq + 1, prev=last.hash, **change)
 
 
 def status(member: Member) -> dict[str, Any]:
@@ -370,16 +353,16 @@ def test_a_flood_of_unknown_keys_and_made_up_origins_is_bounded_and_counted(
     template = city.envelopes(ROGUE)[0]
     applied = city.applied()[ROGUE]
     flood = [  # beyond a gap at applied + 1
-        resign(template, nobody, seq=applied + 2 + i, prev=bytes(32)) for i in range(600)
+        forge(template, nobody, seq=applied + 2 + i, prev=bytes(32)) for i in range(600)
     ]
     for i in range(600):
         origin = f"9{i % 300:05d}"
         actor = {"user": "u", "node": origin}
-        flood.append(resign(template, nobody, origin=origin, actor=actor, seq=2 + i))
+        flood.append(forge(template, nobody, origin=origin, actor=actor, seq=2 + i))
     for i in range(1200):
         origin = f"8{i:05d}"
         actor = {"user": "u", "node": origin}
-        flood.append(resign(template, key, origin=origin, actor=actor, seq=1, prev=bytes(32)))
+        flood.append(forge(template, key, origin=origin, actor=actor, seq=1, prev=bytes(32)))
     pending_sql = "SELECT COUNT(*) FROM import_pending"
     dropped_sql = "SELECT COALESCE(SUM(n), 0) FROM import_dropped"
     quarantine_sql = "SELECT COUNT(*) FROM quarantine"

@@ -242,6 +242,26 @@ def test_a_payload_outside_its_schema_is_refused_and_show_never_crashes(tmp_path
     city.close()
 
 
+def store_as_is(node, key, seq, kind, aggregate, version, payload):
+    """An event stored as it comes, past every check (as an older or newer version, or a hostile
+    node before the checks, could have left it)."""
+    env = parse(
+        seal(
+            key,
+            origin="fuzz",
+            seq=seq,
+            prev=bytes(32),
+            at=node.clock(),
+            type=kind,
+            aggregate=aggregate,
+            version=version,
+            actor={"user": "u", "node": "fuzz"},
+            payload=payload,
+        )
+    )
+    node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
+
+
 def test_show_of_every_record_of_a_fuzzed_store_answers(tmp_path, clock):
     """Stored histories this node cannot fold (unknown types, values its rules do not know,
     a history starting with an update) are shown as stored with the reason, never a crash."""
@@ -259,21 +279,7 @@ def test_show_of_every_record_of_a_fuzzed_store_answers(tmp_path, clock):
     ids = [ok["id"]]
     for n, (kind, payload, version) in enumerate(weird):
         aggregate = str(uuid.uuid4())
-        env = parse(
-            seal(
-                key,
-                origin="fuzz",
-                seq=n + 1,
-                prev=bytes(32),
-                at=clock(),
-                type=kind,
-                aggregate=aggregate,
-                version=version,
-                actor={"user": "u", "node": "fuzz"},
-                payload=payload,
-            )
-        )
-        node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
+        store_as_is(node, key, n + 1, kind, aggregate, version, payload)
         ids.append(aggregate)
     for record_id in ids:
         shown = node.show(record_id)
@@ -715,21 +721,7 @@ def test_show_answers_for_any_stored_history(tmp_path, clock):
         aggregate = str(uuid.uuid4())
         for kind, payload, version in history:
             seq += 1
-            env = parse(
-                seal(
-                    key,
-                    origin="fuzz",
-                    seq=seq,
-                    prev=bytes(32),
-                    at=clock(),
-                    type=kind,
-                    aggregate=aggregate,
-                    version=version,
-                    actor={"user": "u", "node": "fuzz"},
-                    payload=payload,
-                )
-            )
-            node.log.app.recorder.insert_events([stored_event(env)], from_above=True)
+            store_as_is(node, key, seq, kind, aggregate, version, payload)
         answer = node.show(aggregate)
         assert answer["id"] == aggregate
         json.dumps(answer, ensure_ascii=False)
