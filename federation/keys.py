@@ -8,7 +8,8 @@ judged by log position, never by clocks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from domain.codes import NATIONAL_REGION, in_subtree
@@ -153,81 +154,160 @@ def build_trust(
     names (``certifier.at_seq``), so a revoked certifier cannot certify afterwards. As a
     revocation may withdraw a certifier's authority, the grants are recomputed until the
     revocations in force no longer change."""
-    docs: dict[bytes, Document] = {}
-    problems: list[VerificationError] = []
-    for raw in documents:
-        if raw in docs:
-            continue  # the same document from several places counts once
-        try:
-            docs[raw] = parse_document(raw)
-        except VerificationError as e:
-            problems.append(e)
-    ended: dict[tuple[str, str], int] = {}  # (origin, key id) -> last valid sequence
-    for _round in range(len(docs) + 1):
-        trust, found = _settle(root_public, list(docs.values()), ended)
-        now = {(g.origin, g.key_id): g.until_seq for g in trust.grants if g.until_seq is not None}
-        if now == ended:
-            return trust, problems + found
-        ended = {k: v for k, v in now.items() if v is not None}
-    return trust, problems + found
+    builder = TrustBuilder(root_public)
+    builder.add(documents)
+    return builder.trust, builder.problems
+
+
+class TrustBuilder:
+    """The trust of a growing set of key documents, kept up to date as documents arrive, at a
+    cost that grows with what arrives, not with what is known: certifications are applied at
+    once when their signer is known (and those that waited for it after them); only a
+    revocation, which may withdraw a certifier's authority over what it certified since, has the
+    trust computed again from every document (each signature is checked once, ever)."""
+
+    def __init__(self, root_public: bytes) -> None:
+        self.root = root_public
+        self.docs: dict[bytes, Document] = {}  # every readable document, in arrival order
+        self.trust = Trust()
+        self.version = 0  # changes whenever the trust may have
+        self._unreadable: dict[bytes, VerificationError] = {}
+        self._found: list[VerificationError] = []  # refusals of documents that were judged
+        self._regions: dict[str, str] = {ROOT: NATIONAL_REGION}
+        self._waiting: list[Document] = []  # documents whose signer is not known (yet)
+        self._verified: dict[tuple[bytes, bytes], bool] = {}  # (document, signer) -> verifies
+
+    def __contains__(self, raw: bytes) -> bool:
+        return raw in self.docs or raw in self._unreadable
+
+    @property
+    def problems(self) -> list[VerificationError]:
+        """Why each document not in the trust was refused (or waits for its signer)."""
+        return (
+            list(self._unreadable.values())
+            + self._found
+            + [_unknown_certifier(d) for d in self._waiting]
+        )
+
+    def add(self, documents: Iterable[bytes]) -> bool:
+        """Take documents (known ones are skipped); True if the trust may have changed."""
+        new: list[Document] = []
+        for raw in documents:
+            if raw in self:
+                continue
+            try:
+                doc = parse_document(raw)
+            except VerificationError as e:
+                self._unreadable[raw] = e
+                continue
+            self.docs[raw] = doc
+            new.append(doc)
+        if not new:
+            return False
+        if any(d.kind == "revocation" for d in new + self._waiting):
+            self._rebuild()  # a revocation applied, or one that may now be
+        else:
+            self._place(new)
+        self.version += 1
+        return True
+
+    def _rebuild(self) -> None:
+        ended: dict[tuple[str, str], int] = {}  # (origin, key id) -> last valid sequence
+        docs = list(self.docs.values())
+        for _round in range(len(docs) + 1):
+            trust, found, waiting = _settle(self.root, docs, ended, self._verify)
+            now = {(g.origin, g.key_id): g.until_seq for g in trust.grants if g.until_seq}
+            if now == ended:
+                break
+            ended = {k: v for k, v in now.items() if v is not None}
+        self.trust, self._found, self._waiting = trust, found, waiting
+        self._regions = {ROOT: NATIONAL_REGION, **trust.regions}
+
+    def _place(self, new: list[Document]) -> None:
+        """Certifications only (none waits to revoke): apply those whose signer is known, to a
+        fixpoint, judging signers by the revocations in force; the others wait for theirs."""
+        ended = {(g.origin, g.key_id): g.until_seq for g in self.trust.grants if g.until_seq}
+        waiting = self._waiting + new
+        while waiting:
+            still = []
+            for doc in waiting:
+                signer = _signer(doc, self.root, self.trust, ended)
+                if signer is None:
+                    still.append(doc)
+                elif not self._verify(doc, signer):
+                    self._found.append(_bad_signature(doc))
+                else:
+                    _apply_certification(doc, self.trust, self._regions, self._found)
+            if len(still) == len(waiting):
+                break
+            waiting = still
+        arrival = {id(d): i for i, d in enumerate(self.docs.values())}
+        self._waiting = sorted(waiting, key=lambda d: arrival[id(d)])
+
+    def _verify(self, doc: Document, signer: bytes) -> bool:
+        key = (doc.raw, signer)
+        result = self._verified.get(key)
+        if result is None:
+            result = self._verified[key] = verify_document(doc, signer)
+        return result
 
 
 def _settle(
-    root_public: bytes, docs: list[Document], ended: dict[tuple[str, str], int]
-) -> tuple[Trust, list[VerificationError]]:
+    root_public: bytes,
+    docs: list[Document],
+    ended: dict[tuple[str, str], int],
+    verify: Callable[[Document, bytes], bool] = verify_document,
+) -> tuple[Trust, list[VerificationError], list[Document]]:
     """One pass: certifications to a fixpoint (they may arrive in any order), judging each
-    signer by ``ended``, then revocations."""
+    signer by ``ended``, then revocations. Returns the trust, the refusals, and the documents
+    whose signer is not known, in the order given."""
     trust = Trust()
     problems: list[VerificationError] = []
     regions: dict[str, str] = {ROOT: NATIONAL_REGION}
-    pending = list(docs)
+    unplaced: set[int] = set()
     for kind in ("certification", "revocation"):
-        waiting = [d for d in pending if d.kind == kind]
-        progress = True
-        while waiting and progress:
-            progress = False
-            for doc in list(waiting):
+        waiting = [d for d in docs if d.kind == kind]
+        while waiting:
+            still = []
+            for doc in waiting:
                 signer = _signer(doc, root_public, trust, ended)
                 if signer is None:
-                    continue
-                waiting.remove(doc)
-                pending.remove(doc)
-                progress = True
-                if not verify_document(doc, signer):
-                    problems.append(
-                        VerificationError(
-                            "bad_document_signature",
-                            _(
-                                "a certification by {certifier} does not verify",
-                                certifier=doc.certifier,
-                            )
-                            if doc.kind == "certification"
-                            else _(
-                                "a revocation by {certifier} does not verify",
-                                certifier=doc.certifier,
-                            ),
-                        )
-                    )
+                    still.append(doc)
+                elif not verify(doc, signer):
+                    problems.append(_bad_signature(doc))
                 elif kind == "certification":
                     _apply_certification(doc, trust, regions, problems)
                 else:
                     _apply_revocation(doc, trust, regions, problems)
-    for doc in pending:
-        problems.append(
-            VerificationError(
-                "unknown_certifier",
-                _(
-                    "a certification by {certifier}, whose key was not certified at that position",
-                    certifier=doc.certifier,
-                )
-                if doc.kind == "certification"
-                else _(
-                    "a revocation by {certifier}, whose key was not certified at that position",
-                    certifier=doc.certifier,
-                ),
-            )
+            if len(still) == len(waiting):
+                break
+            waiting = still
+        unplaced |= {id(d) for d in waiting}
+    return trust, problems, [d for d in docs if id(d) in unplaced]
+
+
+def _bad_signature(doc: Document) -> VerificationError:
+    return VerificationError(
+        "bad_document_signature",
+        _("a certification by {certifier} does not verify", certifier=doc.certifier)
+        if doc.kind == "certification"
+        else _("a revocation by {certifier} does not verify", certifier=doc.certifier),
+    )
+
+
+def _unknown_certifier(doc: Document) -> VerificationError:
+    return VerificationError(
+        "unknown_certifier",
+        _(
+            "a certification by {certifier}, whose key was not certified at that position",
+            certifier=doc.certifier,
         )
-    return trust, problems
+        if doc.kind == "certification"
+        else _(
+            "a revocation by {certifier}, whose key was not certified at that position",
+            certifier=doc.certifier,
+        ),
+    )
 
 
 def _apply_certification(
@@ -259,8 +339,7 @@ def _apply_certification(
         nats=nats,
         tier=str(s["tier"]),
     )
-    if grant not in trust.grants:
-        trust.grants.append(grant)
+    trust.add(grant)
 
 
 def _signer(
@@ -369,13 +448,7 @@ def _apply_revocation(
             )
         )
         return
-    matched = False
-    for i, g in enumerate(trust.grants):
-        if g.origin == s["origin"] and g.key_id == s["key"]:
-            last = int(doc.body["last_seq"])
-            trust.grants[i] = replace(g, until_seq=min(last, g.until_seq or last))
-            matched = True
-    if not matched:
+    if not trust.end(s["origin"], s["key"], int(doc.body["last_seq"])):
         problems.append(
             VerificationError(
                 "unknown_key",

@@ -53,10 +53,9 @@ def take_from_above(importer: Importer, items: list[tuple[str, bytes]]) -> dict[
             importer.quarantine("?", 0, e, data, summary)
     waiting = _verify(importer, arrived, summary)
     for _round in range(3):  # a certification may let a held signer through, and so on
-        trust = importer.trust()
-        if trust is importer.swept_above:
+        if importer.trust_version == importer.swept_above:
             break
-        importer.swept_above = trust
+        importer.swept_above = importer.trust_version
         waiting = _verify(importer, waiting, summary)
         _verify(importer, _pending(node), summary, stored=True)
     _hold(node, waiting, summary)

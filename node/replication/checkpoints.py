@@ -4,7 +4,7 @@ reach its size) hold; one that contradicts the applied envelopes is quarantined,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from domain.i18n import _
@@ -51,12 +51,13 @@ class Checkpoints:
         trust: Trust,
         summary: dict[str, Any],
         later: list[bytes] | None = None,
-    ) -> None:
+    ) -> str:
         """Keep a checkpoint of another origin once its signature (by a key valid at its size)
         and its root (against the envelopes applied, when they reach its size) hold; one that
         contradicts the applied envelopes is quarantined, never kept. With ``later``, one whose
         signature no key known yet verifies goes there instead, to be judged again once the
-        take's envelopes (which may certify its signer) are applied."""
+        take's envelopes (which may certify its signer) are applied. Returns the checkpoint's
+        origin ("?" when it cannot be read)."""
         note = text.decode(errors="replace")
         where: tuple[str, int] = ("?", 0)
         try:
@@ -65,7 +66,7 @@ class Checkpoints:
             if not signed_by_valid_key(note, cp.origin, cp.size, trust):
                 if later is not None:
                     later.append(text)
-                    return
+                    return cp.origin
                 raise VerificationError(
                     "bad_checkpoint_signature",
                     _(
@@ -79,13 +80,13 @@ class Checkpoints:
                 if cp.size > applied + self.ahead or self._waiting(cp.origin) >= WAITING:
                     # beyond the bound: not kept, counted (its origin signs others as it goes)
                     self.dropped(cp.origin, 1, summary)
-                    return
+                    return cp.origin
                 self.log.write(
                     "INSERT INTO import_checkpoints (origin, size, note) VALUES (?, ?, ?)"
                     " ON CONFLICT (origin, size, note) DO NOTHING",
                     (cp.origin, cp.size, note),
                 )
-                return
+                return cp.origin
             if cp.size and self.root(cp.origin, cp.size, applied) != cp.root:
                 raise VerificationError(
                     "checkpoint_mismatch",
@@ -97,12 +98,13 @@ class Checkpoints:
                 )
         except VerificationError as e:
             self.quarantine(*where, e, text, summary)
-            return
+            return where[0]
         self.log.write(
             "INSERT INTO checkpoints (origin, size, root, note) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (origin, size) DO NOTHING",
             (cp.origin, cp.size, cp.root, note),
         )
+        return cp.origin
 
     def _waiting(self, origin: str) -> int:
         rows = self.log.query(
@@ -118,9 +120,19 @@ class Checkpoints:
         )
         return merkle_root([leaf_hash(bytes(r["raw"])) for r in rows])
 
-    def recheck(self, trust: Trust, summary: dict[str, Any]) -> None:
-        """Checkpoints that waited for their envelopes, now that more are applied."""
-        for row in self.log.query("SELECT origin, size, note FROM import_checkpoints"):
+    def recheck(self, trust: Trust, summary: dict[str, Any], origins: Iterable[str]) -> None:
+        """Checkpoints of ``origins`` that waited for their envelopes, now that more are
+        applied."""
+        wanted = sorted(set(origins))
+        rows = []
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            rows += self.log.query(
+                "SELECT origin, size, note FROM import_checkpoints"
+                f" WHERE origin IN ({', '.join('?' * len(part))})",
+                tuple(part),
+            )
+        for row in rows:
             if int(row["size"]) <= self.applied(str(row["origin"]))[0]:
                 self.log.write(
                     "DELETE FROM import_checkpoints WHERE origin = ? AND size = ? AND note = ?",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -19,7 +19,7 @@ from domain.i18n import _
 from federation.checkpoint import parse_checkpoint
 from federation.envelope import GENESIS, Envelope, check_signature, parse
 from federation.errors import VerificationError
-from federation.keys import build_trust
+from federation.keys import TrustBuilder
 from federation.suite import load_public
 from federation.verify import Trust
 from node.keys import documents_from_above, key_documents
@@ -51,10 +51,10 @@ class Importer:
         self.restoring = restoring
         self.receipts = not restoring and node.config.node.tier.value != "backup"
         self.log = node.log
-        self._trust: Trust | None = None
+        self._builder: TrustBuilder | None = None
         self._trust_mark: tuple[Any, ...] = ()
-        self._swept: Trust | None = None  # the trust the waiting envelopes were last judged by
-        self.swept_above: Trust | None = None  # the same for what waits from above
+        self._swept = -1  # the trust version the waiting envelopes were last judged by
+        self.swept_above = -1  # the same for what waits from above
         self._parsed: dict[bytes, Envelope] = {}  # envelopes by their bytes, parsed once
         # while one origin is applied: what waits for its turn by hash, and which of it is
         # already kept in import_pending
@@ -64,6 +64,14 @@ class Importer:
         # per origin, the next envelopes in sequence waiting (in memory) for a checkpoint, while
         # the caller keeps the messages that carried them unacknowledged
         self._tails: dict[str, dict[bytes, Envelope]] = {}
+        # per take: the applied position of each origin it looked at (read once, in one query
+        # for the origins of what arrived, and followed as runs are stored)
+        self._positions: dict[str, tuple[int, bytes]] = {}
+        # origins whose waiting envelopes may go on without anything new of theirs: those held
+        # for a checkpoint (they go on, signature by signature, once nothing more is arriving);
+        # None: not known yet (after a start: every origin with envelopes waiting is looked at)
+        self._awaiting: set[str] | None = None
+        self.touched = 0  # origins looked at by the last take (a take costs what it touches)
         self.limits = node.config.federation
         self.checkpoints = Checkpoints(
             self.log,
@@ -77,36 +85,58 @@ class Importer:
     # -- trust --------------------------------------------------------------------------------
     def trust(self, extra_documents: Sequence[bytes] = ()) -> Trust:
         """The grants chaining to the root, from the trust directory, the key documents in the
-        log and ``extra_documents``; rebuilt only when any of those changed."""
+        log and from above, and ``extra_documents``; kept up to date as documents arrive
+        (federation.keys.TrustBuilder), read again only when a document came another way (a
+        command of this node, `anjian keys install`), and then only the new ones applied."""
         config = self.node.config
         if not config.root_key_file.exists():
             raise VerificationError(
                 "no_root_key",
                 _("install the trust chain first (anjian keys install ... --root-key)"),
             )
-        mark = (self._documents_mark(), tuple(extra_documents))
-        if self._trust is not None and mark == self._trust_mark:
-            return self._trust
-        docs = key_documents(config) + list(extra_documents) + self._documents_from_above()
-        if config.store.backend != "sqlite":
-            docs += [bytes(d) for d in _documents_in_log(self.log)]
-        trust, _problems = build_trust(load_public(config.root_key_file), docs)
-        self._trust, self._trust_mark = trust, mark
-        return trust
+        mark = self._documents_mark()
+        if self._builder is None or mark[1] != self._trust_mark[1]:
+            # the trust directory changed (a new root, a chain installed): from the start
+            self._builder = TrustBuilder(load_public(config.root_key_file))
+            self._trust_mark = ()
+        if mark != self._trust_mark:
+            docs = key_documents(config) + self._documents_from_above()
+            if config.store.backend != "sqlite":
+                docs += [bytes(d) for d in _documents_in_log(self.log)]
+            self._builder.add(docs)
+            self._trust_mark = mark
+        self._builder.add(extra_documents)
+        return self._builder.trust
 
-    def _current(self, extra_documents: Sequence[bytes]) -> Trust:
-        """The trust of this take: rebuilt only after a stored run carried key documents."""
-        return self._trust if self._trust is not None else self.trust(extra_documents)
+    def _current(self) -> Trust:
+        """The trust as this take has kept it (key documents it stored included), without
+        looking for documents that came another way."""
+        assert self._builder is not None
+        return self._builder.trust
+
+    @property
+    def trust_version(self) -> int:
+        """Changes whenever the trust may have (for what judges waiting envelopes by it)."""
+        self.trust()
+        assert self._builder is not None
+        return self._builder.version
 
     def _documents_mark(self) -> tuple[Any, ...]:
-        """Changes whenever a key document is added anywhere this importer reads them."""
+        """Changes whenever a key document is added anywhere this importer reads them: the
+        counts in the log and from above, and the trust directory's files."""
         rows = self.log.query(
             "SELECT COUNT(*) AS n FROM stored_events WHERE topic = 'keys.document_recorded/1'"
             " UNION ALL SELECT COUNT(*) AS n FROM downward WHERE verified > 0"
             " AND type = 'keys.document_recorded/1'"
         )
         trust_dir = self.node.config.trust_dir
-        files = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in trust_dir.glob("*.doc")))
+        files = tuple(
+            sorted(
+                (p.name, p.stat().st_mtime_ns)
+                for p in [*trust_dir.glob("*.doc"), self.node.config.root_key_file]
+                if p.exists()
+            )
+        )
         return (tuple(int(r["n"]) for r in rows), files)
 
     def _documents_from_above(self) -> list[bytes]:
@@ -141,6 +171,7 @@ class Importer:
             else:
                 target.append(data)
         trust = self.trust(documents)
+        self._positions = {}
         summary: dict[str, Any] = {"applied": 0, "duplicates": 0, "quarantined": []}
         for kind, data in strays:
             error = VerificationError(
@@ -149,26 +180,40 @@ class Importer:
             )
             self.quarantine("?", 0, error, data, summary)
         unjudged: list[bytes] = []  # signed by a key an envelope of this take may certify
+        noted: set[str] = set()  # origins a checkpoint of this take may let go on
         for text in notes:
-            self.checkpoints.receive(text, trust, summary, later=unjudged)
+            noted.add(self.checkpoints.receive(text, trust, summary, later=unjudged))
         fresh = self._receive(envelopes, trust, summary)
-        if trust is not self._swept:
-            self._sweep_pending(trust, summary)
-        for origin in sorted(set(fresh) | set(self._pending_origins()) | set(self._tails)):
+        visit = set(fresh) | noted
+        changed = self.trust_version != self._swept
+        if changed or self._awaiting is None:
+            # new key documents may judge what waits, of any origin (and after a start, what
+            # waits is not known yet)
+            if changed:
+                self._sweep_pending(trust, summary)
+            visit |= set(self._pending_origins()) | set(self._tails)
+            self._awaiting = set()
+        elif not hold_tail:  # nothing more is arriving: what waits for a checkpoint goes on
+            visit |= self._awaiting | set(self._tails)
+        visit &= set(self._pending_origins_among(visit)) | set(fresh) | set(self._tails)
+        self.touched = len(visit)
+        self._load_positions(visit)
+        for origin in sorted(visit):
+            self._awaiting.discard(origin)
             # a run of key documents applied for one origin may judge the next origins
             self._apply(
                 origin,
-                self._current(documents),
+                self._current(),
                 summary,
                 hold_tail,
                 [*self._tails.pop(origin, {}).values(), *fresh.get(origin, [])],
                 tail_in_memory,
             )
-        current = self._current(documents)
+        current = self._current()
         for text in unjudged:  # with the take's key documents applied: kept or quarantined
             self.checkpoints.receive(text, current, summary)
-        self.checkpoints.recheck(current, summary)
-        summary["held"] = self.held()
+        self.checkpoints.recheck(current, summary, visit | noted)
+        summary["held"] = self.held(visit)
         if tail_in_memory:  # for the caller's acknowledgements only (not part of a report)
             summary["unsettled"] = {e.raw for tail in self._tails.values() for e in tail.values()}
         return summary
@@ -234,7 +279,7 @@ class Importer:
     def _sweep_pending(self, trust: Trust, summary: dict[str, Any]) -> None:
         """With new key documents: refuse what waits and can now be judged (a revoked key, an
         origin now known to be outside this area, a key of another origin)."""
-        self._swept = trust
+        self._swept = self.trust_version
         for row in self.log.query("SELECT raw FROM import_pending"):
             env = self._parse(bytes(row["raw"]))
             error = (
@@ -386,7 +431,7 @@ class Importer:
     def _accountable(self, origin: str) -> str:
         """The origin a refusal or a drop is filed under: itself when certified here (or while
         the trust is not known), else "?", so that made-up origins share one bound."""
-        trust = self._trust
+        trust = self._builder.trust if self._builder is not None else None
         if trust is None or origin in trust.regions or origin == self.node.config.node.origin:
             return origin
         return "?"
@@ -455,6 +500,8 @@ class Importer:
                 public = trust.key_for(origin, env.key, env.seq)
                 if env.seq > covered:
                     if hold_tail and len(self._waiting) - len(good) <= HOLD:
+                        if self._awaiting is not None:
+                            self._awaiting.add(origin)
                         return good, True  # waits for the checkpoint that will cover it
                     check_signature(env, public)
                 storable(env)
@@ -550,6 +597,7 @@ class Importer:
         try:
             self.log.app.recorder.insert_events([stored_event(env) for env in run], imported=run)
         except IntegrityError:
+            self._positions.pop(run[0].origin, None)  # read again: someone else stored first
             if len(run) == 1:
                 error = VerificationError(
                     "conflict",
@@ -570,9 +618,16 @@ class Importer:
             return
         self._drop_pending(run)
         self.admission.stored(run)
+        if run[-1].origin != self.node.config.node.origin:
+            self._positions[run[-1].origin] = (run[-1].seq, run[-1].hash)
         summary["applied"] += len(run)
-        if any(env.type == KEY_DOCUMENT for env in run):
-            self._trust = None  # the next look at the trust rebuilds it
+        documents = [
+            base64.b64decode(env.payload["document"]) for env in run if env.type == KEY_DOCUMENT
+        ]
+        if documents and self._builder is not None:
+            self._builder.add(documents)  # applied now; not read again from the log
+            (in_log, *rest), files = self._trust_mark
+            self._trust_mark = ((in_log + len(documents), *rest), files)
         reports = [
             (env.aggregate, env.origin, env.seq, env.at) for env in run if env.type in REPORTS
         ]
@@ -586,27 +641,69 @@ class Importer:
 
     # -- state --------------------------------------------------------------------------------
     def _applied(self, origin: str) -> tuple[int, bytes]:
-        rows = self.log.query(
-            "SELECT seq, hash FROM envelopes WHERE origin = ? ORDER BY seq DESC LIMIT 1", (origin,)
-        )
-        return (int(rows[0]["seq"]), bytes(rows[0]["hash"])) if rows else (0, GENESIS)
+        """The origin's applied sequence and the hash of its last envelope (this node's own
+        origin is read each time: the node records while it imports)."""
+        position = self._positions.get(origin)
+        if position is None:
+            rows = self.log.query(
+                "SELECT seq, hash FROM envelopes WHERE origin = ? ORDER BY seq DESC LIMIT 1",
+                (origin,),
+            )
+            position = (int(rows[0]["seq"]), bytes(rows[0]["hash"])) if rows else (0, GENESIS)
+            if origin != self.node.config.node.origin:
+                self._positions[origin] = position
+        return position
+
+    def _load_positions(self, origins: Iterable[str]) -> None:
+        """The applied positions of many origins, in a few queries (not one per origin)."""
+        wanted = sorted(set(origins) - set(self._positions) - {self.node.config.node.origin})
+        for part in _chunks(wanted):
+            for r in self.log.query(
+                "SELECT m.origin, m.size, e.hash FROM merkle m JOIN envelopes e"
+                " ON e.origin = m.origin AND e.seq = m.size"
+                f" WHERE m.origin IN ({', '.join('?' * len(part))})",
+                tuple(part),
+            ):
+                self._positions[str(r["origin"])] = (int(r["size"]), bytes(r["hash"]))
+            for origin in part:
+                self._positions.setdefault(origin, (0, GENESIS))
 
     def _pending_origins(self) -> list[str]:
         return [
             str(r["origin"]) for r in self.log.query("SELECT DISTINCT origin FROM import_pending")
         ]
 
-    def held(self) -> dict[str, dict[str, int]]:
-        """Per origin with envelopes waiting: the applied sequence and how many wait."""
-        rows = self.log.query(
-            "SELECT origin, COUNT(*) AS n FROM import_pending GROUP BY origin ORDER BY origin"
+    def _pending_origins_among(self, origins: Iterable[str]) -> list[str]:
+        found: list[str] = []
+        for part in _chunks(sorted(origins)):
+            found += [
+                str(r["origin"])
+                for r in self.log.query(
+                    "SELECT DISTINCT origin FROM import_pending"
+                    f" WHERE origin IN ({', '.join('?' * len(part))})",
+                    tuple(part),
+                )
+            ]
+        return found
+
+    def held(self, origins: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+        """Per origin with envelopes waiting (of ``origins``, by default all): the applied
+        sequence and how many wait."""
+        sql = (
+            "SELECT p.origin, COUNT(*) AS n, COALESCE(MAX(m.size), 0) AS applied"
+            " FROM import_pending p LEFT JOIN merkle m ON m.origin = p.origin {where}"
+            " GROUP BY p.origin ORDER BY p.origin"
         )
+        if origins is None:
+            rows = self.log.query(sql.format(where=""))
+        else:
+            rows = []
+            for part in _chunks(sorted(origins)):
+                where = f"WHERE p.origin IN ({', '.join('?' * len(part))})"
+                rows += self.log.query(sql.format(where=where), tuple(part))
         return {
-            str(r["origin"]): {
-                "applied": self._applied(str(r["origin"]))[0],
-                "pending": int(r["n"]),
-            }
-            for r in rows
+            str(r["origin"]): {"applied": int(r["applied"]), "pending": int(r["n"])}
+            for r in sorted(rows, key=lambda r: str(r["origin"]))
         }
 
     def quarantined(self) -> list[dict[str, Any]]:
@@ -640,6 +737,12 @@ class Importer:
             " (SELECT 1 FROM quarantine WHERE origin = ? AND seq = ? AND raw = ?)",
             (origin, seq, error.reason, str(error), raw, self.node.clock(), origin, seq, raw),
         )
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    """Lists of at most ``size`` (bound parameters of one statement)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _revoked(env: Envelope, trust: Trust) -> VerificationError | None:
