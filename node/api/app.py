@@ -44,7 +44,7 @@ from node.config import Config
 from node.errors import ConfigError, Conflict, NotFound
 from node.replication.outbox import tree_sizes
 from node.replication.parts import parts
-from node.replication.status import federation_view
+from node.replication.status import PAGE, federation_view
 from node.replication.uplink import Uplink
 from node.runtime import Runtime
 from node.sensors import counters, sources
@@ -247,10 +247,23 @@ def _whole_number(
 
 
 async def federation(request: web.Request) -> web.Response:
-    """Per child and per origin: applied, pending, lag, quarantined, unknown types; and how
-    the uplink stands (connected, what the parent has applied, the backlog)."""
+    """Per child and per origin (a page: ``after``, ``limit``): applied, pending, lag,
+    quarantined, unknown types; and how the uplink stands (connected, what the parent has
+    applied, the backlog)."""
     rt = request.app[RUNTIME]
-    view = await rt.read(federation_view, rt.node, rt.node.clock())
+    problems: list[FieldError] = []
+    limit = _whole_number(request, "limit", PAGE, 1, 1000, problems)
+    after = request.query.get("after") or None
+    if after is not None and not (len(after) == 6 and after.isdigit()):
+        message = _(
+            "the query parameter after is the origin (a 6-digit code) the page starts after,"
+            " not {value!r}",
+            value=after[:40],
+        )
+        problems.append(FieldError("after", message, "bad_parameter"))
+    if problems:
+        raise Invalid(problems)
+    view = await rt.read(federation_view, rt.node, rt.node.clock(), after=after, limit=limit)
     uplink = next((p for p in rt.federation if isinstance(p, Uplink)), None)
     if uplink is not None:
         view["uplink"] = uplink.state(await rt.read(tree_sizes, rt.node.log))

@@ -69,7 +69,7 @@ from node.cli.tls import tls
 from node.cli.users import users
 from node.errors import ConfigError
 from node.keys import generate_node_key, nats_key_file, nats_public_file
-from node.replication.status import federation_view
+from node.replication.status import PAGE, federation_view
 from node.tuning import collect_less
 
 
@@ -385,12 +385,26 @@ def demo(smoke: bool, directory: Path | None) -> None:
 
 @main.command()
 @NODE_DIR
+@click.option(
+    "--after",
+    metavar="ORIGIN",
+    help="Show the origins after this one (the next of the page before).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=PAGE,
+    show_default=True,
+    help="Origins shown in one page.",
+)
 @format_option()
-def status(directory: Path, fmt: str) -> None:
+def status(directory: Path, after: str | None, limit: int, fmt: str) -> None:
     """Print the node's origin, tier, region, event count and last log position, and per
-    origin held from others: applied, pending, lag, quarantined, unknown types."""
+    origin held from others (a page of them): applied, pending, lag, quarantined, unknown
+    types."""
     with open_node(directory) as node:
-        emit({**node.status(), "federation": federation_view(node, node.clock())}, fmt)
+        view = federation_view(node, node.clock(), after=after, limit=limit)
+        emit({**node.status(), "federation": view}, fmt)
 
 
 @main.command()

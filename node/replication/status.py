@@ -7,30 +7,62 @@ from typing import Any
 
 from domain.base import iso
 from federation.envelope import parse
-from node.replication.outbox import tree_sizes
 from node.service import Node
 
-
 # -- the federation view ----------------------------------------------------------------------
-def federation_view(node: Node, now: int) -> dict[str, Any]:
-    """Per origin this node holds from others: applied sequence, what waits (pending), lag in
-    events (the highest sequence known from envelopes or checkpoints, less the applied) and in
-    seconds (the recording time of the newest envelope waiting, less that of the last applied;
-    0 when nothing waits), quarantined, dropped and unknown-type counts; and per child: the
-    origins it relays, messages and when it was last heard from."""
+PAGE = 100  # origins in one page of the view
+
+
+def federation_view(
+    node: Node, now: int, *, after: str | None = None, limit: int = PAGE
+) -> dict[str, Any]:
+    """Per origin this node holds from others, one page of ``limit`` origins after ``after``
+    in code order (``page.next`` names the next page; a national centre holds some 3,300):
+    applied sequence, what waits (pending), lag in events (the highest sequence known from
+    envelopes or checkpoints, less the applied) and in seconds (the recording time of the
+    newest envelope waiting, less that of the last applied; 0 when nothing waits),
+    quarantined, dropped and unknown-type counts; and per child: the origins it relays,
+    messages and when it was last heard from. What a page costs does not grow with the
+    origins held beyond it."""
     log = node.log
     me = node.config.node.origin
-    sizes = tree_sizes(log)
+    held = (
+        "SELECT origin FROM merkle UNION SELECT origin FROM import_pending"
+        " UNION SELECT origin FROM quarantine"
+    )
+    total = int(
+        log.query(f"SELECT COUNT(*) AS n FROM ({held}) WHERE origin NOT IN (?, '?')", (me,))[0]["n"]
+    )
+    page = [
+        str(r["origin"])
+        for r in log.query(
+            f"SELECT origin FROM ({held}) WHERE origin NOT IN (?, '?') AND origin > ?"
+            " ORDER BY origin LIMIT ?",
+            (me, after or "", limit + 1),
+        )
+    ]
+    following, page = page[limit:], page[:limit]
+    marks = ", ".join("?" * len(page)) or "NULL"
+
+    def of_page(sql: str) -> list[Any]:
+        return log.query(sql.format(page=marks), tuple(page))
+
+    sizes = {
+        str(r["origin"]): int(r["size"])
+        for r in of_page("SELECT origin, size FROM merkle WHERE origin IN ({page})")
+    }
     pending = {
         str(r["origin"]): (int(r["n"]), int(r["top"]))
-        for r in log.query(
-            "SELECT origin, COUNT(*) AS n, MAX(seq) AS top FROM import_pending GROUP BY origin"
+        for r in of_page(
+            "SELECT origin, COUNT(*) AS n, MAX(seq) AS top FROM import_pending"
+            " WHERE origin IN ({page}) GROUP BY origin"
         )
     }
     announced = {
         str(r["origin"]): int(r["top"])
-        for r in log.query(
-            "SELECT origin, MAX(size) AS top FROM import_checkpoints GROUP BY origin"
+        for r in of_page(
+            "SELECT origin, MAX(size) AS top FROM import_checkpoints WHERE origin IN ({page})"
+            " GROUP BY origin"
         )
     }
     quarantined = {
@@ -39,7 +71,9 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
     }
     stats = {
         str(r["origin"]): (int(r["unknown"]), int(r["last_at"]))
-        for r in log.query("SELECT origin, unknown, last_at FROM origin_stats")
+        for r in of_page(
+            "SELECT origin, unknown, last_at FROM origin_stats WHERE origin IN ({page})"
+        )
     }
     dropped = {
         str(r["origin"]): int(r["n"]) for r in log.query("SELECT origin, n FROM import_dropped")
@@ -49,7 +83,7 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
         for r in log.query("SELECT origin, child, messages, last_seen FROM routes")
     }
     origins: dict[str, Any] = {}
-    for origin in sorted((set(sizes) | set(pending) | set(quarantined)) - {me, "?"}):
+    for origin in page:
         applied = sizes.get(origin, 0)
         waiting, top = pending.get(origin, (0, 0))
         unknown, last_at = stats.get(origin, (0, 0))
@@ -79,9 +113,16 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
         entry["origins"].append(origin)
         entry["messages"] += messages
         entry["last_seen"] = max(entry["last_seen"], seen)
-        if origin in origins:
-            entry["lag_events"] += origins[origin]["lag_events"]
-            entry["pending"] += origins[origin]["pending"]
+    for r in log.query(  # over every origin a child relays, not only this page's
+        "SELECT r.child, SUM(COALESCE(p.n, 0)) AS pending, SUM(MAX(COALESCE(p.top, 0),"
+        " COALESCE(c.top, 0), COALESCE(m.size, 0)) - COALESCE(m.size, 0)) AS lag"
+        " FROM routes r LEFT JOIN merkle m ON m.origin = r.origin"
+        " LEFT JOIN (SELECT origin, COUNT(*) AS n, MAX(seq) AS top FROM import_pending"
+        " GROUP BY origin) p ON p.origin = r.origin"
+        " LEFT JOIN (SELECT origin, MAX(size) AS top FROM import_checkpoints GROUP BY origin) c"
+        " ON c.origin = r.origin GROUP BY r.child"
+    ):
+        children[str(r["child"])].update(pending=int(r["pending"]), lag_events=int(r["lag"]))
     down = log.query(
         "SELECT (SELECT COUNT(*) FROM downward) AS kept,"
         " (SELECT COUNT(*) FROM downward_pending) AS held"
@@ -94,6 +135,12 @@ def federation_view(node: Node, now: int) -> dict[str, Any]:
         "origins": origins,
         "children": {
             c: {**v, "origins": sorted(v["origins"])} for c, v in sorted(children.items())
+        },
+        "page": {
+            "after": after,
+            "limit": limit,
+            "next": page[-1] if following else None,
+            "origins_held": total,
         },
         "quarantined": sum(quarantined.values()),
         # messages not kept because a bound was reached (waiting envelopes, the quarantine):

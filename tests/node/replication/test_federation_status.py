@@ -83,6 +83,21 @@ def test_per_origin_and_per_child_view(tmp_path, clock):
     out = CliRunner().invoke(main, ["status", str(city_dir)])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["federation"]["origins"][b]["pending"] > 0
+    # one origin a page: the page says what follows, the children are whole on every page
+    pages, after = [], None
+    while True:
+        args = ["status", str(city_dir), "--limit", "1"] + (["--after", after] if after else [])
+        out = CliRunner().invoke(main, args)
+        assert out.exit_code == 0, out.output
+        page = json.loads(out.output)["federation"]
+        pages.append(list(page["origins"]))
+        assert page["page"]["origins_held"] == 2 and page["children"] == view["children"]
+        after = page["page"]["next"]
+        if after is None:
+            break
+    assert pages == [[a], [b]]
+    out = CliRunner().invoke(main, ["status", str(city_dir), "--limit", "0"])
+    assert out.exit_code == 2 and "--limit" in out.output
 
 
 async def test_a_county_whose_parent_is_unreachable_records_and_says_so(
@@ -117,5 +132,11 @@ async def test_a_county_whose_parent_is_unreachable_records_and_says_so(
         "backlog": 1,
     }
     assert view["parts"]["uplink"]["last_error"]
+    assert view["page"] == {"after": None, "limit": 100, "next": None, "origins_held": 0}
+    for bad in ("after=x", "after=1301020", "limit=0", "limit=1001", "limit=a"):
+        resp = await client.get(f"/api/v1/federation?{bad}", headers=auth)
+        body = await resp.json()
+        assert resp.status == 422, body
+        assert body["error"]["fields"][0]["field"] == bad.split("=")[0], body
     await client.close()
     node.close()
