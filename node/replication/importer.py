@@ -32,6 +32,7 @@ from node.signedlog import storable, stored_event
 log = logging.getLogger("anjian.import")
 RUN = 2000  # envelopes of one origin checked and stored per transaction
 HOLD = 2000  # at most this many envelopes of one origin wait for a checkpoint to cover them
+TAILS = 20_000  # and at most this many in all wait in memory (beyond: verified one by one)
 PARSED = 20_000  # envelopes kept parsed between takes (those waiting for their turn)
 QUARANTINED = 1000  # refused messages kept per origin (with their bytes, for inspection)
 KEPT_BYTES = 16_384  # of a refused message, the first bytes kept (most envelopes are whole)
@@ -64,6 +65,7 @@ class Importer:
         # per origin, the next envelopes in sequence waiting (in memory) for a checkpoint, while
         # the caller keeps the messages that carried them unacknowledged
         self._tails: dict[str, dict[bytes, Envelope]] = {}
+        self._tailed = 0  # envelopes in all those tails (at most TAILS)
         # per take: the applied position of each origin it looked at (read once, in one query
         # for the origins of what arrived, and followed as runs are stored)
         self._positions: dict[str, tuple[int, bytes]] = {}
@@ -206,7 +208,7 @@ class Importer:
                 self._current(),
                 summary,
                 hold_tail,
-                [*self._tails.pop(origin, {}).values(), *fresh.get(origin, [])],
+                [*self._untail(origin), *fresh.get(origin, [])],
                 tail_in_memory,
             )
         current = self._current()
@@ -370,9 +372,15 @@ class Importer:
             if tail_in_memory and hold_tail and rest and origin in trust.regions:
                 tail = self._next_in_sequence(origin, rest)[: self.limits.hold_per_origin]
                 self._tails[origin] = {env.hash: env for env in tail}
+                self._tailed += len(tail)
                 rest = [env for env in rest if env.hash not in self._tails[origin]]
             self._keep(origin, rest, trust, summary)
             self._waiting, self._in_db = {}, set()
+
+    def _untail(self, origin: str) -> list[Envelope]:
+        tail = self._tails.pop(origin, {})
+        self._tailed -= len(tail)
+        return list(tail.values())
 
     def _next_in_sequence(self, origin: str, envs: list[Envelope]) -> list[Envelope]:
         """Those of ``envs`` that follow the applied envelopes without a gap (one candidate
@@ -499,7 +507,8 @@ class Importer:
                     )
                 public = trust.key_for(origin, env.key, env.seq)
                 if env.seq > covered:
-                    if hold_tail and len(self._waiting) - len(good) <= HOLD:
+                    rest = len(self._waiting) - len(good)
+                    if hold_tail and rest <= HOLD and self._tailed + rest <= TAILS:
                         if self._awaiting is not None:
                             self._awaiting.add(origin)
                         return good, True  # waits for the checkpoint that will cover it

@@ -62,19 +62,25 @@ CHECKPOINT_EVERY = 1000
 
 
 def counties(n: int) -> list[str]:
-    """``n`` county-level origins under a city, spread over the provinces."""
+    """``n`` origins spread over the provinces: counties under a city (2,700-odd), then the
+    cities themselves (a city records too)."""
     by_province: dict[str, list[str]] = {}
+    cities: list[str] = []
     for code in sorted(table().names):
-        if not code.endswith("00") and city_of(code) not in (None, code):
+        if code.endswith("0000"):
+            continue
+        if code.endswith("00"):
+            cities.append(code)
+        elif city_of(code) not in (None, code):
             by_province.setdefault(code[:2], []).append(code)
     spread: list[str] = []
-    while len(spread) < n:
-        before = len(spread)
+    while len(spread) < n and any(by_province.values()):
         for codes in by_province.values():
             if codes and len(spread) < n:
                 spread.append(codes.pop(0))
-        if len(spread) == before:
-            raise SystemExit(f"the division table has fewer than {n} such counties")
+    spread += [c for c in cities if c not in spread][: n - len(spread)]
+    if len(spread) < n:
+        raise SystemExit(f"the division table has fewer than {n} such origins")
     return spread
 
 
@@ -85,29 +91,24 @@ def certifications(
     and each origin's key."""
     docs: list[bytes] = []
     keys: dict[str, SigningKey] = {}
+
+    def certified(code: str, above: str, tier: str) -> None:
+        if code not in keys:
+            keys[code] = SigningKey.generate()
+            signer = root if above == ROOT_ORIGIN else keys[above]
+            docs.append(
+                certify(
+                    signer, above, origin=code, region=code, tier=tier, public=keys[code].public
+                )
+            )
+
     for origin in origins:
         province, city = origin[:2] + "0000", city_of(origin)
         assert city is not None
-        for code, above, tier in ((province, ROOT_ORIGIN, "province"), (city, province, "city")):
-            if code not in keys:
-                keys[code] = SigningKey.generate()
-                signer = root if above == ROOT_ORIGIN else keys[above]
-                docs.append(
-                    certify(
-                        signer, above, origin=code, region=code, tier=tier, public=keys[code].public
-                    )
-                )
-        keys[origin] = SigningKey.generate()
-        docs.append(
-            certify(
-                keys[city],
-                city,
-                origin=origin,
-                region=origin,
-                tier="county",
-                public=keys[origin].public,
-            )
-        )
+        certified(province, ROOT_ORIGIN, "province")
+        certified(city, province, "city")
+        if origin != city:
+            certified(origin, city, "county")
     return docs, {o: keys[o] for o in origins}
 
 

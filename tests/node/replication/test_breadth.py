@@ -17,6 +17,7 @@ from federation.envelope import GENESIS, parse, seal
 from federation.keys import ROOT, build_trust, certify
 from federation.suite import SigningKey, load_key, load_public
 from node import config as config_mod
+from node.replication import importer as importer_mod
 from node.replication.importer import Importer
 from node.service import Node
 from tests.conftest import make_node_dir
@@ -140,10 +141,9 @@ def county_envelopes(origin: str, key: SigningKey, template: bytes, count: int) 
     return out
 
 
-@pytest.fixture
-def province_node(tmp_path, clock):
-    """A province with every county of its cities certified, each county with four reports:
-    the first two applied, the fourth waiting behind a gap at the third."""
+def province(tmp_path, clock):
+    """A province with every county of its cities certified, each county with four reports
+    not yet sent."""
     root, province_key = SigningKey.generate(), SigningKey.generate()
     directory = make_node_dir(tmp_path / "province", tier="province", region="130000")
     province_key = load_key(directory / "node.key")
@@ -170,10 +170,33 @@ def province_node(tmp_path, clock):
     with_report.close()
     logs = {o: county_envelopes(o, k, template, 4) for o, k in counties.items()}
     node = Node(config_mod.load(directory, environ={}), clock=clock)
-    importer = Importer(node)
+    return node, Importer(node), logs
+
+
+@pytest.fixture
+def province_node(tmp_path, clock):
+    """The province, each county's first two reports applied, the fourth waiting behind a gap
+    at the third."""
+    node, importer, logs = province(tmp_path, clock)
     first = importer.take([("envelope", e) for log in logs.values() for e in (*log[:2], log[3])])
     assert first["applied"] == 2 * len(logs)
     yield node, importer, logs
+    node.close()
+
+
+def test_what_waits_in_memory_for_checkpoints_is_bounded_in_all(tmp_path, clock, monkeypatch):
+    """While more is arriving, envelopes past their origin's last checkpoint wait in memory for
+    the next one, at most TAILS in all, however many origins send: beyond, they are verified
+    one by one and applied now."""
+    monkeypatch.setattr(importer_mod, "TAILS", 100)
+    node, importer, logs = province(tmp_path, clock)
+    items = [("envelope", e) for log in logs.values() for e in log]
+    summary = importer.take(items, hold_tail=True, tail_in_memory=True)
+    assert 0 < len(summary["unsettled"]) <= 100
+    assert summary["applied"] + len(summary["unsettled"]) == len(items)
+    assert importer.take([], hold_tail=False, tail_in_memory=True)["applied"] == len(
+        summary["unsettled"]
+    )
     node.close()
 
 
