@@ -627,6 +627,8 @@ class Importer:
             return
         self._drop_pending(run)
         self.admission.stored(run)
+        for env in run:  # applied: no longer kept parsed for its turn
+            self._parsed.pop(env.raw, None)
         if run[-1].origin != self.node.config.node.origin:
             self._positions[run[-1].origin] = (run[-1].seq, run[-1].hash)
         summary["applied"] += len(run)
