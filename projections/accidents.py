@@ -14,7 +14,11 @@ the register for the accident's place, grade and the tiers it must reach when th
 there.
 
 ``accident_findings`` holds one row per finding (``domain.finding``), as recorded by the bureau
-that made it; the register's statistics count the accidents with a finding of each kind."""
+that made it; the register's statistics count the accidents with a finding of each kind.
+
+``accident_cells`` holds the statistics summed per division × month × grade × industry
+(projections.cells), counted again after each batch for every cell an accident written, or one
+whose receipts or findings changed, was in or is in now."""
 
 from __future__ import annotations
 
@@ -26,7 +30,17 @@ import sqlite_utils
 from domain.finding import FindingRecorded, FindingVoided
 from domain.grading import UNIT_REPORT_DEADLINE_MS, Grade, must_reach
 from domain.receipt import Arrival, ReceiptRecorded, expected_receipts, judge_all, origin_tier
-from projections.base import LogEvent, Projection, chain, month, name_key
+from projections import cells
+from projections.base import (
+    Index,
+    LogEvent,
+    Projection,
+    chain,
+    in_order,
+    month,
+    name_key,
+    nulls_last,
+)
 
 REGISTER_COLUMNS = {
     "id": str,
@@ -102,12 +116,20 @@ FINDING_EVENTS = (FindingRecorded.NAME, FindingVoided.NAME)
 
 class Accidents(Projection):
     name = "accidents"
-    replays = ("0002_accident_receipts", "0003_onward_reports_and_findings")
+    replays = (
+        "0002_accident_receipts",
+        "0003_onward_reports_and_findings",
+        "0004_registers_in_order_and_statistics_cells",
+    )
     tables: ClassVar[dict[str, dict[str, Any]]] = {
         "accidents": {
             "columns": REGISTER_COLUMNS,
             "pk": "id",
-            "indexes": [["division"], ["month"], ["grade"]],
+            "indexes": [
+                *in_order("accidents", ("occurred_at DESC", "id")),
+                Index("accidents_in_order_grade", ("grade", "occurred_at DESC", "id")),
+                cells.ACCIDENTS_BY_CELL,
+            ],
         },
         "investigations": {
             "columns": {
@@ -124,13 +146,24 @@ class Accidents(Projection):
         "accident_receipts": {
             "columns": RECEIPT_COLUMNS,
             "pk": "id",
-            "indexes": [["accident_id"]],
+            "indexes": [
+                ["accident_id"],
+                Index(
+                    "accident_receipts_in_order",
+                    ("report_recorded_at", "accident_id", nulls_last("tiers_above"), "origin"),
+                ),
+            ],
         },
         "accident_findings": {
             "columns": FINDING_COLUMNS,
             "pk": "id",
-            "indexes": [["accident_id"], ["division"]],
+            "indexes": [
+                # the findings of an accident of a kind (the statistics), ahead of the order
+                Index("accident_findings_of", ("accident_id", "voided", "finding")),
+                Index("accident_findings_in_order", ("recorded_at", "id"), "voided = 0"),
+            ],
         },
+        "accident_cells": cells.ACCIDENT_CELLS,
     }
 
     def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
@@ -144,11 +177,17 @@ class Accidents(Projection):
             and e.type not in FINDING_EVENTS
         ]
         inv = [e for e in events if e.type.startswith("investigation.")]
+        written = {e.aggregate for e in mine}
+        before = cells.accident_keys(db, written)
         self.fold(db, "accidents", mine, _apply_accident)
         self.fold(db, "investigations", inv, _apply_investigation)
         self.fold(db, "accident_findings", findings, _apply_finding)
         if receipts:
             self.save(db, "accident_receipts", "id", _judged(db, receipts))
+        # the statistics' cells these accidents were in and are in now, counted again
+        counted = written | {e.payload["accident_id"] for e in receipts} | _found_on(db, findings)
+        after = cells.accident_keys(db, counted)
+        cells.recount_accidents(db, [*before.values(), *after.values()])
 
 
 FIGURES = ("deaths", "missing", "serious_injuries", "direct_loss_yuan")
@@ -255,6 +294,22 @@ def _apply_finding(rows: dict[str, dict[str, Any]], e: LogEvent) -> None:
         }
     elif e.aggregate in rows:
         rows[e.aggregate]["voided"] = 1
+
+
+def _found_on(db: sqlite_utils.Database, findings: list[LogEvent]) -> set[str]:
+    """The accidents these findings (recorded or voided) are on."""
+    ids = sorted({e.aggregate for e in findings})
+    found: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            r[0]
+            for r in db.execute(
+                f"SELECT accident_id FROM accident_findings WHERE id IN ({marks})", chunk
+            )
+        )
+    return found
 
 
 def _judged(db: sqlite_utils.Database, receipts: list[LogEvent]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, fields
 from functools import cache, lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -31,6 +31,47 @@ class LogEvent:
     at: int  # recording time, ms UTC
     payload: dict[str, Any]
     valid: bool = True  # a type this node knows, with every field that type requires
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index given in SQL: its columns or expressions in order (``occurred_at DESC``,
+    ``substr(division, 1, 4)``), over the rows ``where`` keeps when it is partial. A query uses
+    an expression index only where it writes the same expression; a partial one only where its
+    WHERE implies ``where`` (``c.voided = 0`` implies ``voided = 0``)."""
+
+    name: str
+    on: tuple[str, ...]
+    where: str | None = None
+
+    def sql(self, table: str) -> str:
+        where = f" WHERE {self.where}" if self.where else ""
+        on = ", ".join(self.on)
+        return f"CREATE INDEX IF NOT EXISTS [{self.name}] ON [{table}] ({on}){where}"
+
+
+# the code prefixes a region filter compares (province 13, city 1301, county 130102)
+REGION_LENGTHS: Final = (2, 4, 6)
+# after every time (ms) a register holds: where a time is missing, for "those without one last"
+LAST: Final = 2**63 - 1
+
+
+def nulls_last(column: str) -> str:
+    """A column ascending with the rows that have no value last, as one term an index holds
+    (so a page after a given row starts at that row in the index). For the times the domain
+    records (milliseconds) this is the order of ``column IS NULL, column``."""
+    return f"COALESCE({column}, {LAST})"
+
+
+def in_order(table: str, order: tuple[str, ...], where: str | None = None) -> list[Index]:
+    """The indexes that give a register's rows in its order, all of them and those of one
+    region at each level (``substr(division, 1, n) = ?``, as projections.queries writes a
+    region filter), so a page reads its own rows only. ``order`` starts with the columns its
+    query fixes by equality (``voided``), which ``where`` may also hold (a partial index)."""
+    found = [Index(f"{table}_in_order", order, where)]
+    for n in REGION_LENGTHS:
+        found.append(Index(f"{table}_in_order_{n}", (f"substr(division, 1, {n})", *order), where))
+    return found
 
 
 def month(ms: int | None) -> str | None:
@@ -89,7 +130,13 @@ class Projection:
     # later schema versions, each a migration that recreates the tables and has the projection
     # replay the log from the start (its rows are derived, never edited by hand)
     replays: ClassVar[tuple[str, ...]] = ()
-    tables: ClassVar[dict[str, dict[str, Any]]]  # table -> {"columns": {...}, "pk": ...}
+    # later index versions, each a migration that brings the tables' indexes to the spec
+    # (drops those it no longer names, creates the new ones) without a replay
+    reindexes: ClassVar[tuple[str, ...]] = ()
+    # table -> {"columns": {...}, "pk": ..., "indexes": [[column, ...] | Index, ...]}; a
+    # "derived" table holds what a query would compute from the others (the statistics' cells):
+    # it is maintained with them but left out of the digest, which proves the rows themselves
+    tables: ClassVar[dict[str, dict[str, Any]]]
 
     def migrations(self) -> Migrations:
         """The projection's schema as registered migrations (sqlite-utils): applied once each,
@@ -99,9 +146,18 @@ class Projection:
         @migrations(name="0001_create_tables")
         def create_tables(db: sqlite_utils.Database) -> None:
             for table, spec in self.tables.items():
-                db.table(table).create(spec["columns"], pk=spec["pk"])
-                for index in spec.get("indexes", []):
-                    db.table(table).create_index(index)
+                db.table(table).create(spec["columns"], pk=spec.get("pk"))
+            reindex(db)
+
+        def reindex(db: sqlite_utils.Database) -> None:
+            for table, spec in self.tables.items():
+                wanted = [_index(table, index) for index in spec.get("indexes", [])]
+                names = {index.name for index in wanted}
+                for old in db.table(table).indexes:
+                    if old.origin == "c" and old.name not in names:  # made by CREATE INDEX
+                        db.execute(f"DROP INDEX [{old.name}]")
+                for index in wanted:
+                    db.execute(index.sql(table))
 
         def recreate(db: sqlite_utils.Database) -> None:
             for table in self.tables:
@@ -110,12 +166,18 @@ class Projection:
             if db.table(TRACKING).exists():
                 db.execute(f"DELETE FROM [{TRACKING}] WHERE name = ?", [self.name])
 
-        for version in self.replays:
-            migrations(name=version)(recreate)
+        steps = [(v, recreate) for v in self.replays] + [(v, reindex) for v in self.reindexes]
+        for version, step in sorted(steps, key=lambda s: s[0]):  # 0002_... before 0003_...
+            migrations(name=version)(step)
         return migrations
 
     def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
         raise NotImplementedError
+
+    @classmethod
+    def digested(cls) -> dict[str, dict[str, Any]]:
+        """The tables the digest covers: all but the derived ones."""
+        return {t: spec for t, spec in cls.tables.items() if not spec.get("derived")}
 
     # -- helpers for batched read-modify-write -----------------------------------------------
     def fold(
@@ -164,3 +226,10 @@ class Projection:
             f" VALUES ({', '.join('?' * len(columns))})"
         )
         db.conn.executemany(sql, [[row[c] for c in columns] for row in rows])
+
+
+def _index(table: str, index: list[str] | Index) -> Index:
+    """An index spec as SQL: a list of columns is named as sqlite-utils names it."""
+    if isinstance(index, Index):
+        return index
+    return Index(f"idx_{table}_{'_'.join(index)}", tuple(f"[{c}]" for c in index))

@@ -1,5 +1,6 @@
-"""Enforcement: one row per case as it stands; the 执法统计 indicators (docs/domain.md §3.4) by
-region and month are queries over it, and so are the open cases with their deadlines."""
+"""Enforcement: one row per case as it stands, and the 执法统计 indicators (docs/domain.md §3.4)
+summed per division and month of the inspection (``enforcement_cells``, projections.cells) for
+the statistics by region and month; the open cases with their deadlines are a query."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from typing import Any, ClassVar
 
 import sqlite_utils
 
-from projections.base import LogEvent, Projection, chain, month, name_key
+from projections import cells
+from projections.base import (
+    Index,
+    LogEvent,
+    Projection,
+    chain,
+    in_order,
+    month,
+    name_key,
+    nulls_last,
+)
 
 CASE_COLUMNS = {
     "id": str,
@@ -52,13 +63,29 @@ ZERO = {k: 0 for k, t in CASE_COLUMNS.items() if t is int}
 
 class Enforcement(Projection):
     name = "enforcement"
-    replays = ("0002_licence_recommendations_apart", "0003_enterprise_checks")
+    replays = (
+        "0002_licence_recommendations_apart",
+        "0003_enterprise_checks",
+        "0004_open_cases_in_order_and_statistics_cells",
+    )
     tables: ClassVar[dict[str, dict[str, Any]]] = {
         "cases": {
             "columns": CASE_COLUMNS,
             "pk": "id",
-            "indexes": [["division"], ["month"], ["enterprise_id"]],
-        }
+            "indexes": [
+                ["enterprise_id"],
+                # the open cases by deadline, those without one last
+                *in_order(
+                    "cases",
+                    ("closed", "voided", nulls_last("order_deadline"), "id"),
+                    "closed = 0 AND voided = 0",
+                ),
+                cells.CASES_BY_CELL,
+                # statistics over a period that is not whole months read its cases only
+                Index("cases_by_start", ("started_at",), "voided = 0"),
+            ],
+        },
+        "enforcement_cells": cells.CASE_CELLS,
     }
 
     def handle(self, db: sqlite_utils.Database, events: list[LogEvent]) -> None:
@@ -66,12 +93,14 @@ class Enforcement(Projection):
         if not mine:
             return
         rows = self.load(db, "cases", "id", (e.aggregate for e in mine))
+        before = [cells.case_key(r) for r in rows.values()]  # the cells they were in
         hazards = {k: json.loads(r["hazards"]) for k, r in rows.items()}  # decoded once a batch
         for e in mine:
             _apply(rows, hazards, e)
         for k, row in rows.items():
             _count_hazards(row, hazards[k])
         self.save(db, "cases", "id", rows.values())
+        cells.recount_cases(db, [*before, *map(cells.case_key, rows.values())])
 
 
 def _apply(

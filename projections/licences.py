@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import sqlite_utils
 
-from projections.base import LogEvent, Projection, chain, name_key
+from projections.base import Index, LogEvent, Projection, chain, in_order, name_key, nulls_last
 
 LICENCE_COLUMNS = {
     "id": str,
@@ -54,16 +54,31 @@ STATUS = {
 class Licences(Projection):
     name = "licences"
     replays = ("0002_enterprise_name_key",)
+    reindexes = ("0003_register_in_order",)
     tables: ClassVar[dict[str, dict[str, Any]]] = {
         "licences": {
             "columns": LICENCE_COLUMNS,
             "pk": "id",
-            "indexes": [["enterprise_id"], ["division"], ["valid_until"]],
+            "indexes": [
+                # an enterprise's licences, latest last (unlicensed), ahead of the register's
+                Index("licences_of", ("enterprise_id", "voided", "applied_at", "id")),
+                # the register by expiry, those without one (not issued) last
+                *in_order("licences", ("voided", nulls_last("valid_until"), "id"), "voided = 0"),
+            ],
         },
         "enterprises": {
             "columns": ENTERPRISE_COLUMNS,
             "pk": "id",
-            "indexes": [["division"], ["credit_code"]],
+            "indexes": [
+                # one credit code's registrations by division (duplicate codes, exceptions)
+                Index("enterprises_by_code", ("credit_code", "division", "id")),
+                # the open enterprises by division (unlicensed)
+                *in_order(
+                    "enterprises",
+                    ("closed", "voided", "division", "id"),
+                    "closed = 0 AND voided = 0",
+                ),
+            ],
         },
     }
 

@@ -1,11 +1,21 @@
-"""Named queries over the projections, with filters and paging. Statistics and clock-relative
-lists ("overdue", "expiring within 90 days", "without a valid licence") are computed here,
-against an explicit ``as_of``, so the stored tables (and their digest) never depend on when
-they were read."""
+"""Named queries over the projections, with filters and paging. Clock-relative lists
+("overdue", "expiring within 90 days", "without a valid licence") are computed here, against an
+explicit ``as_of``, so the stored tables (and their digest) never depend on when they were read.
+
+A register is read in its order through an index that holds it (projections.base.in_order), so
+a page reads its own rows: a region filter compares the division's code prefix
+(``substr(division, 1, 4) = '1301'``), which the indexes hold, and ``after`` continues from the
+last row of a page (keyset paging: no rows are skipped over, however deep). The statistics sum
+the cells the projections keep (projections.cells) when the period is whole months in China
+time or open; another period is counted from its records, read through an index on the time."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +24,7 @@ from uuid import UUID
 import sqlite_utils
 
 from domain import divisions
-from domain.base import CHINA, to_ms
+from domain.base import CHINA, from_ms, to_ms
 from domain.enforcement.commands import Stage
 from domain.finding import FindingKind
 from domain.grading import Grade
@@ -22,6 +32,8 @@ from domain.i18n import Text, _
 from domain.industries import AccidentIndustry, Industry
 from domain.labels import EXCEPTIONS, RECEIPT_STATUSES
 from domain.licence_rules import LicenceStatus
+from projections.base import LAST, nulls_last
+from projections.cells import LATE_ONWARD, REQUIRED, has_finding
 from projections.errors import BadFilter
 
 DAY_MS = 86_400_000
@@ -77,6 +89,7 @@ class Filters:
     as_of: int = 0
     limit: int = 100
     offset: int = 0
+    after: str | None = None  # a register's rows after this cursor (``cursor``: a page's last)
 
     @classmethod
     def parse(cls, params: Mapping[str, str | None], now: int) -> Filters:
@@ -118,6 +131,7 @@ class Filters:
             record=params.get("record") or None,
             limit=number("limit", 100),
             offset=number("offset", 0),
+            after=params.get("after") or None,
         )
 
     def __post_init__(self) -> None:
@@ -175,12 +189,45 @@ class Filters:
                 _("limit is 1 to 100000 and offset is not negative"),
                 parameter="limit" if not 1 <= self.limit <= 100_000 else "offset",
             )
+        if self.after is not None:
+            _values(self.after)  # BadFilter unless one of ours
+
+
+@dataclass(frozen=True)
+class Key:
+    """A term of a register's order: its SQL, how it sorts (SQLite puts NULL first ascending,
+    last descending), and the row's column that gives its value (by default the one the SQL
+    names). ``nulls=False``: never NULL in the register's rows, which lets a descending first
+    term bound the index walk. ``missing``: the term's value where the column is NULL."""
+
+    sql: str
+    desc: bool = False
+    nulls: bool = True
+    column: str = ""
+    missing: Any = None
+
+    def __post_init__(self) -> None:
+        if not self.column:
+            object.__setattr__(self, "column", self.sql.rsplit(".", 1)[-1])
+
+    def value(self, row: Mapping[str, Any]) -> Any:
+        value = row[self.column]
+        return self.missing if value is None else value
+
+    def __str__(self) -> str:
+        return f"{self.sql} DESC" if self.desc else self.sql
+
+
+def last(column: str) -> Key:
+    """A column ascending, the rows without a value after all others (as the index holds it:
+    projections.base.nulls_last)."""
+    return Key(nulls_last(column), nulls=False, column=column.rsplit(".", 1)[-1], missing=LAST)
 
 
 @dataclass(frozen=True)
 class Query:
     summary: str
-    sql: str  # with {where} and the named parameters below
+    sql: str  # with {where} and the named parameters below (a register without its ORDER BY)
     time_column: str | None
     region_column: str = "division"
     grade_column: str | None = None
@@ -189,19 +236,10 @@ class Query:
     grouped: bool = False
     accident_column: str | None = None
     record_column: str | None = None
-
-
-# A receipt that judges a required onward report (493号令 Art. 10): its tier is at most as far
-# above the reporting node as the tier the accident must reach (the register's column, which
-# follows the division's chain). Needs the receipt as r and the register as a.
-_REQUIRED = "r.tiers_above <= a.must_reach_steps"
-
-
-def _has_finding(finding: str) -> str:
-    return (
-        "EXISTS (SELECT 1 FROM accident_findings f WHERE f.accident_id = a.id"
-        f" AND f.voided = 0 AND f.finding = '{finding}')"
-    )
+    order: tuple[Key, ...] = ()  # a register's order
+    keyset: bool = True  # its order is unique (ends with an id), so ``after`` may page it
+    # statistics: the same over the cells (as ``cell``; the filters' columns are theirs too)
+    cells: str | None = None
 
 
 # Cross-record checks (未登记企业, 信息不一致, 重复登记): joins of the records with the enterprise
@@ -286,12 +324,13 @@ QUERIES: dict[str, Query] = {
         "SELECT a.*, COALESCE((SELECT i.state FROM investigations i"
         " WHERE i.accident_id = a.id AND i.voided = 0 ORDER BY CASE i.tier"
         " WHEN 'national' THEN 0 WHEN 'province' THEN 1 WHEN 'city' THEN 2 ELSE 3 END, i.id"
-        " LIMIT 1), 'none') AS investigation FROM accidents a {where}"
-        " ORDER BY a.occurred_at DESC, a.id",
+        " LIMIT 1), 'none') AS investigation FROM accidents a {where}",
         "a.occurred_at",
         "a.division",
         "a.grade",
         "a.industry",
+        # occurred_at: never NULL, an accident without it is not in the register
+        order=(Key("a.occurred_at", desc=True, nulls=False), Key("a.id")),
     ),
     "accident-stats": Query(
         "Accidents by grade × region (at the chosen level) × industry × month, with the"
@@ -303,11 +342,10 @@ QUERIES: dict[str, Query] = {
         " SUM(a.deaths) AS deaths, SUM(a.missing) AS missing,"
         " SUM(a.serious_injuries) AS serious_injuries, SUM(a.direct_loss_yuan) AS direct_loss_yuan,"
         " SUM(a.late_report) AS late_unit,"
-        " SUM(EXISTS (SELECT 1 FROM accident_receipts r WHERE r.accident_id = a.id"
-        f" AND r.on_time = 0 AND {_REQUIRED})) AS late_onward,"
-        f" SUM({_has_finding('omitted')}) AS omitted,"
-        f" SUM({_has_finding('falsified')}) AS falsified,"
-        f" SUM({_has_finding('concealed')}) AS concealed"
+        f" SUM({LATE_ONWARD}) AS late_onward,"
+        f" SUM({has_finding('omitted')}) AS omitted,"
+        f" SUM({has_finding('falsified')}) AS falsified,"
+        f" SUM({has_finding('concealed')}) AS concealed"
         " FROM accidents a {where} AND a.voided = 0"
         " GROUP BY a.grade, a.{level}, a.industry, a.month"
         " ORDER BY a.month, region, a.grade, a.industry",
@@ -316,6 +354,16 @@ QUERIES: dict[str, Query] = {
         "a.grade",
         "a.industry",
         grouped=True,
+        cells="SELECT cell.grade, cell.{level} AS region, cell.industry, cell.month,"
+        " SUM(cell.accidents) AS accidents, SUM(cell.deaths) AS deaths,"
+        " SUM(cell.missing) AS missing,"
+        " SUM(cell.serious_injuries) AS serious_injuries,"
+        " SUM(cell.direct_loss_yuan) AS direct_loss_yuan, SUM(cell.late_report) AS late_unit,"
+        " SUM(cell.late_onward) AS late_onward, SUM(cell.omitted) AS omitted,"
+        " SUM(cell.falsified) AS falsified, SUM(cell.concealed) AS concealed"
+        " FROM accident_cells cell {where}"
+        " GROUP BY cell.grade, cell.{level}, cell.industry, cell.month"
+        " ORDER BY cell.month, region, cell.grade, cell.industry",
     ),
     "accident-receipts": Query(
         "Per accident and tier, when the report arrived against its deadline (493号令 Art. 11:"
@@ -328,16 +376,21 @@ QUERIES: dict[str, Query] = {
         " r.reporting_tier, r.tiers_above, r.report_recorded_at, r.received_at, r.due_from,"
         " r.due_from_at, r.deadline, r.on_time, r.minutes_late,"
         " a.id IS NOT NULL AS report_held, a.division, a.grade, a.must_reach_tier,"
-        f" a.must_reach_region, {_REQUIRED} AS required, a.occurred_at, a.enterprise_name,"
+        f" a.must_reach_region, {REQUIRED} AS required, a.occurred_at, a.enterprise_name,"
         " a.voided FROM accident_receipts r LEFT JOIN accidents a ON a.id = r.accident_id"
-        " {where} ORDER BY r.report_recorded_at, r.accident_id, r.tiers_above IS NULL,"
-        " r.tiers_above, r.origin",
+        " {where}",
         "r.report_recorded_at",
         "COALESCE(a.division, r.reporting_origin)",
-        "a.grade",
-        "a.industry",
+        "+a.grade",  # unary +: not by the accidents' grade index, the receipts stay in order
+        "+a.industry",
         "CASE r.on_time WHEN 1 THEN 'on_time' WHEN 0 THEN 'late' ELSE 'unknown' END",
         accident_column="r.accident_id",
+        order=(
+            Key("r.report_recorded_at"),
+            Key("r.accident_id"),
+            last("r.tiers_above"),
+            Key("r.origin"),
+        ),
     ),
     "accident-findings": Query(
         "Findings of 漏报 (omitted), 谎报 (falsified) and 瞒报 (concealed), with the bureau that"
@@ -349,14 +402,14 @@ QUERIES: dict[str, Query] = {
         " COALESCE(a.division, f.division) AS division,"
         " COALESCE(a.occurred_at, f.occurred_at) AS occurred_at, a.grade, a.enterprise_name,"
         " a.enterprise_credit_code FROM accident_findings f"
-        " LEFT JOIN accidents a ON a.id = f.accident_id {where} AND f.voided = 0"
-        " ORDER BY f.recorded_at, f.id",
+        " LEFT JOIN accidents a ON a.id = f.accident_id {where} AND f.voided = 0",
         "COALESCE(a.occurred_at, f.occurred_at)",
         "COALESCE(a.division, f.division)",
-        "a.grade",
-        "a.industry",
+        "+a.grade",  # as in accident-receipts: the findings stay in order
+        "+a.industry",
         "f.finding",
         accident_column="f.accident_id",
+        order=(Key("f.recorded_at"), Key("f.id")),
     ),
     "exceptions": Query(
         "Cross-record checks, one row per flag (kind): unregistered (未登记企业: an accident or"
@@ -367,14 +420,17 @@ QUERIES: dict[str, Query] = {
         " registration authority's division within the code). Computed from the registers,"
         " so a flag clears when the register catches up.",
         "SELECT x.*, substr(x.credit_code, 3, 6) AS code_division FROM (" + _EXCEPTIONS + ") x"
-        " {where} ORDER BY x.kind, x.credit_code, x.division, x.record_kind, x.record_id,"
-        " x.field",
+        " {where}",
         None,
         "x.division",
         None,
         None,
         "x.kind",
         record_column="x.record_id",
+        order=tuple(
+            Key(f"x.{c}")
+            for c in ("kind", "credit_code", "division", "record_kind", "record_id", "field")
+        ),
     ),
     "enforcement-stats": Query(
         "执法统计 by region (at the chosen level) and month.",
@@ -398,6 +454,23 @@ QUERIES: dict[str, Query] = {
         None,
         None,
         grouped=True,
+        cells="SELECT cell.{level} AS region, cell.month, SUM(cell.inspections) AS inspections,"
+        " SUM(cell.hazards_general) AS general_hazards,"
+        " SUM(cell.rectified_general) AS general_rectified,"
+        " ROUND(1.0 * SUM(cell.rectified_general) / NULLIF(SUM(cell.hazards_general), 0), 4)"
+        " AS general_rectification_rate,"
+        " SUM(cell.hazards_major) AS major_hazards, SUM(cell.rectified_major) AS major_rectified,"
+        " ROUND(1.0 * SUM(cell.rectified_major) / NULLIF(SUM(cell.hazards_major), 0), 4)"
+        " AS major_rectification_rate,"
+        " SUM(cell.filed) AS cases, SUM(cell.fines_yuan) AS fines_yuan,"
+        " SUM(cell.warnings) AS warnings, SUM(cell.shutdown) AS shutdowns_ordered,"
+        " SUM(cell.licence_suspensions) AS licences_suspended,"
+        " SUM(cell.licence_revocations) AS licences_revoked,"
+        " SUM(cell.suspensions_recommended) AS licence_suspensions_recommended,"
+        " SUM(cell.revocations_recommended) AS licence_revocations_recommended,"
+        " SUM(cell.closure) AS closures"
+        " FROM enforcement_cells cell {where}"
+        " GROUP BY cell.{level}, cell.month ORDER BY cell.month, region",
     ),
     "open-cases": Query(
         "Open cases with their rectification deadlines; overdue as of as_of.",
@@ -405,26 +478,26 @@ QUERIES: dict[str, Query] = {
         " c.hazards_general - c.rectified_general + c.hazards_major - c.rectified_major"
         " AS open_hazards, (c.order_deadline IS NOT NULL AND c.order_deadline < :as_of"
         " AND c.stage = 'rectifying') AS overdue FROM cases c {where}"
-        " AND c.closed = 0 AND c.voided = 0"
-        " ORDER BY c.order_deadline IS NULL, c.order_deadline, c.id",
+        " AND c.closed = 0 AND c.voided = 0",
         "c.started_at",
         "c.division",
         None,
         None,
         "c.stage",
+        order=(last("c.order_deadline"), Key("c.id")),
     ),
     "licences": Query(
         "The licence register; expiring (within 90 days) and expired as of as_of.",
         "SELECT l.*, (l.status = 'issued' AND l.valid_until > :as_of"
         " AND l.valid_until <= :as_of + 90 * 86400000) AS expiring_within_90_days,"
         " (l.valid_until IS NOT NULL AND l.valid_until <= :as_of) AS past_validity"
-        " FROM licences l {where} AND l.voided = 0"
-        " ORDER BY l.valid_until IS NULL, l.valid_until, l.id",
+        " FROM licences l {where} AND l.voided = 0",
         "l.applied_at",
         "l.division",
         None,
         "l.industry",
         "l.status",
+        order=(last("l.valid_until"), Key("l.id")),
     ),
     "unlicensed": Query(
         "Open enterprises whose industry needs a licence and that hold no valid one as of"
@@ -437,11 +510,12 @@ QUERIES: dict[str, Query] = {
         + ", ".join(f"'{i}'" for i in LICENSED_INDUSTRIES)
         + ") AND NOT EXISTS (SELECT 1 FROM licences v WHERE v.enterprise_id = e.id"
         " AND v.voided = 0 AND v.status = 'issued' AND v.valid_from <= :as_of"
-        " AND v.valid_until > :as_of) ORDER BY e.division, e.id",
+        " AND v.valid_until > :as_of)",
         None,
         "e.division",
         None,
         "e.industry",
+        order=(Key("e.division"), Key("e.id")),
     ),
     "duplicate_codes": Query(
         "Exceptions: one credit code registered as an enterprise by more than one node. Ids are"
@@ -452,21 +526,24 @@ QUERIES: dict[str, Query] = {
         "SELECT e.credit_code, substr(e.credit_code, 3, 6) AS code_division, e.id, e.name,"
         " e.division, e.industry FROM enterprises e {where} AND e.voided = 0 AND e.credit_code"
         " IN (SELECT d.credit_code FROM enterprises d WHERE d.voided = 0 GROUP BY d.credit_code"
-        " HAVING COUNT(*) > 1) ORDER BY e.credit_code, e.division, e.id",
+        " HAVING COUNT(*) > 1)",
         None,
         "e.division",
         None,
         "e.industry",
+        order=(Key("e.credit_code"), Key("e.division"), Key("e.id")),
     ),
     "points": Query(
         "Monitoring points with their latest 5-minute summary.",
         "SELECT s.site_code, s.division, p.point, p.sensor_type, p.location, p.unit, p.scale,"
         " p.retired, p.latest_window, p.latest_count, p.latest_min, p.latest_mean, p.latest_max"
-        " FROM points p JOIN sites s ON s.id = p.site_id {where} ORDER BY s.site_code, p.point",
+        " FROM points p JOIN sites s ON s.id = p.site_id {where}",
         None,
         "s.division",
         None,
         None,
+        order=(Key("s.site_code"), Key("p.point")),
+        keyset=False,  # site codes may repeat across origins
     ),
     "alarms": Query(
         "Alarms, power cuts, fan cuts and sensor faults in force (not yet ended; kind: alarm,"
@@ -474,40 +551,44 @@ QUERIES: dict[str, Query] = {
         "SELECT s.site_code, s.division, x.point, x.kind, x.started_at, x.start_value, x.threshold"
         " FROM excursions x JOIN sites s ON s.id = x.site_id"
         " JOIN points p ON p.key = x.site_id || ':' || x.point {where} AND x.ended_at IS NULL"
-        " AND s.voided = 0 AND p.retired = 0"
-        " ORDER BY x.started_at, s.site_code, x.point",
+        " AND s.voided = 0 AND p.retired = 0",
         "x.started_at",
         "s.division",
         None,
         None,
+        order=(Key("x.started_at"), Key("s.site_code"), Key("x.point")),
+        keyset=False,  # site codes may repeat across origins
     ),
     "excursions": Query(
         "Alarm, power-cut, fan-cut and sensor-fault history with durations.",
         "SELECT s.site_code, s.division, x.point, x.kind, x.started_at, x.ended_at, x.duration_ms,"
-        " x.start_value, x.end_value FROM excursions x JOIN sites s ON s.id = x.site_id {where}"
-        " ORDER BY x.started_at, s.site_code, x.point",
+        " x.start_value, x.end_value FROM excursions x JOIN sites s ON s.id = x.site_id {where}",
         "x.started_at",
         "s.division",
         None,
         None,
+        order=(Key("x.started_at"), Key("s.site_code"), Key("x.point")),
+        keyset=False,  # site codes may repeat across origins
     ),
     "summaries": Query(
         "5-minute summaries per site.",
         "SELECT s.site_code, s.division, m.window_start, m.window_end, m.reading_count,"
-        " m.raw_sha256, m.points FROM summaries m JOIN sites s ON s.id = m.site_id {where}"
-        " ORDER BY m.window_start, s.site_code",
+        " m.raw_sha256, m.points FROM summaries m JOIN sites s ON s.id = m.site_id {where}",
         "m.window_start",
         "s.division",
         None,
         None,
+        order=(Key("m.window_start"), Key("s.site_code")),
+        keyset=False,  # site codes may repeat across origins
     ),
     "origins": Query(
         "Per origin: events held, last recording time, events of unknown types.",
-        "SELECT o.* FROM origins o {where} ORDER BY o.origin",
+        "SELECT o.* FROM origins o {where}",
         "o.last_at",
         "o.origin",
         None,
         None,
+        order=(Key("o.origin"),),
     ),
 }
 
@@ -540,6 +621,8 @@ def check_applies(name: str, f: Filters) -> None:
                 _("{query} cannot be filtered by {name}", query=name, name=parameter),
                 parameter=parameter,
             )
+    if f.after is not None:
+        _keyset(name, f.after)
     known = STATUS_VALUES.get(name)
     if f.status is not None and known is not None and f.status not in known:
         raise BadFilter(
@@ -553,8 +636,10 @@ def check_applies(name: str, f: Filters) -> None:
         )
 
 
-def run(db: sqlite_utils.Database, name: str, f: Filters) -> list[dict[str, Any]]:
-    sql, params = statement(name, f)
+def run(
+    db: sqlite_utils.Database, name: str, f: Filters, from_rows: bool = False
+) -> list[dict[str, Any]]:
+    sql, params = statement(name, f, from_rows)
     return [dict(r) for r in db.query(sql, params)]
 
 
@@ -565,20 +650,45 @@ def columns_of(db: sqlite_utils.Database, name: str, f: Filters) -> list[str]:
     return [d[0] for d in cursor.description]
 
 
-def statement(name: str, f: Filters) -> tuple[str, dict[str, Any]]:
-    """The SQL of a query with its filters, and its parameters."""
+def statement(name: str, f: Filters, from_rows: bool = False) -> tuple[str, dict[str, Any]]:
+    """The SQL of a query with its filters, and its parameters. ``from_rows``: statistics
+    counted from the records even where the cells would answer (what the cells must equal)."""
     q = QUERIES[name]
     clauses: list[str] = ["1 = 1"]
     params: dict[str, Any] = {"as_of": f.as_of}
+    months = _months(f) if q.cells is not None and not from_rows else None
+
+    def on(column: str) -> str:  # a record's column, or the cell's of that name
+        return column if months is None else re.sub(r"^\w+\.", "cell.", column)
+
     if f.region and f.region != "000000":
-        clauses.append(f"{q.region_column} LIKE :region")
-        params["region"] = region_prefix(f.region) + "%"
-    if q.time_column and f.since is not None:
-        clauses.append(f"{q.time_column} >= :since")
-        params["since"] = f.since
-    if q.time_column and f.until is not None:
-        clauses.append(f"{q.time_column} < :until")
-        params["until"] = f.until
+        prefix, place = region_prefix(f.region), on(q.region_column)
+        if q.grouped:  # the division's codes from the prefix up to the next one
+            clauses.append(f"{place} >= :region AND {place} < :region_end")
+            params["region_end"] = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        else:  # an equality, which the register's indexes hold in its order
+            clauses.append(f"substr({place}, 1, {len(prefix)}) = :region")
+        params["region"] = prefix
+    if months is not None:
+        for bound, op, value in (("since", ">=", months[0]), ("until", "<", months[1])):
+            if value is not None:
+                clauses.append(f"cell.month {op} :{bound}")
+                params[bound] = value
+    else:
+        if q.time_column and f.since is not None:
+            clauses.append(f"{q.time_column} >= :since")
+            params["since"] = f.since
+        if q.time_column and f.until is not None:
+            clauses.append(f"{q.time_column} < :until")
+            params["until"] = f.until
+    order = q.order
+    if f.after is not None:
+        clause, values, fixed = _after(q.order, _keyset(name, f.after))
+        clauses.append(clause)
+        params.update(values)
+        # terms the cursor fixes order nothing: left out, as SQLite does not see that an
+        # expression an index holds is in order where an equality fixes it
+        order = order[fixed:]
     for value, column, key in (
         (f.accident and str(UUID(f.accident)), q.accident_column, "accident"),
         (f.record and str(UUID(f.record)), q.record_column, "record"),
@@ -587,12 +697,120 @@ def statement(name: str, f: Filters) -> tuple[str, dict[str, Any]]:
         (f.status, q.status_column, "status"),
     ):
         if value is not None and column is not None:
-            clauses.append(f"{column} = :{key}")
+            clauses.append(f"{on(column)} = :{key}")
             params[key] = value
-    sql = q.sql.format(where="WHERE " + " AND ".join(clauses), level=f.level)
+    sql = q.sql if months is None else q.cells
+    assert sql is not None
+    sql = sql.format(where="WHERE " + " AND ".join(clauses), level=f.level)
+    if order:
+        sql += " ORDER BY " + ", ".join(map(str, order))
     sql += " LIMIT :limit OFFSET :offset"
     params.update(limit=f.limit, offset=f.offset)
     return sql, params
+
+
+def _months(f: Filters) -> tuple[str | None, str | None] | None:
+    """The months a statistics period covers when it is whole months in China time (or open
+    at either end), as the cells count them: since's month, until's month (exclusive). None
+    when it is not: that period is counted from its records."""
+    found: list[str | None] = []
+    for ms in (f.since, f.until):
+        if ms is None:
+            found.append(None)
+            continue
+        try:
+            start = from_ms(ms).astimezone(CHINA)
+        except (OverflowError, ValueError):
+            return None
+        if not 1000 <= start.year <= 9999 or start != start.replace(
+            day=1, hour=0, minute=0, second=0, microsecond=0
+        ):
+            return None
+        found.append(start.strftime("%Y-%m"))
+    return found[0], found[1]
+
+
+def cursor(name: str, row: Mapping[str, Any]) -> str:
+    """The ``after`` that continues a register from this row (a page's last, as ``run`` gave
+    it): its values of the query's order, opaque to the reader."""
+    values = [key.value(row) for key in QUERIES[name].order]
+    text = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def next_page(name: str, f: Filters, rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The ``after`` of the page that follows these rows (``run``'s, not as presented): None
+    when the page was not full (the last one) or the query is not paged by ``after``."""
+    q = QUERIES[name]
+    if not q.order or not q.keyset or not rows or len(rows) < f.limit:
+        return None
+    return cursor(name, rows[-1])
+
+
+def _values(after: str) -> list[Any]:
+    """The values a cursor holds; BadFilter when it is not one ``cursor`` made."""
+    try:
+        text = base64.urlsafe_b64decode(after + "=" * (-len(after) % 4))
+        values = json.loads(text)
+    except (binascii.Error, ValueError):
+        values = None
+    if not isinstance(values, list) or not all(
+        v is None or type(v) in (int, float, str) for v in values
+    ):
+        raise BadFilter(
+            _("after {value!r} is not a cursor a page gave", value=after), parameter="after"
+        )
+    return values
+
+
+def _keyset(name: str, after: str) -> list[Any]:
+    q = QUERIES[name]
+    if not q.order or not q.keyset:
+        raise BadFilter(
+            _("{query} cannot be paged by after: use offset", query=name), parameter="after"
+        )
+    values = _values(after)
+    if len(values) != len(q.order):
+        raise BadFilter(
+            _("after {value!r} is not a cursor of {query}", value=after, query=name),
+            parameter="after",
+        )
+    return values
+
+
+def _after(
+    order: Sequence[Key], values: Sequence[Any], start: int = 0
+) -> tuple[str, dict[str, Any], int]:
+    """The rows that come after the cursor's in the order: for some term, every term before it
+    equal (NULL-safe) and this one after; with how many leading terms that fixes. The first
+    term also bounds the index walk; where the cursor's row is in the term's last group (no
+    expiry, NULL descending), the rows after are that group's later ones, so the term is fixed
+    and the walk starts at the cursor's row."""
+    if not order:
+        return "0", {}, 0
+    first, value = order[0], values[0]
+    if (first.missing is not None and value == first.missing) or (value is None and first.desc):
+        rest, params, fixed = _after(order[1:], values[1:], start + 1)
+        params[f"after{start}"] = value
+        return f"{first.sql} IS :after{start} AND {rest}", params, fixed + 1
+    params = {f"after{start + i}": v for i, v in enumerate(values)}
+    terms = []
+    for i, key in enumerate(order):
+        mark = f":after{start + i}"
+        if values[i] is None:
+            later = "0" if key.desc else f"{key.sql} IS NOT NULL"
+        elif key.desc:
+            later = f"({key.sql} < {mark}{f' OR {key.sql} IS NULL' if key.nulls else ''})"
+        else:
+            later = f"{key.sql} > {mark}"
+        same = [f"{order[j].sql} IS :after{start + j}" for j in range(i)]
+        terms.append("(" + " AND ".join([*same, later]) + ")")
+    clause = "(" + " OR ".join(terms) + ")"
+    if value is not None and not first.desc:
+        clause = f"{first.sql} >= :after{start} AND {clause}"
+    elif value is not None and not first.nulls:
+        clause = f"{first.sql} <= :after{start} AND {clause}"
+    return clause, params, 0
 
 
 def region_prefix(region: str) -> str:

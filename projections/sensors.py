@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import sqlite_utils
 
-from projections.base import LogEvent, Projection, chain
+from projections.base import Index, LogEvent, Projection, chain
 
 EXCURSIONS = {
     "sensor.alarm_raised/1": ("alarm", True),
@@ -25,6 +25,7 @@ EXCURSIONS = {
 
 class Sensors(Projection):
     name = "sensors"
+    reindexes = ("0002_history_in_time_order",)
     tables: ClassVar[dict[str, dict[str, Any]]] = {
         "sites": {
             "columns": {
@@ -75,7 +76,7 @@ class Sensors(Projection):
                 "duration_ms": int,
             },
             "pk": "key",
-            "indexes": [["site_id"], ["ended_at"]],
+            "indexes": [["site_id"], ["ended_at"], Index("excursions_in_order", ("started_at",))],
         },
         "summaries": {
             "columns": {
@@ -88,7 +89,10 @@ class Sensors(Projection):
                 "points": str,
             },
             "pk": "key",
-            "indexes": [["site_id", "window_start"]],
+            "indexes": [
+                ["site_id", "window_start"],
+                Index("summaries_in_order", ("window_start",)),
+            ],
         },
     }
 

@@ -112,7 +112,8 @@ class ProjectionStore:
 
     # -- reading ----------------------------------------------------------------------------
     def tables(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(t, spec) for p in self.projections for t, spec in p.tables.items()]
+        """The tables the digest covers (the statistics' cells, derived from them, are not)."""
+        return [(t, spec) for p in self.projections for t, spec in p.digested().items()]
 
     def digest(self, region: str | None = None) -> dict[str, str]:
         """SHA-256 over each event-derived table's rows in primary-key order (canonical

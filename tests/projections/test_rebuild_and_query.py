@@ -195,11 +195,12 @@ def test_the_schema_comes_from_registered_migrations(node):
         )
     }
     assert applied == {  # each projection's last schema version
-        f"anjian.{p.name}": (p.replays or ("0001_create_tables",))[-1] for p in ALL
+        f"anjian.{p.name}": max(("0001_create_tables", *p.replays, *p.reindexes)) for p in ALL
     }
-    assert applied["anjian.accidents"] == "0003_onward_reports_and_findings"
-    assert applied["anjian.enforcement"] == "0003_enterprise_checks"
-    assert applied["anjian.licences"] == "0002_enterprise_name_key"
+    assert applied["anjian.accidents"] == "0004_registers_in_order_and_statistics_cells"
+    assert applied["anjian.enforcement"] == "0004_open_cases_in_order_and_statistics_cells"
+    assert applied["anjian.licences"] == "0003_register_in_order"
+    assert applied["anjian.sensors"] == "0002_history_in_time_order"
 
 
 def test_a_new_schema_version_replays_that_projection_from_the_start(node):
@@ -226,6 +227,25 @@ def test_a_new_schema_version_replays_that_projection_from_the_start(node):
     node._projector.reopen()
     node.project()
     assert node._projector.store.digest() == before
+
+
+def test_new_indexes_come_without_a_replay(node):
+    """A store made before the licence register's indexes: opening it drops the indexes the
+    schema no longer names and makes the new ones; nothing is replayed."""
+    from projections.store import ProjectionStore
+
+    fill(node)  # an enterprise: the licences projection's
+    node.project()
+    store = node._projector.store
+    before, positions = store.digest(), store.positions()
+    store.db.execute("DELETE FROM _sqlite_migrations WHERE name = '0003_register_in_order'")
+    store.db.execute("DROP INDEX licences_in_order")
+    store.db["licences"].create_index(["division"])  # as the schema before it had
+    reopened = ProjectionStore(store.path)
+    names = {index.name for index in reopened.db["licences"].indexes}
+    assert "licences_in_order" in names and "idx_licences_division" not in names
+    assert reopened.positions() == positions and reopened.digest() == before
+    reopened.close()
 
 
 def test_malformed_and_unknown_events_are_counted_and_never_stop_the_projections(tmp_path, node):
