@@ -19,7 +19,7 @@ from domain.labels import division_name
 from node.errors import NotFound
 from node.service import Node
 from projections import present
-from projections.queries import QUERIES, Filters, columns_of, run
+from projections.queries import QUERIES, Filters, columns_of, next_page, run
 
 FORMATS = ("json", "csv", "xlsx")
 TIMES = ("iso", "epoch")
@@ -57,6 +57,7 @@ class Report:
     rows: list[dict[str, Any]]  # as presented
     columns: list[str]  # the query's own columns (for an empty result's header)
     scope: str | None = None  # the node's region: the report's area when no region is asked
+    next: str | None = None  # the ``after`` of the page that follows (None: the last page)
 
 
 def check(name: str, fmt: str, time: str, layout: str | None) -> None:
@@ -112,7 +113,8 @@ def build(
         units = partial(_units, _unit_table(db)) if _sensor(name) else None
     finally:
         db.close()
-    return Report(name, filters, present.present(name, rows, time, units), columns, scope)
+    presented = present.present(name, rows, time, units)
+    return Report(name, filters, presented, columns, scope, next_page(name, filters, rows))
 
 
 def _more(db: sqlite_utils.Database, name: str, filters: Filters, taken: int) -> bool:

@@ -114,6 +114,11 @@ QUERY_ANSWER = {
         "rows": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
         "limit": {"type": "integer", "minimum": 1},
         "offset": {"type": "integer", "minimum": 0},
+        "next": {
+            "type": ["string", "null"],
+            "description": "The `after` of the next page (registers paged in their order);"
+            " null on the last page or for a query not paged by `after`.",
+        },
     },
 }
 QUERY_LAYOUT = {
@@ -300,13 +305,15 @@ READS = {
     "record.show": "Read any record by id.",
     "events": "The node's log after a position (`after`, `limit` ≤ 1000).",
     "status": "Origin, tier, region, event count and last log position.",
-    "federation": "Per child and per origin: applied sequence, pending, lag in events and"
-    " seconds, quarantined and unknown-type counts; the uplink's state.",
+    "federation": "Per child and per origin (a page of origins: `after`, `limit`): applied"
+    " sequence, pending, lag in events and seconds, quarantined and unknown-type counts; the"
+    " uplink's state.",
     "hardware": "Per sensor adapter: batches and readings delivered, refused, malformed,"
     " reconnects, whether connected, the last error.",
     "openapi": "This document.",
     "query": "A named query over the projections (see `anjian query --help`), with filters"
-    " region, since, until, grade, industry, status, level, as_of, accident, limit, offset.",
+    " region, since, until, grade, industry, status, level, as_of, accident, limit, offset,"
+    " after (a register's next page, as the last page's `next` gave it).",
 }
 
 
@@ -474,6 +481,7 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
                             "record",
                             "limit",
                             "offset",
+                            "after",
                         )
                     ),
                     {

@@ -37,7 +37,7 @@ async def query(request: web.Request) -> web.Response:
             "limit", _("at most {n} rows per page over HTTP", n=MAX_HTTP_ROWS), code="too_many"
         )
     # a file or a layout is the whole result (a page only when one is asked for)
-    paged = "limit" in request.query or "offset" in request.query
+    paged = any(p in request.query for p in ("limit", "offset", "after"))
     whole = None if paged or (fmt == "json" and layout is None) else MAX_FILE_ROWS
     report = await rt.read(reports.build, rt.node, name, filters, time, whole)
     if fmt == "csv":
@@ -48,7 +48,13 @@ async def query(request: web.Request) -> web.Response:
     if layout is not None:
         return ok({"query": name, "layout": layout, **reports.layout_rows(report, layout)})
     return ok(
-        {"query": name, "rows": report.rows, "limit": filters.limit, "offset": filters.offset}
+        {
+            "query": name,
+            "rows": report.rows,
+            "limit": filters.limit,
+            "offset": filters.offset,
+            "next": report.next,  # pass as ?after= for the next page (null: the last one)
+        }
     )
 
 

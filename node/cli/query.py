@@ -61,6 +61,10 @@ WHOLE = 100_000  # rows of a file or a layout on the command line (10,000 over H
 )
 @click.option("--offset", type=click.IntRange(min=0), help="Rows to skip (a page).")
 @click.option(
+    "--after",
+    help="A register's next page: the cursor the page before gave (printed on stderr).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["json", "csv", "xlsx", "text"]),
@@ -102,6 +106,7 @@ def query(
     record: str | None,
     limit: int | None,
     offset: int | None,
+    after: str | None,
     fmt: str,
     as_csv: bool,
     time: str,
@@ -145,6 +150,7 @@ def query(
                     "record": record,
                     "limit": str(limit or 100),
                     "offset": str(offset or 0),
+                    "after": after,
                 },
                 node.clock(),
             )
@@ -154,10 +160,12 @@ def query(
             hint = f"--{parameter.replace('_', '-')}" if parameter else None
             problem = getattr(e, "problem", None) if hint else None
             raise click.BadParameter(str(problem or e), param_hint=hint) from None
-        paged = limit is not None or offset is not None
+        paged = limit is not None or offset is not None or after is not None
         whole = None if paged or (fmt == "json" and layout is None) else WHOLE
         report = reports.build(node, name, filters, time, whole)
     _write(report, fmt, layout, out)
+    if report.next is not None and whole is None:
+        click.echo(str(_("next page: --after {cursor}", cursor=report.next)), err=True)
 
 
 def _write(report: reports.Report, fmt: str, layout: str | None, out: Path | None) -> None:

@@ -446,3 +446,27 @@ def test_plain_http_is_refused_off_loopback_unless_allowed(node_dir):
     )
     with pytest.raises(ConfigError, match=f"{node_dir.resolve()}/a.crt does not exist"):
         tls_context(missing, "0.0.0.0")  # paths are relative to the node directory
+
+
+async def test_a_register_pages_by_the_cursor_each_page_gives(api, tokens):
+    for day in (1, 2, 3):
+        body = accident(occurred_at=f"2026-11-2{day}T10:00:00+08:00")
+        assert (await api("POST", "/accidents", body))[0] == 201
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30  # the projections follow the log in their own process
+    while True:
+        status, page, _ = await api("GET", "/query/accidents?limit=2", token="reader")
+        if len(page["rows"]) == 2 or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 200 and page["next"]
+    first = [r["occurred_at"] for r in page["rows"]]
+    status, rest, _ = await api("GET", f"/query/accidents?limit=2&after={page['next']}")
+    assert status == 200 and rest["next"] is None
+    assert first + [r["occurred_at"] for r in rest["rows"]] == [
+        "2026-11-23T10:00:00+08:00",
+        "2026-11-22T10:00:00+08:00",
+        "2026-11-21T10:00:00+08:00",
+    ]
+    status, body, _ = await api("GET", "/query/accidents?after=not-a-cursor")
+    assert status == 422 and body["error"]["fields"][0]["field"] == "after"
