@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -497,7 +499,8 @@ class Importer:
         created: dict[str, str] = {}  # records created by the run so far
         good: list[Envelope] = []
         outside = self._outside(origin, trust)
-        for env in run:
+        verified: dict[bytes, bool] | None = None  # signatures checked ahead, on every core
+        for index, env in enumerate(run):
             try:
                 if outside is not None:
                     raise outside
@@ -512,7 +515,10 @@ class Importer:
                         if self._awaiting is not None:
                             self._awaiting.add(origin)
                         return good, True  # waits for the checkpoint that will cover it
-                    check_signature(env, public)
+                    if verified is None:
+                        verified = _verify_ahead(run[index:], trust)
+                    if not verified.get(env.hash, False):
+                        check_signature(env, public)  # (says why it fails)
                 storable(env)
                 self.admission.check(env, trust.regions.get(origin), created)
             except VerificationError as e:
@@ -748,6 +754,45 @@ class Importer:
             " (SELECT 1 FROM quarantine WHERE origin = ? AND seq = ? AND raw = ?)",
             (origin, seq, error.reason, str(error), raw, self.node.clock(), origin, seq, raw),
         )
+
+
+PARALLEL = 64  # signatures checked on all cores from this many on (fewer: in this thread)
+_pool: ThreadPoolExecutor | None = None
+
+
+def _verify_ahead(envs: list[Envelope], trust: Trust) -> dict[bytes, bool]:
+    """Whether each envelope's signature verifies by its key at its position (False also for
+    a key not valid there), checked on every core: the Ed25519 library releases the GIL while
+    it verifies. Envelopes are still applied one by one in their order, and the first that
+    fails is refused as before; this only checks their signatures ahead. Empty for fewer than
+    PARALLEL envelopes."""
+    global _pool
+    if len(envs) < PARALLEL:
+        return {}
+    cores = os.cpu_count() or 1
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="anjian-verify")
+
+    keyed: list[tuple[Envelope, bytes]] = []  # the keys looked up here, not in the threads
+    for env in envs:
+        try:
+            keyed.append((env, trust.key_for(env.origin, env.key, env.seq)))
+        except VerificationError:
+            continue  # judged in order, with its reason
+
+    def check(part: list[tuple[Envelope, bytes]]) -> list[tuple[bytes, bool]]:
+        out = []
+        for env, public in part:
+            try:
+                check_signature(env, public)
+                out.append((env.hash, True))
+            except VerificationError:
+                out.append((env.hash, False))
+        return out
+
+    size = -(-len(keyed) // cores) or 1
+    parts = [keyed[i : i + size] for i in range(0, len(keyed), size)]
+    return {h: ok for part in _pool.map(check, parts) for h, ok in part}
 
 
 def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:

@@ -22,6 +22,7 @@ from node.replication.importer import Importer
 from node.service import Node
 from tests.conftest import make_node_dir
 from tests.factories import accident, js
+from tests.integration.federation import bad_signature
 from tests.node.replication.test_import import install_trust
 
 
@@ -170,14 +171,14 @@ def province(tmp_path, clock):
     with_report.close()
     logs = {o: county_envelopes(o, k, template, 4) for o, k in counties.items()}
     node = Node(config_mod.load(directory, environ={}), clock=clock)
-    return node, Importer(node), logs
+    return node, Importer(node), logs, counties, template
 
 
 @pytest.fixture
 def province_node(tmp_path, clock):
     """The province, each county's first two reports applied, the fourth waiting behind a gap
     at the third."""
-    node, importer, logs = province(tmp_path, clock)
+    node, importer, logs, _keys, _template = province(tmp_path, clock)
     first = importer.take([("envelope", e) for log in logs.values() for e in (*log[:2], log[3])])
     assert first["applied"] == 2 * len(logs)
     yield node, importer, logs
@@ -189,7 +190,7 @@ def test_what_waits_in_memory_for_checkpoints_is_bounded_in_all(tmp_path, clock,
     the next one, at most TAILS in all, however many origins send: beyond, they are verified
     one by one and applied now."""
     monkeypatch.setattr(importer_mod, "TAILS", 100)
-    node, importer, logs = province(tmp_path, clock)
+    node, importer, logs, _keys, _template = province(tmp_path, clock)
     items = [("envelope", e) for log in logs.values() for e in log]
     summary = importer.take(items, hold_tail=True, tail_in_memory=True)
     assert 0 < len(summary["unsettled"]) <= 100
@@ -223,3 +224,34 @@ def test_a_take_touches_only_the_origins_it_received_something_for(province_node
     assert len(importer.held()) == len(logs) - 5
     # nothing new and the stream drained: a gap waits for its envelope, not looked at again
     assert importer.take([])["applied"] == 0 and importer.touched == 0
+
+
+def test_signatures_checked_on_every_core_keep_the_order_and_the_refusals(
+    tmp_path, clock, monkeypatch
+):
+    """A run of 300 envelopes no checkpoint covers has its signatures checked ahead on every
+    core; they are still applied in order, and the first bad one is refused as before (those
+    after it wait behind it), exactly as when each is checked in turn."""
+    outcomes = []
+    verify_ahead = importer_mod._verify_ahead
+    for parallel in (importer_mod.PARALLEL, 10**9):
+        monkeypatch.setattr(importer_mod, "PARALLEL", parallel)
+        ahead: list[int] = []
+
+        def spy(envs, trust, ahead=ahead):  # type: ignore[no-untyped-def]
+            found = verify_ahead(envs, trust)
+            ahead.append(len(found))
+            return found
+
+        monkeypatch.setattr(importer_mod, "_verify_ahead", spy)
+        node, importer, _logs, keys, template = province(tmp_path / str(parallel), clock)
+        origin = sorted(keys)[0]
+        chain = county_envelopes(origin, keys[origin], template, 300)
+        chain[149] = bad_signature(chain[149])
+        summary = importer.take([("envelope", e) for e in chain])
+        outcomes.append(
+            (summary["applied"], [(q["seq"], q["reason"]) for q in summary["quarantined"]])
+        )
+        assert max(ahead) == (300 if parallel < 10**9 else 0)
+        node.close()
+    assert outcomes[0] == outcomes[1] == (149, [(150, "bad_signature")])
