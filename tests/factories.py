@@ -105,3 +105,23 @@ def site(**over: Any) -> dict[str, Any]:
     }
     body.update(over)
     return body
+
+
+def resealed(base: Any, key: Any, origin: str, seq: int, prev: bytes) -> bytes:
+    """The event of envelope ``base`` (parsed) as a new record of ``origin`` at ``seq`` after
+    ``prev``, signed with ``key``: in its division, under an id scoped to it."""
+    from domain.codes import record_id
+    from federation.envelope import seal
+
+    return seal(
+        key,
+        origin=origin,
+        seq=seq,
+        prev=prev,
+        at=base.at,
+        type=base.type,
+        aggregate=str(record_id(origin)),
+        version=1,
+        actor={"user": "clerk", "node": origin},
+        payload={**base.payload, "division": origin},
+    )

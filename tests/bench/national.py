@@ -39,10 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 import msgpack  # noqa: E402
 
-from domain.codes import record_id  # noqa: E402
 from domain.divisions import city_of, table  # noqa: E402
 from federation.checkpoint import sign_checkpoint  # noqa: E402
-from federation.envelope import GENESIS, check_signature, parse, seal  # noqa: E402
+from federation.envelope import GENESIS, check_signature, parse  # noqa: E402
 from federation.keys import ROOT as ROOT_ORIGIN  # noqa: E402
 from federation.keys import certify  # noqa: E402
 from federation.merkle import CompactRange  # noqa: E402
@@ -53,7 +52,7 @@ from node.replication.status import federation_view  # noqa: E402
 from node.service import Node  # noqa: E402
 from node.signedlog import stored_event  # noqa: E402
 from tests.conftest import make_node_dir  # noqa: E402
-from tests.factories import accident, inspection, js  # noqa: E402
+from tests.factories import accident, inspection, js, resealed  # noqa: E402
 from tests.node.replication.test_import import install_trust  # noqa: E402
 
 TAKE = 1000  # messages per take, as the receiver fetches them
@@ -136,18 +135,7 @@ def stream(
             seq, prev, tree = state[origin]
             for _ in range(min(RUN, per_origin - seq + 1)):
                 base = bases[seq % len(bases)]
-                raw = seal(
-                    keys[origin],
-                    origin=origin,
-                    seq=seq,
-                    prev=prev,
-                    at=base.at,
-                    type=base.type,
-                    aggregate=str(record_id(origin)),
-                    version=1,
-                    actor={"user": "clerk", "node": origin},
-                    payload={**base.payload, "division": origin},
-                )
+                raw = resealed(base, keys[origin], origin, seq, prev)
                 env = parse(raw)
                 tree.append(env.leaf)
                 yield "envelope", raw

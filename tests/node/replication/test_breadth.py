@@ -10,10 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from domain.codes import record_id
 from domain.divisions import chain, table
 from federation import keys as keys_mod
-from federation.envelope import GENESIS, parse, seal
+from federation.envelope import GENESIS, parse
 from federation.keys import ROOT, build_trust, certify
 from federation.suite import SigningKey, load_key, load_public
 from node import config as config_mod
@@ -21,7 +20,7 @@ from node.replication import importer as importer_mod
 from node.replication.importer import Importer
 from node.service import Node
 from tests.conftest import make_node_dir
-from tests.factories import accident, js
+from tests.factories import accident, js, resealed
 from tests.integration.federation import bad_signature
 from tests.node.replication.test_import import install_trust
 
@@ -125,18 +124,7 @@ def county_envelopes(origin: str, key: SigningKey, template: bytes, count: int) 
     out: list[bytes] = []
     prev = GENESIS
     for seq in range(1, count + 1):
-        raw = seal(
-            key,
-            origin=origin,
-            seq=seq,
-            prev=prev,
-            at=base.at,
-            type=base.type,
-            aggregate=str(record_id(origin)),
-            version=1,
-            actor={"user": "clerk", "node": origin},
-            payload={**base.payload, "division": origin},
-        )
+        raw = resealed(base, key, origin, seq, prev)
         prev = parse(raw).hash
         out.append(raw)
     return out
