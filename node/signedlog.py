@@ -62,6 +62,8 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS downward ("
     " origin TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, raw {blob} NOT NULL,"
     " division TEXT NOT NULL, verified BIGINT NOT NULL, PRIMARY KEY (origin, seq))",
+    # the order things came down in: numbered and relayed by it (MAX, ORDER BY, > ?)
+    "CREATE INDEX IF NOT EXISTS downward_verified ON downward (verified)",
     "CREATE TABLE IF NOT EXISTS downward_pending ("
     " origin TEXT NOT NULL, seq BIGINT NOT NULL, hash {blob} NOT NULL, raw {blob} NOT NULL,"
     " division TEXT NOT NULL, PRIMARY KEY (origin, seq, hash))",
