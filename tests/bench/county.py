@@ -15,7 +15,7 @@ measured in the same run)); then `anjian serve` (a process, plain HTTP on 127.0.
 projections current) under 20 concurrent clients (aiohttp), each kind of request on its own:
 a record (GET /api/v1/records/{id}: accidents, cases, licences, enterprises), register pages
 (accidents, open cases, licences; 50 rows) and statistics (accident-stats, enforcement-stats);
-p50/p99 and the goals of issue 19 (p99 ≤ 50 ms for a record, ≤ 100 ms for a page or a
+p50/p99 and their goals (p99 ≤ 50 ms for a record, ≤ 100 ms for a page or a
 statistic on an idle 2-core machine); and the serve process's peak RSS (goal ≤ 150 MB).
 Each client sends its next request when the last is answered (a closed loop), so the latency
 under load is mostly waiting: p50 comes to about clients ÷ requests/s, and requests/s to what

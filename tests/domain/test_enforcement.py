@@ -590,7 +590,7 @@ def test_a_decision_whose_service_runs_into_an_unknown_year_is_refused():
 
 
 def test_notices_and_decisions_recorded_before_keep_their_rules():
-    """Events recorded before issue 17 carry no window end or service due: a notice keeps the 3
+    """Events recorded before working days carry no window end or service due: a notice keeps the 3
     calendar days it was given with, a decision has no due date for its service."""
     k = notified_on(cst(2026, 9, 30, 10))
     k.on(FIFTH_WORKING_DAY_ENDS)

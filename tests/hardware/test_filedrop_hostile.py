@@ -1,4 +1,4 @@
-"""The file-drop adapter against a hostile file system (issue 16): the folder is written by
+"""The file-drop adapter against a hostile file system: the folder is written by
 others, who can put a symbolic link, a FIFO, a hard link or a huge file where a monitoring file
 should be, or a link in place of done/ and rejected/. Each is refused with a named reason,
 nothing is read through a link or written outside the drop folder, good files keep flowing, and
@@ -267,7 +267,7 @@ TAKE = textwrap.dedent(
 @pytest.mark.slow
 def test_a_40_mb_cdss_file_is_taken_in_memory_that_does_not_grow_with_it(folder):
     """In a process of its own, so that its peak resident size is this file's alone (the
-    adapter before issue 16 grew by 593 MB on this file)."""
+    adapter before it streamed grew by 593 MB on this file)."""
     records = 0
     with open(folder / CDSS_NAME, "w", encoding="utf-8") as f:
         f.write(HEADER)

@@ -1,6 +1,6 @@
 """The HTTP API in its reader's language: error bodies in zh-CN unless ``Accept-Language`` asks
 for English, each with a stable ``code`` (and each bad field with its own) a program branches on;
-and the details of issue 18 point 6: a body with a UTF-8 byte-order mark is read, a body that is
+and the HTTP details: a body with a UTF-8 byte-order mark is read, a body that is
 not JSON is answered 415, a bad query parameter is named, every error aiohttp raises has a code
 and a translated message, the OpenAPI document types answers and batch items."""
 

@@ -1,4 +1,4 @@
-"""The auditor's trust anchor (issue 16): a key read from the node directory being audited is no
+"""The auditor's trust anchor: a key read from the node directory being audited is no
 anchor — whoever rewrote the log swapped it too. Verification against the national root key
 through the certified hierarchy catches a rewritten, re-signed log with a swapped node.pub; a
 pinned ``--key`` (or a ``--root-key``) file that lies inside the node directory or the export
