@@ -20,7 +20,7 @@ HEARING_DAYS = 5  # Art. 64(1): a hearing is requested within 5 working days of 
 SERVICE_DAYS = 7  # Art. 61: a decision not handed over at once is served within 7 working days
 # Art. 64(2): the parties are told the hearing's time and place 7 working days before it
 HEARING_NOTICE_DAYS = 7
-# before issue 17 a notice's window was 3 calendar days (15号令); notices recorded then keep it
+# before working days, a notice's window was 3 calendar days (15号令); notices recorded then keep it
 LEGACY_HEARING_DAYS = 3
 
 

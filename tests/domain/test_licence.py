@@ -272,7 +272,7 @@ def test_a_renewal_recorded_before_the_late_flag_gets_it_from_its_time():
         lic = issued()
         lic.apply_renewal(cmd(ApplyRenewal), at(moment))
         *history, applied = lic.collect_events()
-        old = dataclasses.replace(applied, late=None)  # as stored before issue 17
+        old = dataclasses.replace(applied, late=None)  # as stored before renewal was a deadline
         replayed = Licence.replay([*history, old])
         assert replayed is not None and replayed.view()["renewal_late"] is late
 
