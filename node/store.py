@@ -5,7 +5,7 @@ wire names (``accident.reported/1``), never Python paths."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any, cast
@@ -212,6 +212,16 @@ class EventLog:
     # -- the signed log ---------------------------------------------------------------------
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         return self._query(sql, params)
+
+    def query_in(self, sql: str, values: Iterable[str], part: int = 500) -> list[Any]:
+        """The rows of ``sql`` whose ``{values}`` is the list of ``values`` (an IN list), in
+        statements of at most ``part`` bound values each; no statement for no values."""
+        wanted = sorted(set(values))
+        rows: list[Any] = []
+        for start in range(0, len(wanted), part):
+            chunk = wanted[start : start + part]
+            rows += self._query(sql.format(values=", ".join("?" * len(chunk))), tuple(chunk))
+        return rows
 
     def write(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         """One statement in its own committed transaction (import bookkeeping)."""

@@ -123,16 +123,9 @@ class Checkpoints:
     def recheck(self, trust: Trust, summary: dict[str, Any], origins: Iterable[str]) -> None:
         """Checkpoints of ``origins`` that waited for their envelopes, now that more are
         applied."""
-        wanted = sorted(set(origins))
-        rows = []
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            rows += self.log.query(
-                "SELECT origin, size, note FROM import_checkpoints"
-                f" WHERE origin IN ({', '.join('?' * len(part))})",
-                tuple(part),
-            )
-        for row in rows:
+        for row in self.log.query_in(
+            "SELECT origin, size, note FROM import_checkpoints WHERE origin IN ({values})", origins
+        ):
             if int(row["size"]) <= self.applied(str(row["origin"]))[0]:
                 self.log.write(
                     "DELETE FROM import_checkpoints WHERE origin = ? AND size = ? AND note = ?",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -189,7 +189,8 @@ class Importer:
             noted.add(self.checkpoints.receive(text, trust, summary, later=unjudged))
         fresh = self._receive(envelopes, trust, summary)
         visit = set(fresh) | noted
-        changed = self.trust_version != self._swept
+        assert self._builder is not None  # (made by trust() above)
+        changed = self._builder.version != self._swept
         if changed or self._awaiting is None:
             # new key documents may judge what waits, of any origin (and after a start, what
             # waits is not known yet)
@@ -283,7 +284,8 @@ class Importer:
     def _sweep_pending(self, trust: Trust, summary: dict[str, Any]) -> None:
         """With new key documents: refuse what waits and can now be judged (a revoked key, an
         origin now known to be outside this area, a key of another origin)."""
-        self._swept = self.trust_version
+        assert self._builder is not None
+        self._swept = self._builder.version
         for row in self.log.query("SELECT raw FROM import_pending"):
             env = self._parse(bytes(row["raw"]))
             error = (
@@ -673,17 +675,15 @@ class Importer:
 
     def _load_positions(self, origins: Iterable[str]) -> None:
         """The applied positions of many origins, in a few queries (not one per origin)."""
-        wanted = sorted(set(origins) - set(self._positions) - {self.node.config.node.origin})
-        for part in _chunks(wanted):
-            for r in self.log.query(
-                "SELECT m.origin, m.size, e.hash FROM merkle m JOIN envelopes e"
-                " ON e.origin = m.origin AND e.seq = m.size"
-                f" WHERE m.origin IN ({', '.join('?' * len(part))})",
-                tuple(part),
-            ):
-                self._positions[str(r["origin"])] = (int(r["size"]), bytes(r["hash"]))
-            for origin in part:
-                self._positions.setdefault(origin, (0, GENESIS))
+        wanted = set(origins) - set(self._positions) - {self.node.config.node.origin}
+        for r in self.log.query_in(
+            "SELECT m.origin, m.size, e.hash FROM merkle m JOIN envelopes e"
+            " ON e.origin = m.origin AND e.seq = m.size WHERE m.origin IN ({values})",
+            wanted,
+        ):
+            self._positions[str(r["origin"])] = (int(r["size"]), bytes(r["hash"]))
+        for origin in wanted:
+            self._positions.setdefault(origin, (0, GENESIS))
 
     def _pending_origins(self) -> list[str]:
         return [
@@ -691,17 +691,8 @@ class Importer:
         ]
 
     def _pending_origins_among(self, origins: Iterable[str]) -> list[str]:
-        found: list[str] = []
-        for part in _chunks(sorted(origins)):
-            found += [
-                str(r["origin"])
-                for r in self.log.query(
-                    "SELECT DISTINCT origin FROM import_pending"
-                    f" WHERE origin IN ({', '.join('?' * len(part))})",
-                    tuple(part),
-                )
-            ]
-        return found
+        sql = "SELECT DISTINCT origin FROM import_pending WHERE origin IN ({values})"
+        return [str(r["origin"]) for r in self.log.query_in(sql, origins)]
 
     def held(self, origins: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
         """Per origin with envelopes waiting (of ``origins``, by default all): the applied
@@ -714,10 +705,7 @@ class Importer:
         if origins is None:
             rows = self.log.query(sql.format(where=""))
         else:
-            rows = []
-            for part in _chunks(sorted(origins)):
-                where = f"WHERE p.origin IN ({', '.join('?' * len(part))})"
-                rows += self.log.query(sql.format(where=where), tuple(part))
+            rows = self.log.query_in(sql.format(where="WHERE p.origin IN ({values})"), origins)
         return {
             str(r["origin"]): {"applied": int(r["applied"]), "pending": int(r["n"])}
             for r in sorted(rows, key=lambda r: str(r["origin"]))
@@ -793,12 +781,6 @@ def _verify_ahead(envs: list[Envelope], trust: Trust) -> dict[bytes, bool]:
     size = -(-len(keyed) // cores) or 1
     parts = [keyed[i : i + size] for i in range(0, len(keyed), size)]
     return {h: ok for part in _pool.map(check, parts) for h, ok in part}
-
-
-def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
-    """Lists of at most ``size`` (bound parameters of one statement)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _revoked(env: Envelope, trust: Trust) -> VerificationError | None:

@@ -54,14 +54,10 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from domain.base import to_ms  # noqa: E402
-from federation.suite import SUITES, SigningKey  # noqa: E402
-from node import config as config_mod  # noqa: E402
 from node.cli.demo import Server  # noqa: E402
-from node.projector import log_events, rebuild  # noqa: E402
-from node.service import Node  # noqa: E402
+from tests.bench.audit import single_core_rate  # noqa: E402
 from tests.bench.dataset import CountyDirs, county  # noqa: E402
-from tests.factories import NOW  # noqa: E402
+from tests.bench.rebuild import read_and_rebuild  # noqa: E402
 
 MIB = 2**20
 ANJIAN = [sys.executable, "-m", "node"]  # `anjian` of this virtualenv
@@ -96,20 +92,6 @@ def largest(path: Path, events: int, top: int = 6) -> str:
     return ", ".join(f"{name} {size / events:,.0f}" for name, size in rows)
 
 
-def single_core_rate(n: int = 2000) -> float:
-    """Ed25519 verifications per second on one core, nothing else."""
-    key = SigningKey.generate()
-    messages = [os.urandom(400) for _ in range(n)]
-    sigs = [key.sign(m) for m in messages]
-    suite = SUITES[key.suite]
-    start = time.perf_counter()
-    for _ in range(3):
-        for m, s in zip(messages, sigs, strict=True):
-            suite.verify(key.public, m, s)
-    return 3 * n / (time.perf_counter() - start)
-
-
-# -- the phases ---------------------------------------------------------------------------------
 def made_or_reused(data: Path, events: int, seed: int) -> tuple[CountyDirs, int]:
     """The county in ``data``: reused when a finished one is there, else generated."""
     done = data / "generated.json"
@@ -136,25 +118,6 @@ def made_or_reused(data: Path, events: int, seed: int) -> tuple[CountyDirs, int]
     )
     done.write_text(json.dumps({"events": total, "seed": seed, "mix": dict(counts)}))
     return dirs, total
-
-
-def read_and_rebuild(directory: Path) -> tuple[int, float, float]:
-    """Events in the log; read-and-decode rate; rebuild rate (events/s)."""
-    config = config_mod.load(directory, environ={})
-    node = Node(config, clock=lambda: to_ms(NOW))
-    try:
-        made = node.log.count()
-        start = time.perf_counter()
-        position = 0
-        while events := log_events(node.log, position, 2000):
-            position = events[-1].position
-        read = made / (time.perf_counter() - start)
-        start = time.perf_counter()
-        rebuild(config, node.log)
-        built = made / (time.perf_counter() - start)
-    finally:
-        node.close()
-    return made, read, built
 
 
 def audit_verify(dirs: CountyDirs) -> tuple[int, float]:
@@ -340,9 +303,10 @@ def main() -> None:
             f" (largest: {largest(dirs.county / 'projections.db', events)})",
             flush=True,
         )
-        single = single_core_rate()
+        sample = [os.urandom(400) for _ in range(2000)]
+        single = single_core_rate(sample)
         checked, seconds = audit_verify(dirs)
-        single = statistics.mean([single, single_core_rate()])  # before and after
+        single = statistics.mean([single, single_core_rate(sample)])  # before and after
         verify = checked / seconds
         print(
             f"anjian audit verify: {checked:,} events in {seconds:.1f} s ({verify:,.0f}/s);"

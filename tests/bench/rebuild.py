@@ -30,18 +30,12 @@ from tests.bench.dataset import make_node_dir, province_log  # noqa: E402
 from tests.factories import NOW  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=200_000)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = make_node_dir(Path(tmp) / "province", "province", "130000")
-        config = config_mod.load(directory, environ={})
-        node = Node(config, clock=lambda: to_ms(NOW))
-        start = time.perf_counter()
-        province_log(node, args.events)
-        made = node.status()["event_count"]
-        print(f"generated {made} events in {time.perf_counter() - start:.0f} s")
+def read_and_rebuild(directory: Path) -> tuple[int, float, float]:
+    """Events in a node's log; its read-and-decode rate; its rebuild rate (events/s)."""
+    config = config_mod.load(directory, environ={})
+    node = Node(config, clock=lambda: to_ms(NOW))
+    try:
+        made = node.log.count()
         start = time.perf_counter()
         position = 0
         while events := log_events(node.log, position, 2000):
@@ -50,7 +44,24 @@ def main() -> None:
         start = time.perf_counter()
         rebuild(config, node.log)
         built = made / (time.perf_counter() - start)
+    finally:
         node.close()
+    return made, read, built
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=200_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = make_node_dir(Path(tmp) / "province", "province", "130000")
+        node = Node(config_mod.load(directory, environ={}), clock=lambda: to_ms(NOW))
+        start = time.perf_counter()
+        province_log(node, args.events)
+        made = node.status()["event_count"]
+        node.close()
+        print(f"generated {made} events in {time.perf_counter() - start:.0f} s")
+        _made, read, built = read_and_rebuild(directory)
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
     )

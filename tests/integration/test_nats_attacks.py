@@ -174,6 +174,14 @@ def _origin(raw: bytes, member: Member) -> str:
         return member.origin
 
 
+def each_refused_by_name(server: Member, member: Member, subjects: list[str]) -> None:
+    """``member`` publishing on each of ``subjects`` at ``server`` is refused, the refusal
+    naming the subject."""
+    violations = asyncio.run(raw_attempts(server, member, subjects))
+    for subject in subjects:
+        assert any(f'"{subject.lower()}"' in v.lower() for v in violations), (subject, violations)
+
+
 async def raw_attempts(server: Member, member: Member, subjects: list[str]) -> list[str]:
     """What the server says of ``member`` publishing on ``subjects`` with a bare client (as a
     client library calling the JetStream API would, or anyone naming a subject): the errors
@@ -528,9 +536,7 @@ def test_the_backup_centres_identity_reads_the_archive_and_nothing_else(fed: Fed
         "anjian.applied.backup",
         "anjian.history.backup",
     ]
-    violations = asyncio.run(raw_attempts(national, backup, subjects))
-    for subject in subjects:
-        assert any(f'"{subject.lower()}"' in v.lower() for v in violations), (subject, violations)
+    each_refused_by_name(national, backup, subjects)
     after = attempt(national, national, lambda nc: nc.stream_info(ARCHIVE))
     assert archive is not None and after is not None and after.created == archive.created
     assert after.messages >= archive.messages
@@ -560,9 +566,7 @@ def test_a_county_of_another_subtree_can_touch_nothing_at_the_province(fed: Fede
         "$JS.API.CONSUMER.MSG.NEXT.ANJIAN_UP.anjian-receiver",
         "$JS.ACK.ANJIAN_UP.anjian-receiver.1.1.1.0.0",
     ]
-    violations = asyncio.run(raw_attempts(province, stranger, subjects))
-    for subject in subjects:
-        assert any(f'"{subject.lower()}"' in v.lower() for v in violations), (subject, violations)
+    each_refused_by_name(province, stranger, subjects)
     after = attempt(province, province, lambda nc: nc.stream_info(UP))
     assert before is not None and after is not None and after.created == before.created
     assert after.messages >= before.messages
