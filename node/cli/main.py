@@ -402,6 +402,11 @@ def status(directory: Path, after: str | None, limit: int, fmt: str) -> None:
     """Print the node's origin, tier, region, event count and last log position, and per
     origin held from others (a page of them): applied, pending, lag, quarantined, unknown
     types."""
+    if after is not None and not (len(after) == 6 and after.isdigit()):
+        raise click.BadParameter(
+            str(_("the origin (a 6-digit code) the page starts after, not {value!r}", value=after)),
+            param_hint="--after",
+        )
     with open_node(directory) as node:
         view = federation_view(node, node.clock(), after=after, limit=limit)
         emit({**node.status(), "federation": view}, fmt)

@@ -96,8 +96,9 @@ def test_per_origin_and_per_child_view(tmp_path, clock):
         if after is None:
             break
     assert pages == [[a], [b]]
-    out = CliRunner().invoke(main, ["status", str(city_dir), "--limit", "0"])
-    assert out.exit_code == 2 and "--limit" in out.output
+    for bad in (["--limit", "0"], ["--after", "13"]):
+        out = CliRunner().invoke(main, ["status", str(city_dir), *bad])
+        assert out.exit_code == 2 and bad[0] in out.output, out.output
 
 
 async def test_a_county_whose_parent_is_unreachable_records_and_says_so(
