@@ -5,7 +5,6 @@ Chinese column titles and totals; the statistics also in the national reports' l
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -20,6 +19,7 @@ from node.errors import NotFound
 from node.service import Node
 from projections import present
 from projections.queries import QUERIES, Filters, columns_of, next_page, run
+from projections.store import reading
 
 FORMATS = ("json", "csv", "xlsx")
 TIMES = ("iso", "epoch")
@@ -90,14 +90,12 @@ def build(
     """Run the query and present its rows (in a reader thread: it reads the projections).
     ``whole``: a file or a layout is the whole result, not a page — up to this many rows, and
     refused (Refused ``too_many_rows``) beyond, never silently cut."""
-    path = node.config.projections_file
     scope = node.config.node.region
     if whole is not None:
         filters = dataclasses.replace(filters, limit=whole, offset=0)
-    if not path.exists():
-        return Report(name, filters, [], [], scope)
-    db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
-    try:
+    with reading(node.config.projections_file) as db:
+        if db is None:
+            return Report(name, filters, [], [], scope)
         rows = run(db, name, filters)
         if whole is not None and len(rows) == whole and _more(db, name, filters, len(rows)):
             raise Refused(
@@ -111,8 +109,6 @@ def build(
             )
         columns = columns_of(db, name, filters)
         units = partial(_units, _unit_table(db)) if _sensor(name) else None
-    finally:
-        db.close()
     presented = present.present(name, rows, time, units)
     return Report(name, filters, presented, columns, scope, next_page(name, filters, rows))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +17,6 @@ from typing import Any
 from uuid import UUID
 
 import chinese_calendar  # type: ignore[import-untyped]
-import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain import divisions
@@ -50,6 +48,7 @@ from node.store import EventLog
 from projections.present import present
 from projections.queries import QUERIES, Filters
 from projections.queries import run as run_query
+from projections.store import reading
 
 log = logging.getLogger("anjian.node")
 
@@ -582,14 +581,8 @@ class Node:
             raise NotFound(
                 _("no query {name!r}; known: {known}", name=name, known=", ".join(QUERIES))
             )
-        path = self.config.projections_file
-        if not path.exists():
-            return []
-        db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
-        try:
-            return run_query(db, name, filters)
-        finally:
-            db.close()
+        with reading(self.config.projections_file) as db:
+            return [] if db is None else run_query(db, name, filters)
 
     # -- checkpoints --------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any] | None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,18 @@ class ProjectionStore:
         # rows and positions commit together, so a lost tail after a power cut only leaves the
         # projections behind the log (they catch up); no fsync per batch is needed for that
         self.db.execute("PRAGMA synchronous=NORMAL")
-        for projection in self.projections:
-            projection.migrations().apply(self.db)
-        if not self.db.table(TRACKING).exists():
-            self.db.table(TRACKING).create({"name": str, "position": int}, pk="name")
+        # the whole schema in one transaction: a reader sees every table or none (the tracking
+        # table, made last on a new file, is how it knows the projections are there)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for projection in self.projections:
+                projection.migrations().apply(self.db)
+            if not self.db.table(TRACKING).exists():
+                self.db.table(TRACKING).create({"name": str, "position": int}, pk="name")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def positions(self) -> dict[str, int]:
         found = {r["name"]: r["position"] for r in self.db.table(TRACKING).rows}
@@ -152,6 +161,20 @@ def _region_filter(columns: dict[str, Any], region: str | None) -> tuple[str, li
     if "origin" in columns:
         return " WHERE [origin] LIKE ?", area
     return "", []
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[sqlite_utils.Database | None]:
+    """The projections opened read-only, or None while there are none yet: no file, or a file
+    whose schema the projector is still making (a query then answers no rows, never an error)."""
+    if not path.exists():
+        yield None
+        return
+    db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+    try:
+        yield db if db.table(TRACKING).exists() else None
+    finally:
+        db.close()
 
 
 def batches(events: Iterable[LogEvent], size: int) -> Iterable[list[LogEvent]]:

@@ -237,3 +237,19 @@ def test_a_checkpoint_signed_at_once_by_two_processes_of_the_node_is_kept_once(n
     note = node.log.checkpoints()[-1]
     node.log.add_checkpoint(size, root, note + " ")  # what the other process signed
     assert node.log.checkpoints() == [note]
+
+
+def test_a_query_while_the_projector_is_still_making_its_schema_answers_no_rows(node):
+    """The projections process creates its file before its tables: a query in that moment
+    answers no rows (as before the file exists), never 'no such table'."""
+    from node import reports
+    from projections.queries import Filters
+
+    node.execute("accident.report", js(accident()), user="li")
+    path = node.config.projections_file
+    sqlite3.connect(path).close()  # the file is there, its schema not yet
+    assert node.query("accidents", Filters()) == []
+    assert reports.build(node, "accidents", Filters()).rows == []
+    node.project()  # the schema comes in one transaction, then the rows
+    assert len(node.query("accidents", Filters())) == 1
+    assert len(reports.build(node, "accidents", Filters()).rows) == 1
