@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -248,15 +249,15 @@ class Config(_Section):
     calendar: CalendarSection = CalendarSection()
     divisions: DivisionsSection = DivisionsSection()
 
-    @property
+    @cached_property  # resolved once: asked at every request
     def projections_file(self) -> Path:
         return (self.directory / "projections.db").resolve()
 
-    @property
+    @cached_property  # resolved once: asked at every request
     def readings_file(self) -> Path:
         return (self.directory / self.readings.path).resolve()
 
-    @property
+    @cached_property  # resolved once: asked at every request
     def sqlite_file(self) -> Path:
         return (self.directory / self.store.sqlite_path).resolve()
 

@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from functools import lru_cache, partial
 from typing import Any
 
 import xlsxwriter
 
 from domain.base import CHINA, from_ms, iso
-from domain.labels import label
+from domain.labels import division_name, label
 
 # -- what each column is -------------------------------------------------------------------------
 
@@ -230,27 +231,71 @@ def _summary_points(row: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _row(query: str, row: Mapping[str, Any], time: str, units: Units | None) -> dict[str, Any]:
+    steps, sensors = _plan(query, tuple(row), time)
     scale, unit = _scale(row, units)
     out: dict[str, Any] = {}
-    for name, value in row.items():
+    for name, key, convert, extra, also in steps:
+        value = row[name]
+        out[key] = value if value is None or convert is None else convert(value, scale)
+        if also is not None:  # money in 万元 too, or a code's label, a division's name
+            out[extra] = None if value is None else also(value)
+    if scale is not None and sensors:
+        out["unit"] = unit
+    return out
+
+
+# (column, key shown, how its value is shown, key of what follows it, how that is made)
+Step = tuple[str, str, Callable[[Any, int | None], Any] | None, str, Callable[[Any], Any] | None]
+
+
+@lru_cache(maxsize=512)
+def _plan(query: str, names: tuple[str, ...], time: str) -> tuple[tuple[Step, ...], bool]:
+    """How each column of rows with these ``names`` is presented (a Step each), worked out
+    once, and whether a column holds sensor values. KeyError for a column this module does not
+    know."""
+    steps: list[Step] = []
+    for name in names:
         if name in HIDDEN:
             continue
         if name == "duration_ms":
-            out["duration_minutes"] = None if value is None else round(value / 60_000, 1)
+            steps.append((name, "duration_minutes", _minutes, "", None))
             continue
         col = COLUMNS[name]
-        out[name] = _value(col, value, time, scale)
+        convert = _converter(col.kind, time)
         if query.endswith("-stats") and name in WAN:  # statistics give money in 万元 too
-            out[WAN[name]] = None if value is None else _wan(value)
-        if col.kind == "code":
-            vocabulary = col.vocabulary or _KIND_VOCABULARY.get(query)
-            if vocabulary is not None:
-                out[name + "_label"] = label(vocabulary, value)
+            steps.append((name, name, convert, WAN[name], _wan))
+        elif col.kind == "code" and (col.vocabulary or _KIND_VOCABULARY.get(query)):
+            vocabulary = col.vocabulary or _KIND_VOCABULARY[query]
+            steps.append((name, name, convert, name + "_label", partial(label, vocabulary)))
         elif col.kind == "division":
-            out[name + "_name"] = label("division", value)
-    if scale is not None and any(COLUMNS.get(k, Column("", "")).kind == "sensor" for k in row):
-        out["unit"] = unit
-    return out
+            steps.append((name, name, convert, name + "_name", division_name))
+        else:
+            steps.append((name, name, convert, "", None))
+    return tuple(steps), any(COLUMNS[n].kind == "sensor" for n in names if n in COLUMNS)
+
+
+def _minutes(value: Any, _scale: int | None) -> Any:
+    return round(value / 60_000, 1)
+
+
+def _converter(kind: str, time: str) -> Callable[[Any, int | None], Any] | None:
+    """How a value of this kind is shown; None: as it is."""
+    if kind in ("time", "date", "last_day") and time == "epoch":
+        return None
+    return _CONVERTERS.get(kind)
+
+
+_CONVERTERS: dict[str, Callable[[Any, int | None], Any]] = {
+    "time": lambda value, _scale: iso(value),
+    "date": lambda value, _scale: from_ms(value).astimezone(CHINA).date().isoformat(),
+    # valid until the end of this day: the instant after it, one ms back
+    "last_day": lambda value, _scale: from_ms(value - 1).astimezone(CHINA).date().isoformat(),
+    "bool": lambda value, _scale: bool(value),
+    # an integer at ``scale`` decimal digits: 9100 at 4 is 0.91
+    "sensor": lambda value, scale: (
+        float(Decimal(value).scaleb(-scale)) if scale is not None else value
+    ),
+}
 
 
 def _scale(row: Mapping[str, Any], units: Units | None) -> tuple[int | None, str | None]:
@@ -261,25 +306,6 @@ def _scale(row: Mapping[str, Any], units: Units | None) -> tuple[int | None, str
         if found is not None:
             return found
     return None, None
-
-
-def _value(col: Column, value: Any, time: str, scale: int | None) -> Any:
-    if value is None:
-        return None
-    kind = col.kind
-    if kind in ("time", "date", "last_day") and time == "epoch":
-        return value
-    if kind == "time":
-        return iso(value)
-    if kind == "date":
-        return from_ms(value).astimezone(CHINA).date().isoformat()
-    if kind == "last_day":  # valid until the end of this day: the instant after it, one ms back
-        return (from_ms(value - 1).astimezone(CHINA)).date().isoformat()
-    if kind == "bool":
-        return bool(value)
-    if kind == "sensor":  # an integer at ``scale`` decimal digits: 9100 at 4 is 0.91
-        return float(Decimal(value).scaleb(-scale)) if scale is not None else value
-    return value
 
 
 # -- the log's entries -------------------------------------------------------------------------

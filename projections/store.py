@@ -166,13 +166,17 @@ def _region_filter(columns: dict[str, Any], region: str | None) -> tuple[str, li
 @contextmanager
 def reading(path: Path) -> Iterator[sqlite_utils.Database | None]:
     """The projections opened read-only, or None while there are none yet: no file, or a file
-    whose schema the projector is still making (a query then answers no rows, never an error)."""
+    whose schema the projector is still making (a query then answers no rows, never an error).
+    A connection for each read, closed after it: a rebuild replaces the file, and a connection
+    left open on the old one would keep the old write-ahead log that the new file's readers
+    would then take as their own."""
     if not path.exists():
         yield None
         return
     db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
     try:
-        yield db if db.table(TRACKING).exists() else None
+        made = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [TRACKING]).fetchone()
+        yield db if made else None
     finally:
         db.close()
 

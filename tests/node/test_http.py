@@ -1,10 +1,12 @@
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
 from blockbuster import blockbuster_ctx
 
 from node.api.app import make_app
+from node.api.shared import ok
 from node.users import Role, add_user, remove_user
 from tests.factories import accident, credit_code, enterprise
 
@@ -470,3 +472,12 @@ async def test_a_register_pages_by_the_cursor_each_page_gives(api, tokens):
     ]
     status, body, _ = await api("GET", "/query/accidents?after=not-a-cursor")
     assert status == 422 and body["error"]["fields"][0]["field"] == "after"
+
+
+def test_json_answers_are_utf8_and_keep_what_a_fast_encoder_refuses():
+    """Answers are encoded by orjson; an integer beyond 64 bits (which it refuses) still
+    answers, through the standard library, with the same value."""
+    answer = ok({"名称": "石家庄", 7: 2**70, "rows": [{"n": 1.5}]})
+    assert answer.content_type == "application/json" and answer.charset == "utf-8"
+    assert json.loads(answer.body) == {"名称": "石家庄", "7": 2**70, "rows": [{"n": 1.5}]}
+    assert "石家庄".encode() in answer.body  # UTF-8, not \\u escapes
