@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -182,5 +183,25 @@ def rebuild(
             progress(len(events))
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
-    os.replace(fresh, target)
+    swap_in(fresh, target)
     return {"rebuilt": name or "all", "events": total}
+
+
+def swap_in(fresh: Path, target: Path) -> None:
+    """Make ``fresh``'s tables ``target``'s. A file nobody has yet is renamed; into one in use
+    the pages are copied through SQLite (its backup, in one write transaction): readers go on
+    with the old tables until it commits and with the new ones after, and no write-ahead log
+    of the old file, which a reader elsewhere may keep alive, is taken for the new one's (as
+    it would be if the file were renamed over)."""
+    if not target.exists():
+        os.replace(fresh, target)
+        return
+    source = sqlite3.connect(fresh)
+    into = sqlite3.connect(target, timeout=60)
+    try:
+        source.backup(into)
+    finally:
+        into.close()
+        source.close()
+    for made in (fresh, Path(f"{fresh}-wal"), Path(f"{fresh}-shm")):
+        made.unlink(missing_ok=True)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -163,22 +165,36 @@ def _region_filter(columns: dict[str, Any], region: str | None) -> tuple[str, li
     return "", []
 
 
+_held = threading.local()  # each reader thread's open connection to the projections
+
+
 @contextmanager
 def reading(path: Path) -> Iterator[sqlite_utils.Database | None]:
     """The projections opened read-only, or None while there are none yet: no file, or a file
     whose schema the projector is still making (a query then answers no rows, never an error).
-    A connection for each read, closed after it: a rebuild replaces the file, and a connection
-    left open on the old one would keep the old write-ahead log that the new file's readers
-    would then take as their own."""
-    if not path.exists():
+    Each thread keeps its connection (a new one reads the whole schema first, most of what a
+    small query costs); a rebuild copies its tables into the same file, which such a
+    connection then reads, and one made again (another file at the path) is opened again."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
         yield None
         return
-    db = sqlite_utils.Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
-    try:
-        made = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [TRACKING]).fetchone()
-        yield db if made else None
-    finally:
-        db.close()
+    key = (str(path), found.st_dev, found.st_ino)
+    held: _Held | None = getattr(_held, "db", None)
+    if held is None or held.key != key:
+        if held is not None:
+            held.db.close()
+        held = _held.db = _Held(key, sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+    if not held.ready:
+        made = held.db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [TRACKING])
+        held.ready = made.fetchone() is not None
+    yield held.db if held.ready else None
+
+
+class _Held:
+    def __init__(self, key: tuple[str, int, int], conn: sqlite3.Connection) -> None:
+        self.key, self.db, self.ready = key, sqlite_utils.Database(conn), False
 
 
 def batches(events: Iterable[LogEvent], size: int) -> Iterable[list[LogEvent]]:

@@ -60,7 +60,7 @@ ONLY_IN: dict[str, set[str]] = {"nats": {"federation"}, "nkeys": {"federation"}}
 
 
 def modules():
-    for package in OURS:
+    for package in sorted(OURS):  # the same order in every process
         for path in sorted((ROOT / package).rglob("*.py")):
             yield package, path
 

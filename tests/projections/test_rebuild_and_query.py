@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from node.cli.main import main
 from node.projector import log_events, rebuild
+from projections.queries import Filters
 from tests.factories import accident, enterprise, inspection, js
 
 
@@ -296,3 +297,47 @@ async def test_a_file_or_a_layout_is_the_whole_result_or_refused(aiohttp_client,
         error = (await resp.json())["error"]
         assert resp.status == 422 and error["code"] == "too_many_rows", ask  # never cut short
     await client.close()
+
+
+def test_a_rebuild_while_another_process_reads_the_old_file_is_what_everyone_reads_after(node):
+    """The old file's write-ahead log outlives the swap while another process (the server's
+    readers, a `anjian query`) has the file open: the rebuilt tables must still be what the
+    projector and every new reader see, never the old file's pages from that log."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    fill(node)
+    node.project()
+    store = node._projector.store
+    store.db.execute("PRAGMA wal_autocheckpoint = 0")  # keep what follows in the log
+    store.db.execute("DELETE FROM accidents")  # the old file's view, unlike the rebuilt one
+    path = node.config.projections_file
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+            " db.execute('SELECT COUNT(*) FROM accidents').fetchone(); print('open', flush=True);"
+            " sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+        assert node.query("accidents", Filters()) == []  # this thread's reader, kept open
+        rebuild(node.config, node.log)
+        assert len(node.query("accidents", Filters())) == 3  # reads the rebuilt tables
+        node.project()  # the projector goes on with the rebuilt tables
+        fresh = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        assert fresh.execute("SELECT COUNT(*) FROM accidents").fetchone()[0] == 3
+        assert fresh.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        fresh.close()
+        node.execute("accident.report", js(accident(deaths=1)), user="u")
+        node.project()
+        assert node._projector.store.db.execute("SELECT COUNT(*) FROM accidents").fetchone()[0] == 4
+    finally:
+        reader.communicate("", timeout=10)
