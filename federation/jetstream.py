@@ -183,6 +183,8 @@ class Refusals:
             refused.cancel()
             if not task.done():
                 task.cancel()
+            elif not task.cancelled():
+                task.exception()  # taken: a call that failed as its caller went says nothing
         if task.cancelled():
             with contextlib.suppress(BaseException):
                 await task

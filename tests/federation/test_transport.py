@@ -233,3 +233,30 @@ def test_no_server_is_a_transport_error() -> None:
 
     with pytest.raises(TransportError):
         asyncio.run(main())
+
+
+async def test_a_call_that_fails_as_its_caller_is_cancelled_leaves_no_unretrieved_error():
+    """A node stopping cancels a fetch the moment the connection closes under it: the failed
+    call's error is taken, not left for asyncio to report as never retrieved."""
+    import gc
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    refusals = jetstream.Refusals()
+    guarded: asyncio.Future[None] | None = None
+
+    async def call() -> None:
+        await asyncio.sleep(0)
+        assert guarded is not None
+        guarded.cancel()  # the caller goes, as the call fails
+        raise nats.errors.ConnectionClosedError
+
+    guarded = asyncio.ensure_future(refusals.guard(call()))
+    with pytest.raises(asyncio.CancelledError):
+        await guarded
+    await asyncio.sleep(0)
+    gc.collect()
+    await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert [c for c in reported if "never retrieved" in str(c.get("message"))] == []
