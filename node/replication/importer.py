@@ -10,7 +10,7 @@ import base64
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -501,36 +501,40 @@ class Importer:
         created: dict[str, str] = {}  # records created by the run so far
         good: list[Envelope] = []
         outside = self._outside(origin, trust)
-        verified: dict[bytes, bool] | None = None  # signatures checked ahead, on every core
-        for index, env in enumerate(run):
-            try:
-                if outside is not None:
-                    raise outside
-                if env.prev != prev:
-                    raise VerificationError(
-                        "broken_chain", _("prev is not the hash of the envelope before")
-                    )
-                public = trust.key_for(origin, env.key, env.seq)
-                if env.seq > covered:
-                    rest = len(self._waiting) - len(good)
-                    if hold_tail and rest <= HOLD and self._tailed + rest <= TAILS:
-                        if self._awaiting is not None:
-                            self._awaiting.add(origin)
-                        return good, True  # waits for the checkpoint that will cover it
-                    if verified is None:
-                        verified = _verify_ahead(run[index:], trust)
-                    if not verified.get(env.hash, False):
-                        check_signature(env, public)  # (says why it fails)
-                storable(env)
-                self.admission.check(env, trust.regions.get(origin), created)
-            except VerificationError as e:
-                if e.reason in ("unknown_key", "unknown_type"):
-                    return good, True  # its certification (or an upgrade) may still come
-                self._drop_pending([env])
-                self.quarantine(origin, env.seq, e, env.raw, summary)
-                return good, False
-            good.append(env)
-            prev = env.hash
+        verified: _Ahead | None = None  # signatures checked ahead, on every core
+        try:
+            for index, env in enumerate(run):
+                try:
+                    if outside is not None:
+                        raise outside
+                    if env.prev != prev:
+                        raise VerificationError(
+                            "broken_chain", _("prev is not the hash of the envelope before")
+                        )
+                    public = trust.key_for(origin, env.key, env.seq)
+                    if env.seq > covered:
+                        rest = len(self._waiting) - len(good)
+                        if hold_tail and rest <= HOLD and self._tailed + rest <= TAILS:
+                            if self._awaiting is not None:
+                                self._awaiting.add(origin)
+                            return good, True  # waits for the checkpoint that will cover it
+                        if verified is None:
+                            verified = _verify_ahead(run[index:], trust)
+                        if not verified.get(env.hash, False):
+                            check_signature(env, public)  # (says why it fails)
+                    storable(env)
+                    self.admission.check(env, trust.regions.get(origin), created)
+                except VerificationError as e:
+                    if e.reason in ("unknown_key", "unknown_type"):
+                        return good, True  # its certification (or an upgrade) may still come
+                    self._drop_pending([env])
+                    self.quarantine(origin, env.seq, e, env.raw, summary)
+                    return good, False
+                good.append(env)
+                prev = env.hash
+        finally:
+            if verified is not None:
+                verified.cancel()  # the run stopped early: the rest is not checked
         return good, False
 
     def _covered(self, origin: str, run: list[Envelope], trust: Trust) -> int:
@@ -748,17 +752,17 @@ PARALLEL = 64  # signatures checked on all cores from this many on (fewer: in th
 _pool: ThreadPoolExecutor | None = None
 
 
-def _verify_ahead(envs: list[Envelope], trust: Trust) -> dict[bytes, bool]:
+def _verify_ahead(envs: list[Envelope], trust: Trust) -> _Ahead:
     """Whether each envelope's signature verifies by its key at its position (False also for
-    a key not valid there), checked on every core: the Ed25519 library releases the GIL while
-    it verifies. Envelopes are still applied one by one in their order, and the first that
-    fails is refused as before; this only checks their signatures ahead. Empty for fewer than
-    PARALLEL envelopes."""
+    a key not valid there), checked on every core while this thread goes on with the run: the
+    Ed25519 library releases the GIL while it verifies. Envelopes are still applied one by one
+    in their order, and the first that fails is refused as before; this only checks their
+    signatures ahead. Nothing for fewer than PARALLEL envelopes."""
     global _pool
     if len(envs) < PARALLEL:
-        return {}
-    cores = os.cpu_count() or 1
+        return _Ahead({})
     if _pool is None:
+        cores = os.cpu_count() or 1
         _pool = ThreadPoolExecutor(max_workers=cores, thread_name_prefix="anjian-verify")
 
     keyed: list[tuple[Envelope, bytes]] = []  # the keys looked up here, not in the threads
@@ -767,20 +771,47 @@ def _verify_ahead(envs: list[Envelope], trust: Trust) -> dict[bytes, bool]:
             keyed.append((env, trust.key_for(env.origin, env.key, env.seq)))
         except VerificationError:
             continue  # judged in order, with its reason
+    owner: dict[bytes, Future[dict[bytes, bool]]] = {}
+    for i in range(0, len(keyed), PARALLEL):  # in order: the first results come first
+        part = keyed[i : i + PARALLEL]
+        future = _pool.submit(_check_signatures, part)
+        owner.update((env.hash, future) for env, _public in part)
+    return _Ahead(owner)
 
-    def check(part: list[tuple[Envelope, bytes]]) -> list[tuple[bytes, bool]]:
-        out = []
-        for env, public in part:
-            try:
-                check_signature(env, public)
-                out.append((env.hash, True))
-            except VerificationError:
-                out.append((env.hash, False))
-        return out
 
-    size = -(-len(keyed) // cores) or 1
-    parts = [keyed[i : i + size] for i in range(0, len(keyed), size)]
-    return {h: ok for part in _pool.map(check, parts) for h, ok in part}
+def _check_signatures(part: list[tuple[Envelope, bytes]]) -> dict[bytes, bool]:
+    out = {}
+    for env, public in part:
+        try:
+            check_signature(env, public)
+            out[env.hash] = True
+        except VerificationError:
+            out[env.hash] = False
+    return out
+
+
+class _Ahead:
+    """Signatures being checked ahead: ``get`` waits for an envelope's part only."""
+
+    def __init__(self, owner: dict[bytes, Future[dict[bytes, bool]]]) -> None:
+        self.owner = owner
+        self.known: dict[bytes, bool] = {}
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    def get(self, digest: bytes, default: bool = False) -> bool:
+        future = self.owner.get(digest)
+        if future is None:
+            return default
+        if digest not in self.known:
+            self.known.update(future.result())
+        return self.known.get(digest, default)
+
+    def cancel(self) -> None:
+        """The run stopped before its end: what was not started is not checked."""
+        for future in set(self.owner.values()):
+            future.cancel()
 
 
 def _revoked(env: Envelope, trust: Trust) -> VerificationError | None:
