@@ -181,16 +181,22 @@ class Refusals:
             await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
         finally:  # refused, or this caller cancelled: the call goes with it
             refused.cancel()
+            # whatever the call ends with is taken: one that failed as its caller went (or
+            # while being cancelled) says nothing of it in the log
+            task.add_done_callback(_taken)
             if not task.done():
                 task.cancel()
-            elif not task.cancelled():
-                task.exception()  # taken: a call that failed as its caller went says nothing
         if task.cancelled():
             with contextlib.suppress(BaseException):
                 await task
         self.check()
         with mapped():
             return task.result()
+
+
+def _taken(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class NATSTransport(Transport):

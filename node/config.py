@@ -249,15 +249,17 @@ class Config(_Section):
     calendar: CalendarSection = CalendarSection()
     divisions: DivisionsSection = DivisionsSection()
 
-    @cached_property  # resolved once: asked at every request
+    # resolved once (asked at every request); a copy with another directory is made by
+    # load(), never by model_copy (which would carry these over)
+    @cached_property
     def projections_file(self) -> Path:
         return (self.directory / "projections.db").resolve()
 
-    @cached_property  # resolved once: asked at every request
+    @cached_property
     def readings_file(self) -> Path:
         return (self.directory / self.readings.path).resolve()
 
-    @cached_property  # resolved once: asked at every request
+    @cached_property
     def sqlite_file(self) -> Path:
         return (self.directory / self.store.sqlite_path).resolve()
 

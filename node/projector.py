@@ -200,6 +200,8 @@ def swap_in(fresh: Path, target: Path) -> None:
     into = sqlite3.connect(target, timeout=60)
     try:
         source.backup(into)
+        # the copy went through the file's write-ahead log: back to its size if no reader holds it
+        into.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         into.close()
         source.close()

@@ -43,7 +43,8 @@ class ProjectionStore:
         # projections behind the log (they catch up); no fsync per batch is needed for that
         self.db.execute("PRAGMA synchronous=NORMAL")
         # the whole schema in one transaction: a reader sees every table or none (the tracking
-        # table, made last on a new file, is how it knows the projections are there)
+        # table, made last on a new file, is how it knows the projections are there); a
+        # migration must be transactional (sqlite-utils' atomic() nests as a savepoint here)
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for projection in self.projections:
@@ -183,13 +184,21 @@ def reading(path: Path) -> Iterator[sqlite_utils.Database | None]:
     key = (str(path), found.st_dev, found.st_ino)
     held: _Held | None = getattr(_held, "db", None)
     if held is None or held.key != key:
+        fresh = _Held(key, sqlite3.connect(f"file:{path}?mode=ro", uri=True))
         if held is not None:
             held.db.close()
-        held = _held.db = _Held(key, sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+        held = _held.db = fresh
     if not held.ready:
         made = held.db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [TRACKING])
         held.ready = made.fetchone() is not None
-    yield held.db if held.ready else None
+    if not held.ready or held.db.conn.in_transaction:  # (a read within a read: its snapshot)
+        yield held.db if held.ready else None
+        return
+    held.db.execute("BEGIN")  # one snapshot for every query of this read
+    try:
+        yield held.db
+    finally:
+        held.db.execute("ROLLBACK")
 
 
 class _Held:

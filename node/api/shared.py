@@ -97,11 +97,16 @@ async def json_body(request: web.Request, *, what: Text | None = None) -> bytes:
 
 def _dumps(obj: Any) -> bytes:
     """JSON in UTF-8 (orjson: encoding a page of rows is a large part of what a request costs);
-    what it does not take (an integer beyond 64 bits) goes through the standard library."""
+    what it does not take (an integer beyond 64 bits, a lone surrogate) goes through the
+    standard library."""
     try:
         return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(obj, ensure_ascii=False).encode()
+        text = json.dumps(obj, ensure_ascii=False)
+        try:
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: escaped
+            return json.dumps(obj).encode()
 
 
 def ok(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -481,3 +481,5 @@ def test_json_answers_are_utf8_and_keep_what_a_fast_encoder_refuses():
     assert answer.content_type == "application/json" and answer.charset == "utf-8"
     assert json.loads(answer.body) == {"名称": "石家庄", "7": 2**70, "rows": [{"n": 1.5}]}
     assert "石家庄".encode() in answer.body  # UTF-8, not \\u escapes
+    lone = ok({"text": "\ud800"})  # not UTF-8: escaped, not an internal error
+    assert json.loads(lone.body) == {"text": "\ud800"}
