@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import logging
 import os
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -97,8 +98,12 @@ class Runtime:
                 self.projector.shutdown(wait=False)
                 self.projector = projections_process(self.node.config)
                 applied = 0
-            except Exception:  # the node keeps serving; the projections retry next round
-                log.exception(_("projections stopped at an event they could not apply"))
+            except Exception as e:  # the node keeps serving; the projections retry next round
+                if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                    # a rebuild being copied into their file holds it
+                    log.warning(_("the projections wait for their file; they go on next round"))
+                else:
+                    log.exception(_("projections stopped at an event they could not apply"))
                 applied = 0
             if not applied:
                 await asyncio.sleep(interval)
