@@ -39,8 +39,9 @@ USERS_FILE = "users.toml"
 KEY_FILE = "node.key"  # the node's Ed25519 private key (0600)
 PUBLIC_KEY_FILE = "node.pub"
 ENV_PREFIX = "ANJIAN_"
-# ANJIAN_ variables the product reads itself, not overrides of node.toml (the CLI's language)
-PRODUCT_VARIABLES = frozenset({"ANJIAN_LANG"})
+# ANJIAN_ variables the product reads itself, not overrides of node.toml (the CLI's language,
+# the nats-server to run)
+PRODUCT_VARIABLES = frozenset({"ANJIAN_LANG", "ANJIAN_NATS_SERVER"})
 
 
 _NATS_URL = re.compile(r"^(nats|tls)://[A-Za-z0-9.-]+(:\d{1,5})?/?$")

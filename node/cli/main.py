@@ -358,7 +358,7 @@ def demo(smoke: bool, directory: Path | None) -> None:
     its own nats-server or none, as bureaus would. Records a day at the counties, cuts one
     county's line for a while, and prints per-tier counts and digests until they converge.
 
-    Needs nats-server on PATH (apt-get install -y nats-server)."""
+    Runs the nats-server installed with anjian (ANJIAN_NATS_SERVER names another)."""
     import tempfile
 
     from node.cli.demo import run as run_demo

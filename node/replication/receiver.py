@@ -22,6 +22,7 @@ from federation.transport import (
     ConsumerSpec,
     Delivery,
     Transport,
+    TransportError,
     child_of,
     kind_of,
     pack_positions,
@@ -33,6 +34,8 @@ from node.replication.outbox import applied_positions
 from node.replication.part import ACK_WAIT, Call, Part, ack, item, now_ms
 from node.service import Node
 from node.store import EventLog
+
+LOOK_EVERY = 5.0  # seconds with nothing to take between looks at whether the stream is there
 
 log = logging.getLogger("anjian.federation")
 
@@ -91,6 +94,7 @@ class Taker(Part):
         )
         batch = self.node.config.federation.batch
         self.unacked = []  # a new connection: what the last one left unacknowledged comes again
+        looked = time.monotonic()
         while True:
             msgs = await sub.fetch(batch, 0.5)
             if msgs:
@@ -98,7 +102,23 @@ class Taker(Part):
                 await ack(await self.take(msgs, more=len(msgs) == batch))
             elif self.held:
                 await ack(await self.take([], more=False))
+            elif time.monotonic() - looked >= LOOK_EVERY:
+                looked = time.monotonic()
+                await self.still_there(nc)
             await self.keep()
+
+    async def still_there(self, nc: Connection) -> None:
+        """The stream, made again if its server lost its store (a disk replaced, a store
+        deleted): a server restarted that way answers a fetch from a consumer that no longer
+        exists with nothing (nats-server 2.9), and what the children publish meanwhile has no
+        stream to go to. Raises TransportError: the session starts again and makes both."""
+        if await nc.stream_info(self.stream) is None:
+            raise TransportError(
+                _(
+                    "stream {stream} is gone (its server lost its store?): making it again",
+                    stream=self.stream,
+                )
+            )
 
     async def keep(self) -> None:
         """Say the messages whose envelopes wait in memory (for a checkpoint) are still being

@@ -37,6 +37,7 @@ from node.replication.natsauth import (
     render_authorisation,
     write_config,
 )
+from node.replication.natsd import nats_server_binary
 from node.service import Node
 from tests.conftest import make_node_dir
 
@@ -303,7 +304,7 @@ def test_the_cli_writes_saves_and_says_whom_it_left_out(tmp_path):
     assert report["saved"] == f'server_dir = "{out.resolve()}"'
     assert config_mod.load(d, environ={}).federation.server_dir == str(out.resolve())
     assert "left out: 130104: certified without a NATS key" in r.stderr
-    assert report["start"] == f"nats-server -c {out.resolve() / CONFIG_FILE}"
+    assert report["start"] == f"{nats_server_binary()} -c {out.resolve() / CONFIG_FILE}"
     again = CliRunner().invoke(main, ["nats", "config", str(d)])  # to server_dir now
     assert again.exit_code == 0 and json.loads(again.stdout)["changed"] is False
     assert "node_toml" not in json.loads(again.stdout)
