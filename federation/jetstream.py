@@ -130,7 +130,8 @@ def _tls_failure(error: BaseException, configured: bool = True) -> Text:
             "the server's certificate is not signed by [federation] tls_ca, or does not name "
             "the address connected to"
         )
-    elif "CERTIFICATE" in text.upper():  # an alert from the server: bad or missing certificate
+    elif any(a in text.upper() for a in ("CERTIFICATE", "UNKNOWN_CA")):
+        # an alert from the server: a certificate bad, missing, or of a CA it does not know
         why = _(
             "the server requires a client certificate signed by its CA: set [federation] "
             "tls_cert and tls_key"
