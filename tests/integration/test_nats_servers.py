@@ -20,14 +20,9 @@ from tests.integration.federation import (
     register_enterprises,
     wait_for,
 )
+from tests.integration.test_federation import THREE
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
-
-THREE = [
-    ("national", "national", "000000", None),
-    ("city", "city", "130100", "national"),
-    ("county", "county", "130102", "city"),
-]
 
 
 def servers() -> list[str]:
