@@ -44,7 +44,7 @@ from node.config import Config
 from node.errors import ConfigError, Conflict, NotFound
 from node.replication.outbox import tree_sizes
 from node.replication.parts import parts
-from node.replication.status import PAGE, federation_view
+from node.replication.status import PAGE, check_after, federation_view
 from node.replication.uplink import Uplink
 from node.runtime import Runtime
 from node.sensors import counters, sources
@@ -254,13 +254,11 @@ async def federation(request: web.Request) -> web.Response:
     problems: list[FieldError] = []
     limit = _whole_number(request, "limit", PAGE, 1, 1000, problems)
     after = request.query.get("after") or None
-    if after is not None and not (len(after) == 6 and after.isdigit()):
-        message = _(
-            "the query parameter after is the origin (a 6-digit code) the page starts after,"
-            " not {value!r}",
-            value=after[:40],
-        )
-        problems.append(FieldError("after", message, "bad_parameter"))
+    if after is not None:
+        try:
+            check_after(after)
+        except ValueError as e:
+            problems.append(FieldError("after", e.args[0], "bad_parameter"))
     if problems:
         raise Invalid(problems)
     view = await rt.read(federation_view, rt.node, rt.node.clock(), after=after, limit=limit)

@@ -69,7 +69,7 @@ from node.cli.tls import tls
 from node.cli.users import users
 from node.errors import ConfigError
 from node.keys import generate_node_key, nats_key_file, nats_public_file
-from node.replication.status import PAGE, federation_view
+from node.replication.status import PAGE, check_after, federation_view
 from node.tuning import collect_less
 
 
@@ -402,11 +402,11 @@ def status(directory: Path, after: str | None, limit: int, fmt: str) -> None:
     """Print the node's origin, tier, region, event count and last log position, and per
     origin held from others (a page of them): applied, pending, lag, quarantined, unknown
     types."""
-    if after is not None and not (len(after) == 6 and after.isdigit()):
-        raise click.BadParameter(
-            str(_("the origin (a 6-digit code) the page starts after, not {value!r}", value=after)),
-            param_hint="--after",
-        )
+    if after is not None:
+        try:
+            check_after(after)
+        except ValueError as e:
+            raise click.BadParameter(str(e.args[0]), param_hint="--after") from None
     with open_node(directory) as node:
         view = federation_view(node, node.clock(), after=after, limit=limit)
         emit({**node.status(), "federation": view}, fmt)

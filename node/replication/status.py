@@ -6,11 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from domain.base import iso
+from domain.i18n import _
 from federation.envelope import parse
 from node.service import Node
 
 # -- the federation view ----------------------------------------------------------------------
 PAGE = 100  # origins in one page of the view
+
+
+def check_after(value: str) -> str:
+    """``value`` if it can start a page (an origin's 6-digit code), else ValueError."""
+    if not (len(value) == 6 and value.isdigit()):
+        raise ValueError(
+            _("the origin (a 6-digit code) the page starts after, not {value!r}", value=value[:40])
+        )
+    return value
 
 
 def federation_view(
